@@ -1,0 +1,32 @@
+# The README's two commands are `make demo` and `make test`; both create or refresh the venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= demo
+
+.PHONY: help venv demo test lab benchmark clean
+
+help:
+	@echo "make demo       run the whole course (every notebook, papermill, profile '$(PROFILE)') into runs/<timestamp>/"
+	@echo "make test       unit tests + every notebook under nbval on the 'quick' profile"
+	@echo "make lab        JupyterLab on the notebooks"
+	@echo "make benchmark  the speed benchmarks in benchmarks/ (ratios measured side by side)"
+	@echo "make venv       only create or refresh $(VENV)"
+
+venv:
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/setup_venv.sh
+
+demo: venv
+	$(PY) -m sf2f course --profile $(PROFILE) --figures-dir figures
+
+test: venv
+	SF2F_PROFILE=quick $(PY) -m pytest
+
+lab: venv
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+benchmark: venv
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf runs/notebooks .pytest_cache

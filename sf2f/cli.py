@@ -1,0 +1,127 @@
+"""The command line: `python -m sf2f <command> ...`. Each capability adds a subcommand with its own --help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from sf2f.config import PAPER_CONFIGS, PROFILES, ConfigError, config_to_dict, load_config, save_config
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, profile=args.profile, overrides=args.set)
+    if args.out:
+        print(f"wrote {save_config(cfg, args.out)}")
+    else:
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from sf2f.course import run_course
+
+    summary = run_course(
+        profile=args.profile,
+        data_root=args.data_root,
+        device=args.device,
+        run_dir=args.run_dir,
+        figures_dir=args.figures_dir,
+        only=args.only,
+        progress=not args.no_progress,
+    )
+    print(summary.to_markdown())
+    print(f"executed notebooks, summary and results.md are in {summary.run_dir}")
+    failure = summary.failure()
+    if failure is not None:
+        print(f"course stopped: {failure.error}\nsee the executed notebook {failure.output}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from sf2f.runtime import setup_runtime
+
+    print(setup_runtime(seed=0, device=args.device).describe())
+    return 0
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "config",
+        help="print or save a fully resolved config",
+        description="Resolve a paper config (by name or path), scaled by a profile, with key=value overrides.",
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f config sf2f_fuser --profile demo\n"
+            "  python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml\n"
+            f"paper configs: {', '.join(PAPER_CONFIGS)}; profiles: {', '.join(PROFILES)}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", help="a paper config name (for example sf2f_1st_stage) or a YAML file")
+    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
+    p.add_argument("--out", default=None, help="write the resolved YAML here instead of printing it")
+    p.set_defaults(handler=_cmd_config)
+
+
+def _add_course(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "course",
+        help="run the numbered notebooks in order with papermill",
+        description=(
+            "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
+            "notebook and cell), and write summary.md, summary.json and results.md."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs\n"
+            "  python -m sf2f course --profile quick --only 00 01\n"
+            "  python -m sf2f course --profile paper --data-root /data/VoxCeleb --device cuda"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--profile", default="demo", choices=PROFILES)
+    p.add_argument("--data-root", default="", help="dataset root (default: data/synthetic)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--run-dir", default=None, help="output folder (default: runs/<timestamp>)")
+    p.add_argument("--figures-dir", default="", help="also save the notebooks' figures here (make demo: figures)")
+    p.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (by number)")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.set_defaults(handler=_cmd_course)
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="what sf2f runs on: device, threads, versions",
+                       epilog="example:\n  python -m sf2f info --device auto",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=_cmd_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sf2f",
+        description="sf2f: voice-to-face generation (SF2F, ACM MM 2022, and the voice2face baseline), as a course.",
+        epilog="Run `python -m sf2f <command> --help` for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for add in (_add_config, _add_course, _add_info):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

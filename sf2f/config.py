@@ -1,0 +1,667 @@
+"""Typed experiment configuration, loaded from YAML.
+
+Every number of the original SF2F recipe lives in a field below, with the reference-spec section
+(`../shared/reference/sf2f-reference.md`) that it comes from. A config file is YAML whose keys mirror these
+dataclasses; it may name a `base:` file whose values it overrides (the fuser configs extend their stage-1 configs).
+
+A *profile* (`configs/profiles/{quick,demo,paper}.yaml`) is a partial config of the same shape, applied on top of a
+paper config. It scales sizes, steps and batch; it never forks the recipe. Loading checks every layer: an unknown key,
+a value of the wrong type or an impossible value raises :class:`ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from sf2f.paths import CONFIG_DIR, PROFILE_DIR
+
+__all__ = [
+    "AudioConfig",
+    "ConfigError",
+    "DataConfig",
+    "DecoderConfig",
+    "DiscriminatorConfig",
+    "EncoderConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "FuserConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "PAPER_CONFIGS",
+    "PROFILES",
+    "load_config",
+    "load_resolved_config",
+    "config_diff",
+    "config_to_dict",
+    "flatten_config",
+    "save_config",
+]
+
+PAPER_CONFIGS: tuple[str, ...] = (
+    "v2f",
+    "sf2f_1st_stage",
+    "sf2f_fuser",
+    "sf2f_mid_1st_stage",
+    "sf2f_mid_fuser",
+)
+PROFILES: tuple[str, ...] = ("quick", "demo", "paper")
+
+
+class ConfigError(ValueError):
+    """A config file holds an unknown key, a value of the wrong type or an impossible value."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The schema
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AudioConfig:
+    """Speech to normalised log-mel (reference §1.4; the voice2face alternative is §7.2)."""
+
+    sample_rate: int = 16000
+    # webrtcvad: aggressiveness 1, 30 ms frames, 300 ms ring buffer, (de)trigger above 0.9 of the buffer (§1.4 step 2)
+    vad: bool = True
+    vad_aggressiveness: int = 1
+    vad_frame_ms: int = 30
+    vad_padding_ms: int = 300
+    vad_trigger_ratio: float = 0.9
+    # python_speech_features.logfbank defaults as the original calls them (§1.4 step 3)
+    n_mels: int = 40
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    window: Literal["rectangular", "hamming"] = "rectangular"
+    preemphasis: float = 0.97
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    filterbank_norm: Literal["peak", "area"] = "peak"
+    # natural log after replacing zeros by float64 eps (log(eps) is about -36.04)
+    log_floor: float = 2.220446049250313e-16
+    # float64 matches the original within 1e-4, float32 (default, faster) within 1e-3 (issue 4)
+    dtype: Literal["float32", "float64"] = "float32"
+    # one global scalar for all bins: (x - 10.9915) / 3.1661 (§1.4, VOX_MEL_MEAN / VOX_MEL_STD)
+    mel_norm: Literal["global", "dataset", "utterance"] = "global"
+    mel_mean: float = 10.9915
+    mel_std: float = 3.1661
+
+    def validate(self) -> None:
+        _require(self.sample_rate > 0, "sample_rate", "must be positive")
+        _require(self.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "webrtcvad accepts 0, 1, 2 or 3")
+        _require(self.vad_frame_ms in (10, 20, 30), "vad_frame_ms", "webrtcvad accepts 10, 20 or 30 ms frames")
+        _require(self.vad_padding_ms >= self.vad_frame_ms, "vad_padding_ms", "must be at least one VAD frame")
+        _require(0.0 < self.vad_trigger_ratio < 1.0, "vad_trigger_ratio", "must lie in (0, 1)")
+        _require(self.n_mels > 0, "n_mels", "must be positive")
+        _require(0 < self.hop_ms <= self.win_ms, "hop_ms", "must be positive and no longer than win_ms")
+        win = round(self.win_ms * self.sample_rate / 1000)
+        _require(self.n_fft >= win, "n_fft", f"must be at least the window length ({win} samples)")
+        _require(0.0 <= self.preemphasis < 1.0, "preemphasis", "must lie in [0, 1)")
+        _require(0.0 <= self.f_min < self.f_max <= self.sample_rate / 2, "f_max", "need 0 <= f_min < f_max <= sr/2")
+        _require(self.log_floor > 0, "log_floor", "must be positive")
+        _require(self.mel_std > 0, "mel_std", "must be positive")
+
+    @property
+    def normalised_zero(self) -> float:
+        """The padding value: a raw log-mel of 0 after global normalisation, -3.4716 for the original (§1.6)."""
+        return (0.0 - self.mel_mean) / self.mel_std
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives and how training samples are drawn (reference §1.2-1.7)."""
+
+    # dataset root in the layout of data/README.md; relative paths are taken from the repository root
+    root: str = "data/synthetic"
+    kind: Literal["synthetic", "voxceleb"] = "synthetic"
+    sub_datasets: list[str] = field(default_factory=lambda: ["vox1", "vox2"])
+    face_type: Literal["masked", "origin"] = "masked"
+    image_size: int = 64
+    image_norm: Literal["imagenet", "standard"] = "imagenet"
+    image_hflip: bool = False
+    # one crop length per batch, uniform in [100, 150] frames (both ends included), §1.6
+    crop_frames: list[int] = field(default_factory=lambda: [100, 150])
+    # fuser samples: up to 20 non-overlapping 125-frame windows, random start in training (§1.6 stage 2)
+    segment_frames: int = 125
+    segment_stride: int = 125
+    max_segments: int = 20
+    random_segment_start: bool = True
+    # `original`: meta-row index i % 10 == 8 -> test, == 9 -> val, else train (§1.3); `seeded`: a seeded shuffle
+    split_rule: Literal["original", "seeded"] = "original"
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    # cap on identities per split (None = all); the profiles scale this
+    max_identities: int | None = None
+    num_workers: int = 0
+    audio: AudioConfig = field(default_factory=AudioConfig)
+
+    def validate(self) -> None:
+        _require(self.image_size in (64, 128), "image_size", "must be 64 or 128 (the sizes the decoders produce)")
+        _require(len(self.crop_frames) == 2, "crop_frames", "must be [low, high]")
+        lo, hi = self.crop_frames
+        _require(0 < lo <= hi, "crop_frames", "need 0 < low <= high")
+        _require(self.segment_frames > 0, "segment_frames", "must be positive")
+        _require(self.segment_stride > 0, "segment_stride", "must be positive")
+        _require(self.max_segments > 0, "max_segments", "must be positive")
+        _require(len(self.split_fractions) == 3, "split_fractions", "must be [train, val, test]")
+        _require(
+            all(f >= 0 for f in self.split_fractions) and abs(sum(self.split_fractions) - 1.0) < 1e-6,
+            "split_fractions",
+            "must be non-negative and sum to 1",
+        )
+        _require(self.max_identities is None or self.max_identities > 0, "max_identities", "must be positive")
+        _require(self.num_workers >= 0, "num_workers", "must be >= 0")
+        _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
+        _validate_child(self.audio, "audio")
+
+
+@dataclass
+class EncoderConfig:
+    """Voice encoder V2F1DCNN (reference §2.1): plain 1D-CNN (voice2face) or 1D-Inception (SF2F)."""
+
+    kind: Literal["cnn", "inception"] = "inception"
+    channels: list[int] = field(default_factory=lambda: [256, 384, 576, 864])
+    embed_dim: int = 512
+    normalize_embedding: bool = True
+    # baseline only: + 0.05 N(0, 1), then L2-normalise again (§2.1 head step 3)
+    add_noise: bool = False
+    noise_std: float = 0.05
+    # the original never gates the noise by `self.training` (§6 item 13); True reproduces that
+    noise_in_eval: bool = False
+
+    def validate(self) -> None:
+        _require(len(self.channels) > 0 and all(c > 0 for c in self.channels), "channels", "must be positive")
+        if self.kind == "inception":
+            _require(all(c % 4 == 0 for c in self.channels), "channels", "inception widths must divide by 4")
+        _require(self.embed_dim > 0, "embed_dim", "must be positive")
+        _require(self.noise_std >= 0, "noise_std", "must be >= 0")
+
+
+@dataclass
+class FuserConfig:
+    """AttentionFuserV1 over per-segment embeddings (reference §2.2)."""
+
+    enabled: bool = False
+    dim: int = 512
+    dim_out: int = 512
+    attention: Literal["general"] = "general"
+    normalize_fusion: bool = True
+
+    def validate(self) -> None:
+        _require(self.dim > 0 and self.dim_out > 0, "dim", "must be positive")
+
+
+@dataclass
+class DecoderConfig:
+    """Face decoders (reference §2.3): V2F transposed-conv, GLU/upsampling GAN (64), multi-resolution (64 + 128)."""
+
+    kind: Literal["v2f", "gan", "gan_multires"] = "gan"
+    # v2f: ConvTranspose widths; gan: fc output channels (512 at 4x4) then halved by every up-block
+    channels: list[int] = field(default_factory=lambda: [512, 256, 128, 64, 32])
+    # channels of the extra 128x128 up-block of the multi-resolution decoder
+    mid_channels: int = 16
+    leaky_slope: float = 0.01
+
+    def validate(self) -> None:
+        _require(len(self.channels) > 0 and all(c > 0 for c in self.channels), "channels", "must be positive")
+        _require(self.mid_channels > 0, "mid_channels", "must be positive")
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Discriminators from arch strings `C{k}-{out}-{stride}[-{pad}]` (reference §2.5); one entry per output scale."""
+
+    image_archs: list[str] = field(default_factory=lambda: ["C4-64-2,C4-128-2,C4-256-2"])
+    ac_archs: list[str] = field(default_factory=lambda: ["C4-64-2,C4-128-2,C4-256-2"])
+    normalization: Literal["batch", "none"] = "batch"
+    activation: str = "leakyrelu-0.1"
+    padding: Literal["valid", "same"] = "valid"
+    ac_hidden: int = 1024
+
+    def validate(self) -> None:
+        for key in ("image_archs", "ac_archs"):
+            for arch in getattr(self, key):
+                _check_arch(arch, key)
+        _require(
+            self.activation in ("relu", "leakyrelu") or self.activation.startswith("leakyrelu-"),
+            "activation",
+            "must be relu, leakyrelu or leakyrelu-<slope>",
+        )
+        _require(self.ac_hidden > 0, "ac_hidden", "must be positive")
+
+
+@dataclass
+class ModelConfig:
+    """Generator (encoder [+ fuser] + decoder) and discriminators (reference §2)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    fuser: FuserConfig = field(default_factory=FuserConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    discriminators: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    # multiplies every channel width: the `quick` and `demo` profiles use the same classes at reduced size
+    width_mult: float = 1.0
+
+    def validate(self) -> None:
+        _require(0 < self.width_mult <= 4, "width_mult", "must lie in (0, 4]")
+        for name in ("encoder", "fuser", "decoder", "discriminators"):
+            _validate_child(getattr(self, name), name)
+        if self.fuser.enabled:
+            _require(self.fuser.dim == self.encoder.embed_dim, "fuser.dim", "must equal encoder.embed_dim")
+
+
+@dataclass
+class LossConfig:
+    """Loss types and weights (reference §3.1 and the table of §3.3)."""
+
+    gan_type: Literal["gan", "lsgan", "wgan"] = "gan"
+    l1_weight: float = 10.0
+    perceptual_weight: float = 100.0
+    # FaceNet hidden states [repeat_1, repeat_2, repeat_3, embedding] (§3.1)
+    perceptual_layer_weights: list[float] = field(default_factory=lambda: [0.0625, 0.125, 0.25, 1.0])
+    d_loss_weight: float = 1.0
+    # -1 disables the image discriminator, as in v2f.yaml
+    d_img_weight: float = 1.0
+    ac_loss_weight: float = 0.05
+    # the original's D update is not scaled by d_loss_weight / ac_loss_weight (§6 item 14); True scales it
+    scale_discriminator_update: bool = False
+
+    def validate(self) -> None:
+        _require(self.l1_weight >= 0, "l1_weight", "must be >= 0")
+        _require(self.perceptual_weight >= 0, "perceptual_weight", "must be >= 0")
+        _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
+        _require(self.d_loss_weight >= 0, "d_loss_weight", "must be >= 0")
+        _require(self.ac_loss_weight >= 0, "ac_loss_weight", "must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """Optimisers, schedule and the two training stages (reference §3.4)."""
+
+    stage: Literal["stage1", "fuser"] = "stage1"
+    lr: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    epochs: int = 12000
+    eval_every_epochs: int = 15
+    visualize_every: int = 10
+    checkpoint_every_epochs: int = 1000
+    # linear decay to lr * 1e-3 from epoch 10000 on (G and image-D optimisers; the AC-D lr never decays)
+    decay_lr_after_epochs: int = 10000
+    decay_lr_final_ratio: float = 1e-3
+    decay_ac_lr: bool = False
+    # at this epoch G goes to eval mode (BatchNorm frozen) and its Adam state is reset
+    eval_mode_after_epochs: int = 10000
+    disable_l1_after_epochs: int = 10_000_000
+    # stage 2: `frozen` keeps encoder/decoder BatchNorm in eval mode (intended); `as_original` flips it back to
+    # train mode after the first visualisation step, as the original accidentally did (§3.4 "stage 2 BN mode")
+    bn_mode: Literal["frozen", "as_original"] = "frozen"
+    # stage-1 checkpoint the fuser stage starts from
+    pretrained: str | None = None
+    skip_nonfinite: bool = True
+
+    def validate(self) -> None:
+        _require(self.lr > 0, "lr", "must be positive")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
+        _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _require(self.batch_size >= 1, "batch_size", "must be at least 1")
+        _require(self.epochs >= 1, "epochs", "must be at least 1")
+        _require(self.eval_every_epochs >= 1, "eval_every_epochs", "must be at least 1")
+        _require(self.visualize_every >= 1, "visualize_every", "must be at least 1")
+        _require(self.checkpoint_every_epochs >= 1, "checkpoint_every_epochs", "must be at least 1")
+        _require(0 < self.decay_lr_final_ratio <= 1, "decay_lr_final_ratio", "must lie in (0, 1]")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocol (reference §4)."""
+
+    # probe mode of §4.2; the stage-1 configs evaluate with the average FaceNet embedding, fuser configs naive
+    face_gen_mode: Literal["naive", "average_facenet_embedding", "average_voice_embedding"] = (
+        "average_facenet_embedding"
+    )
+    recall_ks: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
+    # extraction_size [100, 200, 300]: three groups of 100 identities (§4.2)
+    recall_group_size: int = 100
+    recall_groups: int = 3
+    recall_method: Literal["cos", "l1"] = "cos"
+    # VGG box (left, top, right, bottom) as fractions, §4.3
+    vgg_box: list[float] = field(default_factory=lambda: [0.235, 0.195, 0.765, 0.915])
+    facenet_input_size: int = 140
+    # VGGFace Score (§4.1): 5 splits, Caffe means in RGB order; `rgb` feeds RGB as the original did
+    vfs_splits: int = 5
+    vfs_channel_order: Literal["rgb", "bgr"] = "rgb"
+    vfs_input_size: int = 224
+    seed: int = 0
+
+    def validate(self) -> None:
+        _require(all(k >= 1 for k in self.recall_ks), "recall_ks", "must be >= 1")
+        _require(self.recall_group_size >= 1 and self.recall_groups >= 1, "recall_group_size", "must be >= 1")
+        _require(len(self.vgg_box) == 4, "vgg_box", "needs (left, top, right, bottom)")
+        left, top, right, bottom = self.vgg_box
+        _require(0 <= left < right <= 1 and 0 <= top < bottom <= 1, "vgg_box", "must be fractions with left<right")
+        _require(self.vfs_splits >= 1, "vfs_splits", "must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    """Where a run writes and how it uses the machine (sf2f.runtime)."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    # 0 = leave torch's default thread count
+    threads: int = 0
+    deterministic: bool = False
+    output_root: str = "runs"
+    amp: Literal["none", "bf16"] = "none"
+    compile: bool = False
+    log_every: int = 10
+
+    def validate(self) -> None:
+        _require(
+            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+            "device",
+            "must be auto, cpu, cuda, cuda:N or mps",
+        )
+        _require(self.threads >= 0, "threads", "must be >= 0")
+        _require(self.log_every >= 1, "log_every", "must be >= 1")
+
+
+@dataclass
+class ExperimentConfig:
+    """One fully resolved experiment: a paper config, scaled by a profile, with any overrides applied."""
+
+    name: str = "experiment"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    # filled in by load_config: what this config was resolved from
+    profile: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        for name in ("data", "model", "loss", "optim", "eval", "run"):
+            _validate_child(getattr(self, name), name)
+        if self.model.decoder.kind == "gan_multires":
+            _require(self.data.image_size == 128, "data.image_size", "the multi-resolution decoder produces 128")
+        else:
+            _require(self.data.image_size == 64, "data.image_size", f"decoder '{self.model.decoder.kind}' makes 64")
+        n_scales = 2 if self.model.decoder.kind == "gan_multires" else 1
+        disc = self.model.discriminators
+        if self.loss.d_img_weight > 0:
+            _require(len(disc.image_archs) == n_scales, "model.discriminators.image_archs", f"needs {n_scales}")
+        _require(len(disc.ac_archs) == n_scales, "model.discriminators.ac_archs", f"needs one per scale ({n_scales})")
+        if self.optim.stage == "fuser":
+            _require(self.model.fuser.enabled, "optim.stage", "the fuser stage needs model.fuser.enabled: true")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _ValueProblem(Exception):
+    """Raised by `validate()` methods; load_config turns it into a ConfigError naming the key and file."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise _ValueProblem(key, message)
+
+
+def _validate_child(child: Any, name: str) -> None:
+    try:
+        child.validate()
+    except _ValueProblem as problem:
+        raise _ValueProblem(f"{name}.{problem.key}", problem.message) from None
+
+
+def _check_arch(arch: str, key: str) -> None:
+    """An arch string is comma-separated `C{k}-{out}-{stride}[-{pad}]` layers (§2.5)."""
+    for layer in arch.split(","):
+        parts = layer.strip().split("-")
+        ok = parts[0].startswith("C") and len(parts) in (3, 4)
+        ok = ok and all(p.isdigit() for p in [parts[0][1:], *parts[1:]])
+        _require(ok, key, f"bad layer '{layer}' in '{arch}': expected C<kernel>-<channels>-<stride>[-<padding>]")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """True when a YAML value fits a field type (bool is never taken for int or float, nor 'false' for bool)."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    raise TypeError(f"unsupported config field type {tp!r}")
+
+
+def _check_tree(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Check the keys and value types of one (possibly partial) config layer against the schema."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+            raise ConfigError(f"{source}: unknown key '{dotted}'{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            _check_tree(tp, value, source, f"{dotted}.")
+        elif not _matches(value, tp):
+            raise ConfigError(
+                f"{source}: key '{dotted}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+            )
+
+
+def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    """Instantiate a dataclass tree from an already checked mapping."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        kwargs[key] = _build(tp, value) if dataclasses.is_dataclass(tp) else copy.deepcopy(value)
+        if tp is float and isinstance(value, int):
+            kwargs[key] = float(value)
+        if typing.get_origin(tp) is list and typing.get_args(tp)[0] is float:
+            kwargs[key] = [float(v) for v in value]
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading and saving
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _resolve_path(name_or_path: str | Path, folder: Path, kind: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ConfigError(f"{path}: {kind} file not found")
+        return path
+    candidate = folder / f"{name_or_path}.yaml"
+    if not candidate.exists():
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"{candidate}: no {kind} named '{name_or_path}' (available: {', '.join(names)})")
+    return candidate
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _layers_of(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The chain of `base:` files, outermost base first, each checked against the schema on its own."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: circular 'base:' chain through {', '.join(str(p) for p in seen)}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    _check_tree(ExperimentConfig, data, str(path))
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: key 'base' must be a file name, got {base!r}")
+        layers = _layers_of(_resolve_path(path.parent / base, path.parent, "base config"), (*seen, path.resolve()))
+    return [*layers, (path, data)]
+
+
+def _parse_override(text: str) -> dict[str, Any]:
+    """`optim.batch_size=8` -> {'optim': {'batch_size': 8}}; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML: {exc}") from None
+    tree: dict[str, Any] = {}
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def load_config(
+    config: str | Path,
+    profile: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> ExperimentConfig:
+    """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides.
+
+    Raises ConfigError naming the key and the file for unknown keys, wrong types and impossible values.
+    """
+    path = _resolve_path(config, CONFIG_DIR, "config")
+    layers = _layers_of(path)
+    if profile is not None:
+        profile_path = _resolve_path(profile, PROFILE_DIR, "profile")
+        profile_data = _read_yaml(profile_path)
+        _check_tree(ExperimentConfig, profile_data, str(profile_path))
+        layers.append((profile_path, profile_data))
+    for text in overrides:
+        tree = _parse_override(text)
+        _check_tree(ExperimentConfig, tree, f"override '{text}'")
+        layers.append((Path(f"<override {text}>"), tree))
+
+    merged: dict[str, Any] = {}
+    for _, data in layers:
+        merged = _deep_merge(merged, data)
+    merged["profile"] = None if profile is None else Path(profile).stem
+    merged["sources"] = [str(p) for p, _ in layers]
+    cfg = _build(ExperimentConfig, merged)
+    try:
+        cfg.validate()
+    except _ValueProblem as problem:
+        where = " + ".join(str(p) for p, _ in layers)
+        raise ConfigError(f"{where}: key '{problem.key}' {problem.message}") from None
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain-YAML view of a config tree."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    """Write the fully resolved config, so a run records exactly what it ran with."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load_resolved_config(path: str | Path) -> ExperimentConfig:
+    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
+    path = Path(path)
+    data = _read_yaml(path)
+    _check_tree(ExperimentConfig, data, str(path))
+    cfg = _build(ExperimentConfig, data)
+    try:
+        cfg.validate()
+    except _ValueProblem as problem:
+        raise ConfigError(f"{path}: key '{problem.key}' {problem.message}") from None
+    return cfg
+
+
+def flatten_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """`{'optim.lr': 5e-4, ...}`: every leaf of a config tree under its dotted key."""
+    flat: dict[str, Any] = {}
+    for key, value in (config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg).items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
+    """The dotted keys whose values differ between two configs, with both values (bookkeeping keys left out)."""
+    fa, fb = flatten_config(a), flatten_config(b)
+    return {k: (fa[k], fb[k]) for k in fa if fa[k] != fb[k] and k not in ("profile", "sources")}
