@@ -22,8 +22,11 @@ demo: venv
 test: venv
 	SF2F_PROFILE=quick $(PY) -m pytest
 
+# JupyterLab refuses to run as root (containers, cloud GPU boxes) unless told it is deliberate
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: venv
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ROOT_FLAG)
 
 benchmark: venv
 	$(PY) -m benchmarks

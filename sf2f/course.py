@@ -1,7 +1,7 @@
 """Run the numbered notebooks in order with papermill: the batch form of the course (`make demo`).
 
 Each notebook is executed into `runs/<timestamp>/<notebook>.ipynb` with the same parameters (profile, data root,
-device, output folder, figures folder). The run stops at the first failing notebook and names it and the failing cell;
+device, output folder, figures folder); the paper configs resolved under the profile are saved in `configs/` there. The run stops at the first failing notebook and names it and the failing cell;
 a `summary.md` / `summary.json` and a `results.md` (every `results/*.csv` the notebooks wrote) close the run.
 """
 
@@ -17,7 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from sf2f.config import PROFILES
+from sf2f.config import PAPER_CONFIGS, PROFILES, load_config, save_config
 from sf2f.paths import NOTEBOOK_DIR, REPO_ROOT, RUNS_DIR
 
 __all__ = [
@@ -167,6 +167,9 @@ def run_course(
     out = Path(run_dir).resolve() if run_dir else new_run_dir()
     out.mkdir(parents=True, exist_ok=True)
     summary = CourseSummary(run_dir=str(out), profile=profile, device=device)
+    # record exactly what the notebooks train and evaluate with: every paper config, resolved under this profile
+    for name in PAPER_CONFIGS:
+        save_config(load_config(name, profile=profile), out / "configs" / f"{name}.yaml")
     figures_abs = str(Path(figures_dir).resolve()) if figures_dir else ""
     before = _figure_times(out, figures_abs)
 

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from sf2f.config import load_config, load_resolved_config
 from sf2f.course import collect_results, discover_notebooks, run_course
 
 PARAMS = 'profile = "demo"\ndata_root = ""\ndevice = "auto"\noutput_dir = ""\nfigures_dir = ""'
@@ -60,6 +61,7 @@ def test_course_runs_in_order_and_stops_at_first_failure(tmp_path: Path) -> None
     assert (run / "00_first.ipynb").exists() and (run / "01_second.ipynb").exists()
     assert not (books / "should_not_run").exists()
     assert re.search(r"\| v2f +\| +0\.5 \|", (run / "results.md").read_text())
+    assert load_resolved_config(run / "configs" / "sf2f_fuser.yaml") == load_config("sf2f_fuser", profile="quick")
     saved = json.loads((run / "summary.json").read_text())
     assert saved["profile"] == "quick" and "FAILED" in (run / "summary.md").read_text()
 
