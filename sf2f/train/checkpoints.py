@@ -1,0 +1,167 @@
+"""Checkpoints: atomic writes, safe loading, latest plus best-by-metric, and the RNG state for exact resumes.
+
+The original appends validation samples to every checkpoint (so files grow without limit) and copies whole
+checkpoints for each best metric (reference §3.5, §6 item 17). Here a checkpoint holds weights, optimiser states,
+counters, RNG states and the resolved config as plain data, and is read back with `torch.load(weights_only=True)`,
+so loading a downloaded file cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointManager",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_state_checked",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable or does not fit the model it is loaded into."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
+    """Write `state` to `path` atomically: a temporary file in the same folder, flushed, then renamed over `path`.
+
+    A process killed mid-write leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(dict(state), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True` (tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
+        raise CheckpointError(f"{path}: not a readable sf2f checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict of states, found {type(state).__name__}")
+    return state
+
+
+def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, source: str | Path) -> None:
+    """Load a state dict strictly, with an error that lists what does not fit (missing, unexpected, wrong shape)."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s), e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s), e.g. {unexpected[:3]}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[:2]}")
+        raise CheckpointError(
+            f"{source}: the {what} in this checkpoint does not fit the config ({'; '.join(parts)}); "
+            "was it trained with another config or profile?"
+        )
+    module.load_state_dict(state)
+
+
+def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Every random state a training step reads, as plain data that `weights_only` loading accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+        "generators": {k: g.get_state() for k, g in (generators or {}).items()},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None) -> None:
+    """Put back what `capture_rng_state` saved (CUDA states only when this machine has as many GPUs)."""
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    for key, generator in (generators or {}).items():
+        generator.set_state(state["generators"][key])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+class CheckpointManager:
+    """`latest.pt` after every save, and `best_<metric>.pt` whenever a tracked metric improves.
+
+    `metrics` maps a metric name to "max" or "min" (for example recall@10 is better higher, L1 distance lower).
+    The best values travel inside each checkpoint, so a resumed run keeps comparing against the true best.
+    """
+
+    def __init__(self, folder: str | Path, metrics: Mapping[str, Literal["max", "min"]]) -> None:
+        self.folder = Path(folder)
+        self.metrics = dict(metrics)
+        self.best: dict[str, float] = {}
+
+    @property
+    def latest(self) -> Path:
+        return self.folder / "latest.pt"
+
+    def best_path(self, metric: str) -> Path:
+        return self.folder / f"best_{metric}.pt"
+
+    def _improves(self, metric: str, value: float) -> bool:
+        if metric not in self.best:
+            return True
+        return value > self.best[metric] if self.metrics[metric] == "max" else value < self.best[metric]
+
+    def save(self, state: Mapping[str, Any], values: Mapping[str, float] | None = None) -> list[str]:
+        """Save `state` as latest; also as best for each improved metric. Returns the improved metric names."""
+        values = values or {}
+        unknown = set(values) - set(self.metrics)
+        if unknown:
+            raise KeyError(f"untracked metric(s) {sorted(unknown)}; tracked: {sorted(self.metrics)}")
+        improved = [m for m, v in values.items() if np.isfinite(v) and self._improves(m, v)]
+        self.best.update({m: float(values[m]) for m in improved})
+        full = {**state, "best": dict(self.best)}
+        save_checkpoint(full, self.latest)
+        for metric in improved:
+            save_checkpoint(full, self.best_path(metric))
+        return improved
+
+    def resume(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+        """The latest checkpoint's state (and its best values restored), or None when there is none yet."""
+        if not self.latest.exists():
+            return None
+        state = load_checkpoint(self.latest, map_location)
+        self.best = {k: float(v) for k, v in state.get("best", {}).items()}
+        return state

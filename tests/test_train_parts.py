@@ -1,0 +1,155 @@
+"""Training building blocks: losses (§3.1), the LR schedule (§3.4) and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sf2f.config import OptimConfig, load_config
+from sf2f.losses import gan_discriminator_loss, gan_generator_loss, l1_pixel_losses, multiscale_targets
+from sf2f.train.checkpoints import (
+    CheckpointError,
+    CheckpointManager,
+    capture_rng_state,
+    load_checkpoint,
+    load_state_checked,
+    restore_rng_state,
+    save_checkpoint,
+)
+from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
+
+# ---------------------------------------------------------------------------------------------------------- losses
+
+
+def test_gan_losses_on_hand_computed_logits() -> None:
+    zero = torch.zeros(2, 1, 6, 6)
+    # sigmoid(0) = 1/2: BCE = log 2 for either label
+    assert gan_generator_loss(zero).item() == pytest.approx(math.log(2))
+    assert gan_discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    # lsgan: (1/2 - 1)^2 = 1/4
+    assert gan_generator_loss(zero, "lsgan").item() == pytest.approx(0.25)
+    assert gan_discriminator_loss(zero, zero, "lsgan").item() == pytest.approx(0.5)
+    real, fake = torch.full((4, 1), 3.0), torch.full((4, 1), -1.0)
+    assert gan_generator_loss(fake, "wgan").item() == pytest.approx(1.0)
+    assert gan_discriminator_loss(real, fake, "wgan").item() == pytest.approx(-4.0)
+    # a confident, correct discriminator has a small loss; the fooled generator a large one
+    assert gan_discriminator_loss(torch.full((3,), 9.0), torch.full((3,), -9.0)).item() < 1e-3
+    assert gan_generator_loss(torch.full((3,), -9.0)).item() > 8.9
+    with pytest.raises(ValueError, match="unknown gan_type"):
+        gan_generator_loss(zero, "hinge")  # type: ignore[arg-type]
+
+
+def test_multiscale_targets_use_nearest_downsampling() -> None:
+    target = torch.arange(16.0).reshape(1, 1, 4, 4)
+    small, full = multiscale_targets(target, [2, 4])
+    assert torch.equal(full, target)
+    # nearest with scale 1/2 keeps the top-left pixel of every 2x2 block (§2.5)
+    assert torch.equal(small, torch.tensor([[[[0.0, 2.0], [8.0, 10.0]]]]))
+    with pytest.raises(ValueError, match="cannot make a 3 px target"):
+        multiscale_targets(target, [3])
+
+
+def test_l1_pixel_losses_one_term_per_scale() -> None:
+    target = torch.zeros(2, 3, 8, 8)
+    preds = [torch.full((2, 3, 4, 4), 0.5), torch.full((2, 3, 8, 8), -2.0)]
+    assert [x.item() for x in l1_pixel_losses(preds, target)] == [pytest.approx(0.5), pytest.approx(2.0)]
+
+
+# ------------------------------------------------------------------------------------------------------- schedule
+
+
+def test_learning_rate_matches_the_original_formula_for_the_paper_run() -> None:
+    optim = load_config("sf2f_1st_stage").optim  # 12000 epochs, decay from 10000, lr 5e-4
+    assert learning_rate(optim, 0) == learning_rate(optim, 9999) == 5e-4
+    f = (10000 - 10000 + 1) / (12000 - 10000 + 1e-5)
+    assert learning_rate(optim, 10000) == pytest.approx(5e-4 - f * (5e-4 - 5e-7))
+    assert learning_rate(optim, 11999) == pytest.approx(5e-7, rel=1e-3)
+    assert learning_rate(optim, 11999, decays=False) == 5e-4  # the AC-D optimiser
+    values = [learning_rate(optim, e) for e in range(10000, 12000, 100)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_eval_mode_and_l1_switches() -> None:
+    optim = OptimConfig(epochs=20, eval_mode_after_epochs=10, disable_l1_after_epochs=15)
+    assert [eval_mode_now(optim, e) for e in (9, 10, 11)] == [False, True, True]
+    assert [l1_enabled(optim, e) for e in (14, 15)] == [True, False]
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip_and_atomic_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt" / "latest.pt"
+    save_checkpoint({"w": torch.ones(3), "epoch": 1}, path)
+    save_checkpoint({"w": torch.zeros(3), "epoch": 2}, path)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2 and torch.equal(state["w"], torch.zeros(3))
+    assert [p.name for p in path.parent.iterdir()] == ["latest.pt"]  # no temporary files left behind
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_loading_refuses_code_and_names_bad_files(tmp_path: Path) -> None:
+    import pickle
+
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"x": Sneaky()}))
+    with pytest.raises(CheckpointError, match="evil.pt: not a readable sf2f checkpoint"):
+        load_checkpoint(evil)
+    truncated = tmp_path / "cut.pt"
+    save_checkpoint({"w": torch.ones(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        load_checkpoint(truncated)
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_state_that_does_not_fit_is_a_clear_error() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    other = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 2))
+    with pytest.raises(CheckpointError, match=r"run.pt: the generator .* shape mismatch"):
+        load_state_checked(model, other.state_dict(), "generator", "run.pt")
+    with pytest.raises(CheckpointError, match="missing 2 key"):
+        load_state_checked(model, {k: v for k, v in model.state_dict().items() if k.startswith("0.")}, "g", "x")
+    load_state_checked(model, nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)).state_dict(), "generator", "run.pt")
+
+
+def test_manager_keeps_latest_and_best_per_metric(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, {"recall10": "max", "l1": "min"})
+    assert manager.resume() is None
+    assert sorted(manager.save({"step": 1}, {"recall10": 0.2, "l1": 5.0})) == ["l1", "recall10"]
+    assert manager.save({"step": 2}, {"recall10": 0.1, "l1": 4.0}) == ["l1"]
+    assert manager.save({"step": 3}, {"recall10": float("nan"), "l1": 6.0}) == []
+    assert load_checkpoint(manager.best_path("recall10"))["step"] == 1
+    assert load_checkpoint(manager.best_path("l1"))["step"] == 2
+    assert load_checkpoint(manager.latest)["step"] == 3
+    again = CheckpointManager(tmp_path, {"recall10": "max", "l1": "min"})
+    assert again.resume()["step"] == 3 and again.best == {"recall10": 0.2, "l1": 4.0}
+    with pytest.raises(KeyError, match="untracked"):
+        again.save({"step": 4}, {"fid": 1.0})
+
+
+def test_rng_state_survives_a_checkpoint(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(1)
+    random.seed(2)
+    np.random.seed(4)
+    save_checkpoint({"rng": capture_rng_state({"data": gen})}, tmp_path / "rng.pt")
+
+    def draw() -> tuple:
+        return (random.random(), float(np.random.rand()), float(torch.rand(1)), float(torch.rand(1, generator=gen)))
+
+    first = draw()
+    torch.manual_seed(99)
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], {"data": gen})
+    assert draw() == first
