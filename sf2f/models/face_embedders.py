@@ -1,0 +1,120 @@
+"""Face embedders: networks that map a face crop to hidden states and a 512-d L2-normalised identity embedding.
+
+The perceptual loss (reference §3.1) and the retrieval metrics (§4.2) both need one. Two share one interface:
+
+* :class:`FaceNetEmbedder` wraps facenet-pytorch's InceptionResnetV1 with the VGGFace2 weights, as SF2F uses it:
+  `hidden_states` returns the outputs of the three repeat blocks and the final embedding (§2.7).
+* :class:`SmallFaceEmbedder` is a compact CNN trained on the training identities' faces, for data the pretrained
+  FaceNet has never seen (the synthetic default) or when its weights are not at hand.
+
+Both take images already prepared by the face pipeline (VGG-box crop, resize to `input_size`, standardisation
+(x - 127.5) / 128 on the [0, 255] scale, as facenet-pytorch's `fixed_image_standardization`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sf2f.weights import REGISTRY, WeightFile, locate
+
+__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder"]
+
+
+class FaceEmbedder(nn.Module):
+    """The interface: `hidden_states(x)` -> [h1, h2, h3, embedding]; `forward(x)` -> the (B, 512) embedding."""
+
+    input_size: int
+    embed_dim: int = 512
+
+    def hidden_states(self, x: Tensor) -> list[Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.hidden_states(x)[-1]
+
+    def freeze(self) -> FaceEmbedder:
+        """Eval mode and no gradients for its weights (the original left FaceNet trainable and threw the grads away,
+        reference §3.1; freezing changes no result and saves the work)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+
+class FaceNetEmbedder(FaceEmbedder):
+    """InceptionResnetV1 (facenet-pytorch) with SF2F's hidden states: repeat_1, repeat_2, repeat_3, embedding."""
+
+    # SF2F's FaceNet copy resizes every input to 140x140 (§2.7); FaceNet itself was trained on 160x160 crops
+    input_size = 140
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    @classmethod
+    def from_vggface2(
+        cls, path: str | Path | None = None, verify: bool = True, entry: WeightFile = REGISTRY["facenet_vggface2"]
+    ) -> FaceNetEmbedder:
+        """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
+        from facenet_pytorch import InceptionResnetV1
+
+        file = locate(entry, path, verify=verify)
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        # the 8631-way identity classifier is not part of the embedding
+        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+        net = InceptionResnetV1(pretrained=None, classify=False)
+        net.load_state_dict(state)
+        return cls(net).freeze()
+
+    def _stages(self) -> Iterator[tuple[str, nn.Module]]:
+        names = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+                 "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
+        return ((n, getattr(self.net, n)) for n in names)
+
+    def hidden_states(self, x: Tensor) -> list[Tensor]:
+        states = []
+        for name, stage in self._stages():
+            x = stage(x)
+            if name.startswith("repeat_"):
+                states.append(x)
+        x = self.net.dropout(self.net.avgpool_1a(x))
+        x = self.net.last_bn(self.net.last_linear(x.flatten(1)))
+        states.append(F.normalize(x, p=2, dim=1))
+        return states
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallFaceEmbedder(FaceEmbedder):
+    """A compact CNN face embedder: four stride-2 stages, the last three give the hidden states, then 512-d."""
+
+    def __init__(self, input_size: int = 64, width: int = 32, embed_dim: int = 512) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.embed_dim = embed_dim
+        self.stem = _conv_block(3, width)
+        self.stages = nn.ModuleList([_conv_block(width * 2**i, width * 2 ** (i + 1)) for i in range(3)])
+        self.head = nn.Sequential(nn.Linear(width * 8, embed_dim, bias=False), nn.BatchNorm1d(embed_dim))
+
+    def hidden_states(self, x: Tensor) -> list[Tensor]:
+        x = self.stem(x)
+        states = []
+        for stage in self.stages:
+            x = stage(x)
+            states.append(x)
+        states.append(F.normalize(self.head(x.mean(dim=(2, 3))), p=2, dim=1))
+        return states

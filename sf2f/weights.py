@@ -1,0 +1,90 @@
+"""Pretrained weight files that users fetch themselves: where they are looked for, and how they are checked.
+
+Nothing in sf2f downloads weights at run time (the original fetched them from Google Drive and model zoos on import,
+reference §1.1, §6 items 1 and 3). Each file is registered with its expected size and SHA-256, looked up at a path the
+user gives or in a documented default place, and verified before it is loaded; a missing file gives a message with
+the link to fetch it. The default course path (the synthetic data) needs none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of"]
+
+
+class WeightsError(RuntimeError):
+    """A registered weight file is missing or is not the file it should be."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A weight file users download themselves."""
+
+    name: str
+    filename: str
+    url: str
+    size: int
+    sha256: str
+    # where it is looked for when no path is given: under torch's hub folder ($TORCH_HOME, default ~/.cache/torch)
+    hub_subdir: str
+    purpose: str
+
+
+REGISTRY: dict[str, WeightFile] = {
+    "facenet_vggface2": WeightFile(
+        name="facenet_vggface2",
+        filename="20180402-114759-vggface2.pt",
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        size=111_898_327,
+        sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
+        hub_subdir="checkpoints",
+        purpose="FaceNet (InceptionResnetV1, VGGFace2) for the perceptual loss and the retrieval metrics (§2.7, §4.2)",
+    ),
+}
+
+
+def _torch_home() -> Path:
+    # facenet-pytorch caches under $TORCH_HOME/checkpoints, the same folder torch.hub uses
+    return Path(os.environ.get("TORCH_HOME", Path(torch.hub.get_dir()).parent)).expanduser()
+
+
+def default_path(entry: WeightFile) -> Path:
+    """Where a file is looked for when the user names no path."""
+    return _torch_home() / entry.hub_subdir / entry.filename
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool = True) -> Path:
+    """The verified path of a registered weight file, or a WeightsError that says how to get it."""
+    if isinstance(entry, str):
+        if entry not in REGISTRY:
+            raise KeyError(f"unknown weight file '{entry}'; registered: {', '.join(REGISTRY)}")
+        entry = REGISTRY[entry]
+    target = Path(path).expanduser() if path else default_path(entry)
+    if not target.is_file():
+        raise WeightsError(
+            f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. Download "
+            f"{entry.url} ({entry.size:,} bytes) and put it there, or pass its path. The synthetic course does "
+            "not need them."
+        )
+    if verify:
+        size = target.stat().st_size
+        if size != entry.size:
+            raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
+        digest = sha256_of(target)
+        if digest != entry.sha256:
+            raise WeightsError(f"{target}: SHA-256 {digest} is not {entry.sha256} of {entry.filename}; re-download it")
+    return target
