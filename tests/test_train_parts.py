@@ -153,3 +153,26 @@ def test_rng_state_survives_a_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(99)
     restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], {"data": gen})
     assert draw() == first
+
+
+# ------------------------------------------------------------------------------------------------------------ logs
+
+
+def test_run_logger_writes_a_pandas_readable_long_log(tmp_path: Path) -> None:
+    from sf2f.train.logs import RunLogger, read_log
+
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        log.log(1, 0, {"g_l1": 2.0, "d_img": 1.5})
+        log.log(2, 0, {"g_l1": 1.0})
+        log.log(2, 0, {"recall@10": 0.3}, split="val")
+        log.log(3, 1, {"g_l1": 0.5, "g_new": 7.0})
+    table = read_log(tmp_path)
+    assert list(table.columns) == ["step", "epoch", "split", "name", "value"]
+    wide = table[table.split == "train"].pivot_table(index="step", columns="name", values="value")
+    assert wide["g_l1"].tolist() == [2.0, 1.0, 0.5] and wide["g_new"].dropna().tolist() == [7.0]
+    RunLogger(tmp_path, tensorboard=False).truncate_after(2)
+    assert read_log(tmp_path)["step"].max() == 2
+    RunLogger(tmp_path / "rank1", enabled=False).log(1, 0, {"x": 1.0})
+    assert not (tmp_path / "rank1").exists()
+    with pytest.raises(FileNotFoundError, match="no training log"):
+        read_log(tmp_path / "elsewhere")

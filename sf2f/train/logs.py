@@ -1,0 +1,80 @@
+"""Training logs: every loss and metric to a CSV that pandas reads, and to TensorBoard when it is installed.
+
+The CSV is in long form (step, epoch, split, name, value): new losses can appear mid-run (for example when a
+switch fires) without rewriting a header, and `read_log(...).pivot_table(...)` gives the wide table for plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["RunLogger", "read_log"]
+
+COLUMNS = ("step", "epoch", "split", "name", "value")
+
+
+class RunLogger:
+    """Appends scalars to `<run>/metrics.csv` (and TensorBoard events in `<run>/tensorboard/`).
+
+    Only the main process of a distributed run should log: others get `enabled=False` and every call is a no-op.
+    """
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.path = Path(run_dir) / "metrics.csv"
+        self.enabled = enabled
+        self._writer: Any = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.write_text(",".join(COLUMNS) + "\n", encoding="utf-8")
+        if tensorboard:
+            try:  # optional: torch ships the writer, the `tensorboard` package provides the event format
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                return
+            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+    def log(self, step: int, epoch: int, values: Mapping[str, float], split: str = "train") -> None:
+        if not self.enabled or not values:
+            return
+        rows = [(step, epoch, split, name, float(value)) for name, value in values.items()]
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+        if self._writer is not None:
+            for _, _, _, name, value in rows:
+                if math.isfinite(value):
+                    self._writer.add_scalar(f"{split}/{name}", value, step)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step`: a run resumed from an earlier checkpoint re-logs those steps."""
+        if not self.enabled or not self.path.exists():
+            return
+        table = read_log(self.path.parent)
+        table[table["step"] <= step].to_csv(self.path, index=False)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def read_log(run_dir: str | Path) -> pd.DataFrame:
+    """The long-form log of a run as a DataFrame with columns step, epoch, split, name, value."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no training log (was the run started with this folder?)")
+    return pd.read_csv(path)
