@@ -132,7 +132,8 @@ def _norm_tensors(norm: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
     """uint8 images (..., H, W, 3) to float (..., 3, H, W): ToTensor's /255, then (x - mean) / std (§1.5)."""
-    x = torch.as_tensor(np.asarray(pixels)).movedim(-1, -3).to(torch.float32) / 255.0
+    x = pixels.to(torch.float32) if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.array(pixels, np.float32))
+    x = x.movedim(-1, -3) / 255.0
     mean, std = _norm_tensors(norm, x)
     return (x - mean) / std
 

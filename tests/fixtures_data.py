@@ -57,6 +57,7 @@ class Person:
     utterances: int = 3
     faces: int = 2
     in_meta: bool = True
+    seconds: tuple[float, float] = (1.2, 2.2)  # speech per utterance, before 0.4 s of silence on each side
 
 
 @dataclass
@@ -103,7 +104,7 @@ def write_person(root: Path, person: Person, rng: np.random.Generator, face_type
     for u in range(person.utterances):
         path = root / "raw_wav" / person.sub / "dev" / person.speaker_id / f"clip{u % 2}" / f"{u + 1:05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, speech_clip(rng, seconds=float(rng.uniform(1.2, 2.2))), 16000, subtype="PCM_16")
+        sf.write(path, speech_clip(rng, seconds=float(rng.uniform(*person.seconds))), 16000, subtype="PCM_16")
     folder = root / person.sub / f"{face_type}_faces" / person.name
     for f in range(person.faces):
         folder.mkdir(parents=True, exist_ok=True)
