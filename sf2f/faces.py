@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sf2f.errors import BadInputError, require_nonempty_file
+
 __all__ = [
     "IMAGE_NORMS",
     "VGG_BOX",
@@ -45,13 +47,8 @@ IMAGE_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
 VGG_BOX: tuple[float, float, float, float] = (0.235, 0.195, 0.765, 0.915)
 
 
-class FaceImageError(ValueError):
+class FaceImageError(BadInputError):
     """An image that gives no face crop, with the reason (it goes into the preparation report)."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 class NoFaceError(FaceImageError):
@@ -95,12 +92,7 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
     """Open any image PIL reads as RGB: EXIF orientation applied; grey, 16-bit, CMYK, palette converted; transparent
     pixels composited on `background`. Raises :class:`FaceImageError` for empty, unreadable or truncated files."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise FaceImageError(path, f"cannot be opened ({exc.strerror or exc})") from None
-    if size == 0:
-        raise FaceImageError(path, "empty file (0 bytes)")
+    require_nonempty_file(path, FaceImageError)
     try:
         with Image.open(path) as opened:
             opened.load()  # decode now: a truncated JPEG fails here, not later in a training worker

@@ -1,12 +1,11 @@
 """sf2f.audio against the original recipe: python_speech_features 0.6 logfbank and the webrtcvad state machine (§1.4).
 
-The oracles below are written in the plain per-frame style of the original (and of py-webrtcvad's example), so the
+The oracle, benchmarks/original_audio.py, is the original's recipe written plainly per frame and per file, so the
 vectorised code in sf2f.audio is checked against an independent implementation, on real speech.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import shutil
 from pathlib import Path
@@ -16,56 +15,14 @@ import pytest
 import python_speech_features as psf
 import soundfile as sf
 import torch
-import webrtcvad
 
+from benchmarks import original_audio as original
 from fixtures_data import SPEECH_FILES, real_speech
 from sf2f import audio
 from sf2f.audio import AudioError, MelStats
 from sf2f.config import AudioConfig
 
 CFG = AudioConfig()
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Oracles in the original's style
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def oracle_collector(decisions: list[bool], ring_size: int, ratio: float = 0.9) -> list[int]:
-    """The original's VAD collector on per-frame decisions; returns the kept frame indices in output order."""
-    ring: collections.deque = collections.deque(maxlen=ring_size)
-    triggered = False
-    voiced: list[int] = []
-    out: list[int] = []
-    for k, is_speech in enumerate(decisions):
-        if not triggered:
-            ring.append((k, is_speech))
-            if len([f for f, s in ring if s]) > ratio * ring.maxlen:
-                triggered = True
-                voiced.extend(f for f, _ in ring)
-                ring.clear()
-        else:
-            voiced.append(k)
-            ring.append((k, is_speech))
-            if len([f for f, s in ring if not s]) > ratio * ring.maxlen:
-                triggered = False
-                out.extend(voiced)
-                ring.clear()
-                voiced = []
-    return out + voiced
-
-
-def oracle_vad(samples: np.ndarray, rate: int = 16000, mode: int = 1, frame_ms: int = 30, padding_ms: int = 300) -> np.ndarray:
-    """Frames of the byte string while offset + n < len (the trailing partial frame dropped), webrtcvad, collector."""
-    pcm = samples.astype("<i2").tobytes()
-    n = int(rate * frame_ms / 1000) * 2
-    vad = webrtcvad.Vad(mode)
-    frames, offset = [], 0
-    while offset + n < len(pcm):
-        frames.append(pcm[offset : offset + n])
-        offset += n
-    kept = oracle_collector([vad.is_speech(f, rate) for f in frames], int(padding_ms / frame_ms))
-    return np.frombuffer(b"".join(frames[k] for k in kept), dtype="<i2")
 
 
 def speech_with_pauses() -> np.ndarray:
@@ -90,7 +47,8 @@ def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: in
         p = rng.uniform(0.05, 0.95)
         decisions = rng.random(int(rng.integers(0, 120))) < p
         ours = np.flatnonzero(audio._ring_buffer_keep(decisions, ring, 0.9))
-        assert ours.tolist() == oracle_collector(decisions.tolist(), ring), f"trial {trial}"
+        segments = original.collect_voiced(enumerate(decisions.tolist()), ring)
+        assert ours.tolist() == [k for segment in segments for k in segment], f"trial {trial}"
 
 
 @pytest.mark.parametrize("signal", ["a0007", "a0009", "pauses"])
@@ -98,7 +56,7 @@ def test_vad_output_is_the_originals_on_real_speech(signal: str) -> None:
     x = {"a0007": real_speech(0), "a0009": real_speech(1), "pauses": speech_with_pauses()}[signal]
     result = audio.voice_activity(x, 16000, CFG)
     kept = result.apply(x)
-    np.testing.assert_array_equal(kept, oracle_vad(x))
+    np.testing.assert_array_equal(kept, original.vad(x))
     assert 0 < len(kept) < len(x)  # the state machine really drops something (leading silence at least)
     if signal == "pauses":
         changes = np.flatnonzero(np.diff(result.keep.astype(int)))
@@ -108,7 +66,7 @@ def test_vad_output_is_the_originals_on_real_speech(signal: str) -> None:
 def test_vad_with_the_voice2face_settings_matches_the_oracle() -> None:
     x = speech_with_pauses()
     cfg = audio.voice2face_audio_config()
-    np.testing.assert_array_equal(audio.voice_activity(x, 16000, cfg).apply(x), oracle_vad(x, 16000, 2, 20, 50))
+    np.testing.assert_array_equal(audio.voice_activity(x, 16000, cfg).apply(x), original.vad(x, 16000, 2, 20, 50))
 
 
 @pytest.mark.parametrize("frames, extra, expected", [(20, 0, 19), (20, 1, 20), (20, 479, 20), (1, 0, 0), (0, 100, 0)])
@@ -136,9 +94,8 @@ def test_vad_plotting_helpers_line_up_with_the_samples() -> None:
 @pytest.mark.parametrize("path", SPEECH_FILES, ids=lambda p: p.stem)
 def test_log_mel_matches_the_original_on_real_speech(path: Path) -> None:
     """The acceptance check: VAD + logfbank of real recordings, float64 within 1e-4 and float32 within 1e-3."""
-    samples, rate = sf.read(path, dtype="int16")
-    voiced = oracle_vad(samples)
-    reference = psf.logfbank(voiced, samplerate=rate, nfilt=40).T
+    reference = original.wav_to_mel(path)
+    voiced = original.vad(*original.read_pcm(path))
     wave = audio.load_audio(path)
     ours = audio.log_mel(audio.voice_activity(wave.samples, 16000, CFG).apply(wave.samples), CFG, "float64")
     assert ours.dtype == torch.float64 and ours.shape == reference.shape
@@ -340,7 +297,7 @@ def test_extract_reports_silence_and_short_clips_and_keeps_going(tmp_path: Path)
     good = results[5]
     assert isinstance(good, audio.Utterance) and good.mel.shape[0] == 40
     assert good.seconds == pytest.approx(3.095) and 0 < good.voiced_seconds < good.seconds
-    reference = psf.logfbank(oracle_vad(real_speech(1)), samplerate=16000, nfilt=40).T
+    reference = psf.logfbank(original.vad(real_speech(1)), samplerate=16000, nfilt=40).T
     assert np.abs(good.mel.numpy() - reference).max() < 1e-3
 
 

@@ -80,6 +80,15 @@ def test_report_lists_every_bad_input_with_its_reason(tiny, prepared: Path) -> N
     assert "speaker id id09003 is not in full_vox2_meta.csv" in reasons
 
 
+def test_statistics_table(tiny, prepared: Path) -> None:
+    table = PreparedData(prepared).statistics()
+    assert len(table) == 10 and set(table["split"]) == {"train", "val", "test"}
+    assert (table["voiced_seconds"] <= table["seconds"]).all() and (table["utterances"] >= 1).all()
+    first = table.iloc[0]
+    train = PreparedData(prepared).split("train")
+    assert first["faces"] == len(train.face_rows(0)) and first["frames"] == train.utterances.query("label == 0")["frames"].sum()
+
+
 def test_stats_are_those_of_the_training_mels(prepared: Path) -> None:
     train = PreparedData(prepared).split("train")
     values = np.asarray(train.mels, dtype=np.float64)

@@ -523,3 +523,16 @@ class PreparedData:
 
     def report(self) -> pd.DataFrame:
         return pd.read_csv(self.root / "report.csv", keep_default_na=False)
+
+    def statistics(self) -> pd.DataFrame:
+        """One row per prepared identity of every split: utterances, faces, seconds of audio and of kept speech
+        (what the data-preparation notebook plots)."""
+        tables = []
+        for split in SPLITS:
+            part = self.split(split)
+            utt = part.utterances.groupby("label")[["seconds", "voiced_seconds", "frames"]].sum()
+            table = part.identities[["label", "sub", "name", "gender"]].join(utt, on="label")
+            table["utterances"] = part.identities["utt_stop"] - part.identities["utt_start"]
+            table["faces"] = part.identities["face_stop"] - part.identities["face_start"]
+            tables.append(table.assign(split=split))
+        return pd.concat(tables, ignore_index=True)

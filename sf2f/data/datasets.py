@@ -168,21 +168,18 @@ class SegmentDataset(_IdentityDataset):
         self,
         split: PreparedSplit,
         audio: AudioConfig,
-        image_norm: str = "imagenet",
-        train: bool = True,
-        seed: int = 0,
-        random_eval: bool = False,
-        hflip: bool = False,
         segment_frames: int = 125,
         segment_stride: int = 125,
         max_segments: int = 20,
         random_start: bool = True,
+        **options: Any,
     ) -> None:
-        super().__init__(split, audio, image_norm, train, seed, random_eval, hflip)
+        """`options`: image_norm, train, seed, random_eval, hflip as for :class:`VoiceFaceDataset`."""
+        super().__init__(split, audio, **options)
         self.segment_frames = segment_frames
         self.segment_stride = segment_stride
         self.max_segments = max_segments
-        self.random_start = random_start and train
+        self.random_start = random_start and self.train
 
     def __getitem__(self, index: int) -> Sample:
         rng = self._rng(index)
