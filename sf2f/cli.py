@@ -128,8 +128,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     root = resolve(args.data_root)
     out = resolve(args.out) if args.out else DATA_DIR / "prepared" / f"{root.name}-{args.image_size}"
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    faces_root = resolve(args.faces_root) if args.faces_root else None
     result = prepare(root, out, settings, workers=workers, progress=not args.no_progress, overwrite=args.overwrite,
-                     keep_parts=args.keep_parts)
+                     keep_parts=args.keep_parts, faces_root=faces_root)
     print(result.summary())
     return 0
 
@@ -148,12 +149,15 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  python -m sf2f prepare --data-root data/synthetic --out data/prepared/synthetic-64\n"
             "  python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128 --workers 16\n"
+            "  python -m sf2f prepare --data-root data/VoxCeleb --faces-root ~/downloads/HQ-VoxCeleb --out data/prepared/hq\n"
             "  python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces --split-rule seeded\n"
             "  python -m sf2f prepare --data-root data/VoxCeleb --out data/prepared/v2f --features voice2face"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data-root", default="data/synthetic", help="dataset folder (default: data/synthetic)")
+    p.add_argument("--faces-root", default="",
+                   help="folder of the face tree <sub>/<type>_faces/<name>/ if not in --data-root (HQ-VoxCeleb as unpacked)")
     p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<image size>)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 0 = in process)")
     p.add_argument("--image-size", type=int, default=64, choices=(64, 128), help="face size in pixels")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,6 +194,18 @@ def test_seeded_split_when_the_data_has_none(tmp_path: Path) -> None:
     settings = PrepareSettings(split_rule="seeded", split_fractions=(0.6, 0.2, 0.2), seed=3)
     result = prepare(data.root, tmp_path / "out", settings, progress=False)
     assert [result.counts[s]["identities"] for s in ("train", "val", "test")] == [6, 2, 2]
+
+
+def test_hq_voxceleb_unpacked_elsewhere_with_origin_faces(tmp_path: Path) -> None:
+    data = build_dataset(tmp_path / "data", n_per_sub=2)
+    hq = tmp_path / "HQ-VoxCeleb"
+    for sub in ("vox1", "vox2"):
+        (hq / sub).mkdir(parents=True)
+        shutil.move(data.root / sub / "masked_faces", hq / sub / "origin_faces")
+    result = prepare(data.root, tmp_path / "out", PrepareSettings(face_type="origin"), progress=False, faces_root=hq)
+    assert result.counts["train"] == {**result.counts["train"], "identities": 4, "faces": 8}
+    faces = PreparedData(tmp_path / "out").split("train").faces
+    assert faces["path"].str.contains("/origin_faces/").all()
 
 
 def test_raw_photos_are_aligned_with_mtcnn(tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ class PrepareSettings:
 @dataclass(frozen=True)
 class _Job:
     root: str
+    faces_root: str
     sub: str
     name: str
     speaker_id: str
@@ -122,9 +123,10 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _fingerprint(root: Path, files: Sequence[str], settings: PrepareSettings) -> str:
+def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -> str:
+    """Settings plus (relative path, size, modification time) of every input file: a part is reused while it holds."""
     stamps = []
-    for rel in files:
+    for root, rel in files:
         st = (root / rel).stat()
         stamps.append((rel, st.st_size, st.st_mtime_ns))
     return _sha1(json.dumps([settings.part_key(), stamps], ensure_ascii=False))
@@ -149,7 +151,7 @@ def _single_thread() -> Iterator[None]:
 
 def _prepare_identity(job: _Job) -> str:
     """Featurise one identity's utterances and faces into its part file (atomically). Returns the part path."""
-    root, s = Path(job.root), job.settings
+    root, faces_root, s = Path(job.root), Path(job.faces_root), job.settings
     report: list[tuple[str, str, str, str]] = []
     with _single_thread():
         results = extract_log_mels([root / p for p in job.utterances], s.audio)
@@ -167,7 +169,7 @@ def _prepare_identity(job: _Job) -> str:
     faces, face_paths = [], []
     for rel in job.faces:
         try:
-            loaded = load_image(root / rel)
+            loaded = load_image(faces_root / rel)
             image = _aligner()(loaded.image, s.image_size, rel) if s.align_faces else resize_face(loaded.image, s.image_size)
         except FaceImageError as error:
             report.append(("image", rel, "skipped", error.reason))
@@ -352,17 +354,19 @@ def prepare(
     overwrite: bool = False,
     keep_parts: bool = False,
     on_identity_done: Callable[[int, int], None] | None = None,
+    faces_root: str | Path | None = None,
 ) -> PrepareResult:
     """Prepare (or finish preparing, or confirm) the packed cache of a dataset folder.
 
     `workers` processes featurise identities in parallel (0: in this process). A complete output with the same settings
     and unchanged input files is left as it is; other settings are refused unless `overwrite`. `keep_parts` keeps the
     per-identity parts after packing (they make a later re-run after adding data incremental). `on_identity_done(done,
-    total)` is called after each identity (progress hooks, tests).
+    total)` is called after each identity (progress hooks, tests). `faces_root`: the face tree's folder when it is
+    not `data_root` (HQ-VoxCeleb unpacked as distributed).
     """
     settings = settings or PrepareSettings()
     root, out = Path(data_root), Path(out)
-    index = build_index(root, settings.sub_datasets, settings.face_type)
+    index = build_index(root, settings.sub_datasets, settings.face_type, faces_root)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
     old = _read_manifest(manifest_path)
@@ -392,11 +396,13 @@ def prepare(
         if s is None:
             report.append(("", sub, name, "identity", "", "skipped", f"not in any split of {split_source.name}"))
             continue
-        files = utts[(sub, name)] + imgs[(sub, name)]
+        files = [(root, rel) for rel in utts[(sub, name)]] + [(index.faces_root, rel) for rel in imgs[(sub, name)]]
         part = parts_dir / f"{_sha1(f'{sub}/{name}')[:20]}.npz"
-        fingerprint = _fingerprint(root, files, settings)
         jobs[s].append(
-            _Job(str(root), sub, name, speaker, gender, utts[(sub, name)], imgs[(sub, name)], str(part), fingerprint, settings)
+            _Job(
+                str(root), str(index.faces_root), sub, name, speaker, gender, utts[(sub, name)], imgs[(sub, name)],
+                str(part), _fingerprint(files, settings), settings,
+            )
         )
 
     everything = [j for s in SPLITS for j in jobs[s]]

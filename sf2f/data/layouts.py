@@ -155,11 +155,12 @@ class DatasetIndex:
 
     `identities`: one row per usable identity (speech and faces), sorted by (sub, name) as the original sorts them
     (§1.2), with its meta row, speaker id and file counts. `utterances` and `faces`: the files of those identities,
-    sorted by path (paths relative to the dataset root). `problems`: rows (sub, name, kind, path, reason) of what could
+    sorted by path (utterance paths relative to `root`, face paths to `faces_root`). `problems`: rows (sub, name, kind, path, reason) of what could
     not be joined. `meta`: the meta tables per sub-dataset (the original split rule needs their row order).
     """
 
     root: Path
+    faces_root: Path
     identities: pd.DataFrame
     utterances: pd.DataFrame
     faces: pd.DataFrame
@@ -167,16 +168,27 @@ class DatasetIndex:
     meta: dict[str, pd.DataFrame]
 
 
-def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_type: str = "masked") -> DatasetIndex:
-    """Index the sub-datasets of `root` that exist (a missing sub-dataset folder is skipped; none at all is an error)."""
+def build_index(
+    root: str | Path,
+    subs: Sequence[str] = ("vox1", "vox2"),
+    face_type: str = "masked",
+    faces_root: str | Path | None = None,
+) -> DatasetIndex:
+    """Index the sub-datasets of `root` that exist (a missing sub-dataset folder is skipped; none at all is an error).
+
+    `faces_root`: where the face tree `<sub>/<face_type>_faces/<name>/` lives when it is not inside `root`, for
+    example HQ-VoxCeleb unpacked as distributed (default: `root`).
+    """
     root = Path(root)
-    if not root.is_dir():
-        raise LayoutError(f"{root}: dataset folder not found")
+    faces_root = root if faces_root is None else Path(faces_root)
+    for folder, what in ((root, "dataset"), (faces_root, "faces")):
+        if not folder.is_dir():
+            raise LayoutError(f"{folder}: {what} folder not found")
     identities, utterances, faces, problems, metas = [], [], [], [], {}
     for sub in subs:
         if sub not in META:
             raise LayoutError(f"unknown sub-dataset '{sub}' (known: {', '.join(META)})")
-        if not (root / sub).is_dir() and not (root / "raw_wav" / sub).is_dir():
+        if not any(p.is_dir() for p in (root / sub, root / "raw_wav" / sub, faces_root / sub)):
             continue
         meta = read_meta(root / sub / META[sub].file, sub)
         metas[sub] = meta
@@ -192,7 +204,7 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
         for spk in sorted(speech.loc[speech["name"].isna(), "speaker_id"].unique()):
             problems.append((sub, "", "speech", f"raw_wav/{sub}/*/{spk}", f"speaker id {spk} is not in {META[sub].file}"))
         speech = speech.dropna(subset=["name"])
-        images = scan_faces(root, sub, face_type)
+        images = scan_faces(faces_root, sub, face_type)
         with_speech, with_faces = set(speech["name"]), set(images["name"])
         for name in sorted(with_faces - with_speech):
             problems.append((sub, name, "identity", f"{sub}/{face_type}_faces/{name}", "has faces but no speech"))
@@ -212,7 +224,7 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
     img = pd.concat(faces, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")
     ident = ident.join(utt.groupby(["sub", "name"]).size().rename("n_utterances"), on=["sub", "name"])
     ident = ident.join(img.groupby(["sub", "name"]).size().rename("n_faces"), on=["sub", "name"])
-    return DatasetIndex(root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems, metas)
+    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems, metas)
 
 
 # --------------------------------------------------------------------------------------------------------------------
