@@ -455,34 +455,46 @@ class Utterance:
     notes: tuple[str, ...] = field(default=())
 
 
-def extract_log_mels(paths: Sequence[str | Path], cfg: AudioConfig) -> list[Utterance | AudioError]:
+def extract_log_mels(
+    paths: Sequence[str | Path], cfg: AudioConfig, batch_samples: int = 4_000_000
+) -> list[Utterance | AudioError]:
     """Decode, VAD and featurise many files; a file that gives no features yields an :class:`AudioError` in its place.
 
     Reasons for skipping: unreadable or empty files, ffmpeg missing for m4a, audio shorter than one analysis window,
     and speech the VAD does not find (the original crashes or writes a single log(eps) frame for those, §1.4).
+    Features are computed for about `batch_samples` voiced samples at a time (4M: about 4 minutes of speech).
     """
     win, _ = _win_hop(cfg)
-    results: list[Utterance | AudioError] = []
-    pending: list[tuple[int, np.ndarray, float, tuple[str, ...]]] = []
-    for path in paths:
+    results: list[Utterance | AudioError | None] = [None] * len(paths)
+    pending: list[tuple[int, np.ndarray, Waveform]] = []
+
+    def flush() -> None:
+        for (slot, voiced, decoded), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
+            seconds = len(voiced) / cfg.sample_rate
+            results[slot] = Utterance(str(paths[slot]), mel.contiguous(), decoded.seconds, seconds, decoded.notes)
+        pending.clear()
+
+    waiting = 0
+    for slot, path in enumerate(paths):
         try:
-            wave = load_audio(path, cfg.sample_rate)
-            if len(wave.samples) < win:
-                raise AudioError(path, f"too short: {len(wave.samples)} samples, less than one {cfg.win_ms:g} ms window")
-            voiced = wave.samples
+            decoded = load_audio(path, cfg.sample_rate)
+            if len(decoded.samples) < win:
+                raise AudioError(path, f"too short: {len(decoded.samples)} samples, less than one {cfg.win_ms:g} ms window")
+            voiced = decoded.samples
             if cfg.vad:
-                voiced = voice_activity(wave.samples, wave.sample_rate, cfg).apply(wave.samples)
+                voiced = voice_activity(decoded.samples, decoded.sample_rate, cfg).apply(decoded.samples)
                 if len(voiced) == 0:
-                    raise AudioError(path, f"silent: the VAD found no speech in {wave.seconds:.2f} s")
+                    raise AudioError(path, f"silent: the VAD found no speech in {decoded.seconds:.2f} s")
         except AudioError as error:
-            results.append(error)
+            results[slot] = error
             continue
-        pending.append((len(results), voiced, wave.seconds, wave.notes))
-        results.append(None)  # type: ignore[arg-type]
-    mels = log_mel_batch([p[1] for p in pending], cfg)
-    for (slot, voiced, seconds, notes), mel in zip(pending, mels):
-        results[slot] = Utterance(str(paths[slot]), mel.contiguous(), seconds, len(voiced) / cfg.sample_rate, notes)
-    return results
+        pending.append((slot, voiced, decoded))
+        waiting += len(voiced)
+        if waiting >= batch_samples:
+            flush()
+            waiting = 0
+    flush()
+    return results  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------------------------------

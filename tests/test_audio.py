@@ -301,6 +301,14 @@ def test_extract_reports_silence_and_short_clips_and_keeps_going(tmp_path: Path)
     assert np.abs(good.mel.numpy() - reference).max() < 1e-3
 
 
+def test_extract_in_small_batches_gives_the_same_features() -> None:
+    paths = [SPEECH_FILES[0], SPEECH_FILES[1]] * 3
+    whole = audio.extract_log_mels(paths, CFG)
+    pieces = audio.extract_log_mels(paths, CFG, batch_samples=1)
+    for a, b in zip(whole, pieces):
+        torch.testing.assert_close(a.mel, b.mel, rtol=0, atol=1e-5)
+
+
 def test_without_vad_every_sample_is_featurised() -> None:
     cfg = dataclasses.replace(CFG, vad=False)
     (result,) = audio.extract_log_mels([SPEECH_FILES[0]], cfg)
