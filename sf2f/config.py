@@ -87,9 +87,15 @@ class AudioConfig:
     preemphasis: float = 0.97
     f_min: float = 0.0
     f_max: float = 8000.0
+    # `peak`: python_speech_features triangles of height 1 on bins floor((n_fft+1) hz / sr) (§1.4);
+    # `area`: Sphinx triangles of height 2 / width on bins round(hz n_fft / sr), as voice2face uses them (§7.2)
     filterbank_norm: Literal["peak", "area"] = "peak"
-    # natural log after replacing zeros by float64 eps (log(eps) is about -36.04)
+    # `per_nfft`: |rfft|^2 / n_fft as python_speech_features (§1.4); `none`: |rfft|^2 as voice2face's Sphinx code (§7.2)
+    power_scale: Literal["per_nfft", "none"] = "per_nfft"
+    # natural log after replacing zeros by float64 eps (log(eps) is about -36.04, §1.4); `clip` clamps every value
+    # below log_floor instead (voice2face clips at 1e-5, §7.2)
     log_floor: float = 2.220446049250313e-16
+    log_floor_mode: Literal["replace_zeros", "clip"] = "replace_zeros"
     # float64 matches the original within 1e-4, float32 (default, faster) within 1e-3 (issue 4)
     dtype: Literal["float32", "float64"] = "float32"
     # one global scalar for all bins: (x - 10.9915) / 3.1661 (§1.4, VOX_MEL_MEAN / VOX_MEL_STD)
@@ -102,6 +108,11 @@ class AudioConfig:
         _require(self.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "webrtcvad accepts 0, 1, 2 or 3")
         _require(self.vad_frame_ms in (10, 20, 30), "vad_frame_ms", "webrtcvad accepts 10, 20 or 30 ms frames")
         _require(self.vad_padding_ms >= self.vad_frame_ms, "vad_padding_ms", "must be at least one VAD frame")
+        _require(
+            not self.vad or self.sample_rate in (8000, 16000, 32000, 48000),
+            "sample_rate",
+            "webrtcvad needs 8000, 16000, 32000 or 48000 Hz",
+        )
         _require(0.0 < self.vad_trigger_ratio < 1.0, "vad_trigger_ratio", "must lie in (0, 1)")
         _require(self.n_mels > 0, "n_mels", "must be positive")
         _require(0 < self.hop_ms <= self.win_ms, "hop_ms", "must be positive and no longer than win_ms")

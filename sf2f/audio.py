@@ -1,0 +1,572 @@
+"""Speech to log-mel features, as the original SF2F prepares them (reference §1.4), plus voice2face's variant (§7.2).
+
+The pipeline for one utterance is:
+
+1. :func:`load_audio`: decode any wav/flac/ogg (soundfile) or m4a (ffmpeg) file to **16-bit PCM, mono, 16 kHz**, the
+   only input the original accepts. Its samples stay on the int16 scale, never scaled to [-1, 1] (§1.4 step 1).
+2. :func:`voice_activity`: the original's VAD, webrtcvad decisions on 30 ms frames run through the ring-buffer state
+   machine (§1.4 step 2); :meth:`VadResult.apply` keeps the voiced frames.
+3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed with torch on all frames of all
+   utterances of a batch at once. ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is
+   within 1e-3 (float32 rounding of the power spectrum, amplified by the log in near-silent bins).
+4. :func:`normalize_mel`: the original's global scalar (10.9915, 3.1661), statistics measured on the training split,
+   or per-utterance mean/variance per bin (voice2face).
+
+:func:`extract_log_mels` runs steps 1-3 for many files and returns an :class:`AudioError` (with the file and the reason)
+for every file that cannot give features, instead of raising, so one bad file never stops a run over thousands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import struct
+import subprocess
+import wave
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+import webrtcvad
+
+from sf2f.config import AudioConfig
+from sf2f.errors import BadInputError, require_nonempty_file
+
+__all__ = [
+    "AudioError",
+    "MelStats",
+    "Utterance",
+    "VadResult",
+    "Waveform",
+    "extract_log_mels",
+    "frame_count",
+    "hz_to_mel",
+    "load_audio",
+    "log_mel",
+    "log_mel_batch",
+    "mel_filterbank",
+    "mel_to_hz",
+    "normalize_mel",
+    "pad_value",
+    "voice2face_audio_config",
+    "voice_activity",
+]
+
+# decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
+FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
+INT16_SCALE = 32768.0
+
+
+class AudioError(BadInputError):
+    """A file that gives no features, with the reason (it goes into the preparation report)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Step 1: decoding
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """Decoded speech: int16-scale samples (dtype int16), mono, at `sample_rate`; `notes` say what was converted."""
+
+    samples: np.ndarray
+    sample_rate: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _declared_wav_frames(path: Path) -> int | None:
+    """Frames the RIFF header of a .wav promises (None when it cannot tell), to detect a truncated download.
+
+    libsndfile silently reads whatever part of the data chunk is present, so a cut-off file looks valid.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    if len(fmt) >= 14:
+                        block_align = struct.unpack("<H", fmt[12:14])[0]
+                elif cid == b"data":
+                    # 0 and 0xFFFFFFFF are written by streaming encoders that did not know the length
+                    if block_align in (None, 0) or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _decode_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(
+            path,
+            f"reading {path.suffix} files needs ffmpeg, which is not installed "
+            "(apt-get install ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg)",
+        )
+    # ffmpeg does the down-mix and resampling itself; VoxCeleb2's m4a files are already 16 kHz mono
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(sample_rate), "-"]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise AudioError(path, f"ffmpeg could not decode it: {message[-1] if message else 'unknown error'}")
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.int16), ("decoded with ffmpeg",)
+
+
+def _read_plain_wav(path: Path, sample_rate: int) -> Waveform | None:
+    """The common case (VoxCeleb1, the synthetic data): 16-bit mono PCM at the target rate, read with Python's `wave`
+    as the original reads it (three times faster than opening it through libsndfile). None for anything else."""
+    try:
+        with wave.open(str(path), "rb") as f:
+            if (f.getsampwidth(), f.getnchannels(), f.getframerate()) != (2, 1, sample_rate):
+                return None
+            declared = f.getnframes()
+            data = f.readframes(declared)
+    except (wave.Error, EOFError, OSError):
+        return None  # soundfile gets to read it, or to say precisely what is wrong
+    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
+    if samples.size == 0:
+        return None
+    notes = ()
+    if declared > samples.size and declared != 0x7FFFFFFF:
+        notes = (f"truncated: the header declares {declared} frames, the file holds {samples.size}; used those",)
+    return Waveform(samples, sample_rate, notes)
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
+    """Decode an audio file to 16-bit mono PCM at `sample_rate`, raising :class:`AudioError` with a clear reason.
+
+    16-bit mono files at the target rate are read bit-exactly, as the original's `wave` reader does. Anything else
+    (8/24/32-bit or float samples, several channels, another rate) is converted: channels are averaged, torchaudio
+    resamples (windowed sinc), and the result is rounded to int16; each conversion is listed in `notes`.
+    """
+    path = Path(path)
+    require_nonempty_file(path, AudioError)
+    if path.suffix.lower() in FFMPEG_SUFFIXES:
+        samples, notes = _decode_ffmpeg(path, sample_rate)
+        if samples.size == 0:
+            raise AudioError(path, "holds no audio samples")
+        return Waveform(samples, sample_rate, notes)
+
+    if path.suffix.lower() == ".wav":
+        fast = _read_plain_wav(path, sample_rate)
+        if fast is not None:
+            return fast
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            subtype, rate = f.subtype, f.samplerate
+            exact = subtype == "PCM_16" and f.channels == 1
+            data = f.read(dtype="int16" if exact else "float64", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        detail = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(path, f"not a readable audio file ({detail.strip()})") from None
+    if data.shape[0] == 0:
+        raise AudioError(path, "holds no audio samples (header only)")
+
+    notes: list[str] = []
+    declared = _declared_wav_frames(path) if path.suffix.lower() == ".wav" else None
+    if declared is not None and declared > data.shape[0]:
+        notes.append(f"truncated: the header declares {declared} frames, the file holds {data.shape[0]}; used those")
+    if exact and rate == sample_rate:
+        return Waveform(np.ascontiguousarray(data[:, 0]), sample_rate, tuple(notes))
+
+    x = data.astype(np.float64) * (1.0 if exact else INT16_SCALE)
+    if subtype != "PCM_16":
+        notes.append(f"{subtype} samples converted to 16-bit")
+    if x.shape[1] > 1:
+        notes.append(f"{x.shape[1]} channels averaged to mono")
+    x = x.mean(axis=1)
+    if rate != sample_rate:
+        notes.append(f"resampled from {rate} Hz to {sample_rate} Hz")
+        x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
+    return Waveform(_to_int16(x), sample_rate, tuple(notes))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Step 2: voice activity detection
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VadResult:
+    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring-buffer state machine keeps.
+
+    Frames are `frame_samples` long and start at `k * frame_samples`; samples after the last frame are dropped, as
+    the original drops them (its frame loop runs while `offset + frame_bytes < len(audio)`, §1.4 step 2).
+    """
+
+    frame_samples: int
+    sample_rate: int
+    speech: np.ndarray
+    keep: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.speech)
+
+    def frame_times(self) -> np.ndarray:
+        """Start time of every frame in seconds (for plotting the decision over time)."""
+        return np.arange(self.n_frames) * self.frame_samples / self.sample_rate
+
+    def sample_mask(self, n_samples: int) -> np.ndarray:
+        """One boolean per input sample: True where the sample is kept."""
+        mask = np.zeros(n_samples, dtype=bool)
+        mask[: self.n_frames * self.frame_samples] = np.repeat(self.keep, self.frame_samples)
+        return mask
+
+    def apply(self, samples: np.ndarray) -> np.ndarray:
+        """The kept frames, concatenated (the original joins its voiced segments into one signal)."""
+        frames = samples[: self.n_frames * self.frame_samples].reshape(self.n_frames, self.frame_samples)
+        return frames[self.keep].reshape(-1)
+
+
+def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray:
+    """The original's collector: trigger when more than `ratio * ring` of the last `ring` frames are voiced (then keep
+    them all), keep every frame while triggered, release when more than `ratio * ring` of the last `ring` are unvoiced.
+
+    It works on decisions only; which frames are kept is all that the concatenated output depends on.
+    """
+    keep = np.zeros(len(speech), dtype=bool)
+    limit = ratio * ring
+    buffer: deque[tuple[int, bool]] = deque(maxlen=ring)
+    count = 0  # voiced frames in the buffer (not triggered) or unvoiced ones (triggered)
+    triggered = False
+    for k, voiced in enumerate(speech.tolist()):
+        counted = (not voiced) if triggered else voiced
+        if len(buffer) == ring and ((not buffer[0][1]) if triggered else buffer[0][1]):
+            count -= 1
+        buffer.append((k, voiced))
+        count += counted
+        if triggered:
+            keep[k] = True
+        if count > limit:
+            if not triggered:
+                keep[[i for i, _ in buffer]] = True
+            triggered = not triggered
+            buffer.clear()
+            count = 0
+    return keep
+
+
+def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
+    """webrtcvad decisions (aggressiveness, frame length from `cfg`) and the frames the original's VAD keeps."""
+    frame = sample_rate * cfg.vad_frame_ms // 1000
+    n_frames = max(0, (len(samples) - 1) // frame)
+    pcm = np.ascontiguousarray(samples, dtype="<i2").tobytes()
+    step = 2 * frame
+    vad = webrtcvad.Vad(cfg.vad_aggressiveness)
+    is_speech = vad.is_speech
+    speech = np.fromiter(
+        (is_speech(pcm[k * step : (k + 1) * step], sample_rate) for k in range(n_frames)), dtype=bool, count=n_frames
+    )
+    # int(300 / 30) = 10 frames in the original's ring buffer (§1.4); voice2face: int(50 / 20) = 2 (§7.2)
+    ring = int(cfg.vad_padding_ms / cfg.vad_frame_ms)
+    return VadResult(frame, sample_rate, speech, _ring_buffer_keep(speech, ring, cfg.vad_trigger_ratio))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Step 3: log-mel filterbank
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """The HTK mel scale, 2595 log10(1 + f / 700), used by both python_speech_features and Sphinx."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def _triangles(left: np.ndarray, centre: np.ndarray, right: np.ndarray, n_bins: int, peak: np.ndarray) -> np.ndarray:
+    """(n_bins, n_filters) triangles rising on [left, centre), falling on [centre, right), worth `peak` at centre."""
+    i = np.arange(n_bins, dtype=np.float64)[:, None]
+    rise = np.where((i >= left) & (i < centre), (i - left) / np.maximum(centre - left, 1e-300), 0.0)
+    fall = np.where((i >= centre) & (i < right), (right - i) / np.maximum(right - centre, 1e-300), 0.0)
+    return (rise + fall) * peak
+
+
+def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
+    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64.
+
+    `peak` (python_speech_features, §1.4): n_mels + 2 points equally spaced in mel from f_min to f_max, FFT bin
+    floor((n_fft + 1) * hz / sr), triangles of height 1 that include their left edge and centre and exclude the right
+    edge. `area` (Sphinx, as voice2face uses it, §7.2): bins round(hz / (sr / n_fft)), height 2 / width in Hz.
+    """
+    n_bins = cfg.n_fft // 2 + 1
+    mel_points = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
+    hz_points = mel_to_hz(mel_points)
+    if cfg.filterbank_norm == "peak":
+        edges = np.floor((cfg.n_fft + 1) * hz_points / cfg.sample_rate)
+        return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, np.ones(cfg.n_mels))
+    hz_per_bin = cfg.sample_rate / cfg.n_fft
+    edges = np.round(hz_points / hz_per_bin)
+    height = 2.0 / np.maximum((edges[2:] - edges[:-2]) * hz_per_bin, 1e-300)
+    # Sphinx starts each rising edge one bin after the left edge, which is also where (i - left) makes it zero
+    return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, height)
+
+
+def frame_count(n_samples: int, cfg: AudioConfig) -> int:
+    """Frames python_speech_features makes: 1 if n <= window, else 1 + ceil((n - window) / hop) (last one zero-padded)."""
+    win, hop = _win_hop(cfg)
+    if n_samples <= win:
+        return 1
+    return 1 + int(math.ceil((1.0 * n_samples - win) / hop))
+
+
+def _win_hop(cfg: AudioConfig) -> tuple[int, int]:
+    # python_speech_features rounds half up: 0.025 * 16000 = 400.00000000000006 -> 400
+    return int(math.floor(cfg.win_ms * cfg.sample_rate / 1000 + 0.5)), int(math.floor(cfg.hop_ms * cfg.sample_rate / 1000 + 0.5))
+
+
+_DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
+# frames per FFT call: big enough to amortise per-call costs, small enough to stay in the CPU cache
+_CHUNK_FRAMES = 512
+# filters per filterbank band: each band multiplies only the FFT bins its filters cover (a dense matmul would be
+# 90% multiplications by zero; the triangles are narrow)
+_BAND_FILTERS = 8
+
+
+@dataclass
+class _FeatureOps:
+    """The constant tensors of one feature config.
+
+    `bands` split the filterbank into groups of filters, each with the range of rows of the power spectrum it needs.
+    The power spectrum is laid out as torch.view_as_real gives it (real and imaginary parts interleaved, squared), so
+    each band's weights repeat every filterbank row twice; they carry the 1 / n_fft power scale too.
+    """
+
+    window: torch.Tensor | None
+    bands: list[tuple[int, int, int, int, torch.Tensor]]
+
+
+_OPS_CACHE: dict[tuple, _FeatureOps] = {}
+
+
+def _ops(cfg: AudioConfig, dtype: torch.dtype) -> _FeatureOps:
+    key = (tuple(sorted(dataclasses.asdict(cfg).items())), dtype)
+    if key not in _OPS_CACHE:
+        win, _ = _win_hop(cfg)
+        # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
+        window = None if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win)).to(dtype)
+        scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
+        weights = np.repeat(mel_filterbank(cfg) * scale, 2, axis=0)
+        bands = []
+        for m0 in range(0, cfg.n_mels, _BAND_FILTERS):
+            m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
+            rows = np.flatnonzero(weights[:, m0:m1].any(axis=1))
+            r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1].T)).to(dtype)))
+        _OPS_CACHE[key] = _FeatureOps(window, bands)
+    return _OPS_CACHE[key]
+
+
+def _log_energies(frames: torch.Tensor, cfg: AudioConfig, ops: _FeatureOps) -> torch.Tensor:
+    """(n_mels, F) log filterbank energies of F frames (a strided view, window samples each)."""
+    if ops.window is not None:
+        frames = frames * ops.window
+    power = torch.view_as_real(torch.fft.rfft(frames, n=cfg.n_fft)).reshape(len(frames), -1).square_()
+    energies = torch.empty(cfg.n_mels, len(frames), dtype=power.dtype)
+    for r0, r1, m0, m1, weights in ops.bands:
+        torch.matmul(weights, power[:, r0:r1].T, out=energies[m0:m1])
+    if cfg.log_floor_mode == "replace_zeros":
+        if energies.min() == 0:  # only digitally silent frames have any
+            energies.masked_fill_(energies == 0, cfg.log_floor)
+    else:
+        energies.clamp_min_(cfg.log_floor)
+    return energies.log_()
+
+
+def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
+    """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
+
+    The pre-emphasised signals are laid end to end in one buffer, each padded with zeros to a whole number of hops
+    plus the window overhang, so that one strided view frames them all (a few frames straddling two signals are
+    computed and dropped); FFTs and filterbank products then run on chunks of frames. `dtype` (default `cfg.dtype`):
+    float64 reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
+    """
+    if any(len(s) == 0 for s in signals):
+        raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
+    if not signals:
+        return []
+    np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
+    ops = _ops(cfg, torch_dtype)
+    win, hop = _win_hop(cfg)
+    counts = [frame_count(len(s), cfg) for s in signals]
+    # signal k takes counts[k] + gap frame slots, so that its last frame ends before the next signal starts
+    gap = -(-win // hop) - 1
+    starts = np.concatenate([[0], np.cumsum([n + gap for n in counts])])
+    buffer = np.zeros(int(starts[-1]) * hop + win, dtype=np_dtype)
+    minus_coeff = np_dtype(-cfg.preemphasis)
+    for signal, start in zip(signals, starts):
+        piece = buffer[start * hop : start * hop + len(signal)]
+        # pre-emphasis on the whole signal, first sample kept (python_speech_features.sigproc.preemphasis), in two
+        # passes without temporaries: x[i] + (-c * x[i-1]) rounds exactly as x[i] - c * x[i-1]
+        piece[0] = signal[0]
+        np.multiply(signal[:-1], minus_coeff, out=piece[1:])
+        piece[1:] += signal[1:]
+    frames = torch.from_numpy(buffer).unfold(0, win, hop)
+    logs = torch.cat([_log_energies(frames[c : c + _CHUNK_FRAMES], cfg, ops) for c in range(0, len(frames), _CHUNK_FRAMES)], 1)
+    return [logs[:, start : start + n] for start, n in zip(starts[:-1].tolist(), counts)]
+
+
+def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
+    """Log-mel features (n_mels, T) of one int16-scale signal; see :func:`log_mel_batch`."""
+    return log_mel_batch([signal], cfg, dtype)[0].contiguous()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Files to features
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Raw (not normalised) log-mel features of one file, with what was done to get them."""
+
+    path: str
+    mel: torch.Tensor
+    seconds: float
+    voiced_seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+
+def extract_log_mels(
+    paths: Sequence[str | Path], cfg: AudioConfig, batch_samples: int = 4_000_000
+) -> list[Utterance | AudioError]:
+    """Decode, VAD and featurise many files; a file that gives no features yields an :class:`AudioError` in its place.
+
+    Reasons for skipping: unreadable or empty files, ffmpeg missing for m4a, audio shorter than one analysis window,
+    and speech the VAD does not find (the original crashes or writes a single log(eps) frame for those, §1.4).
+    Features are computed for about `batch_samples` voiced samples at a time (4M: about 4 minutes of speech).
+    """
+    win, _ = _win_hop(cfg)
+    results: list[Utterance | AudioError | None] = [None] * len(paths)
+    pending: list[tuple[int, np.ndarray, Waveform]] = []
+
+    def flush() -> None:
+        for (slot, voiced, decoded), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
+            seconds = len(voiced) / cfg.sample_rate
+            results[slot] = Utterance(str(paths[slot]), mel.contiguous(), decoded.seconds, seconds, decoded.notes)
+        pending.clear()
+
+    waiting = 0
+    for slot, path in enumerate(paths):
+        try:
+            decoded = load_audio(path, cfg.sample_rate)
+            if len(decoded.samples) < win:
+                raise AudioError(path, f"too short: {len(decoded.samples)} samples, less than one {cfg.win_ms:g} ms window")
+            voiced = decoded.samples
+            if cfg.vad:
+                voiced = voice_activity(decoded.samples, decoded.sample_rate, cfg).apply(decoded.samples)
+                if len(voiced) == 0:
+                    raise AudioError(path, f"silent: the VAD found no speech in {decoded.seconds:.2f} s")
+        except AudioError as error:
+            results[slot] = error
+            continue
+        pending.append((slot, voiced, decoded))
+        waiting += len(voiced)
+        if waiting >= batch_samples:
+            flush()
+            waiting = 0
+    flush()
+    return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Step 4: normalisation
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MelStats:
+    """Mean and standard deviation of every raw log-mel value of a dataset's training split (one scalar each)."""
+
+    mean: float
+    std: float
+    count: int
+
+    @staticmethod
+    def from_sums(total: float, total_sq: float, count: int) -> MelStats:
+        """From float64 sums of x and x^2 (exact over the whole split, unlike the original's average of per-batch
+        statistics in a script that no longer runs, §1.4)."""
+        if count == 0:
+            raise ValueError("no log-mel values to compute statistics from")
+        mean = total / count
+        return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
+
+
+def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None) -> torch.Tensor:
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says.
+
+    `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
+    of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
+    """
+    if cfg.mel_norm == "global":
+        return (mel - cfg.mel_mean) / cfg.mel_std
+    if cfg.mel_norm == "dataset":
+        if stats is None:
+            raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
+        return (mel - stats.mean) / stats.std
+    eps = float(np.finfo(np.float32).eps)
+    return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, unbiased=False, keepdim=True) + eps)
+
+
+def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:
+    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6).
+
+    Per-utterance normalisation has no fixed map for a raw 0; it pads with 0, the utterance mean.
+    """
+    if cfg.mel_norm == "global":
+        return cfg.normalised_zero
+    if cfg.mel_norm == "dataset":
+        if stats is None:
+            raise ValueError("mel_norm 'dataset' needs the training split's statistics to know the padding value")
+        return (0.0 - stats.mean) / stats.std
+    return 0.0
+
+
+def voice2face_audio_config() -> AudioConfig:
+    """The voice2face recipe (§7.2): VAD mode 2 on 20 ms frames with a 50 ms buffer; 64 Sphinx filters (20-7200 Hz,
+    area-normalised) on a 1024-point spectrum of Hamming-windowed 25 ms frames; log clipped at 1e-5; per-utterance
+    normalisation. The framing is python_speech_features' (voice2face's Sphinx code ends one frame earlier or later).
+    """
+    return AudioConfig(
+        vad_aggressiveness=2,
+        vad_frame_ms=20,
+        vad_padding_ms=50,
+        n_mels=64,
+        n_fft=1024,
+        window="hamming",
+        f_min=20.0,
+        f_max=7200.0,
+        filterbank_norm="area",
+        power_scale="none",
+        log_floor=1e-5,
+        log_floor_mode="clip",
+        mel_norm="utterance",
+    )

@@ -1,0 +1,247 @@
+"""Torch datasets over a prepared split: stage-1 samples and fuser samples (reference §1.6), with their collates.
+
+**Stage 1** (:class:`VoiceFaceDataset` + :class:`CropCollate`): one item per identity, so an epoch is one pass over
+the identities; each item is one face and one whole utterance of that identity, both drawn at random. The collate
+draws **one** crop length for the whole batch, uniformly from [100, 150] frames (both ends included), takes a random
+crop of every utterance at least that long and right-pads shorter ones with the normalised zero (-3.4716).
+
+**Fuser stage** (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20 non-overlapping 125-frame segments per
+identity, cut from its utterances (shuffled, each from a random start, in training; in sorted order from the start
+otherwise). The original stacks them with the default collate, which fails as soon as two identities of a batch have
+different counts (§6 item 15); here the batch is padded to its largest count with a (B, N) mask of real segments.
+
+All randomness comes from NumPy generators seeded by (seed, epoch, identity): the same seed gives the same samples
+whatever the number of DataLoader workers. Evaluation (`train=False`) draws the same samples at every epoch unless
+`random_eval=True` (the original's evaluation is random, §6 item 16). The collates seed their own generator from the
+keys of the samples they receive, so they are reproducible too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sf2f.audio import MelStats, normalize_mel, pad_value
+from sf2f.config import AudioConfig
+from sf2f.data.cache import PreparedSplit
+from sf2f.faces import normalize_images
+
+__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "cut_segments", "make_loader"]
+
+Sample = dict[str, Any]
+
+
+class _IdentityDataset(Dataset):
+    """Shared by both datasets: one item per identity, normalisation, and per-item generators."""
+
+    def __init__(
+        self,
+        split: PreparedSplit,
+        audio: AudioConfig,
+        image_norm: str = "imagenet",
+        train: bool = True,
+        seed: int = 0,
+        random_eval: bool = False,
+        hflip: bool = False,
+    ) -> None:
+        self.split = split
+        self.audio = audio
+        self.image_norm = image_norm
+        self.train = train
+        self.seed = seed
+        self.random_eval = random_eval
+        # the original's image_random_hflip (p = 0.5, training only), off in every paper config (§1.5)
+        self.hflip = hflip and train
+        self.epoch = 0
+        self.stats: MelStats | None = split.stats() if audio.mel_norm == "dataset" else None
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New draws for a new epoch (training, or evaluation with random_eval)."""
+        self.epoch = epoch
+
+    @property
+    def pad_value(self) -> float:
+        return pad_value(self.audio, self.stats)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.train or self.random_eval:
+            return np.random.default_rng([self.seed, self.epoch, index])
+        return np.random.default_rng([self.seed, index])
+
+    def _mel(self, row: int) -> torch.Tensor:
+        return normalize_mel(torch.from_numpy(self.split.mel(row)), self.audio, self.stats)
+
+    def _face(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        rows = self.split.face_rows(index)
+        pixels = self.split.face(rows[int(rng.integers(len(rows)))])
+        if self.hflip and rng.random() < 0.5:
+            pixels = pixels[:, ::-1]
+        return normalize_images(np.ascontiguousarray(pixels), self.image_norm)
+
+    def faces_of(self, index: int) -> torch.Tensor:
+        """Every face of one identity, normalised (n, 3, S, S): the evaluation gallery (§1.7)."""
+        return torch.stack([normalize_images(self.split.face(r), self.image_norm) for r in self.split.face_rows(index)])
+
+
+class VoiceFaceDataset(_IdentityDataset):
+    """Stage-1 items: {'image': (3, S, S), 'mel': (n_mels, T) whole utterance, 'label', 'key'}."""
+
+    def __getitem__(self, index: int) -> Sample:
+        rng = self._rng(index)
+        rows = self.split.utterance_rows(index)
+        mel = self._mel(rows[int(rng.integers(len(rows)))])
+        image = self._face(index, rng)
+        return {"image": image, "mel": mel, "label": index, "key": int(rng.integers(2**62))}
+
+
+def _batch_rng(batch: Sequence[Sample]) -> np.random.Generator:
+    return np.random.default_rng([int(s["key"]) for s in batch])
+
+
+class CropCollate:
+    """One crop length for the whole batch, uniform in [low, high] (both included); a random crop of each utterance
+    that is long enough, right-padding with `pad` for the others (§1.6)."""
+
+    def __init__(self, crop_frames: Sequence[int] = (100, 150), pad: float = AudioConfig().normalised_zero) -> None:
+        self.low, self.high = int(crop_frames[0]), int(crop_frames[1])
+        self.pad = float(pad)
+
+    def __call__(self, batch: Sequence[Sample]) -> Sample:
+        rng = _batch_rng(batch)
+        length = int(rng.integers(self.low, self.high + 1))
+        n_mels = batch[0]["mel"].shape[0]
+        mels = torch.full((len(batch), n_mels, length), self.pad, dtype=batch[0]["mel"].dtype)
+        for i, sample in enumerate(batch):
+            mel = sample["mel"]
+            if mel.shape[1] >= length:
+                start = int(rng.integers(0, mel.shape[1] - length + 1))
+                mels[i] = mel[:, start : start + length]
+            else:
+                mels[i, :, : mel.shape[1]] = mel
+        return {
+            "image": torch.stack([s["image"] for s in batch]),
+            "mel": mels,
+            "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
+        }
+
+
+def cut_segments(
+    mels: Sequence[torch.Tensor],
+    frames: int = 125,
+    stride: int = 125,
+    max_segments: int = 20,
+    rng: np.random.Generator | None = None,
+) -> list[torch.Tensor]:
+    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6).
+
+    With `rng`, each utterance first loses a random number of leading frames in [0, T - frames) (when T > frames),
+    as the original's training sampler does; without it, windows start at frame 0. Utterances shorter than `frames`
+    give no window.
+    """
+    segments: list[torch.Tensor] = []
+    for mel in mels:
+        total = mel.shape[1]
+        start = int(rng.integers(0, total - frames)) if rng is not None and total > frames else 0
+        while start + frames <= total and len(segments) < max_segments:
+            segments.append(mel[:, start : start + frames])
+            start += stride
+        if len(segments) >= max_segments:
+            break
+    return segments
+
+
+class SegmentDataset(_IdentityDataset):
+    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label', 'key'}.
+
+    An identity whose utterances are all shorter than one segment (the original crashes on it, §6 item 15) gives one
+    segment: its longest utterance right-padded with the normalised zero.
+    """
+
+    def __init__(
+        self,
+        split: PreparedSplit,
+        audio: AudioConfig,
+        segment_frames: int = 125,
+        segment_stride: int = 125,
+        max_segments: int = 20,
+        random_start: bool = True,
+        **options: Any,
+    ) -> None:
+        """`options`: image_norm, train, seed, random_eval, hflip as for :class:`VoiceFaceDataset`."""
+        super().__init__(split, audio, **options)
+        self.segment_frames = segment_frames
+        self.segment_stride = segment_stride
+        self.max_segments = max_segments
+        self.random_start = random_start and self.train
+
+    def __getitem__(self, index: int) -> Sample:
+        rng = self._rng(index)
+        rows = list(self.split.utterance_rows(index))
+        if self.train:
+            rows = [rows[i] for i in rng.permutation(len(rows))]
+        mels = [self._mel(r) for r in rows]
+        segments = cut_segments(
+            mels, self.segment_frames, self.segment_stride, self.max_segments, rng if self.random_start else None
+        )
+        if not segments:
+            longest = max(mels, key=lambda m: m.shape[1])
+            padded = torch.full((longest.shape[0], self.segment_frames), self.pad_value, dtype=longest.dtype)
+            padded[:, : longest.shape[1]] = longest
+            segments = [padded]
+        image = self._face(index, rng)
+        return {"image": image, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
+
+
+class SegmentCollate:
+    """Pads every identity's segments to the batch's largest count: segments (B, N, n_mels, frames) and a boolean
+    mask (B, N) that is True for real segments (padding segments hold `pad`)."""
+
+    def __init__(self, pad: float = AudioConfig().normalised_zero) -> None:
+        self.pad = float(pad)
+
+    def __call__(self, batch: Sequence[Sample]) -> Sample:
+        counts = [s["segments"].shape[0] for s in batch]
+        _, n_mels, frames = batch[0]["segments"].shape
+        segments = torch.full((len(batch), max(counts), n_mels, frames), self.pad, dtype=batch[0]["segments"].dtype)
+        mask = torch.zeros(len(batch), max(counts), dtype=torch.bool)
+        for i, (sample, n) in enumerate(zip(batch, counts)):
+            segments[i, :n] = sample["segments"]
+            mask[i, :n] = True
+        return {
+            "image": torch.stack([s["image"] for s in batch]),
+            "segments": segments,
+            "mask": mask,
+            "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
+        }
+
+
+def make_loader(
+    dataset: _IdentityDataset,
+    batch_size: int,
+    collate: CropCollate | SegmentCollate,
+    shuffle: bool | None = None,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader whose shuffling is seeded too (shuffle defaults to the dataset's train flag)."""
+    shuffle = dataset.train if shuffle is None else shuffle
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=generator,
+        drop_last=drop_last,
+        # not persistent: workers are rebuilt each epoch and so see the epoch set by set_epoch()
+        persistent_workers=False,
+    )

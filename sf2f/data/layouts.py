@@ -1,0 +1,311 @@
+"""Reading the VoxCeleb + HQ-VoxCeleb layout (data/README.md, reference §1.1-1.3): meta files, speech and face files,
+the identities present in both, and the train/val/test split.
+
+Speech folders are named by VoxCeleb speaker id (`id10001`), face folders by name (`A.J._Buckley`); the meta file of
+each sub-dataset maps one to the other, and identities are joined **by name** (§1.2). Everything that cannot be joined
+(a speaker id missing from the meta file, a name with faces but no speech or the reverse) is kept as a row of
+`problems` for the preparation report instead of raising, as the original's `KeyError` did (§6 item 20).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "META",
+    "SPLITS",
+    "DatasetIndex",
+    "LayoutError",
+    "MetaSpec",
+    "build_index",
+    "load_or_create_split",
+    "original_split",
+    "read_meta",
+    "read_split",
+    "seeded_split",
+    "write_atomic",
+]
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+class LayoutError(ValueError):
+    """The dataset folder does not have the expected layout (a missing meta file or column, a bad split.json)."""
+
+
+@dataclass(frozen=True)
+class MetaSpec:
+    """One sub-dataset's meta file: its name, separator and the columns the pipeline reads (§1.1)."""
+
+    file: str
+    sep: str
+    id_column: str
+    name_column: str
+    gender_column: str
+    set_column: str
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return (self.id_column, self.name_column)
+
+
+META: dict[str, MetaSpec] = {
+    "vox1": MetaSpec("vox1_meta.csv", "\t", "VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Set"),
+    "vox2": MetaSpec("full_vox2_meta.csv", ",", "VoxCeleb2ID", "Name", "Gender_x", "Set"),
+}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename, so a killed process never leaves half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
+    """A meta file as a table with columns `row, speaker_id, name, gender, set` (row = position in the file).
+
+    vox1 is TAB-separated, vox2 COMMA-separated (§1.1); names are UTF-8 (the real vox2 file has `Aco_Petrović`).
+    Raises :class:`LayoutError` naming the file and the missing columns.
+    """
+    spec = META[sub]
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: meta file not found (a {sub} dataset needs {spec.file}, see data/README.md)")
+    try:
+        table = pd.read_csv(
+            path, sep=spec.sep, dtype=str, keep_default_na=False, encoding="utf-8", skipinitialspace=True
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise LayoutError(f"{path}: cannot be read as a {sub} meta file ({exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in spec.required if c not in table.columns]
+    if missing:
+        sep_name = "TAB" if spec.sep == "\t" else "COMMA"
+        raise LayoutError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found {list(table.columns)}. "
+            f"A {sub} meta file is {sep_name}-separated with the columns {', '.join(spec.required)} (and "
+            f"{spec.gender_column}, {spec.set_column}); see data/README.md"
+        )
+
+    def column(name: str) -> pd.Series:
+        return table[name].str.strip() if name in table.columns else pd.Series([""] * len(table), dtype=str)
+
+    return pd.DataFrame(
+        {
+            "row": np.arange(len(table)),
+            "speaker_id": column(spec.id_column),
+            "name": column(spec.name_column),
+            "gender": column(spec.gender_column),
+            "set": column(spec.set_column),
+        }
+    )
+
+
+def _visible(entries: Iterable[os.DirEntry]) -> list[os.DirEntry]:
+    return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _subdirs(path: Path) -> list[os.DirEntry]:
+    if not path.is_dir():
+        return []
+    with os.scandir(path) as it:
+        return [e for e in _visible(it) if e.is_dir()]
+
+
+def _files(path: str | Path, suffixes: Sequence[str]) -> list[os.DirEntry]:
+    with os.scandir(path) as it:
+        return [e for e in _visible(it) if e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes]
+
+
+def scan_speech(root: Path, sub: str) -> pd.DataFrame:
+    """Every utterance file under raw_wav/<sub>/<dev|test|...>/<speaker id>/<clip id>/: one row each."""
+    rows = []
+    for part in _subdirs(root / "raw_wav" / sub):
+        for speaker in _subdirs(Path(part.path)):
+            for clip in _subdirs(Path(speaker.path)):
+                for f in _files(clip.path, AUDIO_SUFFIXES):
+                    rows.append((speaker.name, clip.name, f.name, f"raw_wav/{sub}/{part.name}/{speaker.name}/{clip.name}/{f.name}"))
+    return pd.DataFrame(rows, columns=["speaker_id", "clip", "file", "path"])
+
+
+def scan_faces(root: Path, sub: str, face_type: str) -> pd.DataFrame:
+    """Every image under <sub>/<face_type>_faces/<name>/ (HQ-VoxCeleb as distributed): one row each."""
+    rows = []
+    for person in _subdirs(root / sub / f"{face_type}_faces"):
+        for f in _files(person.path, IMAGE_SUFFIXES):
+            rows.append((person.name, f"{sub}/{face_type}_faces/{person.name}/{f.name}"))
+    return pd.DataFrame(rows, columns=["name", "path"])
+
+
+@dataclass
+class DatasetIndex:
+    """What a dataset folder holds, joined by name.
+
+    `identities`: one row per usable identity (speech and faces), sorted by (sub, name) as the original sorts them
+    (§1.2), with its meta row, speaker id and file counts. `utterances` and `faces`: the files of those identities,
+    sorted by path (utterance paths relative to `root`, face paths to `faces_root`). `problems`: rows (sub, name, kind, path, reason) of what could
+    not be joined. `meta`: the meta tables per sub-dataset (the original split rule needs their row order).
+    """
+
+    root: Path
+    faces_root: Path
+    identities: pd.DataFrame
+    utterances: pd.DataFrame
+    faces: pd.DataFrame
+    problems: list[tuple[str, str, str, str, str]]
+    meta: dict[str, pd.DataFrame]
+
+
+def build_index(
+    root: str | Path,
+    subs: Sequence[str] = ("vox1", "vox2"),
+    face_type: str = "masked",
+    faces_root: str | Path | None = None,
+) -> DatasetIndex:
+    """Index the sub-datasets of `root` that exist (a missing sub-dataset folder is skipped; none at all is an error).
+
+    `faces_root`: where the face tree `<sub>/<face_type>_faces/<name>/` lives when it is not inside `root`, for
+    example HQ-VoxCeleb unpacked as distributed (default: `root`).
+    """
+    root = Path(root)
+    faces_root = root if faces_root is None else Path(faces_root)
+    for folder, what in ((root, "dataset"), (faces_root, "faces")):
+        if not folder.is_dir():
+            raise LayoutError(f"{folder}: {what} folder not found")
+    identities, utterances, faces, problems, metas = [], [], [], [], {}
+    for sub in subs:
+        if sub not in META:
+            raise LayoutError(f"unknown sub-dataset '{sub}' (known: {', '.join(META)})")
+        if not any(p.is_dir() for p in (root / sub, root / "raw_wav" / sub, faces_root / sub)):
+            continue
+        meta = read_meta(root / sub / META[sub].file, sub)
+        metas[sub] = meta
+        named = meta[meta["name"] != ""]
+        duplicated = named[named.duplicated("name", keep="first")]
+        for name in duplicated["name"]:
+            problems.append((sub, name, "meta", META[sub].file, "name listed more than once in the meta file; used the first row"))
+        named = named.drop_duplicates("name", keep="first")
+        by_speaker = dict(zip(named["speaker_id"], named["name"]))
+
+        speech = scan_speech(root, sub)
+        speech["name"] = speech["speaker_id"].map(by_speaker)
+        for spk in sorted(speech.loc[speech["name"].isna(), "speaker_id"].unique()):
+            problems.append((sub, "", "speech", f"raw_wav/{sub}/*/{spk}", f"speaker id {spk} is not in {META[sub].file}"))
+        speech = speech.dropna(subset=["name"])
+        images = scan_faces(faces_root, sub, face_type)
+        with_speech, with_faces = set(speech["name"]), set(images["name"])
+        for name in sorted(with_faces - with_speech):
+            problems.append((sub, name, "identity", f"{sub}/{face_type}_faces/{name}", "has faces but no speech"))
+        for name in sorted(with_speech - with_faces):
+            problems.append((sub, name, "identity", "", f"has speech but no {face_type} faces"))
+        both = with_speech & with_faces
+        for _, row in named[named["name"].isin(both)].iterrows():
+            identities.append((sub, row["name"], row["speaker_id"], row["gender"], int(row["row"])))
+        utterances.append(speech[speech["name"].isin(both)].assign(sub=sub))
+        faces.append(images[images["name"].isin(both)].assign(sub=sub))
+    if not metas:
+        raise LayoutError(f"{root}: none of the sub-datasets {list(subs)} is there (see data/README.md for the layout)")
+
+    ident = pd.DataFrame(identities, columns=["sub", "name", "speaker_id", "gender", "meta_row"])
+    ident = ident.sort_values(["sub", "name"], kind="stable").reset_index(drop=True)
+    utt = pd.concat(utterances, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")
+    img = pd.concat(faces, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")
+    ident = ident.join(utt.groupby(["sub", "name"]).size().rename("n_utterances"), on=["sub", "name"])
+    ident = ident.join(img.groupby(["sub", "name"]).size().rename("n_faces"), on=["sub", "name"])
+    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems, metas)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------------------------------
+
+Split = dict[str, dict[str, list[str]]]
+
+
+def original_split(meta: Mapping[str, pd.DataFrame]) -> Split:
+    """The original rule (§1.3): meta row i goes to test when i % 10 == 8, to val when i % 10 == 9, else to train.
+
+    It covers every named row of the meta file, whether or not the identity has speech and faces, as the original's
+    script does; vox1 gives 1001/125/125 names.
+    """
+    split: Split = {}
+    for sub, table in meta.items():
+        named = table[table["name"] != ""]
+        where = np.where(named["row"] % 10 == 8, "test", np.where(named["row"] % 10 == 9, "val", "train"))
+        split[sub] = {s: named["name"][where == s].tolist() for s in SPLITS}
+    return split
+
+
+def seeded_split(identities: pd.DataFrame, fractions: Sequence[float], seed: int) -> Split:
+    """A seeded random split of the usable identities of each sub-dataset into train/val/test by `fractions`.
+
+    The counts are round(fraction * n) for val and test, the rest train; each list is sorted.
+    """
+    rng = np.random.default_rng(seed)
+    split: Split = {}
+    for sub, group in identities.groupby("sub", sort=True):
+        names = np.array(sorted(group["name"]))[rng.permutation(len(group))]
+        n_val, n_test = (int(round(f * len(names))) for f in fractions[1:])
+        n_train = len(names) - n_val - n_test
+        parts = {"train": names[:n_train], "val": names[n_train : n_train + n_val], "test": names[n_train + n_val :]}
+        split[sub] = {s: sorted(parts[s].tolist()) for s in SPLITS}
+    return split
+
+
+def read_split(path: str | Path) -> Split:
+    """Read and check a split.json: {sub: {train|val|test: [names]}}, no name in two splits of one sub-dataset."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LayoutError(f"{path}: not a readable split file ({exc})") from None
+    if not isinstance(data, dict):
+        raise LayoutError(f"{path}: a split file maps sub-datasets to {{train, val, test}} name lists")
+    for sub, parts in data.items():
+        if not isinstance(parts, dict) or not all(isinstance(parts.get(s, []), list) for s in SPLITS):
+            raise LayoutError(f"{path}: '{sub}' must map train/val/test to lists of names")
+        unknown = set(parts) - set(SPLITS)
+        if unknown:
+            raise LayoutError(f"{path}: '{sub}' has unknown split(s) {sorted(unknown)} (expected {', '.join(SPLITS)})")
+        seen: dict[str, str] = {}
+        for s in SPLITS:
+            for name in parts.get(s, []):
+                if name in seen and seen[name] != s:
+                    raise LayoutError(f"{path}: '{name}' is in both {seen[name]} and {s} of {sub}")
+                seen[name] = s
+    return {sub: {s: list(parts.get(s, [])) for s in SPLITS} for sub, parts in data.items()}
+
+
+def load_or_create_split(
+    index: DatasetIndex, out: str | Path, rule: str = "original", fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[Split, Path]:
+    """The split to prepare: the dataset's own split.json when it has one (the synthetic data ships one), else the one
+    written by an earlier run into `out`, else a new one by `rule` (`original` or `seeded`), written to `out` once.
+
+    Returns the split and the file it came from.
+    """
+    for candidate in (index.root / "split.json", Path(out) / "split.json"):
+        if candidate.is_file():
+            return read_split(candidate), candidate
+    if rule == "original":
+        split = original_split(index.meta)
+    elif rule == "seeded":
+        split = seeded_split(index.identities, fractions, seed)
+    else:
+        raise ValueError(f"unknown split rule '{rule}' (original or seeded)")
+    target = Path(out) / "split.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, json.dumps(split, ensure_ascii=False, indent=1) + "\n")
+    return split, target

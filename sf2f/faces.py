@@ -1,0 +1,210 @@
+"""Face images: any image file to an RGB face crop at 64 or 128 pixels, its normalisation, and the VGG box.
+
+HQ-VoxCeleb's faces are already aligned square crops (reference §1.1), so preparing them is reading, converting to RGB
+and resizing with PIL bilinear (§1.5). Raw photos first go through MTCNN (facenet-pytorch, whose wheel ships the
+detector weights): :class:`FaceAligner` finds the face, levels the eyes and cuts a square around it.
+
+The networks see images in ImageNet-normalised space (§1.5); :func:`denormalize_images` maps them back to bytes with
+the original's display rule (truncation, not rounding). :func:`crop_vgg_box` is the non-square face box that the
+FaceNet perceptual loss and the FaceNet metrics look at (§4.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sf2f.errors import BadInputError, require_nonempty_file
+
+__all__ = [
+    "IMAGE_NORMS",
+    "VGG_BOX",
+    "FaceAligner",
+    "FaceDetection",
+    "FaceImage",
+    "FaceImageError",
+    "NoFaceError",
+    "crop_vgg_box",
+    "denormalize_images",
+    "load_image",
+    "normalize_images",
+    "resize_face",
+    "vgg_box_slices",
+]
+
+# mean and std per RGB channel (§1.5): `imagenet` is what every config uses; `standard` exists in the original, unused
+IMAGE_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "standard": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+# (left, top, right, bottom) fractions of the mean VGGFace2 face box, rounded as the original uses them (§4.3)
+VGG_BOX: tuple[float, float, float, float] = (0.235, 0.195, 0.765, 0.915)
+
+
+class FaceImageError(BadInputError):
+    """An image that gives no face crop, with the reason (it goes into the preparation report)."""
+
+
+class NoFaceError(FaceImageError):
+    """MTCNN found no face (or none above the probability threshold)."""
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    """An RGB image and what was converted to get it (EXIF rotation, colour mode)."""
+
+    image: Image.Image
+    notes: tuple[str, ...] = ()
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.Image, list[str]]:
+    notes: list[str] = []
+    mode = img.mode
+    if mode == "RGB":
+        return img, notes
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or float grey levels: PIL's convert('L') would clip everything above 255 to white
+        grey = np.asarray(img, dtype=np.float64)
+        top = grey.max() if grey.size else 0.0
+        scale = 255.0 if top <= 1.0 else (255.0 / 65535.0 if top > 255.0 else 1.0)
+        img = Image.fromarray(np.clip(np.round(grey * scale), 0, 255).astype(np.uint8), "L")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        img = Image.alpha_composite(canvas, rgba)
+        notes.append(f"{mode} image: transparency composited on {background}")
+    elif mode not in ("RGB", "P"):
+        notes.append(f"{mode} image converted to RGB")
+    return img.convert("RGB"), notes
+
+
+def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> FaceImage:
+    """Open any image PIL reads as RGB: EXIF orientation applied; grey, 16-bit, CMYK, palette converted; transparent
+    pixels composited on `background`. Raises :class:`FaceImageError` for empty, unreadable or truncated files."""
+    path = Path(path)
+    require_nonempty_file(path, FaceImageError)
+    try:
+        with Image.open(path) as opened:
+            opened.load()  # decode now: a truncated JPEG fails here, not later in a training worker
+            notes = ["rotated by its EXIF orientation"] if opened.getexif().get(0x0112, 1) != 1 else []
+            rgb, more = _to_rgb(ImageOps.exif_transpose(opened), background)
+            rgb.load()
+    except UnidentifiedImageError:
+        raise FaceImageError(path, "not an image file PIL can read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise FaceImageError(path, f"unreadable image ({exc})") from None
+    if min(rgb.size) == 0:
+        raise FaceImageError(path, f"image has no pixels ({rgb.size[0]}x{rgb.size[1]})")
+    return FaceImage(rgb, tuple(notes + more))
+
+
+def resize_face(img: Image.Image, size: int) -> Image.Image:
+    """Squash to size x size with PIL bilinear, which antialiases when shrinking, as torchvision's Resize on a PIL
+    image does in the original (§1.5); non-square sources are squashed, not cropped."""
+    return img.resize((size, size), Image.BILINEAR)
+
+
+def _norm_tensors(norm: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if norm not in IMAGE_NORMS:
+        raise ValueError(f"unknown image normalisation '{norm}' (known: {', '.join(IMAGE_NORMS)})")
+    mean, std = IMAGE_NORMS[norm]
+    shape = (3, 1, 1)
+    return (torch.tensor(mean, dtype=like.dtype).view(shape), torch.tensor(std, dtype=like.dtype).view(shape))
+
+
+def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
+    """uint8 images (..., H, W, 3) to float (..., 3, H, W): ToTensor's /255, then (x - mean) / std (§1.5)."""
+    x = pixels.to(torch.float32) if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.array(pixels, np.float32))
+    x = x.movedim(-1, -3) / 255.0
+    mean, std = _norm_tensors(norm, x)
+    return (x - mean) / std
+
+
+def denormalize_images(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
+    """Normalised images (..., 3, H, W) to uint8 the way the original displays them: x * std + mean, times 255,
+    clamped to [0, 255], then `.byte()`, which truncates (§1.5)."""
+    mean, std = _norm_tensors(norm, x)
+    return ((x.detach() * std + mean) * 255.0).clamp(0, 255).to(torch.uint8)
+
+
+def vgg_box_slices(height: int, width: int, box: tuple[float, ...] = VGG_BOX) -> tuple[slice, slice]:
+    """Rows int(top H)..int(bottom H) and columns int(left W)..int(right W), both inclusive (§4.3):
+    64 -> 47 x 34, 128 -> 94 x 68."""
+    left, top, right, bottom = box
+    return slice(int(top * height), int(bottom * height) + 1), slice(int(left * width), int(right * width) + 1)
+
+
+def crop_vgg_box(images: torch.Tensor, box: tuple[float, ...] = VGG_BOX) -> torch.Tensor:
+    """The VGG-box crop of images (..., H, W)."""
+    rows, cols = vgg_box_slices(images.shape[-2], images.shape[-1], box)
+    return images[..., rows, cols]
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """One MTCNN detection: box (x0, y0, x1, y1), probability, and five landmarks (eyes, nose, mouth corners)."""
+
+    box: tuple[float, float, float, float]
+    probability: float
+    landmarks: np.ndarray
+
+    @property
+    def eye_angle(self) -> float:
+        """Degrees by which the line from the left to the right eye tilts down (image y grows downwards)."""
+        (lx, ly), (rx, ry) = self.landmarks[0], self.landmarks[1]
+        return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+class FaceAligner:
+    """Detect a face with MTCNN and cut an eye-levelled square around it, for raw photos (not needed for HQ-VoxCeleb).
+
+    The square is centred where the detected box's centre lands after rotating the photo about the eye midpoint, and
+    is `1 + 2 * margin` times the larger side of the box (HQ-VoxCeleb crops show some hair and neck around the face).
+    Parts of the square outside the photo are black, as in a PIL crop.
+    """
+
+    def __init__(self, margin: float = 0.25, min_probability: float = 0.9, device: str = "cpu") -> None:
+        from facenet_pytorch import MTCNN  # a heavy import (about 4 s): only when raw photos are aligned
+
+        self.margin = margin
+        self.min_probability = min_probability
+        self._mtcnn = MTCNN(keep_all=True, device=device)
+
+    def detect(self, img: Image.Image) -> list[FaceDetection]:
+        """Every face MTCNN finds, most probable first."""
+        boxes, probs, points = self._mtcnn.detect(img, landmarks=True)
+        if boxes is None:
+            return []
+        found = [FaceDetection(tuple(map(float, b)), float(p), np.asarray(l)) for b, p, l in zip(boxes, probs, points)]
+        return sorted(found, key=lambda d: -d.probability)
+
+    def align(self, img: Image.Image, detection: FaceDetection, size: int) -> Image.Image:
+        """The eye-levelled square crop of one detection, resized to size x size (PIL bilinear)."""
+        angle = detection.eye_angle
+        eyes = detection.landmarks[:2].mean(axis=0)
+        x0, y0, x1, y1 = detection.box
+        # where the box centre goes when the photo turns by `angle` (counter-clockwise on screen) about the eyes
+        dx, dy = (x0 + x1) / 2 - eyes[0], (y0 + y1) / 2 - eyes[1]
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        cx, cy = eyes[0] + c * dx + s * dy, eyes[1] - s * dx + c * dy
+        rotated = img.rotate(angle, resample=Image.BICUBIC, center=(float(eyes[0]), float(eyes[1])))
+        half = max(x1 - x0, y1 - y0) * (1 + 2 * self.margin) / 2
+        square = rotated.crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+        return resize_face(square, size)
+
+    def __call__(self, img: Image.Image, size: int, path: str | Path = "<image>") -> Image.Image:
+        """The aligned crop of the most probable face; :class:`NoFaceError` when there is none."""
+        found = [d for d in self.detect(img) if d.probability >= self.min_probability]
+        if not found:
+            raise NoFaceError(path, f"no face found by MTCNN (probability >= {self.min_probability})")
+        return self.align(img, found[0], size)

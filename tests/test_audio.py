@@ -1,0 +1,315 @@
+"""sf2f.audio against the original recipe: python_speech_features 0.6 logfbank and the webrtcvad state machine (§1.4).
+
+The oracle, benchmarks/original_audio.py, is the original's recipe written plainly per frame and per file, so the
+vectorised code in sf2f.audio is checked against an independent implementation, on real speech.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import python_speech_features as psf
+import soundfile as sf
+import torch
+
+from benchmarks import original_audio as original
+from fixtures_data import SPEECH_FILES, real_speech
+from sf2f import audio
+from sf2f.audio import AudioError, MelStats
+from sf2f.config import AudioConfig
+
+CFG = AudioConfig()
+
+
+def speech_with_pauses() -> np.ndarray:
+    """Both real recordings with noise (which webrtcvad mode 1 takes for speech) and 0.75 s pauses between them:
+    several trigger/release cycles."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for rec in (real_speech(0), real_speech(1), real_speech(0)[: 30000]):
+        parts += [rng.normal(0, 30, 3000), np.zeros(12000), rec.astype(np.float64)]
+    return np.clip(np.concatenate(parts), -32768, 32767).astype(np.int16)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# VAD
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ring", [2, 5, 10])
+def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int) -> None:
+    rng = np.random.default_rng(ring)
+    for trial in range(200):
+        p = rng.uniform(0.05, 0.95)
+        decisions = rng.random(int(rng.integers(0, 120))) < p
+        ours = np.flatnonzero(audio._ring_buffer_keep(decisions, ring, 0.9))
+        segments = original.collect_voiced(enumerate(decisions.tolist()), ring)
+        assert ours.tolist() == [k for segment in segments for k in segment], f"trial {trial}"
+
+
+@pytest.mark.parametrize("signal", ["a0007", "a0009", "pauses"])
+def test_vad_output_is_the_originals_on_real_speech(signal: str) -> None:
+    x = {"a0007": real_speech(0), "a0009": real_speech(1), "pauses": speech_with_pauses()}[signal]
+    result = audio.voice_activity(x, 16000, CFG)
+    kept = result.apply(x)
+    np.testing.assert_array_equal(kept, original.vad(x))
+    assert 0 < len(kept) < len(x)  # the state machine really drops something (leading silence at least)
+    if signal == "pauses":
+        changes = np.flatnonzero(np.diff(result.keep.astype(int)))
+        assert len(changes) >= 4, "expected several voiced segments separated by dropped pauses"
+
+
+def test_vad_with_the_voice2face_settings_matches_the_oracle() -> None:
+    x = speech_with_pauses()
+    cfg = audio.voice2face_audio_config()
+    np.testing.assert_array_equal(audio.voice_activity(x, 16000, cfg).apply(x), original.vad(x, 16000, 2, 20, 50))
+
+
+@pytest.mark.parametrize("frames, extra, expected", [(20, 0, 19), (20, 1, 20), (20, 479, 20), (1, 0, 0), (0, 100, 0)])
+def test_trailing_frame_rule(frames: int, extra: int, expected: int) -> None:
+    """Frames are taken while offset + 960 bytes < len: an exact multiple loses its last full frame too (§1.4)."""
+    x = np.zeros(frames * 480 + extra, np.int16)
+    assert audio.voice_activity(x, 16000, CFG).n_frames == expected
+
+
+def test_vad_plotting_helpers_line_up_with_the_samples() -> None:
+    x = speech_with_pauses()
+    result = audio.voice_activity(x, 16000, CFG)
+    mask = result.sample_mask(len(x))
+    assert mask.shape == x.shape and mask.sum() == len(result.apply(x))
+    np.testing.assert_array_equal(x[mask], result.apply(x))
+    times = result.frame_times()
+    assert times[0] == 0.0 and np.allclose(np.diff(times), 0.03)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Log-mel filterbank
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SPEECH_FILES, ids=lambda p: p.stem)
+def test_log_mel_matches_the_original_on_real_speech(path: Path) -> None:
+    """The acceptance check: VAD + logfbank of real recordings, float64 within 1e-4 and float32 within 1e-3."""
+    reference = original.wav_to_mel(path)
+    voiced = original.vad(*original.read_pcm(path))
+    wave = audio.load_audio(path)
+    ours = audio.log_mel(audio.voice_activity(wave.samples, 16000, CFG).apply(wave.samples), CFG, "float64")
+    assert ours.dtype == torch.float64 and ours.shape == reference.shape
+    err64 = float(np.abs(ours.numpy() - reference).max())
+    err32 = float(np.abs(audio.log_mel(voiced, CFG).numpy() - reference).max())
+    print(f"{path.name}: max |ours - python_speech_features|: float64 {err64:.2e}, float32 {err32:.2e}")
+    assert err64 < 1e-4
+    assert err32 < 1e-3
+
+
+@pytest.mark.parametrize("n", [1, 5, 399, 400, 401, 560, 561, 1234])
+def test_framing_of_short_and_odd_lengths_matches_the_original(n: int) -> None:
+    x = (np.random.default_rng(n).normal(0, 2000, n)).astype(np.int16)
+    reference = psf.logfbank(x, samplerate=16000, nfilt=40).T
+    assert audio.frame_count(n, CFG) == reference.shape[1]
+    np.testing.assert_allclose(audio.log_mel(x, CFG, "float64").numpy(), reference, atol=1e-8)
+
+
+def test_digital_silence_gives_log_eps_like_the_original() -> None:
+    x = np.zeros(1600, np.int16)
+    ours = audio.log_mel(x, CFG, "float64").numpy()
+    np.testing.assert_allclose(ours, psf.logfbank(x, samplerate=16000, nfilt=40).T)
+    assert np.allclose(ours, np.log(np.finfo(float).eps))
+
+
+@pytest.mark.parametrize("nfilt, nfft, rate, low, high", [(40, 512, 16000, 0, 8000), (26, 512, 8000, 0, 4000), (64, 1024, 16000, 300, 7000)])
+def test_filterbank_is_python_speech_features(nfilt: int, nfft: int, rate: int, low: float, high: float) -> None:
+    cfg = AudioConfig(sample_rate=rate, n_mels=nfilt, n_fft=nfft, f_min=low, f_max=high)
+    expected = psf.get_filterbanks(nfilt=nfilt, nfft=nfft, samplerate=rate, lowfreq=low, highfreq=high).T
+    np.testing.assert_array_equal(audio.mel_filterbank(cfg), expected)
+
+
+def test_batching_does_not_change_the_values() -> None:
+    signals = [real_speech(0)[: 400 + 37 * k] for k in range(1, 6)] + [real_speech(1)]
+    batched = audio.log_mel_batch(signals, CFG, "float64")
+    for signal, mel in zip(signals, batched):
+        torch.testing.assert_close(mel, audio.log_mel(signal, CFG, "float64"), rtol=0, atol=1e-12)
+
+
+def test_empty_signal_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="empty signal"):
+        audio.log_mel(np.zeros(0, np.int16), CFG)
+
+
+def test_voice2face_features() -> None:
+    cfg = audio.voice2face_audio_config()
+    fb = audio.mel_filterbank(cfg)
+    assert fb.shape == (513, 64)
+    # area-normalised triangles: the area (sum x bin width in Hz) is about 1 for every filter wide enough to sample
+    areas = fb.sum(axis=0) * cfg.sample_rate / cfg.n_fft
+    assert np.allclose(areas[10:], 1.0, atol=0.05)
+    lowest_bin, highest_bin = np.flatnonzero(fb.sum(axis=1))[[0, -1]]
+    assert lowest_bin * 16000 / 1024 >= 20 and highest_bin * 16000 / 1024 <= 7200
+    mel = audio.log_mel(real_speech(0), cfg)
+    assert mel.shape[0] == 64 and float(mel.min()) >= np.log(1e-5) - 1e-6
+    normed = audio.normalize_mel(mel, cfg)
+    torch.testing.assert_close(normed.mean(dim=1), torch.zeros(64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normed.std(dim=1, unbiased=False), torch.ones(64), atol=1e-3, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_global_normalisation_and_padding_value() -> None:
+    mel = torch.tensor([[0.0, 10.9915, 14.1576]])
+    torch.testing.assert_close(audio.normalize_mel(mel, CFG), torch.tensor([[-3.47162, 0.0, 1.0]]), atol=1e-5, rtol=0)
+    assert round(audio.pad_value(CFG), 4) == -3.4716
+
+
+def test_dataset_normalisation_needs_and_uses_the_statistics() -> None:
+    cfg = dataclasses.replace(CFG, mel_norm="dataset")
+    values = np.random.default_rng(0).normal(7.0, 2.0, (40, 300))
+    stats = MelStats.from_sums(values.sum(), np.square(values).sum(), values.size)
+    assert stats.mean == pytest.approx(values.mean()) and stats.std == pytest.approx(values.std())
+    normed = audio.normalize_mel(torch.from_numpy(values), cfg, stats)
+    assert abs(float(normed.mean())) < 1e-9 and float(normed.std(unbiased=False)) == pytest.approx(1.0)
+    assert audio.pad_value(cfg, stats) == pytest.approx(-values.mean() / values.std())
+    with pytest.raises(ValueError, match="statistics"):
+        audio.normalize_mel(torch.from_numpy(values), cfg)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Decoding and bad input
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def speech_float() -> np.ndarray:
+    return real_speech(0).astype(np.float64) / 32768.0
+
+
+def test_16bit_mono_is_read_bit_exactly(tmp_path: Path) -> None:
+    wave = audio.load_audio(SPEECH_FILES[0])
+    np.testing.assert_array_equal(wave.samples, real_speech(0))
+    assert wave.notes == () and wave.sample_rate == 16000 and wave.seconds == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("subtype, tolerance", [("PCM_U8", 256), ("PCM_24", 1), ("PCM_32", 1), ("FLOAT", 1)])
+def test_other_sample_formats_become_16bit(tmp_path: Path, subtype: str, tolerance: int) -> None:
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(path, speech_float(), 16000, subtype=subtype)
+    wave = audio.load_audio(path)
+    assert wave.samples.dtype == np.int16 and any(subtype in n for n in wave.notes)
+    assert np.abs(wave.samples.astype(int) - real_speech(0)).max() <= tolerance
+
+
+def test_stereo_is_averaged(tmp_path: Path) -> None:
+    x = speech_float()
+    sf.write(tmp_path / "st.wav", np.stack([x, np.zeros_like(x)], axis=1), 16000, subtype="PCM_16")
+    wave = audio.load_audio(tmp_path / "st.wav")
+    assert "2 channels averaged to mono" in wave.notes
+    assert np.abs(wave.samples.astype(int) - real_speech(0) / 2).max() <= 1
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000])
+def test_unusual_rates_are_resampled_to_16k(tmp_path: Path, rate: int) -> None:
+    x = torch.from_numpy(speech_float())
+    at_rate = audio.AF.resample(x, 16000, rate).numpy()
+    sf.write(tmp_path / "r.wav", at_rate, rate, subtype="PCM_16")
+    wave = audio.load_audio(tmp_path / "r.wav")
+    assert wave.sample_rate == 16000 and abs(len(wave.samples) - 64000) <= 2
+    assert any(f"from {rate} Hz" in n for n in wave.notes)
+    reference = audio.AF.resample(torch.from_numpy(at_rate), rate, 16000).numpy() * 32768  # same band limit
+    n = min(len(reference), len(wave.samples))
+    assert np.corrcoef(reference[:n], wave.samples[:n])[0, 1] > 0.999
+
+
+def test_flac_is_read(tmp_path: Path) -> None:
+    sf.write(tmp_path / "a.flac", real_speech(1), 16000, subtype="PCM_16")
+    np.testing.assert_array_equal(audio.load_audio(tmp_path / "a.flac").samples, real_speech(1))
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"definitely not audio " * 50, "not a readable audio file"), (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not a readable")],
+    ids=["empty", "text", "header-only"],
+)
+def test_unreadable_files_are_clear_errors(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=reason) as info:
+        audio.load_audio(path)
+    assert info.value.path == str(path) and str(path) in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match="cannot be opened"):
+        audio.load_audio(tmp_path / "nope.wav")
+
+
+def test_truncated_wav_is_used_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "cut.wav"
+    sf.write(path, real_speech(0), 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:60000])
+    wave = audio.load_audio(path)
+    assert len(wave.samples) == (60000 - 44) // 2
+    assert any("truncated" in n and "64000" in n for n in wave.notes)
+    np.testing.assert_array_equal(wave.samples, real_speech(0)[: len(wave.samples)])
+
+
+def test_m4a_without_ffmpeg_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "00001.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    with pytest.raises(AudioError, match="needs ffmpeg, which is not installed.*apt-get install ffmpeg"):
+        audio.load_audio(path)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_m4a_through_ffmpeg(tmp_path: Path) -> None:
+    import subprocess
+
+    wav, m4a = tmp_path / "a.wav", tmp_path / "a.m4a"
+    sf.write(wav, real_speech(0), 16000, subtype="PCM_16")
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "128k", str(m4a)], check=True)
+    wave = audio.load_audio(m4a)
+    assert wave.notes == ("decoded with ffmpeg",) and abs(wave.seconds - 4.0) < 0.1
+    n = min(64000, len(wave.samples))
+    lag = int(np.argmax(np.correlate(wave.samples[:4000].astype(float), real_speech(0)[:3000].astype(float), "valid")))
+    assert np.corrcoef(wave.samples[lag : n], real_speech(0)[: n - lag])[0, 1] > 0.95
+    (tmp_path / "broken.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " * 10)
+    with pytest.raises(AudioError, match="ffmpeg could not decode"):
+        audio.load_audio(tmp_path / "broken.m4a")
+
+
+def test_extract_reports_silence_and_short_clips_and_keeps_going(tmp_path: Path) -> None:
+    sf.write(tmp_path / "silent.wav", np.zeros(32000, np.int16), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "noise.wav", np.random.default_rng(0).normal(0, 20, 32000).astype(np.int16), 16000)
+    sf.write(tmp_path / "short.wav", real_speech(0)[20000:20300], 16000, subtype="PCM_16")
+    sf.write(tmp_path / "blip.wav", real_speech(0)[20000:24000], 16000, subtype="PCM_16")  # 250 ms < the ring buffer
+    (tmp_path / "empty.wav").write_bytes(b"")
+    paths = [tmp_path / n for n in ("silent.wav", "noise.wav", "short.wav", "blip.wav", "empty.wav")] + [SPEECH_FILES[1]]
+    results = audio.extract_log_mels(paths, CFG)
+    reasons = [r.reason if isinstance(r, AudioError) else "ok" for r in results]
+    assert reasons[0].startswith("silent") and reasons[1].startswith("silent") and reasons[3].startswith("silent")
+    assert reasons[2].startswith("too short: 300 samples")
+    assert reasons[4] == "empty file (0 bytes)"
+    good = results[5]
+    assert isinstance(good, audio.Utterance) and good.mel.shape[0] == 40
+    assert good.seconds == pytest.approx(3.095) and 0 < good.voiced_seconds < good.seconds
+    reference = psf.logfbank(original.vad(real_speech(1)), samplerate=16000, nfilt=40).T
+    assert np.abs(good.mel.numpy() - reference).max() < 1e-3
+
+
+def test_extract_in_small_batches_gives_the_same_features() -> None:
+    paths = [SPEECH_FILES[0], SPEECH_FILES[1]] * 3
+    whole = audio.extract_log_mels(paths, CFG)
+    pieces = audio.extract_log_mels(paths, CFG, batch_samples=1)
+    for a, b in zip(whole, pieces):
+        torch.testing.assert_close(a.mel, b.mel, rtol=0, atol=1e-5)
+
+
+def test_without_vad_every_sample_is_featurised() -> None:
+    cfg = dataclasses.replace(CFG, vad=False)
+    (result,) = audio.extract_log_mels([SPEECH_FILES[0]], cfg)
+    assert result.mel.shape[1] == audio.frame_count(64000, cfg) and result.voiced_seconds == result.seconds
