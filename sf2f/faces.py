@@ -35,6 +35,7 @@ __all__ = [
     "load_image",
     "normalize_images",
     "resize_face",
+    "to_pixel_range",
     "vgg_box_slices",
 ]
 
@@ -130,11 +131,19 @@ def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet"
     return (x - mean) / std
 
 
-def denormalize_images(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
-    """Normalised images (..., 3, H, W) to uint8 the way the original displays them: x * std + mean, times 255,
-    clamped to [0, 255], then `.byte()`, which truncates (§1.5)."""
+def to_pixel_range(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
+    """Normalised images (..., 3, H, W) back to float pixels in [0, 255] (x * std + mean, times 255, clamped).
+
+    Differentiable: the perceptual loss and the FaceNet metrics feed generated images through it (§3.1, §4.2).
+    """
     mean, std = _norm_tensors(norm, x)
-    return ((x.detach() * std + mean) * 255.0).clamp(0, 255).to(torch.uint8)
+    return ((x * std + mean) * 255.0).clamp(0, 255)
+
+
+def denormalize_images(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
+    """Normalised images (..., 3, H, W) to uint8 the way the original displays them: :func:`to_pixel_range`, then
+    `.byte()`, which truncates rather than rounds (§1.5)."""
+    return to_pixel_range(x.detach(), norm).to(torch.uint8)
 
 
 def vgg_box_slices(height: int, width: int, box: tuple[float, ...] = VGG_BOX) -> tuple[slice, slice]:

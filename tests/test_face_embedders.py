@@ -72,3 +72,16 @@ def test_small_embedder_shapes_and_normalised_output() -> None:
     assert [s.shape[-1] for s in states[:3]] == [16, 8, 4]
     assert torch.allclose(states[-1].norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.equal(net(torch.zeros(1, 3, 64, 64)), net.hidden_states(torch.zeros(1, 3, 64, 64))[-1])
+
+
+def test_embedder_input_crops_the_vgg_box_and_standardises() -> None:
+    from sf2f.faces import normalize_images
+    from sf2f.models.face_embedders import embedder_input
+
+    pixels = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    pixels[12:59, 15:49] = 255  # exactly the VGG box of a 64 px face (rows 12..58, cols 15..48, §4.3)
+    x = embedder_input(normalize_images(pixels).unsqueeze(0).requires_grad_(), 140)
+    assert x.shape == (1, 3, 140, 140)
+    # only the white box survives the crop: every input pixel is (255 - 127.5) / 128
+    assert torch.allclose(x, torch.full_like(x, 127.5 / 128), atol=1e-4)
+    x.sum().backward()  # differentiable all the way back to generator space

@@ -176,3 +176,54 @@ def test_run_logger_writes_a_pandas_readable_long_log(tmp_path: Path) -> None:
     assert not (tmp_path / "rank1").exists()
     with pytest.raises(FileNotFoundError, match="no training log"):
         read_log(tmp_path / "elsewhere")
+
+
+# ----------------------------------------------------------------------------------------------- perceptual loss
+
+
+class _ProbeEmbedder(torch.nn.Module):
+    """Hidden states that are simple functions of the input, so the loss can be computed by hand."""
+
+    input_size = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.bn = torch.nn.BatchNorm1d(1)
+
+    def freeze(self):
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def hidden_states(self, x):
+        flat = x.flatten(1) * self.scale
+        return [flat, 2 * flat, 4 * flat, flat.mean(1, keepdim=True)]
+
+
+def test_perceptual_loss_weights_layers_and_freezes_the_embedder() -> None:
+    from sf2f.losses import FeatureCache, PerceptualLoss
+
+    loss_fn = PerceptualLoss(_ProbeEmbedder())
+    loss_fn.train()
+    assert not loss_fn.embedder.training and not loss_fn.embedder.scale.requires_grad
+    real = torch.zeros(2, 3, 64, 64)
+    pred = torch.full((2, 3, 64, 64), 0.1, requires_grad=True)
+    target = loss_fn.target_features(real)
+    diffs = [(p - t).abs().mean().item() for p, t in zip(loss_fn.features(pred.detach()), target)]
+    expected = sum(w * d for w, d in zip((1 / 16, 1 / 8, 1 / 4, 1.0), diffs))
+    value = loss_fn(pred, target)
+    assert value.item() == pytest.approx(expected) and value.item() > 0
+    value.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    assert loss_fn(real, target).item() == 0.0
+
+    cache = FeatureCache()
+    assert cache.get([5, 9], "cpu") is None
+    cache.put([5, 9], target)
+    cached = cache.get([9, 5], "cpu")
+    assert len(cache) == 2 and torch.allclose(cached[0][0], target[0][1], atol=1e-3)
+    tiny = FeatureCache(max_bytes=10)
+    tiny.put([1], target)
+    assert len(tiny) == 0 and tiny.get([1], "cpu") is None

@@ -7,7 +7,7 @@ The perceptual loss (reference §3.1) and the retrieval metrics (§4.2) both nee
 * :class:`SmallFaceEmbedder` is a compact CNN trained on the training identities' faces, for data the pretrained
   FaceNet has never seen (the synthetic default) or when its weights are not at hand.
 
-Both take images already prepared by the face pipeline (VGG-box crop, resize to `input_size`, standardisation
+Both take images prepared by :func:`embedder_input` (VGG-box crop, resize to `input_size`, standardisation
 (x - 127.5) / 128 on the [0, 255] scale, as facenet-pytorch's `fixed_image_standardization`).
 """
 
@@ -15,14 +15,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sf2f.faces import VGG_BOX, crop_vgg_box, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
-__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder"]
+__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embedder_input"]
+
+
+def embedder_input(
+    images: Tensor,
+    size: int,
+    norm: Literal["imagenet", "standard"] = "imagenet",
+    box: tuple[float, ...] = VGG_BOX,
+) -> Tensor:
+    """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2).
+
+    Back to [0, 255] pixels, facenet-pytorch's standardisation (x - 127.5) / 128, the VGG-box crop (a 47x34 window of
+    a 64 px face), then a bilinear resize with align_corners=True to `size` (140 for SF2F's FaceNet), which stretches
+    the non-square box as the original does (§6 item 21).
+    """
+    x = (to_pixel_range(images, norm) - 127.5) / 128.0
+    x = crop_vgg_box(x, box)
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
 
 
 class FaceEmbedder(nn.Module):
