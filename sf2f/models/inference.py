@@ -7,6 +7,7 @@
 * each 1D-Inception block's four branches (kernels 2, 3, 5, 7, all stride 2) become **one** Conv1d with kernel 7: the
   shorter kernels are zero-padded into the 7-tap window at the offset that keeps their alignment (``3 - k // 2``), so
   one GEMM replaces four plus a concatenation, and the k2 branch's extra last step never arises;
+* the decoders' convolutions run on channels-last memory (B, H, W, C), which oneDNN handles faster for few channels;
 * each decoder up-block (nearest x2 upsampling, then a 3x3 conv) becomes four 2x2 convs on the *small* image, one per
   output phase (even/odd row x even/odd column), interleaved afterwards. Upsampling by repetition makes neighbouring
   taps of the 3x3 kernel read the same pixel, so they can be summed beforehand: 4 instead of 9 multiply-adds per
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.models.face_decoders import FaceGanDecoder, UpBlock
+from sf2f.models.face_decoders import FaceGanDecoder, UpBlock, V2FDecoder
 from sf2f.models.generator import Generator
 from sf2f.models.voice_encoders import ConvBlock1d, InceptionBlock1d
 
@@ -132,6 +133,13 @@ class _FoldedLinear(_InferenceOnly):
         return F.linear(x, self.weight, self.bias)
 
 
+class _Contiguous(nn.Module):
+    """Hands the images back in the usual (contiguous NCHW) memory layout."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.contiguous()
+
+
 @torch.no_grad()
 def optimize_for_inference(generator: Generator) -> Generator:
     """An eval-only copy of ``generator`` with BatchNorm folded, Inception branches merged, up-blocks sub-pixel."""
@@ -139,6 +147,7 @@ def optimize_for_inference(generator: Generator) -> Generator:
     encoder = fast.encoder
     encoder.blocks = nn.Sequential(*(FoldedConvBlock1d(b) for b in encoder.blocks))
     decoder = fast.decoder
+    heads: list[nn.Sequential] = []
     if isinstance(decoder, FaceGanDecoder):
         linear, bn, glu = decoder.fc
         decoder.fc = nn.Sequential(_FoldedLinear(linear, bn), glu)
@@ -146,8 +155,10 @@ def optimize_for_inference(generator: Generator) -> Generator:
         if decoder.up_mid is not None:
             decoder.up_mid = SubPixelUpBlock(decoder.up_mid)
         # the up-blocks hand over channels-last features; the RGB heads' small convs run fastest on them too
-        for head in (decoder.to_rgb, decoder.to_rgb_mid):
-            if head is not None:
-                head.to(memory_format=torch.channels_last)
+        heads = [h for h in (decoder.to_rgb, decoder.to_rgb_mid) if h is not None]
+    elif isinstance(decoder, V2FDecoder):
+        heads = [decoder.layers]  # the transposed convs run faster on channels-last memory as well
+    for head in heads:
+        head.to(memory_format=torch.channels_last).append(_Contiguous())
     fast.requires_grad_(False)
     return fast.eval()
