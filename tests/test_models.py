@@ -304,6 +304,14 @@ def test_freeze_all_but_fuser_trains_the_fuser_alone_with_frozen_batchnorm() -> 
         build_generator(quick("sf2f_1st_stage")).freeze_all_but_fuser()
 
 
+def test_bf16_autocast_runs_fusion_with_masks() -> None:
+    g = build_generator(quick("sf2f_mid_fuser")).train()
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = g(torch.randn(2, 3, 40, 125), mask)
+    assert all(torch.isfinite(x).all() for x in out.images) and out.embedding.shape == (2, 64)
+
+
 def test_stage_one_gradients_reach_every_parameter() -> None:
     g = build_generator(quick("sf2f_mid_1st_stage")).train()
     out = g(torch.randn(3, 40, 120))

@@ -203,6 +203,8 @@ class VoiceEncoder(nn.Module):
         if mask.shape != (batch, segments):
             raise ValueError(f"segment mask must have shape {(batch, segments)}, got {tuple(mask.shape)}")
         mask = mask.to(device=mel.device, dtype=torch.bool)
-        out = mel.new_zeros(batch, segments, self.embed_dim)
-        out[mask] = self.embed(mel[mask])
+        real = self.embed(mel[mask])
+        # allocated after the fact so it takes the embedding's dtype (bf16 under autocast)
+        out = real.new_zeros(batch, segments, real.shape[-1])
+        out[mask] = real
         return out
