@@ -118,6 +118,8 @@ def test_output_shapes_of_every_config(name: str) -> None:
     assert g.image_sizes == sizes
     dim = g.decoder.fc[0].in_features if isinstance(g.decoder, FaceGanDecoder) else g.decoder.layers[0].in_channels
     with torch.no_grad():
+        lengths = {frames: g.encoder(torch.randn(1, 40, frames)).shape for frames in range(100, 151)}
+        assert set(lengths.values()) == {(1, g.encoder.embed_dim)}
         for frames in (100, 125, 150, 1000):
             out = g(torch.randn(2, 40, frames))
             assert [tuple(x.shape) for x in out.images] == [(2, 3, s, s) for s in sizes]
