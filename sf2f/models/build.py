@@ -1,0 +1,115 @@
+"""Build the networks of an experiment from its typed config (`sf2f.config`), scaled by ``model.width_mult``.
+
+Every channel width of the config (encoder blocks, embedding, fuser, decoder, discriminator arch strings, the AC
+hidden layer) is multiplied by ``model.width_mult`` and rounded to the nearest integer (Inception block widths to the
+nearest multiple of 4, one per branch), never below the multiple. Width 1.0 gives the paper's networks exactly; the
+``quick`` (1/8) and ``demo`` (1/4) profiles get the same classes, narrower. Depth stays the paper's: the decoders'
+depth fixes the image size.
+
+    cfg = load_config("sf2f_fuser", profile="demo")
+    generator = build_generator(cfg)
+    discriminators = build_discriminators(cfg, num_ids=len(train_identities))
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from torch import nn
+
+from sf2f.config import ConfigError, ExperimentConfig
+from sf2f.models.discriminators import AcDiscriminator, ConvSpec, Discriminators, PatchDiscriminator, parse_arch
+from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
+from sf2f.models.fuser import AttentionFuser
+from sf2f.models.generator import Generator
+from sf2f.models.voice_encoders import INCEPTION_KERNELS, VoiceEncoder
+
+__all__ = [
+    "build_decoder",
+    "build_discriminators",
+    "build_encoder",
+    "build_fuser",
+    "build_generator",
+    "count_parameters",
+    "scale_width",
+]
+
+
+def scale_width(channels: int, width_mult: float, multiple: int = 1) -> int:
+    """``channels * width_mult`` rounded to the nearest multiple of ``multiple`` (at least one multiple)."""
+    return max(multiple, round(channels * width_mult / multiple) * multiple)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (BatchNorm weight and bias included, running-statistics buffers not), as §2.6 counts."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _embed_dim(cfg: ExperimentConfig) -> int:
+    return scale_width(cfg.model.encoder.embed_dim, cfg.model.width_mult)
+
+
+def build_encoder(cfg: ExperimentConfig) -> VoiceEncoder:
+    enc, w = cfg.model.encoder, cfg.model.width_mult
+    multiple = len(INCEPTION_KERNELS) if enc.kind == "inception" else 1
+    return VoiceEncoder(
+        in_channels=cfg.data.audio.n_mels,
+        channels=[scale_width(c, w, multiple) for c in enc.channels],
+        embed_dim=_embed_dim(cfg),
+        kind=enc.kind,
+        normalize=enc.normalize_embedding,
+        add_noise=enc.add_noise,
+        noise_std=enc.noise_std,
+        noise_in_eval=enc.noise_in_eval,
+    )
+
+
+def build_fuser(cfg: ExperimentConfig) -> AttentionFuser | None:
+    fuser = cfg.model.fuser
+    if not fuser.enabled:
+        return None
+    w = cfg.model.width_mult
+    return AttentionFuser(scale_width(fuser.dim, w), scale_width(fuser.dim_out, w), normalize=fuser.normalize_fusion)
+
+
+def build_decoder(cfg: ExperimentConfig, embed_dim: int) -> FaceGanDecoder | V2FDecoder:
+    dec, w = cfg.model.decoder, cfg.model.width_mult
+    channels = [scale_width(c, w) for c in dec.channels]
+    if dec.kind == "v2f":
+        decoder: FaceGanDecoder | V2FDecoder = V2FDecoder(embed_dim, channels)
+    else:
+        mid = scale_width(dec.mid_channels, w) if dec.kind == "gan_multires" else None
+        decoder = FaceGanDecoder(embed_dim, channels, dec.leaky_slope, mid)
+    if decoder.image_sizes[-1] != cfg.data.image_size:
+        raise ConfigError(
+            f"model.decoder.channels {dec.channels} give {decoder.image_sizes[-1]} px images, but data.image_size is "
+            f"{cfg.data.image_size} (the 4x4 start doubles once per entry after the first: 5 entries give 64 px)"
+        )
+    return decoder
+
+
+def build_generator(cfg: ExperimentConfig) -> Generator:
+    """Encoder (+ fuser) + decoder of ``cfg.model`` at ``cfg.model.width_mult``, for ``cfg.data.audio.n_mels`` mels."""
+    fuser = build_fuser(cfg)
+    embed_dim = fuser.linear_out.out_features if fuser is not None else _embed_dim(cfg)
+    return Generator(build_encoder(cfg), build_decoder(cfg, embed_dim), fuser)
+
+
+def _scaled_specs(arch: str, width_mult: float) -> list[ConvSpec]:
+    return [replace(s, channels=scale_width(s.channels, width_mult)) for s in parse_arch(arch)]
+
+
+def build_discriminators(cfg: ExperimentConfig, num_ids: int) -> Discriminators:
+    """The image (patch) and AC discriminators, one of each per output scale.
+
+    The image discriminators are built only when ``loss.d_img_weight > 0`` (v2f disables them with -1, §2.5);
+    ``num_ids`` is the number of training identities (the AC identity head's width).
+    """
+    disc, w = cfg.model.discriminators, cfg.model.width_mult
+    style = dict(normalization=disc.normalization, activation=disc.activation, padding=disc.padding)
+    image = []
+    if cfg.loss.d_img_weight > 0:
+        image = [PatchDiscriminator(_scaled_specs(arch, w), **style) for arch in disc.image_archs]
+    hidden = scale_width(disc.ac_hidden, w)
+    ac = [AcDiscriminator(_scaled_specs(arch, w), num_ids, hidden, **style) for arch in disc.ac_archs]
+    return Discriminators(image, ac)

@@ -1,0 +1,116 @@
+"""Face decoders: a voice embedding (B, D) to face images in ImageNet-normalised space (reference §2.3).
+
+Every decoder returns a **tuple of images, one per output scale, smallest first**: ``(img_64,)`` for the 64x64
+decoders and ``(img_64, img_128)`` for the multi-resolution one. There is no output activation (no tanh): images live in
+the ImageNet-normalised space the losses use (§1.5).
+
+* :class:`V2FDecoder`: the voice2face generator, transposed convolutions from 1x1 to 64x64 (§2.3, §7.3).
+* :class:`FaceGanDecoder`: SF2F's decoder: a linear layer to 4x4, then blocks of nearest x2 upsampling, 3x3 conv,
+  BatchNorm and a gated linear unit (GLU), then a small conv head to RGB. With ``mid_channels`` it also grows a 128x128
+  branch from the 64x64 features (the multi-resolution `FaceGanDecoder_v2`).
+
+Why upsampling + conv instead of transposed convs: a stride-2 transposed conv with kernel 4 adds each input pixel's
+kernel into overlapping output windows, and unevenly so, which leaves checkerboard patterns unless the weights learn
+to cancel them (Odena et al., Distill 2016). Nearest upsampling followed by a conv treats every output pixel alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["FaceGanDecoder", "UpBlock", "V2FDecoder", "glu", "rgb_head"]
+
+
+def glu() -> nn.GLU:
+    """The gated linear unit over channels: the first half of the channels times the sigmoid of the second half."""
+    return nn.GLU(dim=1)
+
+
+class UpBlock(nn.Sequential):
+    """Nearest x2 upsampling, Conv2d(in -> 2 out, k3, no bias), BatchNorm2d, GLU -> ``out`` channels (`upBlock`, §2.3)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(2 * out_channels),
+            glu(),
+        )
+
+
+def rgb_head(channels: int, leaky_slope: float) -> nn.Sequential:
+    """The `gnet` head: Conv2d(k3, bias), LeakyReLU, Conv2d(k1) to 3 channels, no output activation (§2.3)."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.LeakyReLU(leaky_slope),
+        nn.Conv2d(channels, 3, 1),
+    )
+
+
+class FaceGanDecoder(nn.Module):
+    """SF2F's GLU/upsampling decoder (`FaceGanDecoder`, and `FaceGanDecoder_v2` when ``mid_channels`` is given).
+
+    Args:
+        embed_dim: input width D (the original hard-codes 512).
+        channels: the width at 4x4 followed by the width after each up-block (paper: 512, 256, 128, 64, 32, i.e. four
+            up-blocks to 64x64).
+        leaky_slope: slope of the LeakyReLU in the RGB heads (0.01; the YAML's activation keys are ignored, §2.3).
+        mid_channels: when set, an extra up-block to ``mid_channels`` at twice the resolution and its own RGB head
+            (paper: 16 for the 64 + 128 configs).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int = 512,
+        channels: Sequence[int] = (512, 256, 128, 64, 32),
+        leaky_slope: float = 0.01,
+        mid_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.base_channels = channels[0]
+        # Linear(D -> 2 * C * 16) + BatchNorm1d + GLU gives C x 4 x 4
+        self.fc = nn.Sequential(nn.Linear(embed_dim, 2 * 16 * channels[0], bias=False), nn.BatchNorm1d(32 * channels[0]),
+                                glu())
+        self.up_blocks = nn.Sequential(*(UpBlock(a, b) for a, b in zip(channels[:-1], channels[1:])))
+        self.to_rgb = rgb_head(channels[-1], leaky_slope)
+        self.up_mid = UpBlock(channels[-1], mid_channels) if mid_channels else None
+        self.to_rgb_mid = rgb_head(mid_channels, leaky_slope) if mid_channels else None
+
+    @property
+    def image_sizes(self) -> tuple[int, ...]:
+        low = 4 * 2 ** len(self.up_blocks)
+        return (low, 2 * low) if self.up_mid is not None else (low,)
+
+    def forward(self, emb: Tensor) -> tuple[Tensor, ...]:
+        x = self.fc(emb.flatten(1)).view(emb.shape[0], self.base_channels, 4, 4)
+        features = self.up_blocks(x)
+        low = self.to_rgb(features)
+        if self.up_mid is None:
+            return (low,)
+        return low, self.to_rgb_mid(self.up_mid(features))
+
+
+class V2FDecoder(nn.Module):
+    """The voice2face generator: ConvTranspose2d from 1x1 to 4x4 (k4), then stride-2 k4 ones, ReLU after each (§2.3).
+
+    A final ConvTranspose2d(k1) maps to RGB without activation. No normalisation (`normalization: none`).
+    Paper widths: 1024, 512, 256, 128, 64 (19,531,907 parameters from a 512-d embedding).
+    """
+
+    def __init__(self, embed_dim: int = 512, channels: Sequence[int] = (1024, 512, 256, 128, 64)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, channels[0], 4, stride=1, padding=0), nn.ReLU(True)]
+        for a, b in zip(channels[:-1], channels[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU(True)]
+        layers.append(nn.ConvTranspose2d(channels[-1], 3, 1))
+        self.layers = nn.Sequential(*layers)
+        self.n_up = len(channels) - 1
+
+    @property
+    def image_sizes(self) -> tuple[int, ...]:
+        return (4 * 2**self.n_up,)
+
+    def forward(self, emb: Tensor) -> tuple[Tensor, ...]:
+        return (self.layers(emb.reshape(emb.shape[0], -1, 1, 1)),)
