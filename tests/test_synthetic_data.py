@@ -240,6 +240,8 @@ def test_other_parameters_or_a_foreign_folder_are_clear_errors(small: Path, tmp_
     with pytest.raises(SyntheticDatasetError, match="not a synthetic dataset"):
         generate_dataset(foreign, identities=2, utterances=1, faces=1, workers=1, progress=False)
     assert sorted(p.name for p in foreign.rglob("*")) == ["vox1", "vox1_meta.csv"], "nothing written into it"
+    with pytest.raises(SyntheticDatasetError, match="is a file"):
+        generate_dataset(foreign / "vox1" / "vox1_meta.csv", identities=2, utterances=1, faces=1, progress=False)
 
 
 def test_ensure_takes_root_and_size_from_a_data_config(tmp_path: Path) -> None:

@@ -200,11 +200,11 @@ def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> 
             coda = _CODAS[rng.integers(len(_CODAS))] if rng.random() < 0.2 else None
             if coda is not None:
                 vowel_end -= 0.25 * (vowel_end - vowel_start)
-            # the vowel drifts a little towards another one (diphthong-like), stressed syllables are louder
+            # the vowel drifts a little towards another one (diphthong-like)
             drift = _VOWELS[rng.integers(len(_VOWELS))] * scale
             score.target(vowel_start + 0.25 * (vowel_end - vowel_start), vowel)
             score.target(vowel_start + 0.75 * (vowel_end - vowel_start), 0.8 * vowel + 0.2 * drift)
-            score.ramp(score.voicing, vowel_start, vowel_end, 1.0 if stressed else 0.7, ramp_s=0.02)
+            score.ramp(score.voicing, vowel_start, vowel_end, 1.0 if stressed else 0.7, ramp_s=0.02)  # stress: louder
             # declination over the phrase, a pitch accent on stressed syllables
             mid = 0.5 * (vowel_start + vowel_end)
             decline = person.pitch_range * (0.5 - (mid - phrase_start) / span)
@@ -273,7 +273,7 @@ def _glottal_source(person: Identity, score: _Score, rng: np.random.Generator) -
 
 def _formant_envelope(score: _Score, n_frames: int) -> np.ndarray:
     """|H(f)| of five cascaded resonances per STFT frame (frames x bins), targets interpolated in time."""
-    frame_t = (np.arange(n_frames) * _HOP + _N_FFT / 2) / SAMPLE_RATE
+    frame_t = np.arange(n_frames) * _HOP / SAMPLE_RATE  # _stft centres frame j on sample j * _HOP
     times = np.asarray(score.formant_times) if score.formant_times else np.zeros(1)
     targets = np.asarray(score.formants) if score.formants else _VOWELS[:1]
     f2 = _FREQS_KHZ**2

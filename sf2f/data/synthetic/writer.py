@@ -256,6 +256,8 @@ def _read_marker(root: Path) -> dict | None:
 def dataset_status(root: str | Path) -> str:
     """`missing` (no folder or an empty one), `partial` (half-written), `complete`, or `foreign` (something else)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise SyntheticDatasetError(f"{root} is a file, not a dataset folder")
     if not root.exists() or not any(root.iterdir()):
         return "missing"
     record = _read_marker(root)
