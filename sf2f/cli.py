@@ -120,9 +120,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         "synthetic",
         help="generate (or finish, or reuse) the synthetic paired voice-face dataset",
         description=(
-            "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta files, "
-            "split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters is "
-            "reused, a half-written one is finished, one with other parameters is an error."
+            "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta "
+            "files, split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters "
+            "is reused, a half-written one is finished, one with other parameters is an error."
         ),
         epilog=(
             "examples:\n"

@@ -256,7 +256,8 @@ def test_ensure_takes_root_and_size_from_a_data_config(tmp_path: Path) -> None:
 
 
 def test_profiles_keep_the_quick_and_demo_datasets_apart() -> None:
-    quick, demo = load_config("sf2f_1st_stage", profile="quick").data, load_config("sf2f_1st_stage", profile="demo").data
+    quick = load_config("sf2f_1st_stage", profile="quick").data
+    demo = load_config("sf2f_1st_stage", profile="demo").data
     assert quick.root != demo.root
     assert demo.synthetic == SyntheticConfig()  # the default size: 300 identities, 8 utterances, 4 faces
     assert 30 <= quick.synthetic.identities <= 48
