@@ -45,6 +45,15 @@ def _cmd_course(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_synthetic(args: argparse.Namespace) -> int:
+    from sf2f.data.synthetic import generate_dataset
+
+    report = generate_dataset(args.out, identities=args.identities, utterances=args.utterances, faces=args.faces,
+                              seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    print(report.describe())
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from sf2f.runtime import setup_runtime
 
@@ -96,6 +105,41 @@ def _add_course(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (by number)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     p.set_defaults(handler=_cmd_course)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    from sf2f.config import SyntheticConfig
+
+    p = sub.add_parser("data", help="create datasets (the synthetic default)",
+                       description="Dataset commands. `data synthetic` writes the offline paired voice-face dataset.",
+                       epilog="example:\n  python -m sf2f data synthetic --out data/synthetic",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = p.add_subparsers(dest="data_command", metavar="<data command>", required=True)
+    defaults = SyntheticConfig()
+    s = group.add_parser(
+        "synthetic",
+        help="generate (or finish, or reuse) the synthetic paired voice-face dataset",
+        description=(
+            "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta "
+            "files, split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters "
+            "is reused, a half-written one is finished, one with other parameters is an error."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f data synthetic --out data/synthetic                    # the demo size, about a minute\n"
+            "  python -m sf2f data synthetic --out data/synthetic_quick --identities 48 --utterances 6\n"
+            "  python -m sf2f data synthetic --out /data/synth5k --identities 5000 --workers 16 --seed 1"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--out", required=True, help="dataset folder (created; relative paths from the current folder)")
+    s.add_argument("--identities", type=int, default=defaults.identities, help="number of people (default %(default)s)")
+    s.add_argument("--utterances", type=int, default=defaults.utterances, help="wavs per person (default %(default)s)")
+    s.add_argument("--faces", type=int, default=defaults.faces, help="face images per person (default %(default)s)")
+    s.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
+    s.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core when useful)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(handler=_cmd_data_synthetic)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -184,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python -m sf2f <command> --help` for a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for add in (_add_config, _add_course, _add_info, _add_prepare):
+    for add in (_add_config, _add_course, _add_data, _add_prepare, _add_info):
         add(sub)
     return parser
 

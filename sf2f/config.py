@@ -38,6 +38,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "SyntheticConfig",
     "PAPER_CONFIGS",
     "PROFILES",
     "load_config",
@@ -130,6 +131,22 @@ class AudioConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    """Size and seed of the offline synthetic dataset (`sf2f.data.synthetic`, issue 3); not part of the paper."""
+
+    identities: int = 300
+    utterances: int = 8  # per identity, 2-8 s each
+    faces: int = 4  # per identity, each as masked_faces and origin_faces
+    seed: int = 0
+
+    def validate(self) -> None:
+        _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
+        _require(self.utterances >= 1, "utterances", "must be at least 1")
+        _require(self.faces >= 1, "faces", "must be at least 1")
+        _require(self.seed >= 0, "seed", "must be >= 0")
+
+
+@dataclass
 class DataConfig:
     """Where the data lives and how training samples are drawn (reference §1.2-1.7)."""
 
@@ -155,6 +172,8 @@ class DataConfig:
     max_identities: int | None = None
     num_workers: int = 0
     audio: AudioConfig = field(default_factory=AudioConfig)
+    # what `root` holds when kind is synthetic (the profiles scale it; quick and demo use separate folders)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def validate(self) -> None:
         _require(self.image_size in (64, 128), "image_size", "must be 64 or 128 (the sizes the decoders produce)")
@@ -174,6 +193,7 @@ class DataConfig:
         _require(self.num_workers >= 0, "num_workers", "must be >= 0")
         _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
         _validate_child(self.audio, "audio")
+        _validate_child(self.synthetic, "synthetic")
 
 
 @dataclass

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from sf2f.config import PROFILES
-from sf2f.paths import DATA_DIR, RUNS_DIR, resolve
+from sf2f.config import PROFILES, load_config
+from sf2f.paths import RUNS_DIR, resolve
 from sf2f.runtime import RuntimeInfo, setup_runtime
 
 __all__ = ["CourseContext", "setup_notebook"]
@@ -62,7 +62,8 @@ def setup_notebook(
     figures_dir: str = "",
     seed: int = 0,
 ) -> CourseContext:
-    """Apply a notebook's parameters. Empty paths mean the defaults: `data/synthetic`, `runs/notebooks/<name>`."""
+    """Apply a notebook's parameters. Empty paths mean the defaults: the profile's `data.root` (quick:
+    `data/synthetic_quick`, demo: `data/synthetic`) and `runs/notebooks/<name>`."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got '{profile}' (check SF2F_PROFILE)")
     runtime = setup_runtime(seed=seed, device=device)
@@ -72,7 +73,7 @@ def setup_notebook(
     ctx = CourseContext(
         name=name,
         profile=profile,
-        data_root=resolve(data_root) if data_root else DATA_DIR / "synthetic",
+        data_root=resolve(data_root or load_config("sf2f_1st_stage", profile=profile).data.root),
         output_dir=resolve(output_dir) if output_dir else RUNS_DIR / "notebooks" / name,
         figures_dir=resolve(figures_dir) if figures_dir else None,
         runtime=runtime,

@@ -1,0 +1,213 @@
+"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split.
+
+Every identity carries three groups of traits, mirroring what a voice can and cannot reveal (notebook 00):
+
+* **shared** by voice and face: sex, age and body/head size. They set the voice's physiology (pitch, vocal-tract
+  length, jitter and shimmer) *and* the face's shape (jaw, width, wrinkles, grey hair);
+* **face-only**: hair colour and style, skin tone, eye colour, glasses, background. The voice synthesiser never reads
+  them, so no voice model can recover them;
+* **voice-only**: speaking rate, breathiness and intonation range. The face renderer never reads them.
+
+Each identity's traits come from its own random stream, seeded by ``(seed, identity index)``, so identity ``i`` is the
+same person whatever the dataset size or the number of parallel workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BACKGROUNDS",
+    "EYE_COLOURS",
+    "HAIR_COLOURS",
+    "HAIR_STYLES",
+    "FACE_ONLY_TRAITS",
+    "SHARED_TRAITS",
+    "VOICE_ONLY_TRAITS",
+    "Identity",
+    "draw_identities",
+    "identity_rng",
+    "split_of_row",
+    "traits_table",
+]
+
+HAIR_COLOURS: tuple[str, ...] = ("black", "brown", "blonde", "red", "auburn")
+HAIR_COLOUR_P = (0.3, 0.3, 0.2, 0.1, 0.1)
+HAIR_STYLES: tuple[str, ...] = ("short", "long", "bob", "curly", "bald")
+HAIR_STYLE_P = (0.3, 0.2, 0.2, 0.18, 0.12)
+EYE_COLOURS: tuple[str, ...] = ("brown", "blue", "green", "grey")
+EYE_COLOUR_P = (0.45, 0.25, 0.15, 0.15)
+BACKGROUNDS: tuple[str, ...] = ("studio", "office", "outdoor", "stage")
+
+SHARED_TRAITS: tuple[str, ...] = ("sex", "age", "size")
+FACE_ONLY_TRAITS: tuple[str, ...] = ("hair_colour", "hair_style", "skin_tone", "eye_colour", "glasses", "background")
+VOICE_ONLY_TRAITS: tuple[str, ...] = ("speaking_rate", "breathiness", "pitch_range")
+
+AGE_RANGE = (18.0, 80.0)
+SUB_DATASETS = ("vox1", "vox2")
+# a vox2 speaker id is id0NNNN (VoxCeleb2 ids run from id00012 to id09272); vox1 ids are id1NNNN
+_VOX2_FIRST_NUMBER = 12
+MAX_PER_SUB = 9_000
+
+# Random streams of one identity: every stream is seeded by (seed, index, stream[, item]) so that nothing depends on
+# the order in which identities, utterances or faces are generated.
+STREAM_TRAITS, STREAM_FACES, STREAM_VOICES, STREAM_CHANNELS, STREAM_LAYOUT = range(5)
+
+_FIRST_ONSETS = ("", "b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "ch")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "io", "y")
+_CODAS = ("", "", "n", "r", "l", "s", "m", "th", "x", "d")
+_LAST_ENDINGS = ("son", "ez", "ini", "ova", "sen", "ton", "ard", "ski", "ler", "ian", "berg", "ley")
+# a few names carry non-ASCII letters, as the real meta files do (`Aco_Petrović`); the set stays Latin-script
+_NON_ASCII_ENDINGS = ("ić", "ová", "ström", "ñez", "ønsen", "é", "ü", "çek")
+_NATIONALITIES = ("USA", "UK", "Ireland", "India", "Canada", "Australia", "Germany", "France", "Spain", "Italy",
+                  "Brazil", "Mexico", "Norway", "Croatia", "Nigeria", "Japan")
+
+
+def identity_rng(seed: int, index: int, stream: int, *item: int) -> np.random.Generator:
+    """The random stream `stream` (traits, faces, voices, ...) of identity `index`, optionally of one item in it."""
+    return np.random.default_rng([seed, index, stream, *item])
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One synthetic person: where they sit in the layout, and their hidden traits."""
+
+    index: int
+    sub: str  # vox1 or vox2
+    row: int  # row in the sub-dataset's meta file; decides the split (reference §1.3)
+    speaker_id: str  # the VoxCeleb speaker folder: id1NNNN (vox1), id0NNNN (vox2)
+    name: str  # face folder and meta name (VGGFace1 ID / Name)
+    set: str  # VoxCeleb's official dev/test set: which raw_wav/<sub>/<set>/ folder holds the speech
+    split: str  # train / val / test of split.json
+    nationality: str
+    # shared by voice and face
+    sex: str  # "m" or "f"
+    age: float  # years
+    size: float  # body and head size, standard score within the population (independent of sex)
+    # face only
+    hair_colour: str
+    hair_style: str
+    skin_tone: float  # 0 = light, 1 = dark
+    eye_colour: str
+    glasses: bool
+    background: str  # scene behind the person in origin_faces
+    # voice only
+    speaking_rate: float  # syllables per second
+    breathiness: float  # 0 = modal voice, 1 = breathy
+    pitch_range: float  # intonation range in semitones
+    # the voice physiology, derived from the shared traits plus individual variation
+    f0_hz: float
+    vocal_tract_cm: float
+    jitter: float  # cycle-to-cycle period perturbation (fraction)
+    shimmer: float  # cycle-to-cycle amplitude perturbation (fraction)
+
+
+def split_of_row(row: int) -> str:
+    """The original split rule (reference §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
+    return {8: "test", 9: "val"}.get(row % 10, "train")
+
+
+def _sub_and_row(index: int, n: int) -> tuple[str, int]:
+    """The first half of the identities goes to vox1, the rest to vox2, both in meta-row order."""
+    n_vox1 = (n + 1) // 2
+    return ("vox1", index) if index < n_vox1 else ("vox2", index - n_vox1)
+
+
+def _speaker_id(sub: str, row: int) -> str:
+    return f"id1{row + 1:04d}" if sub == "vox1" else f"id{_VOX2_FIRST_NUMBER + row:05d}"
+
+
+def _invented_name(rng: np.random.Generator) -> str:
+    def word(syllables: int) -> str:
+        parts = [rng.choice(_FIRST_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)]
+        return "".join(parts) + rng.choice(_CODAS)
+
+    first = word(int(rng.integers(1, 3)))
+    if rng.random() < 0.05:  # vox1 has names such as A.J._Buckley
+        first = f"{first[0]}.{rng.choice(list('ABCDEJKMRT'))}."
+    ending = rng.choice(_NON_ASCII_ENDINGS) if rng.random() < 0.08 else rng.choice(_LAST_ENDINGS)
+    last = word(int(rng.integers(1, 3))) + ending
+    return unicodedata.normalize("NFC", f"{first.capitalize()}_{last.capitalize()}")
+
+
+def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: float) -> dict[str, float]:
+    """Pitch, vocal-tract length, jitter and shimmer from sex, age and size, with individual variation.
+
+    Rough adult norms, simplified: f0 about 110 Hz (young men) and 220 Hz (young women); with age men's pitch rises and
+    women's falls (the two converge). The vocal tract is about 17 cm (men) and 14.5 cm (women), longer in larger bodies
+    and lengthening slowly with age (the larynx descends). Jitter and shimmer grow with age.
+    """
+    ageing = (age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])  # 0 .. 1
+    f0, vtl = (110.0 + 35.0 * ageing, 17.0) if sex == "m" else (222.0 - 45.0 * ageing, 14.5)
+    f0 *= (1.0 - 0.03 * size) * float(np.exp(rng.normal(0.0, 0.05)))
+    vtl = (vtl * (1.0 + 0.07 * size) + 0.6 * ageing) * float(np.exp(rng.normal(0.0, 0.015)))
+    return {
+        "f0_hz": round(f0, 2),
+        "vocal_tract_cm": round(vtl, 3),
+        "jitter": round((0.004 + 0.02 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
+        "shimmer": round((0.02 + 0.14 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
+    }
+
+
+def _draw_identity(seed: int, index: int, n: int) -> Identity:
+    rng = identity_rng(seed, index, STREAM_TRAITS)
+    sub, row = _sub_and_row(index, n)
+    sex = "m" if rng.random() < 0.5 else "f"
+    age = float(rng.uniform(*AGE_RANGE))
+    size = float(np.clip(rng.normal(), -2.5, 2.5))
+    traits = dict(
+        index=index,
+        sub=sub,
+        row=row,
+        speaker_id=_speaker_id(sub, row),
+        name=_invented_name(rng),
+        set="test" if row % 10 == 7 else "dev",
+        split=split_of_row(row),
+        nationality=str(rng.choice(_NATIONALITIES)),
+        sex=sex,
+        age=round(age, 2),
+        size=round(size, 4),
+        hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
+        hair_style=str(rng.choice(HAIR_STYLES, p=HAIR_STYLE_P)),
+        skin_tone=round(float(rng.uniform()), 4),
+        eye_colour=str(rng.choice(EYE_COLOURS, p=EYE_COLOUR_P)),
+        glasses=bool(rng.random() < 0.3),
+        background=str(rng.choice(BACKGROUNDS)),
+        speaking_rate=round(float(rng.uniform(3.2, 6.0)), 3),
+        breathiness=round(float(rng.uniform()), 4),
+        pitch_range=round(float(rng.uniform(1.5, 6.0)), 3),
+    )
+    traits.update(_voice_physiology(rng, sex, age, size))
+    return Identity(**traits)
+
+
+def draw_identities(n: int, seed: int) -> list[Identity]:
+    """`n` identities for `seed`; identity i's traits do not depend on `n` (its layout position does)."""
+    if n < 2:
+        raise ValueError(f"a synthetic dataset needs at least 2 identities (one per sub-dataset), got {n}")
+    if (n + 1) // 2 > MAX_PER_SUB:
+        raise ValueError(f"at most {2 * MAX_PER_SUB} identities fit the VoxCeleb speaker-id ranges, got {n}")
+    if seed < 0:
+        raise ValueError(f"the seed must be a non-negative integer, got {seed}")
+    people = [_draw_identity(seed, i, n) for i in range(n)]
+    # names must be unique (face folders are named by them), also on case-insensitive file systems
+    seen: set[str] = set()
+    for i, person in enumerate(people):
+        name, k = person.name, 1
+        while name.casefold() in seen:
+            k += 1
+            name = f"{person.name}_{k}"
+        seen.add(name.casefold())
+        if name != person.name:
+            people[i] = dataclasses.replace(person, name=name)
+    return people
+
+
+def traits_table(people: list[Identity]) -> pd.DataFrame:
+    """One row per identity, every field of :class:`Identity` as a column (written as `traits.csv`)."""
+    return pd.DataFrame([dataclasses.asdict(p) for p in people])

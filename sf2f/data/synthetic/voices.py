@@ -1,0 +1,351 @@
+"""A source-filter speech synthesiser: babble that carries a speaker's sex, age and size, and nothing about the face.
+
+How one utterance is made (all of it vectorised with numpy over the whole utterance):
+
+1. **A score**: lead-in silence, phrases of syllables (consonant + vowel, sometimes a coda) at the speaker's speaking
+   rate, pauses between phrases, lead-out silence. Every utterance draws its own syllables, so no two say the same.
+2. **The glottal source**: a Rosenberg glottal-flow pulse train at f0 (from sex and age), with per-period jitter and
+   shimmer (they grow with age), a tremor in old voices, intonation (declination plus pitch accents, voice-only range)
+   and breathiness (a longer open phase and pulsed aspiration noise, voice-only).
+3. **The filter**, applied frame by frame in the short-time Fourier domain: a cascade of five formant resonances whose
+   vowel targets are scaled by the vocal-tract length (longer tract, lower formants: sex, size and age), gliding
+   between consonant loci and vowel targets; fricatives and stop bursts are band-limited noise whose centre frequency
+   scales with the same tract length.
+4. **The channel**, as in real recordings: an EQ (tilt, a resonance, high- and low-pass) and a small room per clip;
+   background noise at a random SNR and a random gain per utterance; 16-bit PCM at 16 kHz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.fft import next_fast_len
+from scipy.signal import oaconvolve
+
+from sf2f.data.synthetic.traits import AGE_RANGE, Identity
+
+__all__ = ["SAMPLE_RATE", "Channel", "draw_channel", "synthesize_utterance", "DURATION_RANGE"]
+
+SAMPLE_RATE = 16_000
+DURATION_RANGE = (2.0, 8.0)
+# STFT of the filter stage: 32 ms sqrt-Hann windows at 50 % overlap reconstruct exactly
+_N_FFT = 512
+_HOP = 256
+_FREQS_KHZ = np.fft.rfftfreq(_N_FFT, 1.0 / SAMPLE_RATE) / 1000.0
+_WINDOW = np.sqrt(np.hanning(_N_FFT + 1)[:-1])
+# vocal-tract length the vowel table below belongs to (adult men)
+_REFERENCE_TRACT_CM = 17.0
+
+# Vowel formants F1-F4 of adult men in Hz (rounded from Hillenbrand et al. 1995, F4 filled in), scaled per speaker.
+_VOWELS = np.array([
+    (342, 2322, 3000, 3650),  # i  heed
+    (427, 2034, 2684, 3600),  # ɪ  hid
+    (476, 2089, 2691, 3600),  # e  hayed
+    (580, 1799, 2605, 3550),  # ɛ  head
+    (588, 1952, 2601, 3550),  # æ  had
+    (768, 1333, 2522, 3500),  # ɑ  hod
+    (652, 997, 2538, 3450),  # ɔ  hawed
+    (497, 910, 2459, 3400),  # o  hoed
+    (469, 1122, 2434, 3400),  # ʊ  hood
+    (378, 997, 2343, 3350),  # u  who'd
+    (623, 1200, 2550, 3500),  # ʌ  hud
+    (474, 1379, 1710, 3350),  # ɝ  heard
+], dtype=float)
+_BANDWIDTHS_HZ = np.array([70.0, 95.0, 130.0, 200.0, 260.0])
+_F5_HZ = 4400.0
+
+
+@dataclass(frozen=True)
+class _Consonant:
+    kind: str  # fricative | stop | nasal | approximant | aspirate
+    locus: tuple[float, float, float, float]  # formant targets the neighbouring vowel glides from (Hz, men)
+    band_hz: tuple[float, float] = (4000.0, 2000.0)  # noise centre and width (fricatives and bursts)
+    noise: float = 0.0  # frication or burst amplitude
+    voicing: float = 0.0  # voicing amplitude during the consonant
+
+
+_ALVEOLAR = (300.0, 1700.0, 2600.0, 3500.0)
+_LABIAL = (300.0, 900.0, 2200.0, 3300.0)
+_VELAR = (300.0, 2000.0, 2300.0, 3400.0)
+_CONSONANTS: tuple[_Consonant, ...] = (
+    _Consonant("fricative", _ALVEOLAR, (5500.0, 1500.0), noise=0.9),  # s
+    _Consonant("fricative", (300.0, 1900.0, 2400.0, 3400.0), (2900.0, 1000.0), noise=1.0),  # sh
+    _Consonant("fricative", _LABIAL, (4500.0, 3500.0), noise=0.35),  # f
+    _Consonant("fricative", _ALVEOLAR, (5500.0, 1500.0), noise=0.5, voicing=0.3),  # z
+    _Consonant("fricative", _LABIAL, (4000.0, 3000.0), noise=0.25, voicing=0.4),  # v
+    _Consonant("aspirate", _ALVEOLAR, noise=0.6),  # h
+    _Consonant("stop", _LABIAL, (1200.0, 1500.0), noise=1.4),  # p
+    _Consonant("stop", _ALVEOLAR, (4200.0, 1800.0), noise=1.4),  # t
+    _Consonant("stop", _VELAR, (2200.0, 700.0), noise=1.4),  # k
+    _Consonant("stop", _LABIAL, (1200.0, 1500.0), noise=0.7, voicing=0.15),  # b
+    _Consonant("stop", _ALVEOLAR, (4200.0, 1800.0), noise=0.7, voicing=0.15),  # d
+    _Consonant("stop", _VELAR, (2200.0, 700.0), noise=0.7, voicing=0.15),  # g
+    _Consonant("nasal", (280.0, 1000.0, 2200.0, 3300.0), voicing=0.35),  # m
+    _Consonant("nasal", (280.0, 1600.0, 2500.0, 3300.0), voicing=0.35),  # n
+    _Consonant("approximant", (360.0, 1050.0, 2700.0, 3400.0), voicing=0.6),  # l
+    _Consonant("approximant", (350.0, 1150.0, 1550.0, 3100.0), voicing=0.6),  # r
+    _Consonant("approximant", (300.0, 650.0, 2200.0, 3300.0), voicing=0.6),  # w
+    _Consonant("approximant", (280.0, 2200.0, 2950.0, 3500.0), voicing=0.6),  # j
+)
+_CODAS = tuple(c for c in _CONSONANTS if c.kind in ("fricative", "nasal"))
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The recording conditions of one clip: microphone and room colour (per clip, as one video is one setting)."""
+
+    tilt_db_per_octave: float
+    peak_hz: float
+    peak_db: float
+    highpass_hz: float
+    lowpass_hz: float  # 0 = none
+    room_rt60_s: float  # 0 = dry
+    room_wet: float
+
+    def response(self) -> np.ndarray:
+        """The magnitude response on the synthesiser's STFT bins."""
+        f = np.maximum(_FREQS_KHZ * 1000.0, 1.0)
+        octaves = np.log2(f / 1000.0)
+        gain_db = self.tilt_db_per_octave * np.clip(octaves, -3.0, 3.0)
+        gain_db += self.peak_db * np.exp(-0.5 * (np.log2(f / self.peak_hz) / 0.6) ** 2)
+        mag = 10.0 ** (gain_db / 20.0) / np.sqrt(1.0 + (self.highpass_hz / f) ** 4)
+        if self.lowpass_hz > 0:
+            mag /= np.sqrt(1.0 + (f / self.lowpass_hz) ** 8)
+        return mag
+
+
+def draw_channel(rng: np.random.Generator) -> Channel:
+    """A random but plausible recording channel."""
+    reverberant = rng.random() < 0.6
+    return Channel(
+        tilt_db_per_octave=float(rng.uniform(-1.5, 1.0)),
+        peak_hz=float(np.exp(rng.uniform(np.log(300.0), np.log(5000.0)))),
+        peak_db=float(rng.uniform(-3.0, 3.0)),
+        highpass_hz=float(rng.uniform(40.0, 90.0)),
+        lowpass_hz=float(rng.uniform(4500.0, 7800.0)) if rng.random() < 0.3 else 0.0,
+        room_rt60_s=float(rng.uniform(0.15, 0.5)) if reverberant else 0.0,
+        room_wet=float(rng.uniform(0.05, 0.3)) if reverberant else 0.0,
+    )
+
+
+class _Score:
+    """What the speaker does over time: amplitude tracks per sample, formant and noise-band targets."""
+
+    def __init__(self, n_samples: int) -> None:
+        self.n = n_samples
+        self.voicing = np.zeros(n_samples)
+        self.frication = np.zeros(n_samples)
+        self.aspiration = np.zeros(n_samples)
+        n_frames = n_samples // _HOP + 2
+        self.band_centre = np.full(n_frames, 4000.0)
+        self.band_width = np.full(n_frames, 2000.0)
+        self.formant_times: list[float] = []
+        self.formants: list[np.ndarray] = []
+        self.pitch_times: list[float] = []
+        self.pitch_semitones: list[float] = []
+
+    def ramp(self, track: np.ndarray, start: float, end: float, amp: float, ramp_s: float = 0.012) -> None:
+        """Add a trapezoid of height `amp` between two times (seconds) to an amplitude track."""
+        a, b = int(start * SAMPLE_RATE), min(int(end * SAMPLE_RATE), self.n)
+        if b <= a:
+            return
+        t = np.arange(a, b) / SAMPLE_RATE
+        rise = np.minimum((t - start) / ramp_s, (end - t) / ramp_s)
+        track[a:b] += amp * np.clip(rise, 0.0, 1.0)
+
+    def band(self, start: float, end: float, centre: float, width: float) -> None:
+        a, b = int(start * SAMPLE_RATE / _HOP), int(np.ceil(end * SAMPLE_RATE / _HOP)) + 1
+        self.band_centre[a:b] = centre
+        self.band_width[a:b] = width
+
+    def target(self, time: float, formants: np.ndarray) -> None:
+        if self.formant_times and time <= self.formant_times[-1]:
+            time = self.formant_times[-1] + 1e-4
+        self.formant_times.append(time)
+        self.formants.append(formants)
+
+    def pitch(self, time: float, semitones: float) -> None:
+        if self.pitch_times and time <= self.pitch_times[-1]:
+            time = self.pitch_times[-1] + 1e-4
+        self.pitch_times.append(time)
+        self.pitch_semitones.append(semitones)
+
+
+def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> _Score:
+    """Phrases of syllables between silences; returns the filled score."""
+    score = _Score(n_samples)
+    tract = _REFERENCE_TRACT_CM / person.vocal_tract_cm  # shorter tract, higher formants
+    # F1 also drops with age in both sexes (longitudinal studies of ageing voices), beyond the tract lengthening
+    ageing = (person.age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])
+    scale = tract * np.array([1.0 - 0.12 * ageing, 1.0, 1.0, 1.0])
+    duration = n_samples / SAMPLE_RATE
+    t = float(rng.uniform(0.25, 0.7))
+    end = duration - float(rng.uniform(0.25, 0.7))
+    rate = person.speaking_rate * float(rng.uniform(0.9, 1.1))
+    score.pitch(0.0, 0.0)
+    while t < end - 0.3:
+        phrase_end = min(end, t + float(rng.uniform(0.8, 2.4)))
+        phrase_start = t
+        span = max(phrase_end - phrase_start, 1e-3)
+        stressed = True
+        while t < phrase_end - 0.12:
+            length = min(float(rng.uniform(0.7, 1.3)) / rate, phrase_end - t)
+            vowel = _VOWELS[rng.integers(len(_VOWELS))] * scale
+            vowel_start = t
+            if rng.random() < 0.8:
+                vowel_start = _consonant(score, rng, _CONSONANTS[rng.integers(len(_CONSONANTS))], t, length, scale)
+            vowel_end = t + length
+            coda = _CODAS[rng.integers(len(_CODAS))] if rng.random() < 0.2 else None
+            if coda is not None:
+                vowel_end -= 0.25 * (vowel_end - vowel_start)
+            # the vowel drifts a little towards another one (diphthong-like)
+            drift = _VOWELS[rng.integers(len(_VOWELS))] * scale
+            score.target(vowel_start + 0.25 * (vowel_end - vowel_start), vowel)
+            score.target(vowel_start + 0.75 * (vowel_end - vowel_start), 0.8 * vowel + 0.2 * drift)
+            score.ramp(score.voicing, vowel_start, vowel_end, 1.0 if stressed else 0.7, ramp_s=0.02)  # stress: louder
+            # declination over the phrase, a pitch accent on stressed syllables
+            mid = 0.5 * (vowel_start + vowel_end)
+            decline = person.pitch_range * (0.5 - (mid - phrase_start) / span)
+            accent = person.pitch_range * float(rng.uniform(0.3, 1.0)) if stressed else 0.0
+            score.pitch(mid, decline + accent)
+            if coda is not None:
+                _consonant(score, rng, coda, vowel_end, t + length - vowel_end, scale, coda=True)
+            t += length
+            stressed = rng.random() < 0.35
+        t += float(rng.uniform(0.15, 0.55))
+    score.pitch(duration, -0.5 * person.pitch_range)
+    return score
+
+
+def _consonant(score: _Score, rng: np.random.Generator, c: _Consonant, start: float, syllable: float,
+               scale: np.ndarray, coda: bool = False) -> float:
+    """Write one consonant into the score; returns when the vowel after it starts."""
+    length = syllable if coda else syllable * float(rng.uniform(0.3, 0.45))
+    end = start + length
+    centre, width = c.band_hz[0] * scale[1], c.band_hz[1] * scale[1]  # noise bands follow the tract length
+    score.target(start + 0.5 * length, np.asarray(c.locus) * scale)
+    if c.kind == "fricative":
+        score.band(start, end, min(centre, 7200.0), width)
+        score.ramp(score.frication, start, end, c.noise, ramp_s=0.02)
+    elif c.kind == "aspirate":
+        score.ramp(score.aspiration, start, end, c.noise, ramp_s=0.02)
+    elif c.kind == "stop":
+        burst = start + 0.7 * length
+        score.band(burst, end, min(centre, 7200.0), width)
+        score.ramp(score.frication, burst, min(burst + 0.02, end), c.noise, ramp_s=0.003)
+        if c.voicing == 0.0:  # aspiration after an unvoiced release
+            score.ramp(score.aspiration, burst + 0.01, end, 0.4, ramp_s=0.01)
+    if c.voicing > 0:
+        score.ramp(score.voicing, start, end if c.kind != "stop" else start + 0.7 * length, c.voicing)
+    return end
+
+
+def _glottal_source(person: Identity, score: _Score, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Glottal-flow derivative (unit RMS) and the flow itself (0..1) for the whole utterance."""
+    n = score.n
+    t = np.arange(n) / SAMPLE_RATE
+    semitones = np.interp(t, score.pitch_times, score.pitch_semitones)
+    semitones += np.interp(t, np.linspace(0, t[-1], 8), rng.normal(0.0, 0.4, 8))
+    # intonation moves around the speaker's habitual pitch: centre it on the voiced samples
+    semitones -= np.average(semitones, weights=score.voicing + 1e-9)
+    f0 = person.f0_hz * 2.0 ** (semitones / 12.0)
+    if person.age > 55:  # a slow tremor in older voices
+        depth = 0.03 * (person.age - 55.0) / 25.0
+        f0 *= 1.0 + depth * np.sin(2 * np.pi * float(rng.uniform(4.5, 6.5)) * t + float(rng.uniform(0, 2 * np.pi)))
+    # jitter and shimmer: one random perturbation per glottal period
+    periods = np.floor(np.cumsum(f0) / SAMPLE_RATE).astype(np.int64)
+    n_periods = int(periods[-1]) + 2
+    f0 = f0 * (1.0 + person.jitter * rng.standard_normal(n_periods)[periods])
+    phase = np.cumsum(f0) / SAMPLE_RATE
+    cycle = np.floor(phase).astype(np.int64)
+    p = phase - cycle
+    # Rosenberg pulse; a breathy voice keeps the glottis open longer (softer pulse, steeper spectral tilt)
+    open_quotient = 0.5 + 0.3 * person.breathiness
+    rise, fall = 0.65 * open_quotient, 0.35 * open_quotient
+    flow = np.where(p < rise, 0.5 * (1.0 - np.cos(np.pi * p / rise)),
+                    np.where(p < rise + fall, np.cos(0.5 * np.pi * (p - rise) / fall), 0.0))
+    flow *= np.maximum(1.0 + person.shimmer * rng.standard_normal(int(cycle[-1]) + 2)[cycle], 0.05)
+    derivative = np.diff(flow, prepend=0.0)
+    return derivative / (derivative.std() + 1e-12), flow
+
+
+def _formant_envelope(score: _Score, n_frames: int) -> np.ndarray:
+    """|H(f)| of five cascaded resonances per STFT frame (frames x bins), targets interpolated in time."""
+    frame_t = np.arange(n_frames) * _HOP / SAMPLE_RATE  # _stft centres frame j on sample j * _HOP
+    times = np.asarray(score.formant_times) if score.formant_times else np.zeros(1)
+    targets = np.asarray(score.formants) if score.formants else _VOWELS[:1]
+    f2 = _FREQS_KHZ**2
+    num = np.ones((n_frames, 1))
+    den = np.ones((n_frames, f2.size))
+    for k in range(5):
+        fk = np.interp(frame_t, times, targets[:, k]) if k < 4 else np.full(n_frames, _F5_HZ)
+        fk = (fk / 1000.0)[:, None]
+        bk = _BANDWIDTHS_HZ[k] / 1000.0
+        num *= fk**2
+        den *= (fk**2 - f2) ** 2 + (bk**2) * f2
+    return num / np.sqrt(den)
+
+
+def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
+    padded = np.zeros((n_frames - 1) * _HOP + _N_FFT)
+    padded[_HOP:_HOP + x.size] = x
+    return np.fft.rfft(sliding_window_view(padded, _N_FFT)[::_HOP] * _WINDOW, axis=1)
+
+
+def _istft(spec: np.ndarray, n: int) -> np.ndarray:
+    frames = np.fft.irfft(spec, n=_N_FFT, axis=1) * _WINDOW
+    out = np.zeros((spec.shape[0] + 1) * _HOP)
+    out[:-_HOP] += frames[:, :_HOP].ravel()
+    out[_HOP:] += frames[:, _HOP:].ravel()
+    return out[_HOP:_HOP + n]
+
+
+def _room(x: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:
+    """A small room: the direct sound plus exponentially decaying diffuse reverberation."""
+    if channel.room_rt60_s <= 0:
+        return x
+    length = int(channel.room_rt60_s * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    tail = rng.standard_normal(length) * np.exp(-6.9 * t / channel.room_rt60_s)
+    tail[: int(0.004 * SAMPLE_RATE)] = 0.0
+    ir = channel.room_wet * tail / np.sqrt(np.sum(tail**2))
+    ir[0] = 1.0
+    return oaconvolve(x, ir)[: x.size]
+
+
+def _coloured_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Background noise between white and brown, unit RMS."""
+    size = next_fast_len(n, real=True)  # an FFT of a prime length would take 100x longer
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    f = np.maximum(np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE), 20.0)
+    noise = np.fft.irfft(spectrum * f ** (-0.5 * float(rng.uniform(0.0, 1.6))), n=size)[:n]
+    return noise / (noise.std() + 1e-12)
+
+
+def synthesize_utterance(person: Identity, channel: Channel, rng: np.random.Generator, duration_s: float) -> np.ndarray:
+    """One utterance of `person` recorded through `channel`: int16 samples at 16 kHz, `duration_s` long."""
+    n = int(round(duration_s * SAMPLE_RATE))
+    score = _write_score(person, rng, n)
+    derivative, flow = _glottal_source(person, score, rng)
+    # breathy voices leak turbulent noise through the glottis, pulsed with the flow
+    breath = score.voicing * (0.03 + 0.4 * person.breathiness) * (0.4 + 0.6 * flow)
+    throat = derivative * score.voicing + rng.standard_normal(n) * (breath + score.aspiration)
+    n_frames = (n + _HOP) // _HOP + 1
+    formants = _formant_envelope(score, n_frames)
+    f_hz = _FREQS_KHZ[None, :] * 1000.0
+    band = np.exp(-0.5 * ((f_hz - score.band_centre[:n_frames, None]) / score.band_width[:n_frames, None]) ** 2)
+    spec = _stft(throat, n_frames) * formants + _stft(rng.standard_normal(n) * score.frication, n_frames) * band
+    speech = _room(_istft(spec * channel.response(), n), channel, rng)
+    # background noise at a random SNR relative to the active speech, then a random recording level
+    active = (score.voicing + score.frication) > 0.05
+    speech_rms = float(np.sqrt(np.mean(speech[active] ** 2))) if active.any() else 1.0
+    snr_db = float(rng.uniform(15.0, 40.0))
+    signal = speech + _coloured_noise(rng, n) * speech_rms * 10.0 ** (-snr_db / 20.0)
+    level = 32768.0 * 10.0 ** (float(rng.uniform(-30.0, -18.0)) / 20.0)
+    signal *= level / speech_rms
+    peak = np.abs(signal).max()
+    if peak > 32000.0:
+        signal *= 32000.0 / peak
+    return np.round(signal).astype(np.int16)
