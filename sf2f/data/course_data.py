@@ -1,0 +1,43 @@
+"""Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache.
+
+Notebooks, the trainer and the CLI all go through :func:`prepared_data`, so every lesson of the course reads the same
+prepared files: `<data root>/prepared/<face type>_<image size>/` (one cache per image size, since faces are stored
+resized, §1.5). Real data (VoxCeleb + HQ-VoxCeleb) must already sit at the root in the layout of data/README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sf2f.config import DataConfig
+from sf2f.data.cache import PreparedData, PrepareSettings, prepare
+from sf2f.paths import resolve
+
+__all__ = ["prepared_data", "prepared_dir"]
+
+
+def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
+    """Where the cache of a data config lives (`root` overrides `data.root`, e.g. a notebook's data_root)."""
+    base = resolve(root if root else data.root)
+    return base / "prepared" / f"{data.face_type}_{data.image_size}"
+
+
+def prepared_data(
+    data: DataConfig, root: str | Path | None = None, workers: int = 0, progress: bool = True
+) -> PreparedData:
+    """The prepared cache of a dataset, generating the synthetic dataset and preparing the cache on first use.
+
+    Both steps reuse finished work: the second call costs only reading a manifest.
+    """
+    base = resolve(root if root else data.root)
+    if data.kind == "synthetic":
+        from sf2f.data.synthetic import ensure_synthetic_dataset
+
+        ensure_synthetic_dataset(base, data.synthetic, progress=progress)
+    elif not base.is_dir():
+        raise FileNotFoundError(
+            f"{base}: no dataset here; put VoxCeleb audio and HQ-VoxCeleb faces there in the layout of data/README.md"
+        )
+    out = prepared_dir(data, base)
+    prepare(base, out, PrepareSettings.from_data_config(data), workers=workers, progress=progress)
+    return PreparedData(out)
