@@ -260,7 +260,8 @@ def test_profiles_keep_the_quick_and_demo_datasets_apart() -> None:
     demo = load_config("sf2f_1st_stage", profile="demo").data
     assert quick.root != demo.root
     assert demo.synthetic == SyntheticConfig()  # the default size: 300 identities, 8 utterances, 4 faces
-    assert 30 <= quick.synthetic.identities <= 48
+    # small enough for CI, large enough that the original split rule (a tenth each) leaves 8 val and 8 test people
+    assert 80 <= quick.synthetic.identities <= 100
 
 
 def test_cli_generates_and_reports_mismatches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
