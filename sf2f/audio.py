@@ -27,7 +27,6 @@ import subprocess
 from collections.abc import Sequence
 from typing import BinaryIO
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -341,21 +340,19 @@ def _webrtcvad_decisions(pcm: memoryview, sample_rate: int, frame: int, n_frames
     detector adapts to what it has seen, so every frame must go through one detector in sequence).
 
     The C call itself costs about 3 us a frame, the same for the original and for us. Calling it through
-    `Vad.is_speech` from a generator over byte slices added about a quarter to that; here the frames are memoryview
-    slices (no copies) fed by `map` straight to the extension's `process` function, with no Python frame per call,
-    which adds about 7% (benchmarks/bench_audio.py). That function is private to webrtcvad: when it is missing
-    (another packaging of webrtcvad) the public `Vad.is_speech` does the same work, slower; tests/test_audio.py
-    checks that both paths agree.
+    `Vad.is_speech` from a generator added about a quarter to that; calling the extension's `process` function
+    directly on memoryview slices (no copies) adds about 7% (benchmarks/bench_audio.py; feeding it through
+    itertools.map measured the same). That function is private to webrtcvad: when it is missing (another packaging of
+    webrtcvad) the public `Vad.is_speech` does the same work, slower; tests/test_audio.py checks that both agree.
     """
     vad = webrtcvad.Vad(aggressiveness)
     step = 2 * frame
-    frames = map(pcm.__getitem__, map(slice, range(0, n_frames * step, step), range(step, (n_frames + 1) * step, step)))
+    offsets = range(0, n_frames * step, step)
     handle = getattr(vad, "_vad", None)
-    if _BARE_PROCESS is not None and handle is not None:
-        verdicts = map(_BARE_PROCESS, repeat(handle, n_frames), repeat(sample_rate, n_frames), frames, repeat(frame, n_frames))
-    else:
-        verdicts = map(vad.is_speech, frames, repeat(sample_rate, n_frames))
-    return np.fromiter(verdicts, dtype=bool, count=n_frames)
+    if _BARE_PROCESS is None or handle is None:
+        return np.array([vad.is_speech(pcm[k : k + step], sample_rate) for k in offsets], dtype=bool)
+    process = _BARE_PROCESS
+    return np.array([process(handle, sample_rate, pcm[k : k + step], frame) for k in offsets], dtype=bool)
 
 
 def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
