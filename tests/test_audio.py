@@ -289,7 +289,8 @@ def _riff(chunks: list[tuple[bytes, bytes]], data_size: int | None = None) -> by
 
 
 @pytest.mark.parametrize(
-    "layout", ["list-before-data", "chunk-after-data", "odd-byte-count", "streaming-size", "extensible", "data-before-fmt"]
+    "layout",
+    ["list-before-data", "chunk-after-data", "odd-byte-count", "streaming-size", "extensible", "data-before-fmt"],
 )
 def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path, layout: str) -> None:
     """The direct RIFF reader gives what Python's `wave` gives the original; WAVE_FORMAT_EXTENSIBLE, which it leaves
@@ -297,15 +298,14 @@ def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path
     x = real_speech(1)[:16001]
     pcm = x.astype("<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    pcm_guid = bytes.fromhex("0100000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM
+    extensible = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 16000, 32000, 2, 16, 22, 16, 4) + pcm_guid
     chunks = {
         "list-before-data": [(b"fmt ", fmt), (b"LIST", b"INFOISFT\x05\x00\x00\x00abcd\x00"), (b"data", pcm)],
         "chunk-after-data": [(b"fmt ", fmt), (b"data", pcm), (b"id3 ", b"x" * 33)],
         "odd-byte-count": [(b"fmt ", fmt), (b"data", pcm + b"\x07")],
         "streaming-size": [(b"fmt ", fmt), (b"data", pcm)],
-        "extensible": [
-            (b"fmt ", struct.pack("<HHIIHHHHI", 0xFFFE, 1, 16000, 32000, 2, 16, 22, 16, 4) + bytes.fromhex("0100000000001000800000aa00389b71")),
-            (b"data", pcm),
-        ],
+        "extensible": [(b"fmt ", extensible), (b"data", pcm)],
         "data-before-fmt": [(b"data", pcm), (b"fmt ", fmt)],
     }[layout]
     path = tmp_path / f"{layout}.wav"
