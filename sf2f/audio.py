@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import struct
 import subprocess
-import wave
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -61,6 +61,10 @@ __all__ = [
 # decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
 FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
 INT16_SCALE = 32768.0
+try:  # webrtcvad's C entry point, called directly per frame when this packaging of webrtcvad has it
+    from _webrtcvad import process as _BARE_PROCESS
+except ImportError:
+    _BARE_PROCESS = None
 
 
 class AudioError(BadInputError):
@@ -85,6 +89,46 @@ class Waveform:
         return len(self.samples) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class _WavHeader:
+    """What the RIFF chunks of a .wav say: the `fmt ` fields, and where the `data` chunk starts and how many bytes it
+    claims (0 and 0xFFFFFFFF are written by streaming encoders that did not know the length)."""
+
+    format_tag: int
+    channels: int
+    rate: int
+    block_align: int
+    bits: int
+    data_offset: int
+    data_bytes: int
+
+
+def _wav_header(f: BinaryIO) -> _WavHeader | None:
+    """Walk the RIFF chunks of an open .wav up to its `data` chunk; None if it is no RIFF/WAVE file or has no `fmt `
+    chunk before `data` (which Python's `wave`, the original's reader, refuses too)."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    fmt: tuple[int, ...] | None = None
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"fmt ":
+            body = f.read(size + (size & 1))
+            if len(body) < 14:
+                return None
+            # WAVEFORMAT (14 bytes) has no bits-per-sample field; PCMWAVEFORMAT and its successors do
+            fmt = struct.unpack("<HHIIH", body[:14]) + (struct.unpack("<H", body[14:16])[0] if len(body) >= 16 else 0,)
+        elif cid == b"data":
+            if fmt is None:
+                return None
+            return _WavHeader(fmt[0], fmt[1], fmt[2], fmt[4], fmt[5], f.tell(), size)
+        else:
+            f.seek(size + (size & 1), 1)
+
+
 def _declared_wav_frames(path: Path) -> int | None:
     """Frames the RIFF header of a .wav promises (None when it cannot tell), to detect a truncated download.
 
@@ -92,28 +136,12 @@ def _declared_wav_frames(path: Path) -> int | None:
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            block_align = None
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if cid == b"fmt ":
-                    fmt = f.read(size + (size & 1))
-                    if len(fmt) >= 14:
-                        block_align = struct.unpack("<H", fmt[12:14])[0]
-                elif cid == b"data":
-                    # 0 and 0xFFFFFFFF are written by streaming encoders that did not know the length
-                    if block_align in (None, 0) or size in (0, 0xFFFFFFFF):
-                        return None
-                    return size // block_align
-                else:
-                    f.seek(size + (size & 1), 1)
+            header = _wav_header(f)
     except OSError:
         return None
+    if header is None or header.block_align == 0 or header.data_bytes in (0, 0xFFFFFFFF):
+        return None
+    return header.data_bytes // header.block_align
 
 
 def _to_int16(x: np.ndarray) -> np.ndarray:
@@ -138,23 +166,34 @@ def _decode_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, tuple[str,
 
 
 def _read_plain_wav(path: Path, sample_rate: int) -> Waveform | None:
-    """The common case (VoxCeleb1, the synthetic data): 16-bit mono PCM at the target rate, read with Python's `wave`
-    as the original reads it (three times faster than opening it through libsndfile). None for anything else."""
+    """The common case (VoxCeleb1, the synthetic data): 16-bit mono PCM at the target rate, the samples Python's
+    `wave` gives the original. None for anything else, which soundfile then reads or explains.
+
+    The header walk and one `readinto` straight into the sample array cost what `wave` costs to return the bytes
+    (the kernel's copy of the file dominates), without `wave`'s extra copy into an array, and half of libsndfile.
+    """
     try:
-        with wave.open(str(path), "rb") as f:
-            if (f.getsampwidth(), f.getnchannels(), f.getframerate()) != (2, 1, sample_rate):
+        with open(path, "rb") as f:
+            header = _wav_header(f)
+            if header is None or header.data_bytes == 0:
                 return None
-            declared = f.getnframes()
-            data = f.readframes(declared)
-    except (wave.Error, EOFError, OSError):
-        return None  # soundfile gets to read it, or to say precisely what is wrong
-    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
-    if samples.size == 0:
+            layout = (header.format_tag, header.channels, header.bits, header.block_align, header.rate)
+            if layout != (1, 1, 16, 2, sample_rate):  # PCM, mono, 16-bit, at the target rate
+                return None
+            present = (os.fstat(f.fileno()).st_size - header.data_offset) // 2
+            declared = None if header.data_bytes == 0xFFFFFFFF else header.data_bytes // 2
+            count = present if declared is None else min(declared, present)
+            if count <= 0:
+                return None
+            samples = np.empty(count, dtype="<i2")
+            if f.readinto(samples) != samples.nbytes:
+                return None
+    except OSError:
         return None
     notes = ()
-    if declared > samples.size and declared != 0x7FFFFFFF:
-        notes = (f"truncated: the header declares {declared} frames, the file holds {samples.size}; used those",)
-    return Waveform(samples, sample_rate, notes)
+    if declared is not None and declared > count:
+        notes = (f"truncated: the header declares {declared} frames, the file holds {count}; used those",)
+    return Waveform(samples.astype(np.int16, copy=False), sample_rate, notes)
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
@@ -244,45 +283,87 @@ class VadResult:
         return frames[self.keep].reshape(-1)
 
 
-def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray:
-    """The original's collector: trigger when more than `ratio * ring` of the last `ring` frames are voiced (then keep
-    them all), keep every frame while triggered, release when more than `ratio * ring` of the last `ring` are unvoiced.
+def _first_count_at_least(hits: np.ndarray, cs: np.ndarray, start: int, ring: int, need: int, of_voiced: bool) -> int:
+    """The first frame k >= `start` at which the ring buffer, emptied just before `start`, holds at least `need` frames
+    of the kind counted (voiced or unvoiced); -1 if none.
 
-    It works on decisions only; which frames are kept is all that the concatenated output depends on.
+    The buffer holds frames max(start, k - ring + 1) .. k. While it is still filling (k < start + ring - 1) the count
+    comes from the cumulative voiced counts `cs`; once full, from `hits`, the sorted frames k whose whole window
+    k - ring + 1 .. k holds enough, found once per utterance.
     """
-    keep = np.zeros(len(speech), dtype=bool)
-    limit = ratio * ring
-    buffer: deque[tuple[int, bool]] = deque(maxlen=ring)
-    count = 0  # voiced frames in the buffer (not triggered) or unvoiced ones (triggered)
-    triggered = False
-    for k, voiced in enumerate(speech.tolist()):
-        counted = (not voiced) if triggered else voiced
-        if len(buffer) == ring and ((not buffer[0][1]) if triggered else buffer[0][1]):
-            count -= 1
-        buffer.append((k, voiced))
-        count += counted
-        if triggered:
-            keep[k] = True
-        if count > limit:
-            if not triggered:
-                keep[[i for i, _ in buffer]] = True
-            triggered = not triggered
-            buffer.clear()
-            count = 0
+    n = len(cs) - 1
+    if need < ring:  # a partly filled buffer can reach the count only when it needs fewer frames than it holds
+        stop = min(start + ring - 1, n)
+        voiced = cs[start + 1 : stop + 1] - cs[start]
+        counts = voiced if of_voiced else np.arange(1, stop - start + 1) - voiced
+        early = np.flatnonzero(counts >= need)
+        if early.size:
+            return start + int(early[0])
+    i = int(np.searchsorted(hits, start + ring - 1))
+    return int(hits[i]) if i < len(hits) else -1
+
+
+def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray:
+    """The original's collector (§1.4 step 2): trigger when more than `ratio * ring` of the last `ring` frames are
+    voiced (then keep them all), keep every frame while triggered, release when more than `ratio * ring` of the last
+    `ring` are unvoiced; the buffer is emptied at every trigger and release.
+
+    It works on decisions only (which frames are kept is all that the concatenated output depends on), and jumps from
+    one trigger or release to the next with windowed counts instead of stepping frame by frame: an utterance has a
+    few such events and hundreds of frames. tests/test_audio.py checks it against the frame-by-frame oracle.
+    """
+    n = len(speech)
+    keep = np.zeros(n, dtype=bool)
+    # the original compares an integer count with the float ratio * ring: "more than" is "at least floor() + 1"
+    need = math.floor(ratio * ring) + 1
+    if n == 0 or need > ring:
+        return keep
+    cs = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(speech, out=cs[1:])
+    window_voiced = cs[ring:] - cs[:-ring]  # voiced frames among k - ring + 1 .. k, for k = ring - 1 .. n - 1
+    voiced_hits = np.flatnonzero(window_voiced >= need) + (ring - 1)
+    unvoiced_hits = np.flatnonzero(ring - window_voiced >= need) + (ring - 1)
+    start, triggered = 0, False
+    while start < n:
+        hits = unvoiced_hits if triggered else voiced_hits
+        k = _first_count_at_least(hits, cs, start, ring, need, of_voiced=not triggered)
+        if k < 0:
+            keep[start:] = triggered
+            break
+        # a trigger keeps the buffer's frames; a release keeps everything since the trigger, the releasing frame too
+        keep[start if triggered else max(start, k - ring + 1) : k + 1] = True
+        start, triggered = k + 1, not triggered
     return keep
+
+
+def _webrtcvad_decisions(
+    pcm: memoryview, sample_rate: int, frame: int, n_frames: int, aggressiveness: int
+) -> np.ndarray:
+    """webrtcvad's verdict on each of `n_frames` consecutive frames of `frame` samples of 16-bit PCM, in order (the
+    detector adapts to what it has seen, so every frame must go through one detector in sequence).
+
+    The C call itself costs about 3 us a frame, the same for the original and for us. Calling it through
+    `Vad.is_speech` from a generator added about a quarter to that; calling the extension's `process` function
+    directly on memoryview slices (no copies) adds about 7% (benchmarks/bench_audio.py; feeding it through
+    itertools.map measured the same). That function is private to webrtcvad: when it is missing (another packaging of
+    webrtcvad) the public `Vad.is_speech` does the same work, slower; tests/test_audio.py checks that both agree.
+    """
+    vad = webrtcvad.Vad(aggressiveness)
+    step = 2 * frame
+    offsets = range(0, n_frames * step, step)
+    handle = getattr(vad, "_vad", None)
+    if _BARE_PROCESS is None or handle is None:
+        return np.array([vad.is_speech(pcm[k : k + step], sample_rate) for k in offsets], dtype=bool)
+    process = _BARE_PROCESS
+    return np.array([process(handle, sample_rate, pcm[k : k + step], frame) for k in offsets], dtype=bool)
 
 
 def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
     """webrtcvad decisions (aggressiveness, frame length from `cfg`) and the frames the original's VAD keeps."""
     frame = sample_rate * cfg.vad_frame_ms // 1000
     n_frames = max(0, (len(samples) - 1) // frame)
-    pcm = np.ascontiguousarray(samples, dtype="<i2").tobytes()
-    step = 2 * frame
-    vad = webrtcvad.Vad(cfg.vad_aggressiveness)
-    is_speech = vad.is_speech
-    speech = np.fromiter(
-        (is_speech(pcm[k * step : (k + 1) * step], sample_rate) for k in range(n_frames)), dtype=bool, count=n_frames
-    )
+    pcm = memoryview(np.ascontiguousarray(samples, dtype="<i2")).cast("B")
+    speech = _webrtcvad_decisions(pcm, sample_rate, frame, n_frames, cfg.vad_aggressiveness)
     # int(300 / 30) = 10 frames in the original's ring buffer (§1.4); voice2face: int(50 / 20) = 2 (§7.2)
     ring = int(cfg.vad_padding_ms / cfg.vad_frame_ms)
     return VadResult(frame, sample_rate, speech, _ring_buffer_keep(speech, ring, cfg.vad_trigger_ratio))
@@ -344,11 +425,12 @@ def _win_hop(cfg: AudioConfig) -> tuple[int, int]:
 
 
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
-# frames per FFT call: big enough to amortise per-call costs, small enough to stay in the CPU cache
+# frames per FFT call: big enough to amortise per-call costs, small enough that the spectrum stays in the CPU cache
+# between the FFT, the squaring and the filterbank product
 _CHUNK_FRAMES = 512
-# filters per filterbank band: each band multiplies only the FFT bins its filters cover (a dense matmul would be
-# 90% multiplications by zero; the triangles are narrow)
-_BAND_FILTERS = 8
+# filters per filterbank band: each band multiplies only the FFT bins its filters cover (a dense product would be
+# 90% multiplications by zero: the triangles are narrow); smaller bands cost more in per-call overhead than they save
+_BAND_FILTERS = 10
 
 
 @dataclass
@@ -380,25 +462,21 @@ def _ops(cfg: AudioConfig, dtype: torch.dtype) -> _FeatureOps:
             m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
             rows = np.flatnonzero(weights[:, m0:m1].any(axis=1))
             r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1].T)).to(dtype)))
+            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1])).to(dtype)))
         _OPS_CACHE[key] = _FeatureOps(window, bands)
     return _OPS_CACHE[key]
 
 
-def _log_energies(frames: torch.Tensor, cfg: AudioConfig, ops: _FeatureOps) -> torch.Tensor:
-    """(n_mels, F) log filterbank energies of F frames (a strided view, window samples each)."""
+def _energies_into(frames: torch.Tensor, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
+    """Filterbank energies of F frames (a strided view, window samples each) into `out` (F, n_mels)."""
     if ops.window is not None:
         frames = frames * ops.window
-    power = torch.view_as_real(torch.fft.rfft(frames, n=cfg.n_fft)).reshape(len(frames), -1).square_()
-    energies = torch.empty(cfg.n_mels, len(frames), dtype=power.dtype)
+    # (an `out=` spectrum workspace measured slower: torch's MKL path then computes into a temporary and copies)
+    spectrum = torch.fft.rfft(frames, n=n_fft)
+    # |X|^2 as re^2 and im^2 side by side: one contiguous in-place pass; the doubled filterbank rows add them up
+    power = torch.view_as_real(spectrum).view(len(frames), -1).square_()
     for r0, r1, m0, m1, weights in ops.bands:
-        torch.matmul(weights, power[:, r0:r1].T, out=energies[m0:m1])
-    if cfg.log_floor_mode == "replace_zeros":
-        if energies.min() == 0:  # only digitally silent frames have any
-            energies.masked_fill_(energies == 0, cfg.log_floor)
-    else:
-        energies.clamp_min_(cfg.log_floor)
-    return energies.log_()
+        torch.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
@@ -406,8 +484,9 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
 
     The pre-emphasised signals are laid end to end in one buffer, each padded with zeros to a whole number of hops
     plus the window overhang, so that one strided view frames them all (a few frames straddling two signals are
-    computed and dropped); FFTs and filterbank products then run on chunks of frames. `dtype` (default `cfg.dtype`):
-    float64 reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
+    computed and dropped); FFTs and filterbank products then run on chunks of frames into one time-major (frames,
+    n_mels) array, the layout the cache stores. Each result is a transposed (n_mels, T) view of its rows. `dtype`
+    (default `cfg.dtype`): float64 reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
     """
     if any(len(s) == 0 for s in signals):
         raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
@@ -419,8 +498,8 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     counts = [frame_count(len(s), cfg) for s in signals]
     # signal k takes counts[k] + gap frame slots, so that its last frame ends before the next signal starts
     gap = -(-win // hop) - 1
-    starts = np.concatenate([[0], np.cumsum([n + gap for n in counts])])
-    buffer = np.zeros(int(starts[-1]) * hop + win, dtype=np_dtype)
+    starts = np.concatenate([[0], np.cumsum([n + gap for n in counts])]).tolist()
+    buffer = np.zeros(starts[-1] * hop + win, dtype=np_dtype)
     minus_coeff = np_dtype(-cfg.preemphasis)
     for signal, start in zip(signals, starts):
         piece = buffer[start * hop : start * hop + len(signal)]
@@ -429,9 +508,18 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
         piece[0] = signal[0]
         np.multiply(signal[:-1], minus_coeff, out=piece[1:])
         piece[1:] += signal[1:]
-    frames = torch.from_numpy(buffer).unfold(0, win, hop)
-    logs = torch.cat([_log_energies(frames[c : c + _CHUNK_FRAMES], cfg, ops) for c in range(0, len(frames), _CHUNK_FRAMES)], 1)
-    return [logs[:, start : start + n] for start, n in zip(starts[:-1].tolist(), counts)]
+    # the gap slots after the last signal hold no frame of any signal (and, all zeros, would force the zero check below)
+    frames = torch.from_numpy(buffer).unfold(0, win, hop)[: starts[-1] - gap]
+    energies = torch.empty(len(frames), cfg.n_mels, dtype=torch_dtype)
+    for c in range(0, len(frames), _CHUNK_FRAMES):
+        _energies_into(frames[c : c + _CHUNK_FRAMES], energies[c : c + _CHUNK_FRAMES], cfg.n_fft, ops)
+    if cfg.log_floor_mode == "replace_zeros":
+        if energies.min() == 0:  # only digitally silent frames have any
+            energies.masked_fill_(energies == 0, cfg.log_floor)
+    else:
+        energies.clamp_min_(cfg.log_floor)
+    logs = energies.log_()
+    return [logs[start : start + n].T for start, n in zip(starts, counts)]
 
 
 def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
@@ -446,7 +534,11 @@ def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> t
 
 @dataclass(frozen=True)
 class Utterance:
-    """Raw (not normalised) log-mel features of one file, with what was done to get them."""
+    """Raw (not normalised) log-mel features of one file, with what was done to get them.
+
+    `mel` is (n_mels, T), stored time-major (a transposed view of a contiguous (T, n_mels) block): `mel.T` is what
+    the cache stores, without a copy.
+    """
 
     path: str
     mel: torch.Tensor
@@ -471,7 +563,8 @@ def extract_log_mels(
     def flush() -> None:
         for (slot, voiced, decoded), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
             seconds = len(voiced) / cfg.sample_rate
-            results[slot] = Utterance(str(paths[slot]), mel.contiguous(), decoded.seconds, seconds, decoded.notes)
+            # a copy of its rows (not a view that pins the whole batch), still time-major
+            results[slot] = Utterance(str(paths[slot]), mel.T.clone().T, decoded.seconds, seconds, decoded.notes)
         pending.clear()
 
     waiting = 0

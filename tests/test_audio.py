@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +41,36 @@ def speech_with_pauses() -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ring", [2, 5, 10])
-def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int) -> None:
-    rng = np.random.default_rng(ring)
-    for trial in range(200):
+@pytest.mark.parametrize("ring, ratio", [(1, 0.9), (2, 0.9), (5, 0.9), (10, 0.9), (10, 0.5), (7, 0.3), (4, 0.75)])
+def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int, ratio: float) -> None:
+    """The event-jumping collector against the original's frame-by-frame one; ratios below 0.9 can trigger on a
+    partly filled buffer, which 0.9 never does."""
+    rng = np.random.default_rng(ring * 100 + int(ratio * 100))
+    for trial in range(300):
         p = rng.uniform(0.05, 0.95)
-        decisions = rng.random(int(rng.integers(0, 120))) < p
-        ours = np.flatnonzero(audio._ring_buffer_keep(decisions, ring, 0.9))
-        segments = original.collect_voiced(enumerate(decisions.tolist()), ring)
+        if trial % 3 == 0:  # long runs, like speech and pauses
+            decisions = np.repeat(rng.random(30) < p, rng.integers(1, 40, 30))[: int(rng.integers(0, 400))]
+        else:
+            decisions = rng.random(int(rng.integers(0, 120))) < p
+        ours = np.flatnonzero(audio._ring_buffer_keep(decisions, ring, ratio))
+        segments = original.collect_voiced(enumerate(decisions.tolist()), ring, ratio)
         assert ours.tolist() == [k for segment in segments for k in segment], f"trial {trial}"
+
+
+def test_bare_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """voice_activity calls webrtcvad's private C function directly; the public Vad.is_speech fallback gives the same
+    decisions (both paths run here, on speech and pauses, at every aggressiveness and frame length)."""
+    assert audio._BARE_PROCESS is not None, "this webrtcvad has no _webrtcvad.process: the fast path is never taken"
+    x = speech_with_pauses()
+    for mode in range(4):
+        for frame_ms in (10, 20, 30):
+            cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
+            bare = audio.voice_activity(x, 16000, cfg).speech
+            with monkeypatch.context() as patch:
+                patch.setattr(audio, "_BARE_PROCESS", None)
+                public = audio.voice_activity(x, 16000, cfg).speech
+            np.testing.assert_array_equal(bare, public)
+            assert 0 < bare.sum() < len(bare)
 
 
 @pytest.mark.parametrize("signal", ["a0007", "a0009", "pauses"])
@@ -255,6 +277,50 @@ def test_truncated_wav_is_used_with_a_note(tmp_path: Path) -> None:
     assert len(wave.samples) == (60000 - 44) // 2
     assert any("truncated" in n and "64000" in n for n in wave.notes)
     np.testing.assert_array_equal(wave.samples, real_speech(0)[: len(wave.samples)])
+
+
+def _riff(chunks: list[tuple[bytes, bytes]], data_size: int | None = None) -> bytes:
+    """A RIFF/WAVE file from (id, body) chunks, padded to even sizes; `data_size` overrides the data chunk's size."""
+    body = b"WAVE"
+    for cid, content in chunks:
+        size = data_size if cid == b"data" and data_size is not None else len(content)
+        body += cid + struct.pack("<I", size) + content + b"\x00" * (len(content) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["list-before-data", "chunk-after-data", "odd-byte-count", "streaming-size", "extensible", "data-before-fmt"],
+)
+def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path, layout: str) -> None:
+    """The direct RIFF reader gives what Python's `wave` gives the original; WAVE_FORMAT_EXTENSIBLE, which it leaves
+    alone, goes through soundfile and gives the same samples; data before fmt is a clear error, as before."""
+    x = real_speech(1)[:16001]
+    pcm = x.astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    pcm_guid = bytes.fromhex("0100000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM
+    extensible = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 16000, 32000, 2, 16, 22, 16, 4) + pcm_guid
+    chunks = {
+        "list-before-data": [(b"fmt ", fmt), (b"LIST", b"INFOISFT\x05\x00\x00\x00abcd\x00"), (b"data", pcm)],
+        "chunk-after-data": [(b"fmt ", fmt), (b"data", pcm), (b"id3 ", b"x" * 33)],
+        "odd-byte-count": [(b"fmt ", fmt), (b"data", pcm + b"\x07")],
+        "streaming-size": [(b"fmt ", fmt), (b"data", pcm)],
+        "extensible": [(b"fmt ", extensible), (b"data", pcm)],
+        "data-before-fmt": [(b"data", pcm), (b"fmt ", fmt)],
+    }[layout]
+    path = tmp_path / f"{layout}.wav"
+    path.write_bytes(_riff(chunks, 0xFFFFFFFF if layout == "streaming-size" else None))
+    if layout == "data-before-fmt":  # neither `wave` nor libsndfile reads it
+        assert audio._read_plain_wav(path, 16000) is None
+        with pytest.raises(AudioError, match="not a readable audio file"):
+            audio.load_audio(path)
+        return
+    wave = audio.load_audio(path)
+    assert wave.samples.dtype == np.int16 and wave.notes == ()
+    np.testing.assert_array_equal(wave.samples, x)
+    assert (audio._read_plain_wav(path, 16000) is None) == (layout == "extensible")
+    if layout not in ("extensible", "streaming-size"):
+        np.testing.assert_array_equal(np.frombuffer(original.read_pcm(path)[0], "<i2"), x)
 
 
 def test_m4a_without_ffmpeg_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
