@@ -155,9 +155,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     import os
 
     from sf2f.audio import voice2face_audio_config
-    from sf2f.config import AudioConfig
+    from sf2f.config import AudioConfig, DataConfig
     from sf2f.data.cache import PrepareSettings, prepare
-    from sf2f.paths import DATA_DIR, resolve
+    from sf2f.data.course_data import prepared_dir
+    from sf2f.paths import resolve
 
     audio = voice2face_audio_config() if args.features == "voice2face" else AudioConfig()
     settings = PrepareSettings(
@@ -170,7 +171,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     root = resolve(args.data_root)
-    out = resolve(args.out) if args.out else DATA_DIR / "prepared" / f"{root.name}-{args.image_size}"
+    # the folder notebooks and the trainer look in by default (sf2f.data.course_data)
+    default_out = prepared_dir(DataConfig(root=str(root), face_type=args.face_type, image_size=args.image_size))
+    out = resolve(args.out) if args.out else default_out
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     faces_root = resolve(args.faces_root) if args.faces_root else None
     result = prepare(root, out, settings, workers=workers, progress=not args.no_progress, overwrite=args.overwrite,
@@ -191,7 +194,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  python -m sf2f prepare --data-root data/synthetic --out data/prepared/synthetic-64\n"
+            "  python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64\n"
             "  python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128 --workers 16\n"
             "  python -m sf2f prepare --data-root data/VoxCeleb --faces-root ~/downloads/HQ-VoxCeleb --out data/prepared/hq\n"
             "  python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces --split-rule seeded\n"
@@ -202,7 +205,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default="data/synthetic", help="dataset folder (default: data/synthetic)")
     p.add_argument("--faces-root", default="",
                    help="folder of the face tree <sub>/<type>_faces/<name>/ if not in --data-root (HQ-VoxCeleb as unpacked)")
-    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<image size>)")
+    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-<image size>)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 0 = in process)")
     p.add_argument("--image-size", type=int, default=64, choices=(64, 128), help="face size in pixels")
     p.add_argument("--face-type", default="masked", choices=("masked", "origin"), help="HQ-VoxCeleb face folders")

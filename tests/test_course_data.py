@@ -10,11 +10,12 @@ from sf2f.config import DataConfig, SyntheticConfig
 from sf2f.data.course_data import prepared_data, prepared_dir
 
 
-def test_synthetic_data_is_generated_prepared_and_then_reused(tmp_path: Path) -> None:
+def test_synthetic_data_is_generated_prepared_and_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sf2f.data.course_data.DATA_DIR", tmp_path / "data")
     data = DataConfig(kind="synthetic", root=str(tmp_path / "synth"),
                       synthetic=SyntheticConfig(identities=24, utterances=2, faces=1, seed=3))
     first = prepared_data(data, progress=False)
-    assert first.root == prepared_dir(data) == tmp_path / "synth" / "prepared" / "masked_64"
+    assert first.root == prepared_dir(data) == tmp_path / "data" / "prepared" / "synth-masked-64"
     stats = first.statistics()
     assert len(stats) == 24 and set(stats["split"]) == {"train", "val", "test"}
     assert (stats["utterances"] == 2).all() and (stats["faces"] == 1).all()

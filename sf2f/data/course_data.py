@@ -1,8 +1,9 @@
 """Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache.
 
-Notebooks, the trainer and the CLI all go through :func:`prepared_data`, so every lesson of the course reads the same
-prepared files: `<data root>/prepared/<face type>_<image size>/` (one cache per image size, since faces are stored
-resized, §1.5). Real data (VoxCeleb + HQ-VoxCeleb) must already sit at the root in the layout of data/README.md.
+Notebooks, the trainer and the CLI all go through :func:`prepared_dir` / :func:`prepared_data`, so every lesson of the
+course reads the same prepared files: `data/prepared/<dataset folder>-<face type>-<image size>/` (one cache per image
+size and face type, since faces are stored resized, §1.5; outside the dataset, which may sit on a read-only disk).
+Real data (VoxCeleb + HQ-VoxCeleb) must already sit at the root in the layout of data/README.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from sf2f.config import DataConfig
 from sf2f.data.cache import PreparedData, PrepareSettings, prepare
-from sf2f.paths import resolve
+from sf2f.paths import DATA_DIR, resolve
 
 __all__ = ["prepared_data", "prepared_dir"]
 
@@ -19,7 +20,7 @@ __all__ = ["prepared_data", "prepared_dir"]
 def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
     """Where the cache of a data config lives (`root` overrides `data.root`, e.g. a notebook's data_root)."""
     base = resolve(root if root else data.root)
-    return base / "prepared" / f"{data.face_type}_{data.image_size}"
+    return DATA_DIR / "prepared" / f"{base.name}-{data.face_type}-{data.image_size}"
 
 
 def prepared_data(
