@@ -113,7 +113,7 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
         raise WeightsError(f"{source}: unexpected key(s) {unexpected[:5]} (not a resnet50_ft weight file?)")
     missing = sorted(set(expected) - set(arrays))
     if missing:
-        raise WeightsError(f"{source}: missing key(s) {missing[:5]} of {len(missing)} (a truncated or other file?)")
+        raise WeightsError(f"{source}: missing {len(missing)} key(s) {missing[:5]} (a truncated or other file?)")
     for key, value in expected.items():
         if tuple(arrays[key].shape) != tuple(value.shape):
             raise WeightsError(f"{source}: '{key}' has shape {arrays[key].shape}, expected {tuple(value.shape)}")
@@ -132,9 +132,17 @@ def load_vggface_resnet50(
     file = locate(entry, path)
     arrays = load_numpy_pickle(file)
     fc = arrays.get("fc.weight")
-    model = VGGFaceResNet50(num_classes=fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
-    # num_batches_tracked never was in the Caffe conversion: the running statistics are what matter
-    model.load_state_dict(_checked_state(arrays, model, file), strict=False)
+    # built on the meta device and then given empty storage: every tensor comes from the file, so initialising 41M
+    # weights first would be wasted work
+    with torch.device("meta"):
+        model = VGGFaceResNet50(num_classes=fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
+    state = _checked_state(arrays, model, file)
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(state, strict=False)
+    # num_batches_tracked never was in the Caffe conversion (and eval-mode BatchNorm does not read it)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.num_batches_tracked.zero_()
     for param in model.parameters():
         param.requires_grad_(False)
     return model.eval()
