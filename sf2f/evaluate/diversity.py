@@ -13,6 +13,7 @@ downloads nothing; without it the metric is skipped with a message (see :func:`l
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,11 @@ def load_lpips(
         state = torch.load(file, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError) as exc:
         raise WeightsError(f"{file}: not a state dict ({str(exc).splitlines()[0]})") from None
-    # a random trunk first (pnet_rand: nothing is fetched), then the user's weights; the linear heads come with lpips
-    net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    # a random trunk first (pnet_rand: nothing is fetched), then the user's weights; the linear heads come with lpips,
+    # which still asks torchvision in its pre-0.13 words (pretrained=False) and would warn about it
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
+        net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     _copy_alexnet_trunk(net, state, file)
     for param in net.parameters():
         param.requires_grad_(False)
