@@ -24,9 +24,11 @@ from sf2f.evaluate import (
     make_probes,
     results_table,
 )
+from sf2f.evaluate.attributes import split_traits
 from sf2f.evaluate.diversity import load_lpips, lpips_diversity, lpips_or_reason, segment_face_pairs
 from sf2f.evaluate.fid import _fid_inception_network, load_fid_inception
 from sf2f.evaluate.probes import evaluation_segments
+from sf2f.faces import normalize_images
 from sf2f.models import build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
 from sf2f.weights import REGISTRY, WeightFile, WeightsError
@@ -144,11 +146,15 @@ def test_classifier_and_attribute_probes(world) -> None:
     predicted = world["attributes"].predict(faces * 50.0)  # far outside the real faces: clipped to training ranges
     lo, hi = world["attributes"].age_range
     assert predicted["age"].between(lo, hi).all() and set(predicted["sex"]) <= {"m", "f"}
+    on_features = AttributeProbe.fit(world["train"], world["traits"], "embedder", world["embedder"])
+    assert set(on_features.score(faces, split_traits(world["test"], world["traits"]))) == {
+        "sex acc", "age R2", "age r", "size R2", "size r"
+    }
+    with pytest.raises(ValueError, match="needs a face embedder"):
+        AttributeProbe.fit(world["train"], world["traits"], "embedder")
 
 
 def _real_face(split, label: int) -> torch.Tensor:
-    from sf2f.faces import normalize_images
-
     return normalize_images(split.face(split.face_rows(label)[0]))
 
 

@@ -98,11 +98,13 @@ class AttributeProbe:
     ) -> AttributeProbe:
         """Fit the three probes on every real face of the training split (each face carries its identity's traits)."""
         if features == "pixels":
-            featurize: Featurizer = lambda images: pixel_features(images, image_norm)  # noqa: E731
+            def featurize(images: Tensor) -> np.ndarray:
+                return pixel_features(images, image_norm)
         elif features == "embedder":
             if embedder is None:
                 raise ValueError("features='embedder' needs a face embedder")
-            featurize = lambda images: embed_images(embedder, images, image_norm, box, batch_size).double().numpy()  # noqa: E731
+            def featurize(images: Tensor) -> np.ndarray:
+                return embed_images(embedder, images, image_norm, box, batch_size).double().numpy()
         else:
             raise ValueError(f"unknown attribute features '{features}' (pixels or embedder)")
         truth = split_traits(train_split, traits)
@@ -118,7 +120,8 @@ class AttributeProbe:
         return cls(
             featurize, sex, age, size,
             str(truth["sex"].mode().iloc[0]), float(truth["age"].mean()), float(truth["size"].mean()),
-            (float(truth["age"].min()), float(truth["age"].max())), (float(truth["size"].min()), float(truth["size"].max())),
+            (float(truth["age"].min()), float(truth["age"].max())),
+            (float(truth["size"].min()), float(truth["size"].max())),
         )
 
     def predict(self, images: Tensor) -> pd.DataFrame:

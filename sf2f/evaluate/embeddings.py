@@ -120,7 +120,8 @@ def face_batches(
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         pixels = np.stack([split.face(r) for r in chunk])
-        yield normalize_images(pixels, image_norm), torch.as_tensor(labels[start : start + batch_size], dtype=torch.long)
+        batch_labels = torch.as_tensor(labels[start : start + batch_size], dtype=torch.long)
+        yield normalize_images(pixels, image_norm), batch_labels
 
 
 def real_faces(

@@ -13,8 +13,8 @@ evaluation notebook call once checkpoints exist).
 
 Everything is deterministic for a given `cfg.eval.seed`: the probes' crops and segments, the real face chosen per
 identity for 1:2 matching and the ground-truth bound, and the score's shuffle. Optional parts are skipped, never
-fatal: an image classifier (the VGGFace ResNet-50 on real data, :class:`~sf2f.evaluate.identity_score.IdentityClassifier`
-on synthetic data), an attribute probe with the dataset's traits (synthetic data), an Inception network for FID, an
+fatal: an image classifier (the VGGFace ResNet-50 on real data,
+:class:`~sf2f.evaluate.identity_score.IdentityClassifier` on synthetic data), an attribute probe with the dataset's traits (synthetic data), an Inception network for FID, an
 LPIPS distance (a string in its place is the reason it is missing and becomes a note).
 """
 
@@ -112,7 +112,8 @@ class SplitEvaluator:
             self.truth = split_traits(split, traits)
         self.real_inception: Tensor | None = None
         if inception is not None:
-            self.real_inception = torch.cat([inception(images) for images, _ in face_batches(split, self.norm, batch_size)])
+            batches = face_batches(split, self.norm, batch_size)
+            self.real_inception = torch.cat([inception(images) for images, _ in batches])
         n, group = len(split), cfg.eval.recall_group_size
         if n < group * cfg.eval.recall_groups:
             self.notes.append(
@@ -120,7 +121,9 @@ class SplitEvaluator:
                 f"{group * cfg.eval.recall_groups}, the split has {n}"
             )
         if image_classifier is not None and n < cfg.eval.vfs_splits:
-            self.notes.append(f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many images")
+            self.notes.append(
+                f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many images"
+            )
 
     # ---- rows -------------------------------------------------------------------------------------------------------
 
@@ -139,7 +142,8 @@ class SplitEvaluator:
         else:
             grouped = {k: math.nan for k in ev.recall_ks}
         row.update({f"R@{k}": v for k, v in grouped.items()})
-        row.update({f"split R@{k}": v for k, v in whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method).items()})
+        whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
+        row.update({f"split R@{k}": v for k, v in whole.items()})
         row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:
@@ -159,14 +163,16 @@ class SplitEvaluator:
         config = self.cfg.name if config is None else config
         diversity: dict[str, float] = {}
         if self.lpips is not None:
-            mean, std = lpips_diversity(self.lpips, *segment_face_pairs(generator, self.split, self.cfg.data, self.cfg.eval.seed))
+            pairs = segment_face_pairs(generator, self.split, self.cfg.data, self.cfg.eval.seed)
+            mean, std = lpips_diversity(self.lpips, *pairs)
             diversity = {"LPIPS mean": mean, "LPIPS std": std}
         rows = []
         for mode in modes:
             probes = make_probes(
                 generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed, self.box, self.batch_size
             )
-            rows.append({"model": model, "config": config, "mode": mode, "kind": "model", **self.score_probes(probes), **diversity})
+            row = {"model": model, "config": config, "mode": mode, "kind": "model"}
+            rows.append({**row, **self.score_probes(probes), **diversity})
         return rows
 
     def ground_truth_probes(self) -> tuple[ProbeSet, Tensor]:
@@ -180,14 +186,16 @@ class SplitEvaluator:
         """The average training face as every identity's probe."""
         face = mean_face(train_split, self.norm)
         images = face.expand(len(self.split), *face.shape).contiguous()
-        embeddings = embed_images(self.embedder, images[:1], self.norm, self.box).expand(len(self.split), -1).contiguous()
+        one = embed_images(self.embedder, images[:1], self.norm, self.box)
+        embeddings = one.expand(len(self.split), -1).contiguous()
         return ProbeSet("mean face", embeddings, images, embeddings)
 
     def chance_row(self) -> dict[str, Any]:
         """What guessing scores: K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1."""
         ev, n = self.cfg.eval, len(self.split)
         row: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n}
-        row.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan for k in ev.recall_ks})
+        group = ev.recall_group_size
+        row.update({f"R@{k}": k / group if k <= group else math.nan for k in ev.recall_ks})
         row.update({f"split R@{k}": k / n if k <= n else math.nan for k in ev.recall_ks})
         row["1:2 match"] = 0.5
         if self.image_classifier is not None:

@@ -84,7 +84,9 @@ def frechet_distance(
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"feature statistics differ in shape: {mu1.shape} / {mu2.shape}, {sigma1.shape} / {sigma2.shape}")
+        raise ValueError(
+            f"feature statistics differ in shape: {mu1.shape} / {mu2.shape}, {sigma1.shape} / {sigma2.shape}"
+        )
     if method not in ("eigh", "sqrtm"):
         raise ValueError(f"unknown FID method '{method}' (eigh or sqrtm)")
     trace_term = (_trace_sqrt_product_eigh if method == "eigh" else _trace_sqrt_product_sqrtm)(sigma1, sigma2)

@@ -1,10 +1,12 @@
 """Probes: one generated face (and its embedding) per identity of a split, in the three modes of reference §4.2.
 
-| mode | the probe p_i of identity i |
-|---|---|
-| `naive` | a generator without fuser gets one crop of one utterance: one crop length for the whole split, uniform in [100, 150] frames, an utterance and a start drawn per identity from seeded generators; a fuser generator gets the segments below, fused into one face. p_i = F(face) |
-| `average_facenet_embedding` | segments = the first <= 20 non-overlapping 125-frame windows of the identity's sorted utterances; one face per segment; p_i = the mean of their F (not re-normalised) |
-| `average_voice_embedding` | the same segments; the encoder's embeddings averaged (not re-normalised), decoded into one face; p_i = F(face) |
+* `naive`: a generator without fuser gets one crop of one utterance (one crop length for the whole split, uniform in
+  [100, 150] frames; an utterance and a start drawn per identity from seeded generators); a fuser generator gets the
+  segments below, fused into one face. p_i = F(face).
+* `average_facenet_embedding`: segments = the first <= 20 non-overlapping 125-frame windows of the identity's sorted
+  utterances; one face per segment; p_i = the mean of their F (not re-normalised).
+* `average_voice_embedding`: the same segments; the encoder's embeddings averaged (not re-normalised), decoded into
+  one face; p_i = F(face).
 
 The original draws its naive crops at random on every evaluation (§6 item 16); here every draw is seeded by
 `eval.seed`, so evaluating the same generator twice gives the same numbers. A generator with a fuser fed a single
@@ -54,7 +56,9 @@ class ProbeSet:
 def seeded(device: torch.device, seed: int) -> Iterator[None]:
     """Torch's global generators seeded for the duration and restored after (a generator that adds noise in eval
     mode, the original v2f's habit, §6 item 13, then draws the same noise on every evaluation)."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
@@ -156,6 +160,7 @@ def make_probes(
             voices.append(generator.encoder(stack.to(device_of(generator))).float().cpu())
             owners.append(owner)
         mean_voice = group_mean(torch.cat(voices), torch.cat(owners), n)
-        images = torch.cat([generator.decode(v.to(device_of(generator)))[-1].float().cpu() for v in mean_voice.split(batch_size)])
+        device = device_of(generator)
+        images = torch.cat([generator.decode(v.to(device))[-1].float().cpu() for v in mean_voice.split(batch_size)])
         embeddings = embed_images(embedder, images, norm, box, batch_size)
         return ProbeSet(mode, embeddings, images, embeddings)

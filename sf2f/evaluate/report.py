@@ -58,7 +58,8 @@ def paper_rows(configs: Iterable[str]) -> list[dict[str, Any]]:
     for config in dict.fromkeys(configs):
         if config in PAPER_VFS:
             mean, std = PAPER_VFS[config]
-            rows.append({"model": f"{config} (paper)", "config": config, "kind": "paper", "VFS mean": mean, "VFS std": std})
+            row = {"model": f"{config} (paper)", "config": config, "kind": "paper"}
+            rows.append({**row, "VFS mean": mean, "VFS std": std})
     return rows
 
 

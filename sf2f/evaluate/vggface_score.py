@@ -67,7 +67,9 @@ class CaffeBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Sequential | None = None
         if stride != 1 or in_channels != out:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -181,7 +183,9 @@ class VGGFaceClassifier:
         self.batch_size = batch_size
 
     @classmethod
-    def from_config(cls, eval_cfg: EvalConfig, image_norm: str = "imagenet", path: str | Path | None = None) -> VGGFaceClassifier:
+    def from_config(
+        cls, eval_cfg: EvalConfig, image_norm: str = "imagenet", path: str | Path | None = None
+    ) -> VGGFaceClassifier:
         """Load the weights and take channel order and input size from an `EvalConfig`."""
         return cls(load_vggface_resnet50(path), eval_cfg.vfs_channel_order, eval_cfg.vfs_input_size, image_norm)
 
