@@ -12,10 +12,16 @@ once, giving the gallery), it turns any :class:`~sf2f.models.generator.Generator
 evaluation notebook call once checkpoints exist).
 
 Everything is deterministic for a given `cfg.eval.seed`: the probes' crops and segments, the real face chosen per
-identity for 1:2 matching and the ground-truth bound, and the score's shuffle. Optional parts are skipped, never
-fatal: an image classifier (the VGGFace ResNet-50 on real data,
-:class:`~sf2f.evaluate.identity_score.IdentityClassifier` on synthetic data), an attribute probe with the dataset's traits (synthetic data), an Inception network for FID, an
-LPIPS distance (a string in its place is the reason it is missing and becomes a note).
+identity for 1:2 matching and the ground-truth bound, and the score's shuffle. The optional parts are:
+
+* an image classifier: :class:`~sf2f.evaluate.vggface_score.VGGFaceClassifier` on real data (the VFS),
+  :class:`~sf2f.evaluate.identity_score.IdentityClassifier` on the synthetic data (the ID-classifier score);
+* an attribute probe with the dataset's traits (synthetic data);
+* an Inception network for FID;
+* an LPIPS distance, or a string in its place: the reason it is missing, which becomes a note of the table.
+
+A metric that the split is too small for (grouped recall with fewer identities than the groups need, a score with
+fewer images than splits) is left empty with a note, never fatal.
 """
 
 from __future__ import annotations
