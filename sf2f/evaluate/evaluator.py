@@ -240,7 +240,9 @@ def evaluate_generator(
 
     `parts` go to :class:`SplitEvaluator` (image_classifier, attribute_probe, traits, inception, lpips, batch_size).
     The evaluator's notes (skipped metrics) are in `table.attrs["notes"]`. To compare several generators, build one
-    SplitEvaluator and call its `evaluate` for each: the real faces are then embedded once.
+    SplitEvaluator and call its `evaluate` for each: the real faces are then embedded once. Evaluation during
+    training (§3.5) is the same call on the val split with `modes=[cfg.eval.face_gen_mode]` (stage-1 configs:
+    average_facenet_embedding; fuser configs: naive) and `references=False`.
     """
     evaluator = SplitEvaluator(split, cfg, face_embedder, **parts)
     rows = evaluator.evaluate(generator, model or cfg.name, modes)
