@@ -13,8 +13,8 @@ from torch import nn
 
 from sf2f.audio import normalize_mel
 from sf2f.config import load_config
-from sf2f.data.course_data import prepared_data
-from sf2f.data.synthetic import read_traits
+from sf2f.data.cache import PreparedData, PrepareSettings, prepare
+from sf2f.data.synthetic import ensure_synthetic_dataset, read_traits
 from sf2f.evaluate import (
     PROBE_MODES,
     AttributeProbe,
@@ -48,7 +48,10 @@ OVERRIDES = [
 def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("synthetic")
     cfg = load_config("sf2f_1st_stage", profile="quick", overrides=[f"data.root={root}", *OVERRIDES])
-    data = prepared_data(cfg.data, progress=False)
+    # generated and prepared inside the temporary folder (prepared_data's default cache lives under the repository)
+    ensure_synthetic_dataset(root, cfg.data.synthetic, progress=False, log=None)
+    prepare(root, root / "prepared", PrepareSettings.from_data_config(cfg.data), progress=False)
+    data = PreparedData(root / "prepared")
     torch.manual_seed(0)
     embedder = SmallFaceEmbedder(input_size=64, width=8).eval()
     train = data.split("train")
