@@ -4,6 +4,10 @@ Nothing in sf2f downloads weights at run time (the original fetched them from Go
 reference §1.1, §6 items 1 and 3). Each file is registered with its expected size and SHA-256, looked up at a path the
 user gives or in a documented default place, and verified before it is loaded; a missing file gives a message with
 the link to fetch it. The default course path (the synthetic data) needs none of them.
+
+Where the exact bytes are not known here, an entry says less: `size` None skips the size check, and `sha256` may be a
+prefix (torch hub names its files `<name>-<first hex digits of the SHA-256>.pth` and checks only that prefix) or None.
+The loader of such a file must then check its structure (keys and shapes) itself; its docstring says so.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ class WeightFile:
     name: str
     filename: str
     url: str
-    size: int
-    sha256: str
+    # None: unknown here (the loader checks the structure instead)
+    size: int | None
+    # the full digest, a prefix of it (torch hub's file-name convention), or None when unknown
+    sha256: str | None
     # where it is looked for when no path is given: under torch's hub folder ($TORCH_HOME, default ~/.cache/torch)
     hub_subdir: str
     purpose: str
@@ -45,6 +51,38 @@ REGISTRY: dict[str, WeightFile] = {
         sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         hub_subdir="checkpoints",
         purpose="FaceNet (InceptionResnetV1, VGGFace2) for the perceptual loss and the retrieval metrics (§2.7, §4.2)",
+    ),
+    # cydonia999's conversion of the Caffe VGGFace2 ResNet-50 (MS-Celeb-1M, fine-tuned on VGGFace2): a pickle of numpy
+    # arrays. Its size and digest are not known here; sf2f.evaluate.vggface_score checks every key and shape instead.
+    "vggface2_resnet50_ft": WeightFile(
+        name="vggface2_resnet50_ft",
+        filename="resnet50_ft_weight.pkl",
+        url="https://drive.google.com/file/d/1A94PAAnwk6L7hXdBXLFosB_s0SzEhAFU (Google Drive, reference §1.1)",
+        size=None,
+        sha256=None,
+        hub_subdir="checkpoints",
+        purpose="the VGGFace Score (ResNet-50 resnet50_ft, 8631 VGGFace2 identities, reference §4.1)",
+    ),
+    # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4); torch hub's name carries the
+    # SHA-256 prefix
+    "fid_inception": WeightFile(
+        name="fid_inception",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        size=None,
+        sha256="6726825d",
+        hub_subdir="hub/checkpoints",
+        purpose="FID with the Inception network of the original (reference §4.4)",
+    ),
+    # torchvision's AlexNet, the backbone of LPIPS v0.1 (the lpips wheel ships only the linear heads, §4.5)
+    "lpips_alexnet": WeightFile(
+        name="lpips_alexnet",
+        filename="alexnet-owt-7be5be79.pth",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        size=None,
+        sha256="7be5be79",
+        hub_subdir="hub/checkpoints",
+        purpose="the LPIPS diversity of generated faces (AlexNet backbone, reference §4.5)",
     ),
 }
 
@@ -75,16 +113,20 @@ def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool
         entry = REGISTRY[entry]
     target = Path(path).expanduser() if path else default_path(entry)
     if not target.is_file():
+        size = f" ({entry.size:,} bytes)" if entry.size is not None else ""
         raise WeightsError(
             f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. Download "
-            f"{entry.url} ({entry.size:,} bytes) and put it there, or pass its path. The synthetic course does "
+            f"{entry.url}{size} as {entry.filename} and put it there, or pass its path. The synthetic course does "
             "not need them."
         )
     if verify:
         size = target.stat().st_size
-        if size != entry.size:
+        if entry.size is not None and size != entry.size:
             raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
-        digest = sha256_of(target)
-        if digest != entry.sha256:
-            raise WeightsError(f"{target}: SHA-256 {digest} is not {entry.sha256} of {entry.filename}; re-download it")
+        if entry.sha256:
+            digest = sha256_of(target)
+            if not digest.startswith(entry.sha256):
+                raise WeightsError(
+                    f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; re-download it"
+                )
     return target

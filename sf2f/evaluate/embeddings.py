@@ -1,0 +1,142 @@
+"""Face embeddings for evaluation: the FaceNet pipeline F(.) of reference §4.2, and the real faces of a split.
+
+F(image) = a face embedder's 512-d L2-normalised embedding of :func:`sf2f.models.face_embedders.embedder_input`
+(pixels, standardisation (x - 127.5) / 128, the VGG-box crop, a bilinear align_corners resize to the embedder's input
+size: 140 for SF2F's FaceNet). Any :class:`~sf2f.models.face_embedders.FaceEmbedder` works: the pretrained FaceNet on
+real data, the self-trained small embedder on the synthetic default.
+
+The **gallery** is, for each identity of the split, the mean of F over all of its real faces, not re-normalised
+(`hq_emb_dict=True` in the original).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sf2f.data.cache import PreparedSplit
+from sf2f.faces import VGG_BOX, normalize_images
+from sf2f.models.face_embedders import FaceEmbedder, embedder_input
+
+__all__ = ["RealFaces", "device_of", "embed_images", "eval_mode", "face_batches", "group_mean", "real_faces"]
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where a module's weights live (CPU for a module without any)."""
+    first = next(module.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration, then each module's own train/eval flag back (evaluation during training)."""
+    flags = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, flags):
+            m.train(flag)
+
+
+@torch.no_grad()
+def embed_images(
+    embedder: FaceEmbedder,
+    images: Tensor,
+    image_norm: str = "imagenet",
+    box: tuple[float, ...] = VGG_BOX,
+    batch_size: int = 64,
+) -> Tensor:
+    """F(.) of generator-space images (n, 3, H, W): (n, D) float32 on the CPU."""
+    device = device_of(embedder)
+    out = []
+    with eval_mode(embedder):
+        for chunk in images.split(batch_size):
+            x = embedder_input(chunk.to(device, torch.float32), embedder.input_size, image_norm, tuple(box))
+            out.append(embedder(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, embedder.embed_dim)
+
+
+def group_mean(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
+    """The mean of the rows of `values` that share a label, for labels 0..n_groups-1 (each must occur)."""
+    counts = torch.bincount(labels, minlength=n_groups)
+    if bool((counts == 0).any()):
+        raise ValueError(f"group(s) {torch.nonzero(counts == 0).flatten().tolist()[:5]} have no rows")
+    sums = torch.zeros(n_groups, values.shape[1], dtype=values.dtype).index_add_(0, labels, values)
+    return sums / counts[:, None].to(values.dtype)
+
+
+@dataclass(frozen=True)
+class RealFaces:
+    """Every real face of a split, embedded once: what the gallery, the ground-truth bound, 1:2 matching and FID use."""
+
+    embeddings: Tensor  # (n faces, D): F of every face, in the split's face order
+    labels: Tensor  # (n faces,) identity label of each face
+    rows: Tensor  # (n faces,) the face's row in the split (for PreparedSplit.face)
+    n_identities: int
+
+    @property
+    def gallery(self) -> Tensor:
+        """(n identities, D): the mean embedding of each identity's faces, not re-normalised (§4.2)."""
+        return group_mean(self.embeddings, self.labels, self.n_identities)
+
+    def chosen_face(self, seed: int, avoid: Tensor | None = None) -> Tensor:
+        """One face per identity drawn with a seeded generator, as rows into `embeddings`; with `avoid` (one row per
+        identity), another face than that one wherever the identity has several."""
+        rng = np.random.default_rng(seed)
+        labels = self.labels.numpy()
+        chosen = []
+        for i in range(self.n_identities):
+            rows = np.flatnonzero(labels == i)
+            if avoid is not None and len(rows) > 1:
+                rows = rows[rows != int(avoid[i])]
+            chosen.append(int(rng.choice(rows)))
+        return torch.tensor(chosen, dtype=torch.long)
+
+    def gallery_without(self, held_out: Tensor) -> Tensor:
+        """The gallery with one face per identity held out (identities with a single face keep it)."""
+        keep = torch.ones(len(self.labels), dtype=torch.bool)
+        keep[held_out] = False
+        counts = torch.bincount(self.labels[keep], minlength=self.n_identities)
+        keep[held_out[counts == 0]] = True
+        return group_mean(self.embeddings[keep], self.labels[keep], self.n_identities)
+
+
+def face_batches(
+    split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 64
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every face of a split in generator space, in face order: batches (b, 3, S, S) with their identity labels (b,).
+
+    Streamed, because a real test split holds tens of thousands of faces.
+    """
+    labels = np.concatenate([np.full(len(split.face_rows(i)), i) for i in range(len(split))]) if len(split) else []
+    rows = [row for i in range(len(split)) for row in split.face_rows(i)]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        pixels = np.stack([split.face(r) for r in chunk])
+        batch_labels = torch.as_tensor(labels[start : start + batch_size], dtype=torch.long)
+        yield normalize_images(pixels, image_norm), batch_labels
+
+
+def real_faces(
+    embedder: FaceEmbedder,
+    split: PreparedSplit,
+    image_norm: str = "imagenet",
+    box: tuple[float, ...] = VGG_BOX,
+    batch_size: int = 64,
+) -> RealFaces:
+    """F(.) of every real face of a split (built once per evaluation, like the original's gallery)."""
+    embeddings, labels = [], []
+    for images, batch_labels in face_batches(split, image_norm, batch_size):
+        embeddings.append(embed_images(embedder, images, image_norm, box, batch_size))
+        labels.append(batch_labels)
+    if not embeddings:
+        raise ValueError(f"{split.root}/{split.split}: the split holds no faces to build a gallery from")
+    rows = [row for i in range(len(split)) for row in split.face_rows(i)]
+    return RealFaces(torch.cat(embeddings), torch.cat(labels), torch.tensor(rows, dtype=torch.long), len(split))

@@ -1,0 +1,253 @@
+"""Evaluate a generator on a prepared split: every metric of reference §4 and the ones the paper lacked, as table rows.
+
+:class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces are embedded
+once, giving the gallery), it turns any :class:`~sf2f.models.generator.Generator` into one row per probe mode:
+
+    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=..., traits=...)
+    rows = evaluator.evaluate(generator, model="sf2f_fuser")        # one dict per probe mode
+    rows += evaluator.reference_rows(train_split)                     # chance, ground truth, mean face
+    table = results_table(rows)                                      # sf2f.evaluate.report
+
+:func:`evaluate_generator` does the same for a single generator in one call (what `python -m sf2f evaluate` and the
+evaluation notebook call once checkpoints exist).
+
+Everything is deterministic for a given `cfg.eval.seed`: the probes' crops and segments, the real face chosen per
+identity for 1:2 matching and the ground-truth bound, and the score's shuffle. The optional parts are:
+
+* an image classifier: :class:`~sf2f.evaluate.vggface_score.VGGFaceClassifier` on real data (the VFS),
+  :class:`~sf2f.evaluate.identity_score.IdentityClassifier` on the synthetic data (the ID-classifier score);
+* an attribute probe with the dataset's traits (synthetic data);
+* an Inception network for FID;
+* an LPIPS distance, or a string in its place: the reason it is missing, which becomes a note of the table.
+
+A metric that the split is too small for (grouped recall with fewer identities than the groups need, a score with
+fewer images than splits) is left empty with a note, never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from sf2f.config import ExperimentConfig
+from sf2f.data.cache import PreparedSplit
+from sf2f.evaluate.attributes import AttributeProbe, split_traits
+from sf2f.evaluate.diversity import LpipsDistance, lpips_diversity, segment_face_pairs
+from sf2f.evaluate.embeddings import embed_images, face_batches, real_faces
+from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
+from sf2f.evaluate.inception_score import inception_score
+from sf2f.evaluate.matching import matching_accuracy
+from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
+from sf2f.evaluate.report import results_table
+from sf2f.evaluate.retrieval import grouped_recall, inter_human_similarity, paired_similarity, whole_split_recall
+from sf2f.faces import normalize_images
+from sf2f.models.face_embedders import FaceEmbedder
+from sf2f.models.generator import Generator
+
+__all__ = ["ImageClassifier", "SplitEvaluator", "evaluate_generator", "mean_face"]
+
+
+class ImageClassifier(Protocol):
+    """Class probabilities for generator-space images; `label` names the Inception-style score it gives."""
+
+    label: str
+
+    def probabilities(self, images: Tensor) -> np.ndarray: ...
+
+
+def mean_face(split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 256) -> Tensor:
+    """The average of every real face of a split, in generator space (3, S, S): the mean-face lower bound's probe."""
+    total, count = None, 0
+    for images, _ in face_batches(split, image_norm, batch_size):
+        part = images.double().sum(dim=0)
+        total = part if total is None else total + part
+        count += len(images)
+    if total is None:
+        raise ValueError(f"{split.root}/{split.split}: no faces to average")
+    return (total / count).float()
+
+
+class SplitEvaluator:
+    """Every metric of one evaluation split for any number of generators (see the module docstring)."""
+
+    def __init__(
+        self,
+        split: PreparedSplit,
+        cfg: ExperimentConfig,
+        face_embedder: FaceEmbedder,
+        *,
+        image_classifier: ImageClassifier | None = None,
+        attribute_probe: AttributeProbe | None = None,
+        traits: pd.DataFrame | None = None,
+        inception: InceptionFeatures | None = None,
+        lpips: LpipsDistance | str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.split = split
+        self.cfg = cfg
+        self.embedder = face_embedder
+        self.image_classifier = image_classifier
+        self.attribute_probe = attribute_probe
+        self.inception = inception
+        self.batch_size = batch_size
+        self.box = tuple(cfg.eval.vgg_box)
+        self.norm = cfg.data.image_norm
+        self.notes: list[str] = []
+        self.lpips: LpipsDistance | None = None
+        if isinstance(lpips, str):
+            self.notes.append(lpips)
+        else:
+            self.lpips = lpips
+        self.faces = real_faces(face_embedder, split, self.norm, self.box, batch_size)
+        self.gallery = self.faces.gallery
+        seed = cfg.eval.seed
+        # one real face per identity for 1:2 matching, and another one (where there are several) as the ground-truth
+        # probe, held out of that identity's gallery entry
+        self.matching_faces = self.faces.chosen_face(seed)
+        self.held_out_faces = self.faces.chosen_face(seed + 1, avoid=self.matching_faces)
+        self.truth: pd.DataFrame | None = None
+        if attribute_probe is not None:
+            if traits is None:
+                raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
+            self.truth = split_traits(split, traits)
+        self.real_inception: Tensor | None = None
+        if inception is not None:
+            batches = face_batches(split, self.norm, batch_size)
+            self.real_inception = torch.cat([inception(images) for images, _ in batches])
+        n, group = len(split), cfg.eval.recall_group_size
+        if n < group * cfg.eval.recall_groups:
+            self.notes.append(
+                f"grouped recall not computed: {cfg.eval.recall_groups} group(s) of {group} identities need "
+                f"{group * cfg.eval.recall_groups}, the split has {n}"
+            )
+        if image_classifier is not None and n < cfg.eval.vfs_splits:
+            self.notes.append(
+                f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many images"
+            )
+
+    # ---- rows -------------------------------------------------------------------------------------------------------
+
+    def _split_images(self, rows: Tensor) -> Tensor:
+        return normalize_images(np.stack([self.split.face(int(r)) for r in rows]), self.norm)
+
+    def score_probes(self, probes: ProbeSet, gallery: Tensor | None = None) -> dict[str, Any]:
+        """Every metric of one probe set (against `gallery`, default the split's)."""
+        ev = self.cfg.eval
+        gallery = self.gallery if gallery is None else gallery
+        p = probes.embeddings
+        row: dict[str, Any] = {"identities": len(p), **paired_similarity(p, gallery)}
+        row["Human"] = inter_human_similarity(p, gallery)
+        if len(p) >= ev.recall_group_size * ev.recall_groups:
+            grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups, ev.recall_method)
+        else:
+            grouped = {k: math.nan for k in ev.recall_ks}
+        row.update({f"R@{k}": v for k, v in grouped.items()})
+        whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
+        row.update({f"split R@{k}": v for k, v in whole.items()})
+        row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
+        row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
+        if self.inception is not None:
+            row["FID (Inception)"] = fid_from_features(self.real_inception, self.inception(probes.images))
+        if self.image_classifier is not None and len(p) >= ev.vfs_splits:
+            label = self.image_classifier.label
+            score = inception_score(self.image_classifier.probabilities(probes.images), ev.vfs_splits, ev.seed)
+            row[f"{label} mean"], row[f"{label} std"] = score.mean, score.std
+        if self.attribute_probe is not None:
+            row.update(self.attribute_probe.score(probes.images, self.truth))
+        return row
+
+    def evaluate(
+        self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES, config: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per probe mode for `generator` (put in eval mode meanwhile; its train flag comes back after)."""
+        config = self.cfg.name if config is None else config
+        diversity: dict[str, float] = {}
+        if self.lpips is not None:
+            pairs = segment_face_pairs(generator, self.split, self.cfg.data, self.cfg.eval.seed)
+            mean, std = lpips_diversity(self.lpips, *pairs)
+            diversity = {"LPIPS mean": mean, "LPIPS std": std}
+        rows = []
+        for mode in modes:
+            probes = make_probes(
+                generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed, self.box, self.batch_size
+            )
+            row = {"model": model, "config": config, "mode": mode, "kind": "model"}
+            rows.append({**row, **self.score_probes(probes), **diversity})
+        return rows
+
+    def ground_truth_probes(self) -> tuple[ProbeSet, Tensor]:
+        """Real faces as probes (a held-out face per identity) and the gallery without them."""
+        held = self.held_out_faces
+        embeddings = self.faces.embeddings[held]
+        images = self._split_images(self.faces.rows[held])
+        return ProbeSet("real face", embeddings, images, embeddings), self.faces.gallery_without(held)
+
+    def mean_face_probes(self, train_split: PreparedSplit) -> ProbeSet:
+        """The average training face as every identity's probe."""
+        face = mean_face(train_split, self.norm)
+        images = face.expand(len(self.split), *face.shape).contiguous()
+        one = embed_images(self.embedder, images[:1], self.norm, self.box)
+        embeddings = one.expand(len(self.split), -1).contiguous()
+        return ProbeSet("mean face", embeddings, images, embeddings)
+
+    def chance_row(self) -> dict[str, Any]:
+        """What guessing scores: K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1."""
+        ev, n = self.cfg.eval, len(self.split)
+        row: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n}
+        group = ev.recall_group_size
+        row.update({f"R@{k}": k / group if k <= group else math.nan for k in ev.recall_ks})
+        row.update({f"split R@{k}": k / n if k <= n else math.nan for k in ev.recall_ks})
+        row["1:2 match"] = 0.5
+        if self.image_classifier is not None:
+            row[f"{self.image_classifier.label} mean"] = 1.0
+        if self.attribute_probe is not None:
+            row.update(self.attribute_probe.chance(self.truth))
+        return row
+
+    def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
+        """Chance, the ground-truth-faces upper bound and (given the training split) the mean-face lower bound."""
+        probes, gallery = self.ground_truth_probes()
+        rows = [
+            self.chance_row(),
+            {"model": "ground truth", "mode": probes.mode, "kind": "upper bound", **self.score_probes(probes, gallery)},
+        ]
+        if train_split is not None:
+            probes = self.mean_face_probes(train_split)
+            rows.append({"model": "mean face", "mode": probes.mode, "kind": "lower bound", **self.score_probes(probes)})
+        return rows
+
+
+def evaluate_generator(
+    generator: Generator,
+    split: PreparedSplit,
+    cfg: ExperimentConfig,
+    face_embedder: FaceEmbedder,
+    *,
+    model: str | None = None,
+    modes: Sequence[str] = PROBE_MODES,
+    train_split: PreparedSplit | None = None,
+    references: bool = False,
+    **parts: Any,
+) -> pd.DataFrame:
+    """Evaluate one generator on a prepared split: a DataFrame with one row per probe mode (columns of
+    :mod:`sf2f.evaluate.report`), plus the chance / ground-truth / mean-face rows with `references=True`.
+
+    `parts` go to :class:`SplitEvaluator` (image_classifier, attribute_probe, traits, inception, lpips, batch_size).
+    The evaluator's notes (skipped metrics) are in `table.attrs["notes"]`. To compare several generators, build one
+    SplitEvaluator and call its `evaluate` for each: the real faces are then embedded once. Evaluation during
+    training (§3.5) is the same call on the val split with `modes=[cfg.eval.face_gen_mode]` (stage-1 configs:
+    average_facenet_embedding; fuser configs: naive) and `references=False`.
+    """
+    evaluator = SplitEvaluator(split, cfg, face_embedder, **parts)
+    rows = evaluator.evaluate(generator, model or cfg.name, modes)
+    if references:
+        rows += evaluator.reference_rows(train_split)
+    table = results_table(rows, with_paper=references)
+    table.attrs["notes"] = list(evaluator.notes)
+    return table

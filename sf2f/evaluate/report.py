@@ -1,0 +1,92 @@
+"""The results table: one row per model and probe mode, reference rows, and the paper's numbers beside ours.
+
+Columns follow the original's `test.py` table (reference §4.2: Model, Mode, L2, L1, Cos, Human, R@1 ... R@50, VFS mean,
+VFS std, FID), then what the original lacked: recall against the whole split (`split R@K`), 1:2 matching, FID in the
+face embedder's feature space, the ID-classifier score on data no VGGFace classifier knows, attribute agreement
+(synthetic data) and LPIPS diversity.
+
+Reference rows put the numbers in context:
+
+* `chance`: recall K / S within groups of S (K / n for the whole split), 1:2 matching 0.5, an Inception-style score
+  of 1 (its floor), and a constant answer for the attributes;
+* `ground truth`: real faces as probes (a held-out face of each identity against the gallery of its other faces), the
+  ceiling a perfect generator could reach with this embedder;
+* `mean face`: the average training face as every probe, what a generator that ignores the voice gets;
+* `paper`: the numbers of reference §5. **Only VGGFace Scores exist in the original repo** (HQ-VoxCeleb, mean and std
+  over 5 splits); there are no recall, cosine, L1 or FID numbers to compare with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["PAPER_NOTE", "PAPER_VFS", "paper_rows", "results_table", "write_results"]
+
+# reference §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
+PAPER_VFS: dict[str, tuple[float, float]] = {
+    "v2f": (15.47, 0.67),
+    "sf2f_1st_stage": (18.59, 0.87),
+    "sf2f_fuser": (19.49, 0.59),
+    "sf2f_mid_1st_stage": (19.31, 0.65),
+    "sf2f_mid_fuser": (20.10, 0.47),
+}
+PAPER_NOTE = (
+    "Paper rows: the VGGFace Scores of the original repo's README (HQ-VoxCeleb, reference §5); the repo reports no "
+    "recall, cosine, L1 or FID numbers. An ID-classifier score (synthetic data) is not comparable with a VFS."
+)
+
+_LEADING = ["model", "config", "mode", "kind", "identities", "L2", "L1", "Cos", "Human"]
+_TRAILING = [
+    "1:2 match", "FID (embedder)", "FID (Inception)", "VFS mean", "VFS std",
+    "ID-classifier score mean", "ID-classifier score std",
+    "sex acc", "age R2", "age r", "size R2", "size r", "LPIPS mean", "LPIPS std",
+]
+
+
+def _recall_columns(columns: Iterable[str], prefix: str) -> list[str]:
+    found = [c for c in columns if c.startswith(prefix) and c[len(prefix):].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(prefix):]))
+
+
+def paper_rows(configs: Iterable[str]) -> list[dict[str, Any]]:
+    """One `paper` row per config that has a number in reference §5."""
+    rows = []
+    for config in dict.fromkeys(configs):
+        if config in PAPER_VFS:
+            mean, std = PAPER_VFS[config]
+            row = {"model": f"{config} (paper)", "config": config, "kind": "paper"}
+            rows.append({**row, "VFS mean": mean, "VFS std": std})
+    return rows
+
+
+def results_table(rows: Iterable[Mapping[str, Any]], with_paper: bool = True) -> pd.DataFrame:
+    """A DataFrame of evaluation rows in the table's column order, followed by the paper's rows for their configs."""
+    rows = [dict(r) for r in rows]
+    if with_paper:
+        rows += paper_rows(r["config"] for r in rows if r.get("kind") == "model" and r.get("config"))
+    table = pd.DataFrame(rows)
+    present = list(table.columns)
+    order = [c for c in _LEADING if c in present]
+    order += _recall_columns(present, "R@") + _recall_columns(present, "split R@")
+    order += [c for c in _TRAILING if c in present]
+    order += [c for c in present if c not in order]
+    return table[order]
+
+
+def write_results(
+    table: pd.DataFrame, out_dir: str | Path, stem: str = "results", notes: Iterable[str] = ()
+) -> tuple[Path, Path]:
+    """Write `<stem>.csv` (every digit) and `<stem>.md` (3 decimals, with the notes and the paper caveat below)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
+    table.to_csv(csv_path, index=False)
+    shown = table.dropna(axis=1, how="all")
+    lines = [shown.to_markdown(index=False, floatfmt=".3f", missingval="")]
+    lines += ["", *[f"- {n}" for n in dict.fromkeys([*notes, PAPER_NOTE])]]
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return csv_path, md_path

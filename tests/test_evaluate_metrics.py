@@ -1,0 +1,196 @@
+"""The evaluation metrics on hand-computed cases (reference §4): Inception-Score formula, similarity, recall in groups,
+inter-human similarity, 1:2 matching, Fréchet distance, the results table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sf2f.evaluate.embeddings import RealFaces, group_mean
+from sf2f.evaluate.fid import feature_statistics, fid_from_features, frechet_distance
+from sf2f.evaluate.inception_score import inception_score
+from sf2f.evaluate.matching import matching_accuracy
+from sf2f.evaluate.report import PAPER_NOTE, PAPER_VFS, results_table, write_results
+from sf2f.evaluate.retrieval import (
+    grouped_recall,
+    inter_human_similarity,
+    paired_similarity,
+    recall_at_k,
+    similarity_table,
+    whole_split_recall,
+)
+
+# ---- Inception-Score formula ----------------------------------------------------------------------------------------
+
+
+def test_distinct_one_hot_predictions_score_the_split_size() -> None:
+    probs = np.eye(50)  # every image sure of its own class: p(y) is uniform over the split's 10 classes
+    score = inception_score(probs, splits=5, seed=3)
+    assert score.per_split == pytest.approx((10.0,) * 5)
+    assert score.mean == pytest.approx(10.0) and score.std == pytest.approx(0.0, abs=1e-12)
+    # uneven bounds i*n//5: 23 images give parts of 4, 5, 4, 5, 5
+    assert inception_score(np.eye(23), splits=5).per_split == pytest.approx((4.0, 5.0, 4.0, 5.0, 5.0))
+
+
+def test_identical_predictions_score_one_and_zeros_give_no_nan() -> None:
+    rng = np.random.default_rng(0)
+    row = rng.dirichlet(np.ones(7))
+    row[2] = 0.0  # an underflowed probability: 0 log 0 counts 0, not NaN
+    row /= row.sum()
+    score = inception_score(np.tile(row, (20, 1)), splits=5, seed=0)
+    assert score.mean == pytest.approx(1.0) and score.std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_shuffle_is_seeded() -> None:
+    probs = np.random.default_rng(1).dirichlet(np.full(9, 0.3), size=40)
+    assert inception_score(probs, 5, seed=7) == inception_score(probs, 5, seed=7)
+    assert inception_score(probs, 5, seed=7).per_split != inception_score(probs, 5, seed=8).per_split
+    # a hand-made case without shuffle: two splits, one all class 0, one half class 0 half class 1
+    manual = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=float)
+    expected_second = math.exp(math.log(2))  # p(y) = (0.5, 0.5): KL = log 2 for both rows
+    assert inception_score(manual, splits=2, seed=None).per_split == pytest.approx((1.0, expected_second))
+    with pytest.raises(ValueError, match="splits"):
+        inception_score(np.eye(3), splits=5)
+
+
+# ---- similarity and recall ------------------------------------------------------------------------------------------
+
+
+def test_known_cosine_l1_and_l2_values() -> None:
+    gallery = torch.tensor([[1.0, 2.0, 2.0], [1.0, 0.0, 0.0]])
+    probes = torch.tensor([[2.0, 1.0, 2.0], [0.0, 1.0, 0.0]])
+    sims = paired_similarity(probes, gallery)
+    # row 0: cos 8/9, L1 |-1|+|1|+0 = 2, L2 sqrt(2); row 1: cos 0, L1 2, L2 sqrt(2) (torch adds eps 1e-6 per dim)
+    assert sims["Cos"] == pytest.approx((8 / 9 + 0.0) / 2)
+    assert sims["L1"] == pytest.approx(2.0, abs=1e-5)
+    assert sims["L2"] == pytest.approx(math.sqrt(2), abs=1e-5)
+    # the L1 recall table is minus the mean absolute difference
+    assert similarity_table(probes, gallery, "l1")[0, 0].item() == pytest.approx(-2 / 3)
+
+
+def test_perfect_probes_recall_everything_and_k_beyond_the_table_is_nan() -> None:
+    gallery = torch.randn(12, 16, generator=torch.Generator().manual_seed(0))
+    recall = whole_split_recall(gallery, gallery, [1, 5, 13])
+    assert recall[1] == recall[5] == 1.0 and math.isnan(recall[13])
+    assert grouped_recall(gallery, gallery, [1], group_size=4, groups=3) == {1: 1.0}
+    assert grouped_recall(gallery, gallery, [1], group_size=4, groups=3, method="l1") == {1: 1.0}
+
+
+def test_groups_are_consecutive_averaged_and_the_tail_is_ignored() -> None:
+    gallery = torch.eye(10)
+    probes = gallery.clone()
+    # group [4, 8) is rotated: every probe points at its neighbour's gallery entry -> 0 hits at K=1 in that group
+    probes[4:8] = gallery[[5, 6, 7, 4]]
+    # the tail (8, 9) is all wrong, but lies past the second group
+    probes[8:10] = gallery[[0, 1]]
+    assert grouped_recall(probes, gallery, [1], group_size=4, groups=2) == {1: pytest.approx(0.5)}
+    assert whole_split_recall(probes, gallery, [1]) == {1: pytest.approx(0.4)}
+    with pytest.raises(ValueError, match="needs 12 identities"):
+        grouped_recall(probes, gallery, [1], group_size=4, groups=3)
+
+
+def test_a_permuted_gallery_gives_chance_recall_on_average() -> None:
+    rng = torch.Generator().manual_seed(0)
+    n, trials, recalls = 20, 300, []
+    for _ in range(trials):
+        gallery = torch.randn(n, 8, generator=rng)
+        probes = gallery[torch.randperm(n, generator=rng)]
+        recalls.append(whole_split_recall(probes, gallery, [1, 5, 10]))
+    for k in (1, 5, 10):
+        assert np.mean([r[k] for r in recalls]) == pytest.approx(k / n, abs=0.02)
+
+
+def test_ties_count_against_the_probe() -> None:
+    assert recall_at_k(torch.ones(5, 5), [1, 4, 5]) == {1: 0.0, 4: 0.0, 5: 1.0}
+    # one constant probe against distinct gallery entries: exactly the K best identities hit, K / n
+    gallery = torch.randn(6, 4, generator=torch.Generator().manual_seed(2))
+    probes = torch.randn(1, 4, generator=torch.Generator().manual_seed(3)).expand(6, 4)
+    assert whole_split_recall(probes, gallery, [1, 2, 3]) == {1: pytest.approx(1 / 6), 2: pytest.approx(2 / 6), 3: 0.5}
+
+
+def test_inter_human_similarity_averages_the_off_diagonal() -> None:
+    probes = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    gallery = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    # cos(p0, r1) = 1/sqrt(2), cos(p1, r0) = 0
+    assert inter_human_similarity(probes, gallery) == pytest.approx((1 / math.sqrt(2) + 0.0) / 2)
+
+
+# ---- 1:2 matching ---------------------------------------------------------------------------------------------------
+
+
+def test_matching_accuracy_on_hand_cases() -> None:
+    faces = torch.eye(3)
+    assert matching_accuracy(faces, faces) == 1.0
+    # probe 0 points at face 1, probe 1 at face 0, probe 2 between faces 0 and 2 (closer to 2)
+    probes = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 2.0]])
+    # pairs (i, j): (0,1) lose (0,2) tie -> 0.5; (1,0) lose (1,2) tie -> 0.5; (2,0) win (2,1) win
+    assert matching_accuracy(probes, faces) == pytest.approx((0 + 0.5 + 0 + 0.5 + 1 + 1) / 6)
+    sampled = matching_accuracy(probes, faces, max_pairs=4, seed=1)
+    assert sampled == matching_accuracy(probes, faces, max_pairs=4, seed=1)
+    assert sampled in {k / 8 for k in range(9)}
+    with pytest.raises(ValueError, match="two identities"):
+        matching_accuracy(faces[:1], faces[:1])
+
+
+# ---- Fréchet distance -----------------------------------------------------------------------------------------------
+
+
+def test_frechet_distance_hand_cases() -> None:
+    # N(0, 1) vs N(0, 4) in 1-D: 0 + 1 + 4 - 2 sqrt(4) = 1; a mean shift adds its squared length
+    assert frechet_distance(np.zeros(1), np.eye(1), np.zeros(1), 4 * np.eye(1)) == pytest.approx(1.0)
+    assert frechet_distance(np.zeros(2), np.eye(2), np.array([3.0, 4.0]), np.eye(2)) == pytest.approx(25.0)
+    x = np.random.default_rng(0).normal(size=(300, 6))
+    assert fid_from_features(x, x) == pytest.approx(0.0, abs=1e-8)
+    assert fid_from_features(x, x + np.array([1.0, 0, 0, 0, 0, 2.0])) == pytest.approx(5.0, abs=1e-8)
+
+
+def test_eigh_and_the_originals_sqrtm_agree() -> None:
+    rng = np.random.default_rng(1)
+    a = feature_statistics(rng.normal(size=(200, 10)))
+    b = feature_statistics(rng.normal(size=(200, 10)) @ rng.normal(size=(10, 10)) + 1.0)
+    assert frechet_distance(*a, *b) == pytest.approx(frechet_distance(*a, *b, method="sqrtm"), rel=1e-8)
+    with pytest.raises(ValueError, match="at least two"):
+        feature_statistics(np.zeros((1, 3)))
+
+
+# ---- gallery helpers ------------------------------------------------------------------------------------------------
+
+
+def test_gallery_is_the_unnormalised_mean_and_held_out_faces_leave_it() -> None:
+    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [4.0, 0.0], [0.0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    faces = RealFaces(embeddings, labels, torch.arange(5), 3)
+    assert torch.equal(faces.gallery, torch.tensor([[0.5, 0.5], [2.0, 2.0], [2.0, 2.0]]))
+    held = torch.tensor([1, 2, 3])
+    # identity 1 has a single face: it stays in its gallery entry
+    assert torch.equal(faces.gallery_without(held), torch.tensor([[1.0, 0.0], [2.0, 2.0], [0.0, 4.0]]))
+    first = faces.chosen_face(seed=0)
+    other = faces.chosen_face(seed=5, avoid=first)
+    assert torch.equal(labels[first], torch.arange(3)) and torch.equal(labels[other], torch.arange(3))
+    assert other[0] != first[0] and other[2] != first[2] and other[1] == first[1] == 2
+    with pytest.raises(ValueError, match="no rows"):
+        group_mean(embeddings, labels, 4)
+
+
+# ---- the table ------------------------------------------------------------------------------------------------------
+
+
+def test_results_table_orders_columns_and_adds_the_papers_vfs(tmp_path: Path) -> None:
+    rows = [
+        {"model": "m", "config": "sf2f_fuser", "mode": "naive", "kind": "model", "FID (embedder)": 3.0,
+         "R@10": 0.4, "R@2": 0.1, "Cos": 0.5, "split R@1": 0.05, "1:2 match": 0.7},
+        {"model": "chance", "kind": "chance", "R@2": 0.02, "R@10": 0.1, "1:2 match": 0.5},
+    ]
+    table = results_table(rows)
+    assert list(table.columns[:6]) == ["model", "config", "mode", "kind", "Cos", "R@2"]
+    assert list(table.columns[6:8]) == ["R@10", "split R@1"]
+    paper = table[table["kind"] == "paper"]
+    assert len(paper) == 1 and (paper["VFS mean"].item(), paper["VFS std"].item()) == PAPER_VFS["sf2f_fuser"]
+    csv, md = write_results(table, tmp_path, notes=["a note"])
+    text = md.read_text()
+    assert "| model" in text and "19.490" in text and "- a note" in text and PAPER_NOTE in text
+    assert csv.read_text().splitlines()[0].startswith("model,config,mode,kind")
