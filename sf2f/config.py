@@ -44,6 +44,7 @@ __all__ = [
     "load_config",
     "load_resolved_config",
     "config_diff",
+    "config_from_dict",
     "config_to_dict",
     "flatten_config",
     "save_config",
@@ -694,17 +695,20 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
     return path
 
 
-def load_resolved_config(path: str | Path) -> ExperimentConfig:
-    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
-    path = Path(path)
-    data = _read_yaml(path)
-    _check_tree(ExperimentConfig, data, str(path))
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    """A config from the plain mapping :func:`config_to_dict` made (for example the copy inside a checkpoint)."""
+    _check_tree(ExperimentConfig, data, source)
     cfg = _build(ExperimentConfig, data)
     try:
         cfg.validate()
     except _ValueProblem as problem:
-        raise ConfigError(f"{path}: key '{problem.key}' {problem.message}") from None
+        raise ConfigError(f"{source}: key '{problem.key}' {problem.message}") from None
     return cfg
+
+
+def load_resolved_config(path: str | Path) -> ExperimentConfig:
+    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
+    return config_from_dict(_read_yaml(Path(path)), str(path))
 
 
 def flatten_config(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -40,6 +40,7 @@ __all__ = [
     "VoiceFaceDataset",
     "cut_segments",
     "face_keys",
+    "generator_inputs",
     "make_loader",
 ]
 
@@ -134,6 +135,13 @@ def _stack_faces(batch: Sequence[Sample]) -> Sample:
 def face_keys(batch: Sample) -> list[int]:
     """One integer per sample naming the exact real image it carries (face row, and whether it is mirrored)."""
     return (batch["face_row"] * 2 + batch["flipped"].long()).tolist()
+
+
+def generator_inputs(batch: Sample, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What a generator takes from a collated batch: (mel, None) for stage 1, (segments, mask) for the fuser."""
+    if "segments" in batch:
+        return batch["segments"].to(device), batch["mask"].to(device)
+    return batch["mel"].to(device), None
 
 
 class CropCollate:
