@@ -34,7 +34,7 @@ from sf2f.train.face_embedder import (
     train_face_embedder,
 )
 from sf2f.train.logs import read_log
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms
+from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
 from sf2f.train.runs import load_generator, train_or_load
 from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
 from sf2f.train.validation import recall_at_k
@@ -124,13 +124,14 @@ def test_generator_terms_and_weights_follow_section_3_3() -> None:
         fakes = [torch.randn(2, 3, s, s) for s in sizes]
         loss = PerceptualLoss(SmallFaceEmbedder(64, 4))
         targets = PerceptualTargets(loss, sizes, 0)
-        terms = generator_terms(fakes, reals, labels, [0, 2], d, cfg.loss, targets)
+        terms = generator_terms(fakes, reals, labels, d, cfg.loss) + perceptual_terms(fakes, reals, [0, 2], targets,
+                                                                                      cfg.loss)
         assert {t.name: t.weight for t in terms} == pytest.approx(expected), name
         by_name = {t.name: t.value for t in terms}
         assert by_name[f"l1_{sizes[-1]}"].item() == pytest.approx((fakes[-1] - real).abs().mean().item(), rel=1e-6)
         # the L1 switch of §3.4 drops the pixel terms only
-        off = generator_terms(fakes, reals, labels, [0, 2], d, cfg.loss, targets, l1_on=False)
-        assert {t.name for t in off} == {t.name for t in terms if not t.name.startswith("l1_")}
+        off = generator_terms(fakes, reals, labels, d, cfg.loss, l1_on=False)
+        assert {t.name for t in off} == {t.name for t in terms if not t.name.startswith(("l1_", "perceptual_"))}
 
 
 def test_discriminator_objective_sees_fakes_then_reals_unscaled_unless_asked() -> None:
@@ -333,7 +334,7 @@ def test_a_stopped_run_resumes_to_the_same_weights(stage1: Path, data: Path, tmp
                                                    stop_at: int, extra: tuple[str, ...]) -> None:
     pretrained = (f"optim.pretrained={stage1 / 'checkpoints' / 'latest.pt'}",) if name == "sf2f_fuser" else ()
     cfg = quick(name, *pretrained, *extra)
-    quiet = dict(progress=False, log=lambda _: None)
+    quiet = {"progress": False, "log": lambda _: None}
     Trainer(cfg, data, tmp_path / "whole", **quiet).fit()
 
     def stop(trainer: Trainer, step: int) -> None:

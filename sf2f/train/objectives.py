@@ -1,8 +1,9 @@
 """The losses of one training iteration, in the order of reference §3.2, and the real faces' perceptual targets.
 
-* :func:`generator_terms`: what the generator minimises (step 2): L1 per scale (weight `l1_weight`), the image
-  discriminators' GAN loss (`d_loss_weight * d_img_weight`), the AC discriminators' cross-entropy on the fakes *and*
-  their GAN loss (both `d_loss_weight * ac_loss_weight`), the perceptual loss per scale (`perceptual_weight`).
+* :func:`generator_terms` and :func:`perceptual_terms`: what the generator minimises (step 2): L1 per scale (weight
+  `l1_weight`), the image discriminators' GAN loss (`d_loss_weight * d_img_weight`), the AC discriminators'
+  cross-entropy on the fakes *and* their GAN loss (both `d_loss_weight * ac_loss_weight`), the perceptual loss per
+  scale (`perceptual_weight`).
 * :class:`DiscriminatorObjective`: what the discriminators minimise (steps 3 and 4): per scale, the image
   discriminator's GAN loss on the detached fakes and the (downsampled) reals, the AC discriminator's GAN loss plus its
   cross-entropy on the reals only; all with weight 1 unless `scale_discriminator_update` (§6 item 14). Fakes and reals
@@ -37,7 +38,14 @@ from sf2f.losses import (
 )
 from sf2f.models.discriminators import Discriminators
 
-__all__ = ["DiscriminatorObjective", "PerceptualTargets", "Term", "generator_terms", "weighted_total"]
+__all__ = [
+    "DiscriminatorObjective",
+    "PerceptualTargets",
+    "Term",
+    "generator_terms",
+    "perceptual_terms",
+    "weighted_total",
+]
 
 
 class Term(NamedTuple):
@@ -99,13 +107,12 @@ def generator_terms(
     fakes: Sequence[Tensor],
     reals: Sequence[Tensor],
     labels: Tensor,
-    keys: Sequence[int],
     discriminators: Discriminators,
     loss: LossConfig,
-    perceptual: PerceptualTargets | None,
     l1_on: bool = True,
 ) -> list[Term]:
-    """The generator's loss terms for one batch (§3.2 step 2); `fakes` and `reals` hold one batch per scale."""
+    """The generator's pixel and adversarial terms for one batch (§3.2 step 2); `fakes` and `reals` hold one batch
+    per scale. The perceptual terms are :func:`perceptual_terms`."""
     terms: list[Term] = []
     adversarial = loss.d_loss_weight * loss.d_img_weight
     auxiliary = loss.d_loss_weight * loss.ac_loss_weight
@@ -119,10 +126,19 @@ def generator_terms(
         out = discriminators.ac[i](fake)
         terms.append(Term(f"g_ac_ce_{size}", auxiliary, F.cross_entropy(out.id_logits.float(), labels)))
         terms.append(Term(f"g_gan_ac_{size}", auxiliary, gan_generator_loss(out.real_logits.float(), loss.gan_type)))
-        if perceptual is not None and loss.perceptual_weight > 0:
-            value = perceptual.loss(fake, perceptual(i, real, keys))
-            terms.append(Term(f"perceptual_{size}", loss.perceptual_weight, value))
     return terms
+
+
+def perceptual_terms(
+    fakes: Sequence[Tensor], reals: Sequence[Tensor], keys: Sequence[int], targets: PerceptualTargets, loss: LossConfig
+) -> list[Term]:
+    """The perceptual term of every scale, each with weight `perceptual_weight` (§3.1)."""
+    if loss.perceptual_weight <= 0:
+        return []
+    return [
+        Term(f"perceptual_{fake.shape[-1]}", loss.perceptual_weight, targets.loss(fake, targets(i, real, keys)))
+        for i, (fake, real) in enumerate(zip(fakes, reals))
+    ]
 
 
 class DiscriminatorObjective(nn.Module):

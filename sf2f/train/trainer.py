@@ -31,7 +31,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,15 +46,8 @@ from tqdm.auto import tqdm
 
 from sf2f.config import ExperimentConfig, config_to_dict, flatten_config, load_resolved_config, save_config
 from sf2f.data.cache import PreparedData
-from sf2f.data.datasets import (
-    CropCollate,
-    SegmentCollate,
-    SegmentDataset,
-    VoiceFaceDataset,
-    face_keys,
-    generator_inputs,
-)
-from sf2f.losses import PerceptualLoss, multiscale_targets
+from sf2f.data.datasets import CropCollate, SegmentCollate, SegmentDataset, VoiceFaceDataset, generator_inputs
+from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.paths import resolve
 from sf2f.runtime import seed_everything, set_determinism, set_threads
@@ -69,8 +62,9 @@ from sf2f.train.checkpoints import (
 from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_ddp
 from sf2f.train.face_embedder import resolve_face_embedder
 from sf2f.train.logs import RunLogger, read_log
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, Term, generator_terms, weighted_total
+from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
+from sf2f.train.step import TrainingStep
 from sf2f.train.validation import (
     ValidationMetric,
     ValidationResult,
@@ -253,26 +247,27 @@ class Trainer:
         else:
             g_params = list(self.generator.parameters())
         self._g_params = g_params
-        self.g_optimizer = _adam(g_params, cfg.optim.lr, cfg)
         self.d_image_optimizers = [_adam(d.parameters(), cfg.optim.lr, cfg) for d in self.discriminators.image]
         self.d_ac_optimizers = [_adam(d.parameters(), cfg.optim.lr, cfg) for d in self.discriminators.ac]
 
         embedder, described = resolve_face_embedder(cfg, self.data, self._log)
         self.embedder = embedder.to(self.device).freeze()
         self._log(f"face embedder: {described}")
-        self.perceptual: PerceptualTargets | None = None
+        perceptual: PerceptualTargets | None = None
         if cfg.loss.perceptual_weight > 0:
             loss = PerceptualLoss(self.embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
-            self.perceptual = PerceptualTargets(loss, self.generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
-            cached = self.perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
+            perceptual = PerceptualTargets(loss, self.generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
+            cached = perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
             self._log(f"perceptual targets of {cached} real faces cached")
 
-        self.objective = DiscriminatorObjective(self.discriminators, cfg.loss)
-        self.g_forward: nn.Module = wrap_ddp(self.generator, self.ctx)
-        self.d_forward: nn.Module = wrap_ddp(self.objective, self.ctx)
+        g_forward: nn.Module = wrap_ddp(self.generator, self.ctx)
+        d_forward: nn.Module = wrap_ddp(DiscriminatorObjective(self.discriminators, cfg.loss), self.ctx)
         if cfg.run.compile:
-            self.g_forward = torch.compile(self.g_forward)
-            self.d_forward = torch.compile(self.d_forward)
+            g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
+        self.iteration = TrainingStep(
+            cfg, self.generator, self.discriminators, g_forward, d_forward, _adam(g_params, cfg.optim.lr, cfg),
+            self.d_image_optimizers + self.d_ac_optimizers, perceptual,
+        )
 
         # evaluation, logs and checkpoints (rank 0)
         main = self.ctx.is_main
@@ -377,11 +372,12 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------------------------------
 
+    @property
+    def g_optimizer(self) -> torch.optim.Optimizer:
+        return self.iteration.g_optimizer
+
     def autocast(self) -> AbstractContextManager:
-        """bf16 autocast when `run.amp` asks for it (GPU, and CPUs with bf16 support), else nothing."""
-        if self.cfg.run.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        return self.iteration.autocast()
 
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
         """This rank's batches of an epoch: a permutation seeded by (seed, epoch), whole batches, the first `skip`
@@ -409,7 +405,7 @@ class Trainer:
         optim = self.cfg.optim
         if eval_mode_now(optim, epoch) and not self.counters.g_optimizer_reset:
             # §3.4: at the switch the original re-creates G's Adam, dropping its moments
-            self.g_optimizer = _adam(self._g_params, optim.lr, self.cfg)
+            self.iteration.g_optimizer = _adam(self._g_params, optim.lr, self.cfg)
             self.counters.g_optimizer_reset = True
         _set_lr(self.g_optimizer, learning_rate(optim, epoch))
         for optimizer in self.d_image_optimizers:
@@ -418,45 +414,13 @@ class Trainer:
             _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
 
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
-        """One iteration (§3.2). Returns the detached loss terms, or None when it was skipped (non-finite loss)."""
-        device = self.device
-        voice, mask = generator_inputs(batch, device)
-        labels = batch["label"].to(device)
-        reals = multiscale_targets(batch["image"].to(device), self.generator.image_sizes)
-        self.g_forward.train(self._generator_train_mode(epoch))
-        # BatchNorm statistics change during the forward passes; a skipped iteration must not keep a NaN batch's
-        # (the original's skip comes after its forward, so its statistics took them)
-        buffers = [b for m in (self.generator, self.discriminators) for b in m.buffers()]
-        snapshot = [b.clone() for b in buffers] if self.cfg.optim.skip_nonfinite else []
-        self.discriminators.requires_grad_(False)
-        with self.autocast():
-            fakes = [x.float() for x in self.g_forward(voice, mask).images]
-            g_terms = generator_terms(
-                fakes, reals, labels, face_keys(batch), self.discriminators, self.cfg.loss, self.perceptual,
-                l1_enabled(self.cfg.optim, epoch),
-            )
-        g_total = weighted_total(g_terms)
-        self.discriminators.requires_grad_(True)
-        if self.cfg.optim.skip_nonfinite and not torch.isfinite(g_total):
-            for buffer, saved in zip(buffers, snapshot):
-                buffer.copy_(saved)
+        """One iteration (§3.2, :class:`~sf2f.train.step.TrainingStep`) in the generator mode of this epoch and step.
+        Returns the detached loss terms, or None when it was skipped (non-finite loss; counted)."""
+        self.iteration.g_forward.train(self._generator_train_mode(epoch))
+        terms = self.iteration(batch, l1_enabled(self.cfg.optim, epoch))
+        if terms is None:
             self.counters.skipped += 1
-            return None
-        self.g_optimizer.zero_grad(set_to_none=True)
-        g_total.backward()
-        self.g_optimizer.step()
-
-        with self.autocast():
-            d_terms = self.d_forward(reals, [f.detach() for f in fakes], labels)
-        d_total = weighted_total(d_terms)
-        d_optimizers = self.d_image_optimizers + self.d_ac_optimizers
-        for optimizer in d_optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        d_total.backward()
-        for optimizer in d_optimizers:
-            optimizer.step()
-        terms: list[Term] = [*g_terms, *d_terms]
-        return {t.name: t.value.detach() for t in terms} | {"g_total": g_total.detach(), "d_total": d_total.detach()}
+        return terms
 
     def fit(self) -> TrainResult:
         """Train to the end of `optim.epochs` (from where a resumed run stopped) and return the result."""
