@@ -286,13 +286,14 @@ def test_one_step_updates_generator_and_discriminators_but_never_the_embedder(da
 
 
 def test_bf16_autocast_trains_on_the_cpu(data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(quick("v2f", "run.amp=bf16"), data, tmp_path / "run",
+    trainer = Trainer(quick("sf2f_1st_stage", "run.amp=bf16"), data, tmp_path / "run",
                       progress=False, log=lambda _: None)
-    before = trainer.generator.decoder.state_dict()["layers.0.weight"].clone()
+    before = trainer.generator.decoder.state_dict()["fc.0.weight"].clone()
     batch = next(trainer._batches(0, 0))
     terms = trainer.step(batch, 0)
-    assert terms is not None and all(torch.isfinite(v) for v in terms.values())
-    assert not torch.equal(before, trainer.generator.decoder.state_dict()["layers.0.weight"])
+    assert terms is not None and all(torch.isfinite(v) for v in terms.values()) and "perceptual_64" in terms
+    assert not torch.equal(before, trainer.generator.decoder.state_dict()["fc.0.weight"])
+    assert all(p.dtype == torch.float32 for p in trainer.generator.parameters())  # autocast, not a bf16 model
 
 
 @pytest.mark.parametrize("bn_mode", ["frozen", "as_original"])

@@ -98,9 +98,11 @@ class PerceptualTargets:
         return attempted
 
     def __call__(self, scale: int, real: Tensor, keys: Sequence[int]) -> list[Tensor]:
-        """The targets of a batch at one scale: from the cache when every face is in it, else computed."""
-        cached = self.caches[scale].get(keys, real.device)
-        return cached if cached is not None else self.loss.target_features(real)
+        """The targets of a batch at one scale: from the cache when every face is in it, else computed; float32
+        either way (outside any autocast, as :meth:`fill` computed them)."""
+        with torch.autocast(real.device.type, enabled=False):
+            cached = self.caches[scale].get(keys, real.device)
+            return cached if cached is not None else self.loss.target_features(real)
 
 
 def generator_terms(
