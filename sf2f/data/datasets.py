@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
-from sf2f.config import AudioConfig
+from sf2f.config import AudioConfig, ExperimentConfig
 from sf2f.data.cache import PreparedSplit
 from sf2f.faces import normalize_images
 
@@ -39,6 +39,7 @@ __all__ = [
     "SegmentDataset",
     "VoiceFaceDataset",
     "cut_segments",
+    "dataset_for",
     "face_keys",
     "generator_inputs",
     "make_loader",
@@ -251,6 +252,22 @@ class SegmentCollate:
             segments[i, :n] = sample["segments"]
             mask[i, :n] = True
         return {**_stack_faces(batch), "segments": segments, "mask": mask}
+
+
+def dataset_for(
+    cfg: ExperimentConfig, split: PreparedSplit, train: bool
+) -> tuple[VoiceFaceDataset | SegmentDataset, CropCollate | SegmentCollate]:
+    """The dataset and collate a config trains (or evaluates) on: crops for stage 1, segments for the fuser stage."""
+    data = cfg.data
+    common = {"image_norm": data.image_norm, "train": train, "seed": cfg.run.seed, "hflip": data.image_hflip}
+    if cfg.optim.stage == "fuser":
+        segments = SegmentDataset(
+            split, data.audio, data.segment_frames, data.segment_stride, data.max_segments, data.random_segment_start,
+            **common,
+        )
+        return segments, SegmentCollate(segments.pad_value)
+    crops = VoiceFaceDataset(split, data.audio, **common)
+    return crops, CropCollate(data.crop_frames, crops.pad_value)
 
 
 def make_loader(

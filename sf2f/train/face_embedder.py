@@ -231,7 +231,12 @@ def train_face_embedder(
             "data_fingerprint": prepared.manifest.get("fingerprint", ""),
             "identities": len(train),
             "state": {k: v.cpu() for k, v in embedder.state_dict().items()},
-            "history": {"loss": result.loss, "accuracy": result.accuracy, "val_top1": result.val_top1},
+            "history": {
+                "loss": result.loss,
+                "accuracy": result.accuracy,
+                "val_top1": result.val_top1,
+                "val_chance": result.val_chance,
+            },
         },
         out,
     )

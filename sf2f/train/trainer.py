@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from sf2f.config import ExperimentConfig, config_to_dict, flatten_config, load_resolved_config, save_config
 from sf2f.data.cache import PreparedData
-from sf2f.data.datasets import CropCollate, SegmentCollate, SegmentDataset, VoiceFaceDataset, generator_inputs
+from sf2f.data.datasets import dataset_for, generator_inputs
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.paths import resolve
@@ -72,6 +72,7 @@ from sf2f.train.validation import (
     quick_metrics,
     run_validation,
     tracked_metrics,
+    validation_loader,
 )
 from sf2f.train.visualize import save_sample_grid
 
@@ -221,8 +222,8 @@ class Trainer:
         self.train_split = prepared.split("train", cfg.data.max_identities)
         self.val_split = prepared.split("val", cfg.data.max_identities)
         self.fuser_stage = cfg.optim.stage == "fuser"
-        self.train_set, self.collate = self._dataset(self.train_split, train=True)
-        self.val_set, _ = self._dataset(self.val_split, train=False)
+        self.train_set, self.collate = dataset_for(cfg, self.train_split, train=True)
+        self.val_set, _ = dataset_for(cfg, self.val_split, train=False)
         world = self.ctx.world_size
         if cfg.optim.batch_size % world:
             raise ValueError(f"optim.batch_size {cfg.optim.batch_size} does not divide among {world} processes")
@@ -299,18 +300,6 @@ class Trainer:
         if self.ctx.is_main:
             path.mkdir(parents=True, exist_ok=True)
         return path
-
-    def _dataset(self, split: Any, train: bool) -> tuple[VoiceFaceDataset | SegmentDataset, Any]:
-        data = self.cfg.data
-        common = dict(image_norm=data.image_norm, train=train, seed=self.cfg.run.seed, hflip=data.image_hflip)
-        if self.fuser_stage:
-            dataset: VoiceFaceDataset | SegmentDataset = SegmentDataset(
-                split, data.audio, data.segment_frames, data.segment_stride, data.max_segments,
-                data.random_segment_start, **common,
-            )
-            return dataset, SegmentCollate(dataset.pad_value)
-        dataset = VoiceFaceDataset(split, data.audio, **common)
-        return dataset, CropCollate(data.crop_frames, dataset.pad_value)
 
     def _loader(self, batches: list[list[int]], dataset: Any, seed: int) -> DataLoader:
         # an explicit generator: DataLoader would otherwise draw its worker seed from the global RNG
@@ -508,10 +497,7 @@ class Trainer:
 
     def validate(self) -> ValidationResult:
         """The generator's faces for the whole validation split (deterministic)."""
-        loader = self._loader(
-            [list(range(i, min(i + self.batch_size, len(self.val_set)))) for i in range(0, len(self.val_set), self.batch_size)],
-            self.val_set, 0,
-        )
+        loader = validation_loader(self.cfg, self.val_split, self.batch_size)
         with self._evaluating():
             return run_validation(self.generator, loader, self.embedder, self.gallery, self.cfg.data.image_norm,
                                   self.autocast)

@@ -23,9 +23,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader
 
+from sf2f.config import ExperimentConfig
 from sf2f.data.cache import PreparedSplit
-from sf2f.data.datasets import generator_inputs
+from sf2f.data.datasets import dataset_for, generator_inputs
 from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder
@@ -40,6 +42,7 @@ __all__ = [
     "recall_at_k",
     "run_validation",
     "tracked_metrics",
+    "validation_loader",
 ]
 
 
@@ -66,6 +69,14 @@ def gallery_embeddings(split: PreparedSplit, embedder: FaceEmbedder, image_norm:
     start = split.face_rows(0).start if rows else 0
     means = [emb[split.face_rows(i).start - start : split.face_rows(i).stop - start].mean(0) for i in range(len(split))]
     return F.normalize(torch.stack(means), dim=1) if means else emb
+
+
+def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: int = 32) -> DataLoader:
+    """Every identity of a split once, in order, with the dataset's fixed evaluation draws (crops or segments,
+    as the config's stage needs)."""
+    dataset, collate = dataset_for(cfg, split, train=False)
+    batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()
