@@ -252,7 +252,8 @@ def test_stage_one_trains_every_network_and_writes_its_run(stage1: Path, data: P
                  "d_ac_ce_real_64", "g_total", "d_total", "lr", "skipped_steps"):
         assert (train.name == name).sum() == 8, name
     lr = train[train.name == "lr"].set_index("step")["value"]
-    assert lr[2] == pytest.approx(5e-4) and lr[8] < lr[6] < lr[4]  # the linear decay from epoch 2
+    optim = quick("sf2f_1st_stage").optim
+    assert lr[2] == pytest.approx(optim.lr * optim.lr_scale) and lr[8] < lr[6] < lr[4]  # linear decay from epoch 2
     val = log[log.split == "val"]
     assert set(val.name) == {"l1", "cosine", "recall_at_1"} and sorted(set(val.step)) == [4, 8]
     assert [s for s, _ in sample_grid_files(stage1)] == [3, 6]

@@ -248,8 +248,9 @@ class Trainer:
         else:
             g_params = list(self.generator.parameters())
         self._g_params = g_params
-        self.d_image_optimizers = [_adam(d.parameters(), cfg.optim.lr, cfg) for d in self.discriminators.image]
-        self.d_ac_optimizers = [_adam(d.parameters(), cfg.optim.lr, cfg) for d in self.discriminators.ac]
+        lr0 = learning_rate(cfg.optim, 0)  # every epoch sets its own (§3.4)
+        self.d_image_optimizers = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.image]
+        self.d_ac_optimizers = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.ac]
 
         embedder, described = resolve_face_embedder(cfg, self.data, self._log)
         self.embedder = embedder.to(self.device).freeze()
@@ -266,7 +267,7 @@ class Trainer:
         if cfg.run.compile:
             g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
         self.iteration = TrainingStep(
-            cfg, self.generator, self.discriminators, g_forward, d_forward, _adam(g_params, cfg.optim.lr, cfg),
+            cfg, self.generator, self.discriminators, g_forward, d_forward, _adam(g_params, lr0, cfg),
             self.d_image_optimizers + self.d_ac_optimizers, perceptual,
         )
 
@@ -394,7 +395,7 @@ class Trainer:
         optim = self.cfg.optim
         if eval_mode_now(optim, epoch) and not self.counters.g_optimizer_reset:
             # §3.4: at the switch the original re-creates G's Adam, dropping its moments
-            self.iteration.g_optimizer = _adam(self._g_params, optim.lr, self.cfg)
+            self.iteration.g_optimizer = _adam(self._g_params, learning_rate(optim, epoch), self.cfg)
             self.counters.g_optimizer_reset = True
         _set_lr(self.g_optimizer, learning_rate(optim, epoch))
         for optimizer in self.d_image_optimizers:
