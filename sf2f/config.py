@@ -284,7 +284,6 @@ class FaceEmbedderConfig:
         _require(self.epochs >= 1, "epochs", "must be at least 1")
         _require(self.batch_size >= 2, "batch_size", "must be at least 2")
         _require(self.lr > 0, "lr", "must be positive")
-        _require(self.lr_scale > 0, "lr_scale", "must be positive")
         _require(self.cosine_scale > 0, "cosine_scale", "must be positive")
         _require(0 <= self.cosine_margin < 1, "cosine_margin", "must lie in [0, 1)")
 
