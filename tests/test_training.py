@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 
 from fixtures_data import build_dataset
 from sf2f.cli import main
+from sf2f.course_data import CourseDataError, prepared_course_data
 from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.cache import PreparedData, prepare
 from sf2f.losses import PerceptualLoss
@@ -29,6 +31,7 @@ from sf2f.train.checkpoints import CheckpointError, load_checkpoint
 from sf2f.train.face_embedder import (
     FaceEmbedderError,
     cosine_softmax_loss,
+    ensure_face_embedder,
     load_trained_embedder,
     resolve_face_embedder,
     train_face_embedder,
@@ -235,6 +238,24 @@ def test_resolving_the_face_embedder_names_what_is_missing(data: Path, tmp_path:
     assert isinstance(embedder, SmallFaceEmbedder) and "FaceNet weights not found" in lines[0]
     with pytest.raises(FaceEmbedderError, match=r"(?s)vggface2.*No trained face embedder"):
         resolve_face_embedder(facenet, empty)
+
+
+def test_ensure_face_embedder_trains_once_per_setting(data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "e.pt"
+    cfg = quick("sf2f_1st_stage", f"model.face_embedder.trained_path={path}", "model.face_embedder.epochs=1")
+    assert ensure_face_embedder(cfg, data, progress=False) == path
+    stamp = path.stat().st_mtime_ns
+    assert ensure_face_embedder(cfg, data, progress=False) == path and path.stat().st_mtime_ns == stamp  # reused
+    longer = quick("sf2f_1st_stage", f"model.face_embedder.trained_path={path}", "model.face_embedder.epochs=2")
+    ensure_face_embedder(longer, data, progress=False)
+    assert load_checkpoint(path)["settings"]["epochs"] == 2  # other settings: trained again
+
+
+def test_course_data_uses_a_prepared_folder_and_names_what_is_missing(data: Path, tmp_path: Path, monkeypatch) -> None:
+    assert prepared_course_data(SimpleNamespace(data_root=data, profile="quick")) == data
+    monkeypatch.setitem(sys.modules, "sf2f.data.synthetic", None)  # as if the generator were not installed
+    with pytest.raises(CourseDataError, match="synthetic dataset generator"):
+        prepared_course_data(SimpleNamespace(data_root=tmp_path / "nothing", profile="quick"))
 
 
 # ---------------------------------------------------------------------------------------------------- training

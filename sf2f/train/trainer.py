@@ -210,7 +210,6 @@ class Trainer:
         set_threads(cfg.run.threads)
         set_determinism(cfg.run.deterministic)
         seed_everything(cfg.run.seed)  # the same initial weights on every rank
-        self.run_dir = self._choose_run_dir(run_dir)
 
         prepared = PreparedData(self.data)
         prepared_size = int(prepared.manifest["settings"]["image_size"])
@@ -272,6 +271,7 @@ class Trainer:
         )
 
         # evaluation, logs and checkpoints (rank 0)
+        self.run_dir = self._choose_run_dir(run_dir)
         main = self.ctx.is_main
         self.gallery = gallery_embeddings(self.val_split, self.embedder, cfg.data.image_norm) if main else None
         self.track = dict(track or tracked_metrics(cfg.eval.recall_ks, len(self.val_split)))
