@@ -224,6 +224,113 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_prepare)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from sf2f.paths import resolve
+    from sf2f.train.distributed import shutdown
+    from sf2f.train.trainer import Trainer, default_data_dir
+
+    if args.resume:
+        run_dir = resolve(args.resume)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{saved}: not a run folder to resume (no config.yaml)")
+        cfg = load_config(args.config or saved, profile=args.profile, overrides=args.set)
+        recorded = run_dir / "run.json"
+        data = args.data or (json.loads(recorded.read_text())["data"] if recorded.is_file() else "")
+    else:
+        if not args.config:
+            raise ValueError("name a config to train (for example sf2f_1st_stage), or --resume RUN_DIR")
+        pretrained = [f"optim.pretrained={resolve(args.pretrained)}"] if args.pretrained else []
+        cfg = load_config(args.config, profile=args.profile, overrides=[*args.set, *pretrained])
+        run_dir, data = args.run_dir or None, args.data
+    trainer = Trainer(cfg, resolve(data) if data else default_data_dir(cfg), run_dir, resume=bool(args.resume),
+                      progress=not args.no_progress)
+    result = trainer.fit()
+    if trainer.ctx.is_main:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+        print(f"{result.steps} steps ({result.skipped_steps} skipped) in {result.seconds:.0f} s; {metrics}")
+        print(f"run folder: {result.run_dir}")
+    shutdown(trainer.ctx)
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a config (stage 1 or the fuser stage) on a prepared dataset",
+        description=(
+            "Train the generator and discriminators of a paper config (reference §3) on a prepared dataset "
+            "(python -m sf2f prepare). The run folder gets the resolved config, metrics.csv (and TensorBoard events "
+            "when installed), sample grids and checkpoints (latest and best per validation metric). A killed run "
+            "continues exactly with --resume. Several processes: launch with torchrun."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f train sf2f_1st_stage --profile demo --data data/prepared/synthetic-64 --run-dir runs/s1\n"
+            "  python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-64 "
+            "--pretrained runs/s1/checkpoints/latest.pt\n"
+            "  python -m sf2f train v2f --profile quick --set optim.epochs=5 --set run.amp=bf16\n"
+            "  python -m sf2f train --resume runs/s1\n"
+            "  torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
+    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
+    p.add_argument("--data", default="", help="prepared dataset folder (default: data/prepared/<data.root name>-<size>)")
+    p.add_argument("--run-dir", default="", help="run folder (default: <run.output_root>/<run.name>-<timestamp>)")
+    p.add_argument("--resume", default="", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--pretrained", default="", metavar="CKPT", help="start from this checkpoint (the fuser stage)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
+    from sf2f.paths import resolve
+    from sf2f.runtime import select_device
+    from sf2f.train.face_embedder import default_embedder_path, train_face_embedder
+
+    cfg = load_config(args.config, profile=args.profile, overrides=args.set)
+    data = resolve(args.data)
+    out = resolve(args.out) if args.out else default_embedder_path(cfg, data)
+    result = train_face_embedder(
+        data, out, cfg.model.face_embedder, cfg.data.image_norm, cfg.run.seed, select_device(cfg.run.device),
+        progress=not args.no_progress,
+    )
+    print(result.describe())
+    return 0
+
+
+def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-face-embedder",
+        help="train a face embedder on the training identities (for data without FaceNet weights)",
+        description=(
+            "Train a small CNN to tell the training identities apart from their faces (cosine-softmax "
+            "classification); the perceptual loss and the validation metrics then look at faces through it. "
+            "Settings come from model.face_embedder of the config (width, epochs, batch size, learning rate). "
+            "The file goes to <data>/face_embedder.pt by default, where `train` looks for it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f train-face-embedder --data data/prepared/synthetic-64 --profile demo\n"
+            "  python -m sf2f train-face-embedder --data data/prepared/mine --set model.face_embedder.epochs=50 "
+            "--out embedder.pt"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
+    p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or <data>/face_embedder.pt)")
+    p.add_argument("--config", default="sf2f_1st_stage", help="config whose model.face_embedder settings to use")
+    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.face_embedder.width=32")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train_face_embedder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
@@ -231,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python -m sf2f <command> --help` for a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for add in (_add_config, _add_course, _add_data, _add_prepare, _add_info):
+    for add in (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder, _add_info):
         add(sub)
     return parser
 

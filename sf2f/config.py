@@ -33,6 +33,7 @@ __all__ = [
     "EncoderConfig",
     "EvalConfig",
     "ExperimentConfig",
+    "FaceEmbedderConfig",
     "FuserConfig",
     "LossConfig",
     "ModelConfig",
@@ -44,6 +45,7 @@ __all__ = [
     "load_config",
     "load_resolved_config",
     "config_diff",
+    "config_from_dict",
     "config_to_dict",
     "flatten_config",
     "save_config",
@@ -272,6 +274,41 @@ class DiscriminatorConfig:
 
 
 @dataclass
+class FaceEmbedderConfig:
+    """The face embedder behind the perceptual loss (reference §3.1) and the validation metrics (§4.2).
+
+    `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7); when they are missing the trainer
+    falls back to a trained embedder if one exists, and says so. `trained`: a small CNN trained on the training
+    identities' faces (`python -m sf2f train-face-embedder`), for data FaceNet has never seen (the synthetic default).
+    Not scaled by `model.width_mult`.
+    """
+
+    kind: Literal["facenet", "trained"] = "facenet"
+    # "" = facenet-pytorch's cache, $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt (sf2f.weights)
+    facenet_weights: str = ""
+    # "" = <prepared data folder>/face_embedder.pt
+    trained_path: str = ""
+    # the trained embedder: input side (the VGG-box crop is resized to it), base width, and its training
+    # (identity classification with a cosine-softmax head: logits s * (cos - m) for the true class)
+    input_size: int = 64
+    width: int = 32
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    cosine_scale: float = 16.0
+    cosine_margin: float = 0.2
+
+    def validate(self) -> None:
+        _require(self.input_size >= 16, "input_size", "must be at least 16 (four stride-2 stages)")
+        _require(self.width >= 1, "width", "must be positive")
+        _require(self.epochs >= 1, "epochs", "must be at least 1")
+        _require(self.batch_size >= 2, "batch_size", "must be at least 2")
+        _require(self.lr > 0, "lr", "must be positive")
+        _require(self.cosine_scale > 0, "cosine_scale", "must be positive")
+        _require(0 <= self.cosine_margin < 1, "cosine_margin", "must lie in [0, 1)")
+
+
+@dataclass
 class ModelConfig:
     """Generator (encoder [+ fuser] + decoder) and discriminators (reference §2)."""
 
@@ -279,12 +316,13 @@ class ModelConfig:
     fuser: FuserConfig = field(default_factory=FuserConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     discriminators: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    face_embedder: FaceEmbedderConfig = field(default_factory=FaceEmbedderConfig)
     # multiplies every channel width: the `quick` and `demo` profiles use the same classes at reduced size
     width_mult: float = 1.0
 
     def validate(self) -> None:
         _require(0 < self.width_mult <= 4, "width_mult", "must lie in (0, 4]")
-        for name in ("encoder", "fuser", "decoder", "discriminators"):
+        for name in ("encoder", "fuser", "decoder", "discriminators", "face_embedder"):
             _validate_child(getattr(self, name), name)
         if self.fuser.enabled:
             _require(self.fuser.dim == self.encoder.embed_dim, "fuser.dim", "must equal encoder.embed_dim")
@@ -305,6 +343,9 @@ class LossConfig:
     ac_loss_weight: float = 0.05
     # the original's D update is not scaled by d_loss_weight / ac_loss_weight (§6 item 14); True scales it
     scale_discriminator_update: bool = False
+    # the real faces' perceptual targets are computed once and kept (float16) up to this budget; the original
+    # recomputed them at every step (§3.1; performance-anchors.md). 0 recomputes them every step, as the original
+    perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
         _require(self.l1_weight >= 0, "l1_weight", "must be >= 0")
@@ -312,6 +353,7 @@ class LossConfig:
         _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
         _require(self.d_loss_weight >= 0, "d_loss_weight", "must be >= 0")
         _require(self.ac_loss_weight >= 0, "ac_loss_weight", "must be >= 0")
+        _require(self.perceptual_cache_mb >= 0, "perceptual_cache_mb", "must be >= 0")
 
 
 @dataclass
@@ -320,13 +362,20 @@ class OptimConfig:
 
     stage: Literal["stage1", "fuser"] = "stage1"
     lr: float = 5e-4
+    # multiplies the learning rate of every optimiser (1 in the paper): the course profiles train hundreds of
+    # iterations where the paper trains about 145,000, and need larger steps to get anywhere (not a paper number)
+    lr_scale: float = 1.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     batch_size: int = 256
     epochs: int = 12000
     eval_every_epochs: int = 15
+    # iterations between sample grids (real | generated); the original's visualize_every (§3.2 step 5)
     visualize_every: int = 10
     checkpoint_every_epochs: int = 1000
+    # also write the latest checkpoint every this many iterations (0: only at epoch ends), so a killed run loses
+    # little; resuming from any checkpoint gives the same weights as an uninterrupted run
+    checkpoint_every_steps: int = 0
     # linear decay to lr * 1e-3 from epoch 10000 on (G and image-D optimisers; the AC-D lr never decays)
     decay_lr_after_epochs: int = 10000
     decay_lr_final_ratio: float = 1e-3
@@ -343,6 +392,7 @@ class OptimConfig:
 
     def validate(self) -> None:
         _require(self.lr > 0, "lr", "must be positive")
+        _require(self.lr_scale > 0, "lr_scale", "must be positive")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
         _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _require(self.batch_size >= 1, "batch_size", "must be at least 1")
@@ -350,6 +400,7 @@ class OptimConfig:
         _require(self.eval_every_epochs >= 1, "eval_every_epochs", "must be at least 1")
         _require(self.visualize_every >= 1, "visualize_every", "must be at least 1")
         _require(self.checkpoint_every_epochs >= 1, "checkpoint_every_epochs", "must be at least 1")
+        _require(self.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0")
         _require(0 < self.decay_lr_final_ratio <= 1, "decay_lr_final_ratio", "must lie in (0, 1]")
 
 
@@ -668,17 +719,20 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
     return path
 
 
-def load_resolved_config(path: str | Path) -> ExperimentConfig:
-    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
-    path = Path(path)
-    data = _read_yaml(path)
-    _check_tree(ExperimentConfig, data, str(path))
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    """A config from the plain mapping :func:`config_to_dict` made (for example the copy inside a checkpoint)."""
+    _check_tree(ExperimentConfig, data, source)
     cfg = _build(ExperimentConfig, data)
     try:
         cfg.validate()
     except _ValueProblem as problem:
-        raise ConfigError(f"{path}: key '{problem.key}' {problem.message}") from None
+        raise ConfigError(f"{source}: key '{problem.key}' {problem.message}") from None
     return cfg
+
+
+def load_resolved_config(path: str | Path) -> ExperimentConfig:
+    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
+    return config_from_dict(_read_yaml(Path(path)), str(path))
 
 
 def flatten_config(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -14,11 +14,11 @@ from sf2f.config import load_resolved_config
 
 def test_module_help_lists_subcommands() -> None:
     out = subprocess.run([sys.executable, "-m", "sf2f", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("config", "course", "info"):
+    for command in ("config", "course", "info", "train", "train-face-embedder"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["config", "course", "info"])
+@pytest.mark.parametrize("command", ["config", "course", "info", "train", "train-face-embedder"])
 def test_every_subcommand_has_help_with_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

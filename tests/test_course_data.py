@@ -23,6 +23,8 @@ def test_synthetic_data_is_generated_prepared_and_then_reused(tmp_path: Path, mo
     stamp = manifest.stat().st_mtime_ns
     again = prepared_data(data, progress=False)
     assert again.root == first.root and manifest.stat().st_mtime_ns == stamp
+    # a prepared folder given as the data root is used as it is
+    assert prepared_data(DataConfig(kind="voxceleb"), root=first.root, progress=False).root == first.root
 
 
 def test_missing_real_data_is_a_clear_error(tmp_path: Path) -> None:

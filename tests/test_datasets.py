@@ -13,7 +13,15 @@ from fixtures_data import Person, write_meta, write_person
 from sf2f.audio import normalize_mel
 from sf2f.config import AudioConfig
 from sf2f.data.cache import PreparedData, prepare
-from sf2f.data.datasets import CropCollate, SegmentCollate, SegmentDataset, VoiceFaceDataset, cut_segments, make_loader
+from sf2f.data.datasets import (
+    CropCollate,
+    SegmentCollate,
+    SegmentDataset,
+    VoiceFaceDataset,
+    cut_segments,
+    face_keys,
+    make_loader,
+)
 from sf2f.faces import normalize_images
 
 AUDIO = AudioConfig()
@@ -47,6 +55,9 @@ def test_stage1_item(split) -> None:
     assert any(c.shape == item["mel"].shape and torch.equal(c, item["mel"]) for c in candidates)
     faces = [normalize_images(split.face(r)) for r in split.face_rows(1)]
     assert any(torch.equal(f, item["image"]) for f in faces)
+    # the sample names its face: the trainer keys cached perceptual targets by it
+    assert item["face_row"] in split.face_rows(1) and not item["flipped"]
+    assert torch.equal(normalize_images(split.face(item["face_row"])), item["image"])
 
 
 def draws(ds, index: int, epochs: range) -> set:
@@ -72,7 +83,8 @@ def test_stage1_randomness_is_seeded_per_epoch_and_evaluation_is_fixed(split) ->
 def fake_batch(lengths: list[int], seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     return [
-        {"image": torch.zeros(3, 4, 4), "mel": torch.arange(40 * t, dtype=torch.float32).view(40, t), "label": i, "key": int(rng.integers(2**62))}
+        {"image": torch.zeros(3, 4, 4), "mel": torch.arange(40 * t, dtype=torch.float32).view(40, t), "label": i,
+         "face_row": i, "flipped": False, "key": int(rng.integers(2**62))}
         for i, t in enumerate(lengths)
     ]
 
@@ -130,6 +142,8 @@ def test_segment_items_and_the_masked_collate(split) -> None:
     assert batch["mask"].sum(dim=1).tolist() == counts
     assert (batch["segments"][~batch["mask"]] == PAD).all()
     assert batch["image"].shape == (4, 3, 64, 64)
+    assert batch["face_row"].tolist() == [it["face_row"] for it in items]
+    assert face_keys(batch) == [2 * it["face_row"] for it in items]  # nothing is flipped without hflip
 
 
 def test_evaluation_segments_are_the_first_windows_in_sorted_order(split) -> None:
@@ -168,7 +182,11 @@ def test_gallery_and_hflip(split) -> None:
     seen = []
     for epoch in range(20):
         ds.set_epoch(epoch)
-        image = ds[0]["image"]
+        item = ds[0]
+        image = item["image"]
         seen.append("flipped" if torch.equal(image, face.flip(-1)) else "plain" if torch.equal(image, face) else "other")
+        assert item["flipped"] == (seen[-1] == "flipped")
     assert set(seen) == {"flipped", "plain"}
+    keys = face_keys(CropCollate(pad=PAD)([ds[0] for _ in range(1)] + [ds[1]]))
+    assert keys[0] % 2 == int(ds[0]["flipped"]) and keys[0] // 2 == split.face_rows(0)[0]
     assert not VoiceFaceDataset(split, AUDIO, train=False, hflip=True).hflip  # never at evaluation

@@ -28,9 +28,12 @@ def prepared_data(
 ) -> PreparedData:
     """The prepared cache of a dataset, generating the synthetic dataset and preparing the cache on first use.
 
-    Both steps reuse finished work: the second call costs only reading a manifest.
+    Both steps reuse finished work: the second call costs only reading a manifest. A `root` that is itself a
+    prepared folder is used as it is.
     """
     base = resolve(root if root else data.root)
+    if (base / "manifest.json").is_file():  # already a prepared folder (python -m sf2f prepare --out ...)
+        return PreparedData(base)
     if data.kind == "synthetic":
         from sf2f.data.synthetic import ensure_synthetic_dataset
 

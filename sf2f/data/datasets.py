@@ -14,6 +14,9 @@ All randomness comes from NumPy generators seeded by (seed, epoch, identity): th
 whatever the number of DataLoader workers. Evaluation (`train=False`) draws the same samples at every epoch unless
 `random_eval=True` (the original's evaluation is random, §6 item 16). The collates seed their own generator from the
 keys of the samples they receive, so they are reproducible too.
+
+Every sample also names its face: `face_row` (its row in the split's face table) and `flipped` (mirrored by the
+optional horizontal flip). The trainer keys the real faces' cached perceptual targets by them (:func:`face_keys`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,21 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
-from sf2f.config import AudioConfig
+from sf2f.config import AudioConfig, ExperimentConfig
 from sf2f.data.cache import PreparedSplit
 from sf2f.faces import normalize_images
 
-__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "cut_segments", "make_loader"]
+__all__ = [
+    "CropCollate",
+    "SegmentCollate",
+    "SegmentDataset",
+    "VoiceFaceDataset",
+    "cut_segments",
+    "dataset_for",
+    "face_keys",
+    "generator_inputs",
+    "make_loader",
+]
 
 Sample = dict[str, Any]
 
@@ -78,12 +91,16 @@ class _IdentityDataset(Dataset):
     def _mel(self, row: int) -> torch.Tensor:
         return normalize_mel(torch.from_numpy(self.split.mel(row)), self.audio, self.stats)
 
-    def _face(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+    def _face(self, index: int, rng: np.random.Generator) -> Sample:
+        """One random face of the identity: {'image', 'face_row', 'flipped'}."""
         rows = self.split.face_rows(index)
-        pixels = self.split.face(rows[int(rng.integers(len(rows)))])
-        if self.hflip and rng.random() < 0.5:
+        row = rows[int(rng.integers(len(rows)))]
+        pixels = self.split.face(row)
+        flipped = bool(self.hflip and rng.random() < 0.5)
+        if flipped:
             pixels = pixels[:, ::-1]
-        return normalize_images(np.ascontiguousarray(pixels), self.image_norm)
+        image = normalize_images(np.ascontiguousarray(pixels), self.image_norm)
+        return {"image": image, "face_row": row, "flipped": flipped}
 
     def faces_of(self, index: int) -> torch.Tensor:
         """Every face of one identity, normalised (n, 3, S, S): the evaluation gallery (§1.7)."""
@@ -91,18 +108,41 @@ class _IdentityDataset(Dataset):
 
 
 class VoiceFaceDataset(_IdentityDataset):
-    """Stage-1 items: {'image': (3, S, S), 'mel': (n_mels, T) whole utterance, 'label', 'key'}."""
+    """Stage-1 items: {'image': (3, S, S), 'mel': (n_mels, T) whole utterance, 'label', 'face_row', 'flipped',
+    'key'}."""
 
     def __getitem__(self, index: int) -> Sample:
         rng = self._rng(index)
         rows = self.split.utterance_rows(index)
         mel = self._mel(rows[int(rng.integers(len(rows)))])
-        image = self._face(index, rng)
-        return {"image": image, "mel": mel, "label": index, "key": int(rng.integers(2**62))}
+        face = self._face(index, rng)
+        return {**face, "mel": mel, "label": index, "key": int(rng.integers(2**62))}
 
 
 def _batch_rng(batch: Sequence[Sample]) -> np.random.Generator:
     return np.random.default_rng([int(s["key"]) for s in batch])
+
+
+def _stack_faces(batch: Sequence[Sample]) -> Sample:
+    """The per-sample fields every collate stacks: images, labels and which face each image is."""
+    return {
+        "image": torch.stack([s["image"] for s in batch]),
+        "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
+        "face_row": torch.tensor([s["face_row"] for s in batch], dtype=torch.long),
+        "flipped": torch.tensor([s["flipped"] for s in batch], dtype=torch.bool),
+    }
+
+
+def face_keys(batch: Sample) -> list[int]:
+    """One integer per sample naming the exact real image it carries (face row, and whether it is mirrored)."""
+    return (batch["face_row"] * 2 + batch["flipped"].long()).tolist()
+
+
+def generator_inputs(batch: Sample, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What a generator takes from a collated batch: (mel, None) for stage 1, (segments, mask) for the fuser."""
+    if "segments" in batch:
+        return batch["segments"].to(device), batch["mask"].to(device)
+    return batch["mel"].to(device), None
 
 
 class CropCollate:
@@ -125,11 +165,7 @@ class CropCollate:
                 mels[i] = mel[:, start : start + length]
             else:
                 mels[i, :, : mel.shape[1]] = mel
-        return {
-            "image": torch.stack([s["image"] for s in batch]),
-            "mel": mels,
-            "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
-        }
+        return {**_stack_faces(batch), "mel": mels}
 
 
 def cut_segments(
@@ -158,7 +194,8 @@ def cut_segments(
 
 
 class SegmentDataset(_IdentityDataset):
-    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label', 'key'}.
+    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label',
+    'face_row', 'flipped', 'key'}.
 
     An identity whose utterances are all shorter than one segment (the original crashes on it, §6 item 15) gives one
     segment: its longest utterance right-padded with the normalised zero.
@@ -195,8 +232,8 @@ class SegmentDataset(_IdentityDataset):
             padded = torch.full((longest.shape[0], self.segment_frames), self.pad_value, dtype=longest.dtype)
             padded[:, : longest.shape[1]] = longest
             segments = [padded]
-        image = self._face(index, rng)
-        return {"image": image, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
+        face = self._face(index, rng)
+        return {**face, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
 
 
 class SegmentCollate:
@@ -214,12 +251,23 @@ class SegmentCollate:
         for i, (sample, n) in enumerate(zip(batch, counts)):
             segments[i, :n] = sample["segments"]
             mask[i, :n] = True
-        return {
-            "image": torch.stack([s["image"] for s in batch]),
-            "segments": segments,
-            "mask": mask,
-            "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
-        }
+        return {**_stack_faces(batch), "segments": segments, "mask": mask}
+
+
+def dataset_for(
+    cfg: ExperimentConfig, split: PreparedSplit, train: bool
+) -> tuple[VoiceFaceDataset | SegmentDataset, CropCollate | SegmentCollate]:
+    """The dataset and collate a config trains (or evaluates) on: crops for stage 1, segments for the fuser stage."""
+    data = cfg.data
+    common = {"image_norm": data.image_norm, "train": train, "seed": cfg.run.seed, "hflip": data.image_hflip}
+    if cfg.optim.stage == "fuser":
+        segments = SegmentDataset(
+            split, data.audio, data.segment_frames, data.segment_stride, data.max_segments, data.random_segment_start,
+            **common,
+        )
+        return segments, SegmentCollate(segments.pad_value)
+    crops = VoiceFaceDataset(split, data.audio, **common)
+    return crops, CropCollate(data.crop_frames, crops.pad_value)
 
 
 def make_loader(

@@ -15,15 +15,17 @@ __all__ = ["learning_rate", "eval_mode_now", "l1_enabled"]
 def learning_rate(optim: OptimConfig, epoch: int, decays: bool = True) -> float:
     """The learning rate for `epoch` (0-based).
 
-    From `decay_lr_after_epochs` on, a linear decay from lr0 towards `decay_lr_final_ratio * lr0`:
-    lr = lr0 - f * (lr0 - ratio * lr0), f = (epoch - start + 1) / (epochs - start + 1e-5), as the original computes it.
-    `decays=False` keeps lr0 (the original never decays the AC-discriminator optimisers unless `decay_ac_lr`).
+    lr0 = `lr * lr_scale` (the scale is 1 in the paper). From `decay_lr_after_epochs` on, a linear decay from lr0
+    towards `decay_lr_final_ratio * lr0`: lr = lr0 - f * (lr0 - ratio * lr0), f = (epoch - start + 1) / (epochs -
+    start + 1e-5), as the original computes it. `decays=False` keeps lr0 (the original never decays the
+    AC-discriminator optimisers unless `decay_ac_lr`).
     """
+    lr0 = optim.lr * optim.lr_scale
     start = optim.decay_lr_after_epochs
     if not decays or epoch < start:
-        return optim.lr
+        return lr0
     fraction = min(1.0, (epoch - start + 1) / (optim.epochs - start + 1e-5))
-    return optim.lr - fraction * (optim.lr - optim.lr * optim.decay_lr_final_ratio)
+    return lr0 - fraction * (lr0 - lr0 * optim.decay_lr_final_ratio)
 
 
 def eval_mode_now(optim: OptimConfig, epoch: int) -> bool:

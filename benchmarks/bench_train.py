@@ -1,0 +1,113 @@
+"""One training iteration (generator + every discriminator: forward, losses, backward, Adam), batch 16, on the CPU.
+
+Candidate: `sf2f.train.step.TrainingStep` as the trainer runs it: FaceNet frozen, the real faces' perceptual targets
+cached (the trainer fills the cache before training), the discriminators' weights frozen during the generator's pass.
+Reference: `benchmarks.original_train.original_training_step`, the same networks and losses the original's way
+(FaceNet trainable, real-face features recomputed every iteration, discriminator gradients in the generator's pass).
+FaceNet is InceptionResnetV1 with random weights (the VGGFace2 file is not needed to time it; the sizes are the
+same). Networks at full width, mel (16, 40, 125), 3,200 identities in the AC heads (about the paper's training split).
+
+Goal (issue 6): our SF2F-64 step takes at most 0.8x the reference's. Besides the ratio, `run` prints each side's
+phases and the original's times on this kind of machine (performance-anchors.md: 1.62 s for SF2F-64, 4.20 s for
+SF2F-128, 2 threads), for orientation only.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+
+import torch
+from facenet_pytorch import InceptionResnetV1
+
+from benchmarks.harness import Comparison, compare
+from benchmarks.original_train import original_training_step
+from sf2f.config import load_config
+from sf2f.losses import PerceptualLoss
+from sf2f.models import build_discriminators, build_generator
+from sf2f.models.face_embedders import FaceNetEmbedder
+from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
+from sf2f.train.step import PhaseTimer, TrainingStep
+
+#: the original's median seconds per step here (performance-anchors.md) and its phases
+ANCHORS: dict[str, tuple[float, dict[str, float]]] = {
+    "sf2f_1st_stage": (1.62, {"g_forward": 0.15, "perceptual": 0.49, "g_backward_step": 0.82, "d_steps": 0.14}),
+    "sf2f_mid_1st_stage": (4.20, {"g_forward": 0.20, "perceptual": 1.04, "g_backward_step": 1.82, "d_steps": 0.90}),
+}
+BATCH, IDENTITIES, THREADS = 16, 3200, 2
+
+
+def _batch(size: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "mel": torch.randn(BATCH, 40, 125, generator=g),
+        "image": torch.randn(BATCH, 3, size, size, generator=g).clamp(-2, 2),
+        "label": torch.randint(0, IDENTITIES, (BATCH,), generator=g),
+        "face_row": torch.arange(BATCH),
+        "flipped": torch.zeros(BATCH, dtype=torch.bool),
+    }
+
+
+def _sides(name: str):
+    """(our step, the reference step, their timers): both from the same initial weights."""
+    cfg = load_config(name)
+    torch.manual_seed(0)
+    generator = build_generator(cfg).train()
+    discriminators = build_discriminators(cfg, IDENTITIES).train()
+    facenet = FaceNetEmbedder(InceptionResnetV1(pretrained=None)).eval()
+    batch = _batch(cfg.data.image_size)
+
+    def adam(params):  # noqa: ANN001, ANN202
+        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+    g_ours, d_ours = copy.deepcopy(generator), copy.deepcopy(discriminators)
+    loss = PerceptualLoss(copy.deepcopy(facenet), cfg.loss.perceptual_layer_weights)  # frozen
+    targets = PerceptualTargets(loss, g_ours.image_sizes, 1 << 30)
+    for scale, real in enumerate(_reals(batch["image"], g_ours.image_sizes)):
+        targets.caches[scale].put(list(range(0, 2 * BATCH, 2)), loss.target_features(real))
+    ours = TrainingStep(cfg, g_ours, d_ours, g_ours, DiscriminatorObjective(d_ours, cfg.loss), adam(g_ours.parameters()),
+                        [adam(d.parameters()) for d in [*d_ours.image, *d_ours.ac]], targets)
+    ours_timer, reference_timer = PhaseTimer(), PhaseTimer()
+    d_optimizers = [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
+    g_optimizer = adam(generator.parameters())
+
+    def candidate() -> None:
+        ours(batch, timer=ours_timer)
+
+    def reference() -> None:
+        original_training_step(batch, generator, discriminators, facenet, g_optimizer, d_optimizers, cfg.loss,
+                               reference_timer)
+
+    return candidate, reference, ours_timer, reference_timer
+
+
+def _reals(image: torch.Tensor, sizes: tuple[int, ...]) -> list[torch.Tensor]:
+    from sf2f.losses import multiscale_targets
+
+    return multiscale_targets(image, list(sizes))
+
+
+def _phases(timer: PhaseTimer, calls: int) -> str:
+    return ", ".join(f"{k} {v / calls:.2f}" for k, v in timer.seconds.items())
+
+
+def run(repeats: int = 10) -> list[Comparison]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    results = []
+    try:
+        for name, (anchor, anchor_phases) in ANCHORS.items():
+            candidate, reference, ours_timer, reference_timer = _sides(name)
+            warmup = 2
+            result = compare(f"train step {name}, batch {BATCH}", candidate, reference, repeats=repeats, warmup=warmup,
+                             candidate_label="sf2f", reference_label="original's way")
+            results.append(result)
+            calls = repeats + warmup
+            print(f"{result.name}: ours {result.candidate_median:.2f} s/step [{_phases(ours_timer, calls)}]; "
+                  f"the original's way {result.reference_median:.2f} s [{_phases(reference_timer, calls)}]; "
+                  f"ratio {result.ratio:.2f}; the original measured here: {anchor:.2f} s "
+                  f"[{', '.join(f'{k} {v:.2f}' for k, v in anchor_phases.items())}] ({THREADS} threads; "
+                  f"spread of ours {statistics.pstdev(result.candidate):.2f} s)", flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    return results

@@ -1,0 +1,329 @@
+"""The face embedder a run uses, and training one when no pretrained weights fit the data.
+
+SF2F's perceptual loss and its retrieval metrics look at faces through FaceNet (reference §2.7, §3.1, §4.2). FaceNet's
+VGGFace2 weights know real faces; they know nothing of the synthetic course faces, and users may not have them. For
+such data, :func:`train_face_embedder` trains :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
+*training* identities apart from their faces (identity classification with a cosine-softmax head), which is what
+FaceNet was trained to do on VGGFace2. It sees faces exactly as it will in use: through
+:func:`~sf2f.models.face_embedders.embedder_input` (VGG-box crop, resize, standardisation).
+
+:func:`resolve_face_embedder` picks the embedder of a config: FaceNet when `model.face_embedder.kind` is `facenet`
+and its weights verify, else a trained embedder file when there is one, else an error that names what is missing.
+
+    python -m sf2f train-face-embedder --data data/prepared/synthetic-64 --profile demo
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from sf2f.config import ExperimentConfig, FaceEmbedderConfig
+from sf2f.data.cache import PreparedData, PreparedSplit
+from sf2f.faces import normalize_images
+from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
+from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
+from sf2f.weights import WeightsError
+
+__all__ = [
+    "EMBEDDER_FORMAT",
+    "EmbedderTraining",
+    "FaceEmbedderError",
+    "cosine_softmax_loss",
+    "default_embedder_path",
+    "embed_faces",
+    "ensure_face_embedder",
+    "load_trained_embedder",
+    "resolve_face_embedder",
+    "train_face_embedder",
+]
+
+EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
+
+
+class FaceEmbedderError(RuntimeError):
+    """No usable face embedder: weights missing, or a trained embedder file that does not fit the data."""
+
+
+def cosine_softmax_loss(embeddings: Tensor, weight: Tensor, labels: Tensor, scale: float, margin: float) -> Tensor:
+    """Cross-entropy over s * cos(embedding, class centre), with the margin m taken off the true class (CosFace).
+
+    Both sides are L2-normalised, so identities are told apart by angle alone: the same measure the cosine metrics
+    and the recall use later.
+    """
+    cos = F.normalize(embeddings, dim=1) @ F.normalize(weight, dim=1).T
+    cos = cos - margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+    return F.cross_entropy(scale * cos, labels)
+
+
+@dataclass
+class EmbedderTraining:
+    """What :func:`train_face_embedder` did: the file, per-epoch loss and accuracy, and a held-out check."""
+
+    path: Path
+    identities: int
+    faces: int
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    # leave-one-out nearest-neighbour identity match among the val split's faces (identities never trained on)
+    val_top1: float = float("nan")
+    val_chance: float = float("nan")
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"face embedder: {self.identities} training identities, {self.faces} faces, {len(self.loss)} epochs in "
+            f"{self.seconds:.0f} s; train accuracy {self.accuracy[-1]:.2f}; val nearest-face identity match "
+            f"{self.val_top1:.2f} (chance {self.val_chance:.2f}) -> {self.path}"
+        )
+
+
+def _faces(split: PreparedSplit, rows: Sequence[int], norm: str) -> Tensor:
+    return normalize_images(np.asarray(split.face_pixels[np.asarray(rows)]), norm)
+
+
+def _augment(images: Tensor, generator: torch.Generator, shift: int = 3) -> Tensor:
+    """Random mirror and a random shift of up to `shift` pixels (edge-padded): a face seen slightly differently."""
+    flip = torch.rand(len(images), generator=generator) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    size = images.shape[-1]
+    padded = F.pad(images, (shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * shift + 1, (len(images), 2), generator=generator)
+    return torch.stack([p[:, y : y + size, x : x + size] for p, (y, x) in zip(padded, offsets.tolist())])
+
+
+@torch.no_grad()
+def embed_faces(embedder: FaceEmbedder, images: Tensor, norm: str = "imagenet", batch: int = 256) -> Tensor:
+    """Embeddings (n, D) of generator-space face images, in batches, on the embedder's device."""
+    device = next(embedder.parameters()).device
+    parts = []
+    for start in range(0, len(images), batch):
+        x = embedder_input(images[start : start + batch].to(device), embedder.input_size, norm)
+        parts.append(embedder(x).float().cpu())
+    return torch.cat(parts) if parts else torch.empty(0, embedder.embed_dim)
+
+
+def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[float, float]:
+    """Each val face's nearest other val face: how often it is the same identity (and that rate by chance)."""
+    rows, owners = [], []
+    for label in range(len(split)):
+        face_rows = list(split.face_rows(label))
+        if len(face_rows) >= 2:
+            rows += face_rows
+            owners += [label] * len(face_rows)
+    if len(set(owners)) < 2:
+        return float("nan"), float("nan")
+    emb = F.normalize(embed_faces(embedder, _faces(split, rows, norm), norm), dim=1)
+    sim = emb @ emb.T
+    sim.fill_diagonal_(-math.inf)
+    owners_t = torch.tensor(owners)
+    top1 = float((owners_t[sim.argmax(dim=1)] == owners_t).float().mean())
+    same = np.bincount(owners)
+    chance = float(sum(n * (n - 1) for n in same) / (len(owners) * (len(owners) - 1)))
+    return top1, chance
+
+
+@torch.no_grad()
+def _recalibrate_batchnorm(
+    embedder: FaceEmbedder, split: PreparedSplit, rows: np.ndarray, norm: str, device: torch.device, batch: int = 256
+) -> None:
+    """Replace BatchNorm's running averages by the exact statistics of the (unaugmented) training faces.
+
+    The running averages lag behind the weights, by a lot after a short training; in eval mode that lag shifts every
+    embedding the same way and makes all faces look alike to the cosine.
+    """
+    layers = [m for m in embedder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the calls below
+    embedder.train()
+    for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
+        if len(part) > 1:
+            images = _faces(split, part, norm).to(device)
+            embedder(embedder_input(images, embedder.input_size, norm))
+    for layer in layers:
+        layer.momentum = 0.1
+    embedder.eval()
+
+
+def train_face_embedder(
+    data: str | Path,
+    out: str | Path,
+    settings: FaceEmbedderConfig | None = None,
+    image_norm: str = "imagenet",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> EmbedderTraining:
+    """Train a :class:`SmallFaceEmbedder` on the training split's faces of a prepared folder and save it to `out`.
+
+    Identity classification with a cosine-softmax head (:func:`cosine_softmax_loss`), Adam with a cosine learning-
+    rate decay, random mirror and shift. Seeded: the same inputs give the same file. `on_epoch(epoch, loss,
+    accuracy)` is called after every epoch (live plots).
+    """
+    settings = settings or FaceEmbedderConfig()
+    start_time = time.perf_counter()
+    prepared = PreparedData(data)
+    train = prepared.split("train")
+    rows = np.arange(len(train.faces))
+    labels = torch.tensor(train.faces["label"].to_numpy(), dtype=torch.long)
+    if len(train) < 2 or len(rows) < 2:
+        raise FaceEmbedderError(f"{data}: the training split needs at least 2 identities and 2 faces to learn from")
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        embedder = SmallFaceEmbedder(settings.input_size, settings.width).to(device)
+        centres = nn.Parameter(torch.randn(len(train), embedder.embed_dim, device=device))
+    params = [*embedder.parameters(), centres]
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    generator = torch.Generator().manual_seed(seed)
+    batch = min(settings.batch_size, len(rows))
+    result = EmbedderTraining(Path(out), len(train), len(rows))
+    bar = tqdm(range(settings.epochs), desc="face embedder", disable=not progress, leave=False)
+    for epoch in bar:
+        embedder.train()
+        order = torch.randperm(len(rows), generator=generator)
+        total, correct, seen = 0.0, 0, 0
+        for begin in range(0, len(order) - batch + 1, batch):  # whole batches: BatchNorm needs more than one face
+            idx = order[begin : begin + batch].sort().values
+            images = _augment(_faces(train, rows[idx.numpy()], image_norm), generator).to(device)
+            target = labels[idx].to(device)
+            emb = embedder(embedder_input(images, embedder.input_size, image_norm))
+            loss = cosine_softmax_loss(emb, centres, target, settings.cosine_scale, settings.cosine_margin)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                predicted = (F.normalize(emb, dim=1) @ F.normalize(centres, dim=1).T).argmax(dim=1)
+            total += loss.item() * len(idx)
+            correct += int((predicted == target).sum())
+            seen += len(idx)
+        schedule.step()
+        result.loss.append(total / seen)
+        result.accuracy.append(correct / seen)
+        bar.set_postfix(loss=f"{result.loss[-1]:.3f}", acc=f"{result.accuracy[-1]:.2f}")
+        if on_epoch is not None:
+            on_epoch(epoch, result.loss[-1], result.accuracy[-1])
+    _recalibrate_batchnorm(embedder, train, rows, image_norm, device)
+    val = prepared.split("val")
+    result.val_top1, result.val_chance = _val_top1(embedder, val, image_norm) if len(val) else (math.nan, math.nan)
+    result.seconds = time.perf_counter() - start_time
+    save_checkpoint(
+        {
+            "format": EMBEDDER_FORMAT,
+            "settings": dataclasses.asdict(settings),
+            "image_norm": image_norm,
+            "seed": seed,
+            "data_fingerprint": prepared.manifest.get("fingerprint", ""),
+            "identities": len(train),
+            "state": {k: v.cpu() for k, v in embedder.state_dict().items()},
+            "history": {
+                "loss": result.loss,
+                "accuracy": result.accuracy,
+                "val_top1": result.val_top1,
+                "val_chance": result.val_chance,
+            },
+        },
+        out,
+    )
+    return result
+
+
+def _read_embedder_file(path: Path) -> dict[str, Any]:
+    state = load_checkpoint(path)
+    if state.get("format") != EMBEDDER_FORMAT:
+        raise FaceEmbedderError(f"{path}: not a face embedder written by `python -m sf2f train-face-embedder`")
+    return state
+
+
+def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> SmallFaceEmbedder:
+    """A trained embedder file (eval mode). With `data`, refuse a file trained on another prepared dataset."""
+    path = Path(path)
+    state = _read_embedder_file(path)
+    if data is not None:
+        expected = PreparedData(data).manifest.get("fingerprint", "")
+        if state["data_fingerprint"] != expected:
+            raise FaceEmbedderError(
+                f"{path}: this face embedder was trained on another prepared dataset than {data}; train one for it "
+                f"with `python -m sf2f train-face-embedder --data {data}`"
+            )
+    settings = state["settings"]
+    embedder = SmallFaceEmbedder(settings["input_size"], settings["width"])
+    embedder.load_state_dict(state["state"])
+    return embedder.eval()
+
+
+def default_embedder_path(cfg: ExperimentConfig, data: str | Path) -> Path:
+    """`model.face_embedder.trained_path`, or `<prepared data>/face_embedder.pt` when it is empty."""
+    path = cfg.model.face_embedder.trained_path
+    return Path(path).expanduser() if path else Path(data) / "face_embedder.pt"
+
+
+def resolve_face_embedder(
+    cfg: ExperimentConfig, data: str | Path, log: Callable[[str], object] = print
+) -> tuple[FaceEmbedder, str]:
+    """The face embedder of a run and a line that says which one it is.
+
+    `facenet`: the VGGFace2 FaceNet when its file verifies; otherwise the trained embedder if one exists (said in
+    the log line, as it changes the loss); `trained`: the trained embedder file. Anything missing is an error that
+    names the file and how to get it.
+    """
+    settings = cfg.model.face_embedder
+    trained = default_embedder_path(cfg, data)
+    if settings.kind == "facenet":
+        try:
+            embedder = FaceNetEmbedder.from_vggface2(settings.facenet_weights or None)
+            return embedder, "FaceNet (InceptionResnetV1, VGGFace2 weights)"
+        except WeightsError as exc:
+            if not trained.is_file():
+                raise FaceEmbedderError(
+                    f"{exc}\nNo trained face embedder at {trained} either: train one on this data with "
+                    f"`python -m sf2f train-face-embedder --data {data}`, or set model.face_embedder.kind=trained."
+                ) from None
+            log(f"FaceNet weights not found ({exc}); using the trained face embedder {trained} instead")
+    elif not trained.is_file():
+        raise FaceEmbedderError(
+            f"{trained}: no trained face embedder (model.face_embedder.kind is 'trained'). Train one with "
+            f"`python -m sf2f train-face-embedder --data {data}` (or set model.face_embedder.trained_path)."
+        )
+    return load_trained_embedder(trained, data), f"trained face embedder {trained}"
+
+
+def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool = True) -> Path:
+    """Train or load: the trained embedder file of a config, trained only when no file with its settings, seed and
+    data exists yet. Returns its path."""
+    path = default_embedder_path(cfg, data)
+    if path.is_file():
+        try:
+            state = _read_embedder_file(path)
+        except (FaceEmbedderError, RuntimeError):
+            state = {}
+        fits = (
+            state.get("settings") == dataclasses.asdict(cfg.model.face_embedder)
+            and state.get("image_norm") == cfg.data.image_norm
+            and state.get("seed") == cfg.run.seed
+            and state.get("data_fingerprint") == PreparedData(data).manifest.get("fingerprint", "")
+        )
+        if fits:
+            return path
+    from sf2f.runtime import select_device
+
+    result = train_face_embedder(
+        data, path, cfg.model.face_embedder, cfg.data.image_norm, cfg.run.seed, select_device(cfg.run.device), progress
+    )
+    print(result.describe())
+    return path

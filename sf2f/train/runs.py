@@ -1,0 +1,70 @@
+"""Finished runs: train or load, where the course keeps its runs, and a trained generator back from a checkpoint.
+
+The notebooks follow the "train or load" pattern: :func:`train_or_load` reuses a finished run of the same recipe,
+resumes an unfinished one, and trains otherwise. The course keeps its runs in `runs/course/<profile>/<config>/`
+(:func:`course_run_dir`), so notebook 05 trains what notebooks 02, 06 and 07 then load with
+:func:`load_generator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sf2f.config import ExperimentConfig, config_from_dict, load_resolved_config
+from sf2f.models import build_generator
+from sf2f.models.generator import Generator
+from sf2f.paths import RUNS_DIR
+from sf2f.train.checkpoints import CheckpointError, load_checkpoint, load_state_checked
+from sf2f.train.trainer import CHECKPOINT_FORMAT, Callback, Trainer, TrainResult, recipe_diff
+
+__all__ = ["course_run_dir", "load_generator", "train_or_load"]
+
+
+def course_run_dir(config_name: str, profile: str) -> Path:
+    """Where the course notebooks keep the run of a paper config under a profile: runs/course/<profile>/<config>."""
+    return RUNS_DIR / "course" / profile / config_name
+
+
+def train_or_load(
+    cfg: ExperimentConfig,
+    data: str | Path,
+    run_dir: str | Path,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    **trainer_options: Any,
+) -> TrainResult:
+    """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start.
+
+    A run folder that holds another recipe is an error (listing what differs) rather than something overwritten.
+    """
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        diff = recipe_diff(load_resolved_config(saved), cfg)
+        if diff:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
+            raise ValueError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another folder")
+        if (run_dir / "done.json").exists():
+            return TrainResult.read(run_dir)
+    trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
+                      **trainer_options)
+    return trainer.fit()
+
+
+def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
+    """A trained generator (eval mode, on the CPU) and its config, from a run folder or a checkpoint file.
+
+    `checkpoint` picks the file in a run folder: `latest` or `best_<metric>` (for example `best_recall_at_5`).
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an sf2f training checkpoint")
+    cfg = config_from_dict(state["config"], str(path))
+    generator = build_generator(cfg)
+    load_state_checked(generator, state["generator"], "generator", path)
+    return generator.eval(), cfg

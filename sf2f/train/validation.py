@@ -1,0 +1,125 @@
+"""A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints.
+
+The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNet retrieval on random crops (reference
+§3.5, §6 item 16). During training this module computes what needs no extra network and never varies between calls:
+
+* `l1`: mean absolute error between generated and real faces in normalised image space (mean over scales);
+* `cosine`: mean cosine similarity between each generated face's embedding and its identity's gallery embedding;
+* `recall_at_k`: how often the speaker's own identity is among the K gallery identities closest to the generated face
+  (cosine), over the whole validation split.
+
+The gallery is the mean embedding of all real faces of an identity (§4.2). Every draw comes from the dataset's fixed
+evaluation samples, so two calls on the same weights give the same numbers. The paper's full metrics (issue 7) plug in
+through `extra` functions that receive the :class:`ValidationResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from sf2f.config import ExperimentConfig
+from sf2f.data.cache import PreparedSplit
+from sf2f.data.datasets import dataset_for, generator_inputs
+from sf2f.faces import normalize_images
+from sf2f.losses import multiscale_targets
+from sf2f.models.face_embedders import FaceEmbedder
+from sf2f.models.generator import Generator
+from sf2f.train.face_embedder import embed_faces
+
+__all__ = [
+    "ValidationMetric",
+    "ValidationResult",
+    "gallery_embeddings",
+    "quick_metrics",
+    "recall_at_k",
+    "run_validation",
+    "tracked_metrics",
+    "validation_loader",
+]
+
+
+@dataclass
+class ValidationResult:
+    """The generator's output on the validation split, with what the metrics compare it to (all on the CPU)."""
+
+    labels: Tensor  # (n,) identity of each generated face
+    generated: tuple[Tensor, ...]  # one (n, 3, S, S) batch per output scale, smallest first
+    real: Tensor  # (n, 3, S, S) the real faces of the samples, at the largest scale
+    probes: Tensor  # (n, D) L2-normalised embeddings of the generated faces (largest scale)
+    gallery: Tensor  # (identities, D) L2-normalised mean embedding of every real face of each identity
+
+
+#: a metric function: validation result -> {name: value}; the trainer logs and can track what it returns
+ValidationMetric = Callable[[ValidationResult], Mapping[str, float]]
+
+
+def gallery_embeddings(split: PreparedSplit, embedder: FaceEmbedder, image_norm: str = "imagenet") -> Tensor:
+    """(identities, D): the normalised mean of the normalised embeddings of all real faces of each identity."""
+    rows = list(range(split.face_rows(0).start, split.face_rows(len(split) - 1).stop)) if len(split) else []
+    faces = normalize_images(split.face_pixels[rows], image_norm) if rows else torch.empty(0)
+    emb = F.normalize(embed_faces(embedder, faces, image_norm), dim=1)
+    start = split.face_rows(0).start if rows else 0
+    means = [emb[split.face_rows(i).start - start : split.face_rows(i).stop - start].mean(0) for i in range(len(split))]
+    return F.normalize(torch.stack(means), dim=1) if means else emb
+
+
+def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: int = 32) -> DataLoader:
+    """Every identity of a split once, in order, with the dataset's fixed evaluation draws (crops or segments,
+    as the config's stage needs)."""
+    dataset, collate = dataset_for(cfg, split, train=False)
+    batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, generator=torch.Generator().manual_seed(0))
+
+
+@torch.no_grad()
+def run_validation(
+    generator: Generator,
+    batches: Iterable[Mapping[str, Tensor]],
+    embedder: FaceEmbedder,
+    gallery: Tensor,
+    image_norm: str = "imagenet",
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> ValidationResult:
+    """Generate a face for every validation sample (the generator must already be in eval mode) and embed it."""
+    device = next(generator.parameters()).device
+    labels, real, scales = [], [], []
+    for batch in batches:
+        with autocast():
+            out = generator(*generator_inputs(batch, device))
+        scales.append([x.float().cpu() for x in out.images])
+        labels.append(batch["label"])
+        real.append(batch["image"])
+    generated = tuple(torch.cat(parts) for parts in zip(*scales))
+    probes = F.normalize(embed_faces(embedder, generated[-1], image_norm), dim=1)
+    return ValidationResult(torch.cat(labels), generated, torch.cat(real), probes, gallery)
+
+
+def recall_at_k(probes: Tensor, gallery: Tensor, labels: Tensor, ks: Sequence[int]) -> dict[int, float]:
+    """Fraction of probes whose own identity is among the k most cosine-similar gallery entries, for each k."""
+    scores = F.normalize(probes, dim=1) @ F.normalize(gallery, dim=1).T
+    own = scores.gather(1, labels[:, None])
+    rank = (scores > own).sum(dim=1)  # how many identities beat the right one (ties count in its favour)
+    return {k: float((rank < k).float().mean()) for k in ks}
+
+
+def quick_metrics(result: ValidationResult, ks: Sequence[int]) -> dict[str, float]:
+    """`l1`, `cosine` and `recall_at_<k>` for every k below the number of identities (larger k are trivially 1)."""
+    targets = multiscale_targets(result.real, [g.shape[-1] for g in result.generated])
+    l1 = torch.stack([F.l1_loss(g, t) for g, t in zip(result.generated, targets)]).mean()
+    cosine = (result.probes * result.gallery[result.labels]).sum(dim=1).mean()
+    usable = [k for k in ks if k < len(result.gallery)]
+    recalls = recall_at_k(result.probes, result.gallery, result.labels, usable)
+    return {"l1": float(l1), "cosine": float(cosine), **{f"recall_at_{k}": v for k, v in recalls.items()}}
+
+
+def tracked_metrics(ks: Sequence[int], identities: int) -> dict[str, Literal["min", "max"]]:
+    """The quick metrics a run keeps a best checkpoint for: lower L1, higher cosine and recall."""
+    return {"l1": "min", "cosine": "max", **{f"recall_at_{k}": "max" for k in ks if k < identities}}

@@ -1,0 +1,121 @@
+"""What a training run looks like: sample grids (real | generated per scale), loss curves, a live plot for notebooks.
+
+The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (reference §3.2 step 5)
+and appends validation images to every checkpoint (§6 item 17). Here the grids are PNG files in `<run>/samples/`,
+one per visualisation step, and checkpoints hold weights only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import Tensor
+
+from sf2f.faces import denormalize_images
+from sf2f.train.logs import read_log
+
+__all__ = ["LiveLossPlot", "loss_curves", "sample_grid", "sample_grid_files", "save_sample_grid"]
+
+
+def sample_grid(real: Tensor, generated: Sequence[Tensor], image_norm: str = "imagenet", pad: int = 2) -> np.ndarray:
+    """uint8 (H, W, 3): one row per sample, columns real | generated at each scale (smaller scales enlarged by
+    nearest-neighbour to the real face's size, so their blockiness shows)."""
+    size = real.shape[-1]
+    columns = [real.float().cpu()] + [
+        F.interpolate(g.float().cpu(), size=(size, size), mode="nearest") if g.shape[-1] != size else g.float().cpu()
+        for g in generated
+    ]
+    tiles = torch.stack([denormalize_images(c, image_norm) for c in columns], dim=1)  # (n, columns, 3, S, S)
+    n, cols = tiles.shape[:2]
+    canvas = torch.full((3, n * (size + pad) + pad, cols * (size + pad) + pad), 255, dtype=torch.uint8)
+    for r in range(n):
+        for c in range(cols):
+            y, x = pad + r * (size + pad), pad + c * (size + pad)
+            canvas[:, y : y + size, x : x + size] = tiles[r, c]
+    return canvas.permute(1, 2, 0).numpy()
+
+
+def save_sample_grid(path: str | Path, real: Tensor, generated: Sequence[Tensor], image_norm: str = "imagenet") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sample_grid(real, generated, image_norm)).save(path)
+    return path
+
+
+def sample_grid_files(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, file) of every sample grid a run saved, in step order."""
+    files = sorted(Path(run_dir, "samples").glob("step_*.png"))
+    return [(int(p.stem.split("_")[1]), p) for p in files]
+
+
+def _wide(log: pd.DataFrame, split: str) -> pd.DataFrame:
+    part = log[log["split"] == split]
+    return part.pivot_table(index="step", columns="name", values="value", aggfunc="last").sort_index()
+
+
+def loss_curves(log: pd.DataFrame | str | Path, names: Sequence[str] | None = None, fig: Figure | None = None) -> Figure:
+    """The training losses (one panel per family: L1, perceptual, generator GAN / AC, discriminators) and the
+    validation metrics of a run's long-form log (a DataFrame or the run folder)."""
+    log = read_log(log) if not isinstance(log, pd.DataFrame) else log
+    train, val = _wide(log, "train"), _wide(log, "val")
+    families = {
+        "L1 (image space)": [c for c in train if c.startswith("l1_")],
+        "perceptual": [c for c in train if c.startswith("perceptual_")],
+        "generator adversarial + identity": [c for c in train if c.startswith("g_") and c != "g_total"],
+        "discriminators": [c for c in train if c.startswith("d_") and c != "d_total"],
+        "validation": [c for c in val],
+    }
+    if names is not None:
+        families = {k: [c for c in v if c in names] for k, v in families.items()}
+    families = {k: v for k, v in families.items() if v}
+    fig = fig or plt.figure(figsize=(4.2 * max(1, len(families)), 3.3))
+    fig.clear()
+    axes = fig.subplots(1, max(1, len(families)), squeeze=False)[0]
+    for ax, (title, columns) in zip(axes, families.items()):
+        table = val if title == "validation" else train
+        for column in columns:
+            series = table[column].dropna()
+            ax.plot(series.index, series.values, marker="o" if len(series) < 12 else None, ms=3, label=column)
+        ax.set(title=title, xlabel="step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+class LiveLossPlot:
+    """A trainer callback that redraws the loss curves in a notebook every `every` steps (and once at the end).
+
+        plot = LiveLossPlot(every=20)
+        train_or_load(cfg, data, run_dir, callbacks=[plot])
+    """
+
+    def __init__(self, every: int = 20, names: Sequence[str] | None = None) -> None:
+        self.every = every
+        self.names = names
+        self.figure: Figure | None = None
+        self._handle: Any = None
+
+    def __call__(self, trainer: Any, step: int) -> None:
+        if step % self.every == 0 or step == trainer.total_steps:
+            self.redraw(trainer.history())
+
+    def redraw(self, log: pd.DataFrame) -> None:
+        if log.empty:
+            return
+        from IPython.display import display
+
+        self.figure = loss_curves(log, self.names, self.figure)
+        if self._handle is None:
+            self._handle = display(self.figure, display_id=True)
+            plt.close(self.figure)  # shown through the display handle only, not again at the end of the cell
+        else:
+            self._handle.update(self.figure)
