@@ -49,7 +49,7 @@ def test_saved_memory_grows_linearly_with_the_batch_and_state_counts_what_trains
     assert a.frozen == count_parameters(generator) - a.parameters["fuser"] + a.parameters["face embedder (frozen)"]
     assert a.state_bytes == TRAINABLE_BYTES * a.trainable + 4 * a.frozen
     assert a.memory_bytes(8) == a.state_bytes + a.activation_bytes(8)
-    assert a.seconds > 0 and a.seconds_batch == 3
+    assert a.seconds > 0 and a.seconds_batch == 3 and a.peak_bytes is None  # a measured peak on CUDA only
 
 
 def test_two_batch_sizes_are_required() -> None:

@@ -94,6 +94,7 @@ class StepFootprint:
     `saved_fixed` and `saved_per_sample` give, for each backward pass (the generator's, the discriminators'), the
     bytes autograd keeps: `fixed + per_sample * batch`. Parameters are not counted there (they are in the state).
     `seconds`: one whole iteration at batch `seconds_batch` on `device`, as measured (one sample, not a median).
+    On CUDA, `peak_bytes` is the allocator's measured peak during that iteration, to hold against `memory_bytes`.
     """
 
     config: str
@@ -105,6 +106,8 @@ class StepFootprint:
     saved_per_sample: dict[str, float]
     seconds: float
     seconds_batch: int
+    # CUDA only: torch.cuda.max_memory_allocated during the timed step (None elsewhere)
+    peak_bytes: int | None = None
 
     @property
     def state_bytes(self) -> int:
@@ -193,16 +196,18 @@ def measure_step(
         counter = _SavedTensors(params)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()  # the second (larger) step is timed: the first one pays the warm-up
         with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
             step(batch, timer=counter)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         saved[b] = counter.totals()
     per_sample = {p: (saved[large][p] - saved[small][p]) / (large - small) for p in saved[small]}
     fixed = {p: saved[small][p] - per_sample[p] * small for p in saved[small]}
     trainable = sum(p.numel() for p in [*g_params, *discriminators.parameters()] if p.requires_grad)
     frozen = count_parameters(generator) - sum(p.numel() for p in g_params) + sum(p.numel() for p in embedder_params)
     return StepFootprint(cfg.name, str(device), module_parameters(cfg, num_ids), trainable, frozen, fixed, per_sample,
-                         seconds, large)
+                         seconds, large, peak)
