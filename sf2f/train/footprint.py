@@ -1,0 +1,213 @@
+"""What one training iteration costs: parameters, optimiser state, activation memory and seconds, from the real networks.
+
+Notebook 08 (scaling up) plans a GPU run with these numbers. Nothing here is a guess about a GPU: parameter counts come
+from the networks a config builds, activation memory from the tensors autograd actually keeps for the backward pass of
+one real :class:`~sf2f.train.step.TrainingStep` (measured at two small batch sizes and extended linearly, since every
+activation of these networks is proportional to the batch), and seconds from timing that step on the device at hand.
+
+The face embedder of the perceptual loss is built with random weights: FaceNet (InceptionResnetV1) for the paper
+configs, whose sizes and cost are those of the VGGFace2 file (needed for training, not for measuring), or the small
+trained embedder of the synthetic profiles. The real faces' perceptual targets are cached as the
+trainer caches them (``loss.perceptual_cache_mb``), so a step runs the embedder on the generated faces only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from facenet_pytorch import InceptionResnetV1
+from torch import Tensor
+
+from sf2f.config import ExperimentConfig
+from sf2f.losses import PerceptualLoss, multiscale_targets
+from sf2f.models import build_discriminators, build_generator, count_parameters
+from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
+from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
+from sf2f.train.step import TrainingStep
+
+__all__ = ["StepFootprint", "measure_step", "module_parameters", "synthetic_batch"]
+
+#: bytes per trainable fp32 parameter during training: the weight, its gradient, Adam's two moments
+TRAINABLE_BYTES = 16
+#: the step's phases, grouped by the backward pass that frees their saved tensors
+PASSES = {"g_forward": "generator", "g_losses": "generator", "perceptual": "generator", "d_steps": "discriminators"}
+
+
+def _face_embedder(cfg: ExperimentConfig) -> FaceEmbedder:
+    """The perceptual loss's face embedder with random weights, of the kind and size `cfg` trains with."""
+    settings = cfg.model.face_embedder
+    if settings.kind == "facenet":
+        return FaceNetEmbedder(InceptionResnetV1(pretrained=None))
+    return SmallFaceEmbedder(settings.input_size, settings.width)
+
+
+def module_parameters(cfg: ExperimentConfig, num_ids: int) -> dict[str, int]:
+    """Parameters of every network a run of `cfg` holds (built on the meta device: no memory, no time).
+
+    `num_ids` is the number of training identities, the width of each AC discriminator's identity head. The face
+    embedder (FaceNet in the paper configs) counts when the perceptual loss uses it; it is frozen.
+    """
+    with torch.device("meta"):
+        generator = build_generator(cfg)
+        discriminators = build_discriminators(cfg, num_ids)
+        embedder = _face_embedder(cfg) if cfg.loss.perceptual_weight > 0 else None
+    counts = {
+        "voice encoder": count_parameters(generator.encoder),
+        "fuser": count_parameters(generator.fuser) if generator.fuser is not None else 0,
+        "face decoder": count_parameters(generator.decoder),
+        "image discriminators": sum(count_parameters(d) for d in discriminators.image),
+        "AC discriminators": sum(count_parameters(d) for d in discriminators.ac),
+    }
+    counts["face embedder (frozen)"] = count_parameters(embedder) if embedder is not None else 0
+    return counts
+
+
+def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int = 0) -> dict[str, Tensor]:
+    """A collated batch of random tensors with the shapes `cfg` trains on: 125-frame crops for stage 1, stacks of
+    `data.max_segments` segments for the fuser stage (every segment real), faces at `data.image_size`."""
+    g = torch.Generator().manual_seed(seed)
+    n_mels, frames, size = cfg.data.audio.n_mels, cfg.data.segment_frames, cfg.data.image_size
+    out = {
+        "image": torch.randn(batch, 3, size, size, generator=g).clamp(-2, 2),
+        "label": torch.randint(0, num_ids, (batch,), generator=g),
+        "face_row": torch.arange(batch),
+        "flipped": torch.zeros(batch, dtype=torch.bool),
+    }
+    if cfg.model.fuser.enabled:
+        segments = cfg.data.max_segments
+        out["segments"] = torch.randn(batch, segments, n_mels, frames, generator=g)
+        out["mask"] = torch.ones(batch, segments, dtype=torch.bool)
+    else:
+        out["mel"] = torch.randn(batch, n_mels, frames, generator=g)
+    return out
+
+
+@dataclass(frozen=True)
+class StepFootprint:
+    """The cost of one training iteration of a config, per process.
+
+    `saved_fixed` and `saved_per_sample` give, for each backward pass (the generator's, the discriminators'), the
+    bytes autograd keeps: `fixed + per_sample * batch`. Parameters are not counted there (they are in the state).
+    `seconds`: one whole iteration at batch `seconds_batch` on `device`, as measured (one sample, not a median).
+    On CUDA, `peak_bytes` is the allocator's measured peak during that iteration, to hold against `memory_bytes`.
+    """
+
+    config: str
+    device: str
+    parameters: dict[str, int]
+    trainable: int
+    frozen: int
+    saved_fixed: dict[str, float]
+    saved_per_sample: dict[str, float]
+    seconds: float
+    seconds_batch: int
+    # CUDA only: torch.cuda.max_memory_allocated during the timed step (None elsewhere)
+    peak_bytes: int | None = None
+
+    @property
+    def state_bytes(self) -> int:
+        """fp32 weights, gradients and Adam moments of what trains, plus the weights of what is frozen."""
+        return TRAINABLE_BYTES * self.trainable + 4 * self.frozen
+
+    def activation_bytes(self, batch: int) -> float:
+        """The larger of the two passes' saved tensors at this per-process batch size (they are never alive
+        together: the generator's backward frees its tensors before the discriminators' forward)."""
+        return max(self.saved_fixed[p] + self.saved_per_sample[p] * batch for p in self.saved_per_sample)
+
+    def memory_bytes(self, batch: int) -> float:
+        """State plus activations: a lower bound on a device's peak memory (no CUDA context, no allocator slack, no
+        cuDNN workspace, no input batch)."""
+        return self.state_bytes + self.activation_bytes(batch)
+
+
+class _SavedTensors:
+    """Counts the distinct storages autograd saves for backward, by pass, leaving out the parameters'."""
+
+    def __init__(self, parameters: Sequence[Tensor]) -> None:
+        self.skip = {p.untyped_storage().data_ptr() for p in parameters}
+        self.phase = ""
+        self.storages: dict[str, dict[int, int]] = defaultdict(dict)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:  # the TrainingStep timer protocol: names the running phase
+        self.phase = phase
+        yield
+        self.phase = ""
+
+    def pack(self, tensor: Tensor) -> Tensor:
+        if self.phase in PASSES and tensor.device.type != "meta":
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in self.skip:
+                self.storages[PASSES[self.phase]][storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    def totals(self) -> dict[str, int]:
+        return {p: sum(self.storages[p].values()) for p in set(PASSES.values())}
+
+
+def measure_step(
+    cfg: ExperimentConfig,
+    batches: tuple[int, int] = (2, 3),
+    num_ids: int = 3200,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> StepFootprint:
+    """Run one real training iteration of `cfg` (at its own width) at each of two batch sizes on `device`, counting
+    what autograd saves, then time a second iteration. `num_ids`: training identities (about 3,200 on HQ-VoxCeleb,
+    reference §1.3). The fuser stage freezes all but the fuser, as the trainer does."""
+    small, large = batches
+    if not 2 <= small < large:
+        raise ValueError(f"batches must be two sizes with 2 <= first < second (BatchNorm needs 2), got {batches}")
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    generator = build_generator(cfg).to(device).train()
+    discriminators = build_discriminators(cfg, num_ids).to(device).train()
+    if cfg.optim.stage == "fuser":
+        g_params = generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
+    else:
+        g_params = list(generator.parameters())
+    perceptual, embedder_params = None, []
+    if cfg.loss.perceptual_weight > 0:
+        embedder = _face_embedder(cfg).to(device).freeze()
+        embedder_params = list(embedder.parameters())
+        loss = PerceptualLoss(embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
+        perceptual = PerceptualTargets(loss, generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
+
+    def adam(params):  # noqa: ANN001, ANN202
+        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+    d_optimizers = [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
+    step = TrainingStep(cfg, generator, discriminators, generator, DiscriminatorObjective(discriminators, cfg.loss),
+                        adam(g_params), d_optimizers, perceptual)
+    params = [*generator.parameters(), *discriminators.parameters(), *embedder_params]
+    saved: dict[int, dict[str, int]] = {}
+    for b in batches:
+        batch = synthetic_batch(cfg, b, num_ids, seed)
+        if perceptual is not None:  # the trainer fills this cache before training
+            with torch.no_grad():
+                reals = multiscale_targets(batch["image"].to(device), generator.image_sizes)
+                for cache, real in zip(perceptual.caches, reals):
+                    cache.put((batch["face_row"] * 2).tolist(), perceptual.loss.target_features(real))
+        counter = _SavedTensors(params)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()  # the second (larger) step is timed: the first one pays the warm-up
+        with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
+            step(batch, timer=counter)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        saved[b] = counter.totals()
+    per_sample = {p: (saved[large][p] - saved[small][p]) / (large - small) for p in saved[small]}
+    fixed = {p: saved[small][p] - per_sample[p] * small for p in saved[small]}
+    trainable = sum(p.numel() for p in [*g_params, *discriminators.parameters()] if p.requires_grad)
+    frozen = count_parameters(generator) - sum(p.numel() for p in g_params) + sum(p.numel() for p in embedder_params)
+    return StepFootprint(cfg.name, str(device), module_parameters(cfg, num_ids), trainable, frozen, fixed, per_sample,
+                         seconds, large, peak)
