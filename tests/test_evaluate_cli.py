@@ -19,14 +19,11 @@ from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
 from sf2f.train.face_embedder import ensure_face_embedder
 from sf2f.train.runs import train_or_load
+from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 
+# the pipeline tests' small synthetic world (6 test identities), trained briefly
 OVERRIDES = [
-    "data.synthetic.identities=60",
-    "data.synthetic.utterances=2",
-    "data.synthetic.faces=2",
-    "eval.recall_group_size=3",
-    "eval.recall_groups=2",
-    "eval.recall_ks=[1,2,5]",
+    *SMALL_WORLD,
     "model.face_embedder.width=4",
     "model.face_embedder.epochs=2",
     "optim.epochs=1",
