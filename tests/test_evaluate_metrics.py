@@ -193,6 +193,7 @@ def test_results_table_orders_columns_and_adds_the_papers_vfs(tmp_path: Path) ->
     csv, md = write_results(table, tmp_path, notes=["a note"])
     text = md.read_text()
     assert "| model" in text and "19.490" in text and "- a note" in text and PAPER_NOTE in text
+    assert "nan" not in text  # missing values are blank cells
     assert csv.read_text().splitlines()[0].startswith("model,config,mode,kind")
 
 
