@@ -372,7 +372,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
                    help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
     p.add_argument("--profile", default=None,
-                   help="take the evaluation protocol and default data from this profile (default: the checkpoint's)")
+                   help="the evaluation protocol (recall groups, K, seed) of this profile (default: the checkpoint's)")
     p.add_argument("--data", default="",
                    help="prepared folder or dataset root (default: the data the first run trained on)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate")

@@ -43,7 +43,7 @@ from sf2f.train.face_embedder import resolve_face_embedder
 from sf2f.train.runs import load_generator
 from sf2f.weights import WeightsError
 
-__all__ = ["LoadedModel", "evaluate_checkpoints", "evaluation_data", "load_models", "split_evaluator"]
+__all__ = ["LoadedModel", "check_fits", "evaluate_checkpoints", "evaluation_data", "load_models", "split_evaluator"]
 
 
 @dataclasses.dataclass
@@ -170,14 +170,17 @@ def evaluate_checkpoints(
 ) -> pd.DataFrame:
     """The results table of trained checkpoints on a split (`table.attrs["notes"]`: skipped metrics and caveats).
 
-    The protocol (recall groups and K, seeds) is the first checkpoint's, or the `profile`'s for its config.
+    The protocol (`eval`: recall groups and K, seed) is the first checkpoint's, or that of its config under
+    `profile`; the face embedder and the data settings are the first checkpoint's.
     """
     unknown = sorted(set(modes) - set(PROBE_MODES))
     if unknown:
         raise ValueError(f"unknown probe mode(s) {unknown} (known: {', '.join(PROBE_MODES)})")
     models = load_models(sources)
     first = models[0]
-    cfg = load_config(first.cfg.name, profile=profile) if profile else first.cfg
+    cfg = first.cfg
+    if profile:
+        cfg = dataclasses.replace(cfg, eval=load_config(cfg.name, profile=profile).eval)
     prepared_dir, dataset_root = evaluation_data(cfg, data, first.source)
     prepared = PreparedData(prepared_dir)
     for model in models:
