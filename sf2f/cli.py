@@ -334,12 +334,11 @@ def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from sf2f.evaluate.probes import PROBE_MODES
     from sf2f.evaluate.report import write_results
     from sf2f.evaluate.runs import evaluate_checkpoints
     from sf2f.paths import RUNS_DIR, resolve
     from sf2f.runtime import select_device
-
-    from sf2f.evaluate.probes import PROBE_MODES
 
     table = evaluate_checkpoints(args.checkpoint, args.data or None, args.split, args.probe_modes or PROBE_MODES,
                                  profile=args.profile, device=select_device(args.device))
