@@ -331,6 +331,57 @@ def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_train_face_embedder)
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from sf2f.evaluate.probes import PROBE_MODES
+    from sf2f.evaluate.report import write_results
+    from sf2f.evaluate.runs import evaluate_checkpoints
+    from sf2f.paths import RUNS_DIR, resolve
+    from sf2f.runtime import select_device
+
+    table = evaluate_checkpoints(args.checkpoint, args.data or None, args.split, args.probe_modes or PROBE_MODES,
+                                 profile=args.profile, device=select_device(args.device))
+    out = resolve(args.out) if args.out else RUNS_DIR / f"evaluation-{datetime.now():%Y%m%d-%H%M%S}"
+    csv_path, md_path = write_results(table, out, notes=table.attrs["notes"])
+    print(md_path.read_text(encoding="utf-8"), end="")
+    print(f"wrote {csv_path} and {md_path}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
+        description=(
+            "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared "
+            "dataset with the metrics of reference section 4 and those the paper lacked: one row per model and "
+            "probe mode, then chance, the ground-truth-faces upper bound, the mean-face lower bound and the paper's "
+            "numbers where they exist. Deterministic: the same command gives the same numbers."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser\n"
+            "  python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val --out eval/s1\n"
+            "  python -m sf2f evaluate --checkpoint runs/s1 --data data/prepared/synthetic-masked-64 "
+            "--probe-modes naive"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
+                   help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
+    p.add_argument("--profile", default=None,
+                   help="the evaluation protocol (recall groups, K, seed) of this profile (default: the checkpoint's)")
+    p.add_argument("--data", default="",
+                   help="prepared folder or dataset root (default: the data the first run trained on)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate")
+    p.add_argument("--out", default="", help="output folder (default: runs/evaluation-<timestamp>)")
+    p.add_argument("--probe-modes", nargs="+", default=[], metavar="MODE",
+                   help="naive, average_facenet_embedding and/or average_voice_embedding (default: all three)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
@@ -338,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python -m sf2f <command> --help` for a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for add in (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder, _add_info):
+    commands = (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
+                _add_evaluate, _add_info)
+    for add in commands:
         add(sub)
     return parser
 

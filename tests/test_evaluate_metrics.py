@@ -193,4 +193,15 @@ def test_results_table_orders_columns_and_adds_the_papers_vfs(tmp_path: Path) ->
     csv, md = write_results(table, tmp_path, notes=["a note"])
     text = md.read_text()
     assert "| model" in text and "19.490" in text and "- a note" in text and PAPER_NOTE in text
+    assert "nan" not in text  # missing values are blank cells
     assert csv.read_text().splitlines()[0].startswith("model,config,mode,kind")
+
+
+def test_fid_from_few_rows_equals_the_full_eigendecomposition() -> None:
+    # fewer generated rows than dimensions take the n x n route; it must equal the d x d computation
+    rng = np.random.default_rng(2)
+    real, generated = rng.normal(size=(40, 30)), rng.normal(size=(12, 30)) @ rng.normal(size=(30, 30)) + 0.5
+    full = frechet_distance(*feature_statistics(real), *feature_statistics(generated))
+    assert fid_from_features(real, generated) == pytest.approx(full, rel=1e-7)
+    assert full == pytest.approx(frechet_distance(*feature_statistics(real), *feature_statistics(generated),
+                                                  method="sqrtm"), rel=1e-6)

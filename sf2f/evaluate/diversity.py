@@ -76,9 +76,9 @@ def load_lpips(
 
     Raises WeightsError with the link when the file is missing or is not AlexNet, ImportError without `lpips`.
     """
-    import lpips
-
     file = locate(entry, path)
+    import lpips  # after the weights are found: importing it imports torchvision, seconds for a skipped metric
+
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError) as exc:

@@ -99,6 +99,8 @@ class SplitEvaluator:
         self.box = tuple(cfg.eval.vgg_box)
         self.norm = cfg.data.image_norm
         self.notes: list[str] = []
+        # the probe sets of every evaluated (model, mode): figures (faces side by side, recall curves) reuse them
+        self.probes: dict[tuple[str, str], ProbeSet] = {}
         self.lpips: LpipsDistance | None = None
         if isinstance(lpips, str):
             self.notes.append(lpips)
@@ -165,7 +167,9 @@ class SplitEvaluator:
     def evaluate(
         self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES, config: str | None = None
     ) -> list[dict[str, Any]]:
-        """One row per probe mode for `generator` (put in eval mode meanwhile; its train flag comes back after)."""
+        """One row per probe mode for `generator` (put in eval mode meanwhile; its train flag comes back after).
+
+        The probe sets stay in `self.probes[model, mode]`."""
         config = self.cfg.name if config is None else config
         diversity: dict[str, float] = {}
         if self.lpips is not None:
@@ -177,6 +181,7 @@ class SplitEvaluator:
             probes = make_probes(
                 generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed, self.box, self.batch_size
             )
+            self.probes[model, mode] = probes
             row = {"model": model, "config": config, "mode": mode, "kind": "model"}
             rows.append({**row, **self.score_probes(probes), **diversity})
         return rows

@@ -95,8 +95,21 @@ def frechet_distance(
 
 
 def fid_from_features(real: Tensor | np.ndarray, generated: Tensor | np.ndarray) -> float:
-    """FID between two sets of feature rows."""
-    return frechet_distance(*feature_statistics(real), *feature_statistics(generated))
+    """FID between two sets of feature rows.
+
+    With fewer generated rows n than dimensions d (one face per test identity against 512 or 2048 dimensions), the
+    trace term comes from an n x n matrix: S_g = A^T A with A the centred rows over sqrt(n - 1), and the non-zero
+    eigenvalues of S_r^(1/2) A^T A S_r^(1/2) are those of A S_r A^T. Exact, and no d x d eigendecomposition.
+    """
+    mu1, sigma1 = feature_statistics(real)
+    x = np.asarray(generated, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] >= x.shape[1]:
+        return frechet_distance(mu1, sigma1, *feature_statistics(generated))
+    mu2, _ = feature_statistics(x)
+    a = (x - mu2) / np.sqrt(x.shape[0] - 1)
+    trace_term = float(np.sqrt(np.clip(np.linalg.eigvalsh(a @ sigma1 @ a.T), 0.0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.sum(a * a) - 2.0 * trace_term)
 
 
 # the order in which torchvision's Inception v3 runs its blocks up to pool_3 (what pytorch-fid's block 3 returns)

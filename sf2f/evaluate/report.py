@@ -85,7 +85,12 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     table.to_csv(csv_path, index=False)
-    shown = table.dropna(axis=1, how="all")
+    present = table.dropna(axis=1, how="all")
+    # tabulate leaves only None blank (a NaN prints as "nan")
+    shown = present.astype(object).where(present.notna(), None)
+    if "identities" in shown:
+        counts = [None if v is None else int(v) for v in shown["identities"]]
+        shown["identities"] = pd.Series(counts, index=shown.index, dtype=object)
     lines = [shown.to_markdown(index=False, floatfmt=".3f", missingval="")]
     lines += ["", *[f"- {n}" for n in dict.fromkeys([*notes, PAPER_NOTE])]]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
