@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import soundfile
@@ -205,3 +206,20 @@ def test_infer_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> Non
         build_parser().parse_args(["infer", "--help"])
     assert exit_info.value.code == 0
     assert "python -m sf2f infer" in capsys.readouterr().out
+
+
+def test_demo_figures_show_the_attention_only_for_a_fuser(fuser, singles, checkpoints: dict[str, Path]) -> None:
+    from sf2f.demo import face_figure, morph_figure, widgets_available
+
+    _, cfg = fuser
+    real = np.zeros((cfg.data.image_size, cfg.data.image_size, 3), dtype=np.uint8)
+    with_fuser = face_figure(singles[0], real)
+    # real, generated, attention heat map (+ its colour bar), share per window
+    assert [ax.get_title() for ax in with_fuser.axes][:2] == ["real face", "generated (attention fusion)"]
+    assert len(with_fuser.axes) == 5
+    generator, cfg1 = load_generator(checkpoints["sf2f_1st_stage"])
+    assert len(face_figure(generate_face(generator, cfg1, [SPEECH_A])).axes) == 1
+    morph = morph_figure(torch.zeros(3, 3, 8, 8), [0.0, 0.5, 1.0], ("a", "b"))
+    assert [ax.get_title() for ax in morph.axes] == ["t = 0.00", "t = 0.50", "t = 1.00"]
+    assert not widgets_available()  # no Jupyter kernel under pytest: the notebook draws static figures only
+    plt.close("all")
