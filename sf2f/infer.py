@@ -88,6 +88,7 @@ class SpeechSegments:
 
 
 def _windows(utterance: Utterance, data: DataConfig, stats: MelStats | None) -> tuple[list[Tensor], bool]:
+    """The normalised windows of one file, and whether it gave a single padded one (speech shorter than a window)."""
     mel = normalize_mel(utterance.mel, data.audio, stats)
     windows = cut_segments([mel], data.segment_frames, data.segment_stride, max_segments=mel.shape[1])
     if windows:
@@ -110,9 +111,11 @@ def speech_segments(
     if not paths:
         raise ValueError("give at least one audio file")
     results = extract_log_mels(list(paths), data.audio)
-    errors = [r for r in results if isinstance(r, AudioError)]
+    errors = []
     for r in results:
-        if isinstance(r, Utterance) and r.voiced_seconds < MIN_SPEECH_SECONDS:
+        if isinstance(r, AudioError):
+            errors.append(r)
+        elif r.voiced_seconds < MIN_SPEECH_SECONDS:
             errors.append(AudioError(r.path, f"too short: {r.voiced_seconds:.2f} s of speech (of {r.seconds:.2f} s), "
                                              f"at least {MIN_SPEECH_SECONDS:g} s needed"))
     if errors:

@@ -24,6 +24,7 @@ from sf2f.cli import build_parser, main
 from sf2f.config import config_to_dict, load_config
 from sf2f.infer import FaceFromVoice, NoUsableSpeechError, generate_face, interpolate_faces, speech_segments
 from sf2f.models import build_generator
+from sf2f.models.inference import optimize_for_inference
 from sf2f.train.checkpoints import save_checkpoint
 from sf2f.train.runs import load_generator
 from sf2f.train.trainer import CHECKPOINT_FORMAT
@@ -107,6 +108,13 @@ def test_any_rate_and_channel_count_gives_the_same_windows(fuser, singles, tmp_p
         assert len(face.speech) == len(original.speech)
         # the same speech, slightly changed by the round trip: the voice embedding barely moves
         assert F.cosine_similarity(face.embedding, original.embedding, dim=0) > 0.95
+
+
+def test_the_faster_inference_copy_gives_the_same_face(fuser, singles) -> None:
+    generator, cfg = fuser
+    face = generate_face(optimize_for_inference(generator), cfg, [SPEECH_A])
+    torch.testing.assert_close(face.embedding, singles[0].embedding, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(face.images[0], singles[0].images[0], atol=1e-4, rtol=1e-3)
 
 
 def test_a_128_model_writes_every_scale_and_a_summary(checkpoints: dict[str, Path], tmp_path: Path) -> None:
