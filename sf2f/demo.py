@@ -51,9 +51,10 @@ def face_figure(face: FaceFromVoice, real: np.ndarray | None = None, title: str 
     """The real face (uint8 (H, W, 3), when known), the generated one, and for a fuser model its attention over the
     windows: the (N, N) weights, with lines between files, and the share of the fused mix each window provides."""
     panels = (real is not None) + 1 + 2 * (face.attention is not None)
+    # the bar chart of window weights gets more room than the square panels
+    ratios = [1] * (panels - 1) + [1.6] if face.attention is not None else None
     fig, axes = plt.subplots(1, panels, figsize=(3.0 * panels + 1.0, 3.2), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * (panels - 1) + [1.6] if face.attention is not None
-                                          else None})
+                             gridspec_kw={"width_ratios": ratios})
     axes = list(axes[0])
     if real is not None:
         _show(axes.pop(0), real, "real face")
@@ -80,7 +81,9 @@ def face_figure(face: FaceFromVoice, real: np.ndarray | None = None, title: str 
     return fig
 
 
-def morph_figure(images: Tensor, weights: Sequence[float], names: tuple[str, str], image_norm: str = "imagenet") -> Figure:
+def morph_figure(
+    images: Tensor, weights: Sequence[float], names: tuple[str, str], image_norm: str = "imagenet"
+) -> Figure:
     """A row of faces decoded along the way from one voice embedding to another, (T, 3, H, W) for weights t."""
     pixels = denormalize_images(images, image_norm).permute(0, 2, 3, 1).numpy()
     fig, axes = plt.subplots(1, len(weights), figsize=(1.9 * len(weights), 2.4), squeeze=False)
