@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from sf2f.data.cache import PreparedSplit
@@ -75,6 +76,8 @@ def face_figure(face: FaceFromVoice, real: np.ndarray | None = None, title: str 
         bars.axhline(1 / n, color="grey", ls="--", lw=1, label="uniform 1/N")
         bars.set(title="share of the fused mix (colour = file)", xlabel="window", ylabel="weight")
         bars.legend(fontsize=8)
+        for axis in (heat.xaxis, heat.yaxis, bars.xaxis):
+            axis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
