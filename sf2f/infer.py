@@ -11,9 +11,12 @@ of speech gives one window, right-padded with the normalised zero as the trainin
 * a generator **with the attention fuser** (SF2F's second stage) encodes every window and fuses them all in one
   (1, N, D) stack with a mask of real windows (§2.2, §4.6). Unlike the training and evaluation loaders it does not
   stop at 20 windows (§1.6): every second of speech a user gives is heard;
-* a generator **without a fuser** (stage 1, voice2face) averages the windows' encoder embeddings, without
-  re-normalising them: the original's `average_voice_embedding` probe mode (§4.2), its way of giving a stage-1 model
-  several segments.
+* a generator **without a fuser** (stage 1, voice2face) averages the windows' encoder embeddings, the original's
+  `average_voice_embedding` probe mode (§4.2), its way of giving a stage-1 model several segments. The original does
+  not re-normalise the mean; here it is scaled back to unit length when the encoder L2-normalises its embeddings
+  (§2.1), since the decoder only ever saw unit vectors: the mean of windows that disagree is shorter (about 0.7 for
+  a demo-profile speaker's 20 windows) and decodes to a smaller, fainter face. `renormalize_mean=False` gives the
+  original's mean.
 
 :func:`interpolate_faces` decodes points on the way from one voice embedding to another (the slider of notebook 07).
 For speed on many files, :func:`sf2f.models.inference.optimize_for_inference` gives an equivalent faster generator
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -199,6 +203,7 @@ def generate_face(
     cfg: ExperimentConfig,
     paths: Sequence[str | Path],
     stats: MelStats | None = None,
+    renormalize_mean: bool = True,
 ) -> FaceFromVoice:
     """One face from the speech in `paths`, fused over all their windows (see the module docstring).
 
@@ -216,6 +221,8 @@ def generate_face(
     else:
         per_segment = generator.encoder(segments)
         embedding, attention, fusion = per_segment.mean(dim=0, keepdim=True), None, "mean"
+        if renormalize_mean and cfg.model.encoder.normalize_embedding:
+            embedding = F.normalize(embedding, dim=1)
     images = tuple(img[0].float().cpu() for img in generator.decode(embedding))
     return FaceFromVoice(images, embedding[0].float().cpu(), per_segment.float().cpu(), attention, speech, fusion,
                          cfg.data.image_norm)
