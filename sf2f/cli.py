@@ -382,6 +382,53 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_evaluate)
 
 
+def _cmd_infer(args: argparse.Namespace) -> int:
+    import json
+
+    from sf2f.audio import MelStats
+    from sf2f.infer import generate_face
+    from sf2f.paths import resolve
+    from sf2f.runtime import select_device
+    from sf2f.train.runs import load_generator
+
+    checkpoint = resolve(args.checkpoint)
+    generator, cfg = load_generator(checkpoint, args.which)
+    stats = MelStats(**json.loads(resolve(args.mel_stats).read_text())) if args.mel_stats else None
+    face = generate_face(generator.to(select_device(args.device)), cfg, [resolve(w) for w in args.wav], stats)
+    written = face.save(resolve(args.out), info={"checkpoint": str(checkpoint), "which": args.which})
+    print(f"{len(face.speech)} segment(s) of {len(face.speech.files)} file(s), fused by {face.fusion}:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def _add_infer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer",
+        help="a face from speech files with a trained generator",
+        description=(
+            "Generate a face from one or more recordings (wav, flac, ogg, m4a; any sample rate and channel count; "
+            "at least one second of speech each). The speech is cut into 1.25 s windows with the checkpoint's audio "
+            "settings; a fuser model fuses all windows of all files with its attention, a stage-1 model averages "
+            "their embeddings. Writes face_<size>.png per output scale and face.json (files and windows used)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f infer --checkpoint runs/course/demo/sf2f_fuser --wav me.wav --out faces/me\n"
+            "  python -m sf2f infer --checkpoint runs/s2/checkpoints/best_recall_at_5.pt --wav a.flac b.wav --out out"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint file (.pt)")
+    p.add_argument("--which", default="latest", help="checkpoint of a run folder: latest or best_<metric>")
+    p.add_argument("--wav", nargs="+", required=True, metavar="AUDIO", help="one or more speech recordings")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    p.add_argument("--mel-stats", default="", metavar="JSON",
+                   help="stats.json of the prepared training data (only for audio.mel_norm: dataset)")
+    p.set_defaults(handler=_cmd_infer)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
@@ -390,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     commands = (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
-                _add_evaluate, _add_info)
+                _add_evaluate, _add_infer, _add_info)
     for add in commands:
         add(sub)
     return parser
