@@ -95,17 +95,19 @@ def webrtcvad_calls(frames: list[list[bytes]], rate: int = 16000) -> None:
             _webrtcvad.process(handle, rate, f, len(f) // 2)
 
 
-def voiced_frames(voiced: list[np.ndarray], cfg: AudioConfig) -> torch.Tensor:
-    """The (pre-emphasis left out) 25 ms frames of all voiced signals laid end to end, as a strided view."""
-    return torch.from_numpy(np.concatenate(voiced).astype(np.float32)).unfold(0, 400, 160)
+def voiced_frames(voiced: list[np.ndarray]) -> torch.Tensor:
+    """The (pre-emphasis left out) 25 ms frames of all voiced signals laid end to end, zero-padded to 512 samples in
+    one contiguous (frames, 512) array, as sf2f.audio hands them to the FFT."""
+    frames = torch.from_numpy(np.concatenate(voiced).astype(np.float32)).unfold(0, 400, 160)
+    return torch.nn.functional.pad(frames, (0, 112))
 
 
-def reads_and_ffts(paths: list[Path], frames: torch.Tensor, chunk: int = 512) -> None:
-    """The files' bytes read, and the 512-point FFTs of the frames as sf2f.audio computes them."""
+def reads_and_ffts(paths: list[Path], frames: torch.Tensor) -> None:
+    """The files' bytes read, and the 512-point FFTs of the frames in chunks as sf2f.audio computes them."""
     for path in paths:
         path.read_bytes()
-    for c in range(0, len(frames), chunk):
-        torch.fft.rfft(frames[c : c + chunk], n=512)
+    for c in range(0, len(frames), audio._CHUNK_FRAMES):
+        torch.fft.rfft(frames[c : c + audio._CHUNK_FRAMES])
 
 
 def run(repeats: int = 10) -> list[Comparison]:
@@ -129,7 +131,7 @@ def _run(repeats: int) -> list[Comparison]:
         (tmp_path / "original").mkdir()
         waves = [audio.load_audio(p).samples for p in paths]
         voiced = [original_audio.vad(w) for w in waves]
-        frames, spectra = vad_frames(waves), voiced_frames(voiced, cfg)
+        frames, spectra = vad_frames(waves), voiced_frames(voiced)
 
         def ours() -> None:
             sf2f_pipeline(paths, tmp_path / "ours", cfg)
