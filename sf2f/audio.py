@@ -590,8 +590,8 @@ def extract_log_mels(
     def flush() -> None:
         for (slot, voiced, decoded), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
             seconds = len(voiced) / cfg.sample_rate
-            # a copy of its rows (not a view that pins the whole batch), still time-major
-            results[slot] = Utterance(str(paths[slot]), mel.T.clone().T, decoded.seconds, seconds, decoded.notes)
+            # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
+            results[slot] = Utterance(str(paths[slot]), mel, decoded.seconds, seconds, decoded.notes)
         pending.clear()
 
     waiting = 0
@@ -646,12 +646,13 @@ def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = 
     `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
     of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
     """
+    # (one new tensor, divided in place: the same two roundings as (mel - mean) / std)
     if cfg.mel_norm == "global":
-        return (mel - cfg.mel_mean) / cfg.mel_std
+        return torch.sub(mel, cfg.mel_mean).div_(cfg.mel_std)
     if cfg.mel_norm == "dataset":
         if stats is None:
             raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
-        return (mel - stats.mean) / stats.std
+        return torch.sub(mel, stats.mean).div_(stats.std)
     eps = float(np.finfo(np.float32).eps)
     return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, unbiased=False, keepdim=True) + eps)
 
