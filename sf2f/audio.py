@@ -524,22 +524,23 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     samples = torch.from_numpy(buffer)
     frames = samples[1:].unfold(0, win, hop)[:n_frames]
     previous = samples[:-1].unfold(0, win, hop)[:n_frames]
-    # pre-emphasis x[i] - c x[i-1] of the whole signal, first sample kept (python_speech_features.sigproc.preemphasis),
-    # computed frame by frame: the zero before each signal keeps its first sample. The sample after a signal's end is
+    # pre-emphasis x[i] - c x[i-1] of the whole signal, first sample kept (§1.4 step 3: python_speech_features'
+    # sigproc.preemphasis), computed frame by frame: the zero before each signal keeps its first sample. The sample after a signal's end is
     # zero padding in python_speech_features, but here -c times the signal's last sample: it is zeroed in the frames
     # that reach it.
     width = max(win, cfg.n_fft)
     after_ends = _samples_after_ends(starts, lengths, n_frames, win, hop, width)
     chunk_starts = range(0, n_frames, _CHUNK_FRAMES)
     bounds = np.searchsorted(after_ends, [c * width for c in chunk_starts] + [n_frames * width]).tolist()
-    workspace = torch.zeros(_CHUNK_FRAMES, width, dtype=torch_dtype)
+    workspace = torch.zeros(min(_CHUNK_FRAMES, n_frames), width, dtype=torch_dtype)
     flat = workspace.numpy().reshape(-1)  # (numpy indexing costs a few microseconds a call, torch's tens)
     energies = torch.empty(n_frames, cfg.n_mels, dtype=torch_dtype)
     for k, c in enumerate(chunk_starts):
-        chunk = workspace[: min(_CHUNK_FRAMES, n_frames - c)]
-        torch.add(frames[c : c + len(chunk)], previous[c : c + len(chunk)], alpha=-cfg.preemphasis, out=chunk[:, :win])
+        stop = min(c + _CHUNK_FRAMES, n_frames)
+        chunk = workspace[: stop - c]
+        torch.add(frames[c:stop], previous[c:stop], alpha=-cfg.preemphasis, out=chunk[:, :win])
         flat[after_ends[bounds[k] : bounds[k + 1]] - c * width] = 0
-        _energies_into(chunk, energies[c : c + len(chunk)], cfg.n_fft, ops)
+        _energies_into(chunk, energies[c:stop], cfg.n_fft, ops)
     if cfg.log_floor_mode == "replace_zeros":
         if energies.min() == 0:  # only digitally silent frames have any
             energies.masked_fill_(energies == 0, cfg.log_floor)
