@@ -6,9 +6,10 @@ The pipeline for one utterance is:
    only input the original accepts. Its samples stay on the int16 scale, never scaled to [-1, 1] (§1.4 step 1).
 2. :func:`voice_activity`: the original's VAD, webrtcvad decisions on 30 ms frames run through the ring-buffer state
    machine (§1.4 step 2); :meth:`VadResult.apply` keeps the voiced frames.
-3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed with torch on all frames of all
-   utterances of a batch at once. ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is
-   within 1e-3 (float32 rounding of the power spectrum, amplified by the log in near-silent bins).
+3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed on all frames of all utterances
+   of a batch at once: a numba kernel frames them, torch does the FFTs and the filterbank product.
+   ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding
+   of the power spectrum, amplified by the log in near-silent bins).
 4. :func:`normalize_mel`: the original's global scalar (10.9915, 3.1661), statistics measured on the training split,
    or per-utterance mean/variance per bin (voice2face).
 
@@ -24,11 +25,12 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numba
 import numpy as np
 import soundfile
 import torch
@@ -427,36 +429,82 @@ def _win_hop(cfg: AudioConfig) -> tuple[int, int]:
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
 # frames per FFT call: big enough to amortise per-call costs (mostly the filterbank band products: 1024 measured about
 # 1.5 ms faster than 512 on 225 s of speech, benchmarks/bench_audio.py), small enough that the workspace and spectrum
-# stay in the CPU cache between the pre-emphasis, the FFT, the squaring and the filterbank product
+# stay in the CPU cache between the framing kernel, the FFT, the squaring and the filterbank product
 _CHUNK_FRAMES = 1024
+
+
+def _compiled(function: Callable) -> Callable:
+    """`function` compiled by numba (on its first call), cached on disk next to this module, or in the user's cache
+    folder when the install is read-only; where neither can be written, compiled again in each process (about 0.3 s).
+    """
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(function)
+
+
+def _emphasised_frames_kernel(
+    samples: np.ndarray,
+    frame_starts: np.ndarray,
+    signal_starts: np.ndarray,
+    signal_ends: np.ndarray,
+    coefficient: float,
+    window: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Row f of `out` = `window` * the pre-emphasised samples[frame_starts[f]:][:len(window)]; the rest of the row,
+    up to the FFT length, stays zero.
+
+    Pre-emphasis is python_speech_features' sigproc.preemphasis (§1.4 step 3) of each whole signal: x[i] - c x[i-1],
+    the signal's first sample kept, computed in float64 from the int16 samples as numpy computes it. Samples past the
+    signal's end are zero, as python_speech_features pads the last frame after pre-emphasis.
+
+    One compiled pass from the int16 samples to the FFT's input: numpy or torch would make three (int16 to float, the
+    pre-emphasis, a fix-up of the frames that reach past a signal's end), each over the whole workspace.
+    """
+    win = len(window)
+    for f in range(out.shape[0]):
+        start = frame_starts[f]
+        stop = min(win, signal_ends[f] - start)
+        row = out[f]
+        x = samples[start : start + stop]
+        previous = np.float64(samples[start - 1]) if start > signal_starts[f] else 0.0
+        for i in range(stop):
+            current = np.float64(x[i])
+            row[i] = (current - coefficient * previous) * window[i]
+            previous = current
+        row[stop:win] = 0.0
+
+
+_emphasised_frames = _compiled(_emphasised_frames_kernel)
+
 # filters per filterbank band: each band multiplies only the FFT bins its filters cover (a dense product would be
 # 90% multiplications by zero: the triangles are narrow); smaller bands cost more in per-call overhead than they save
 _BAND_FILTERS = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class _FeatureOps:
-    """The constant tensors of one feature config.
+    """The constant arrays of one feature config: the analysis window (all ones for python_speech_features'
+    rectangular one, which multiplies by ones too), and the filterbank split into bands of filters, each with the
+    range of rows of the power spectrum it needs. The power spectrum is laid out as torch.view_as_real gives it (real
+    and imaginary parts interleaved, squared), so each band's weights repeat every filterbank row twice; they carry
+    the 1 / n_fft power scale too."""
 
-    `bands` split the filterbank into groups of filters, each with the range of rows of the power spectrum it needs.
-    The power spectrum is laid out as torch.view_as_real gives it (real and imaginary parts interleaved, squared), so
-    each band's weights repeat every filterbank row twice; they carry the 1 / n_fft power scale too.
-    """
-
-    window: torch.Tensor | None
+    window: np.ndarray
     bands: list[tuple[int, int, int, int, torch.Tensor]]
 
 
 _OPS_CACHE: dict[tuple, _FeatureOps] = {}
 
 
-def _ops(cfg: AudioConfig, dtype: torch.dtype) -> _FeatureOps:
+def _ops(cfg: AudioConfig, dtype: type) -> _FeatureOps:
     # all AudioConfig fields are scalars: its field values identify it (dataclasses.asdict took 60 us a call)
     key = (tuple(vars(cfg).items()), dtype)
     if key not in _OPS_CACHE:
         win, _ = _win_hop(cfg)
         # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
-        window = None if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win)).to(dtype)
+        window = np.ones(win) if cfg.window == "rectangular" else np.hamming(win)
         scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
         weights = np.repeat(mel_filterbank(cfg) * scale, 2, axis=0)
         bands = []
@@ -464,15 +512,14 @@ def _ops(cfg: AudioConfig, dtype: torch.dtype) -> _FeatureOps:
             m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
             rows = np.flatnonzero(weights[:, m0:m1].any(axis=1))
             r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1])).to(dtype)))
-        _OPS_CACHE[key] = _FeatureOps(window, bands)
+            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1], dtype=dtype))))
+        _OPS_CACHE[key] = _FeatureOps(window.astype(dtype), bands)
     return _OPS_CACHE[key]
 
 
 def _energies_into(frames: torch.Tensor, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
-    """Filterbank energies of F pre-emphasised frames (F, max(window, n_fft), zero beyond the window) into `out`."""
-    if ops.window is not None:
-        frames[:, : len(ops.window)].mul_(ops.window)
+    """Filterbank energies of F windowed, pre-emphasised frames (F, max(window, n_fft), zero beyond the window) into
+    `out`."""
     # the frames come zero-padded to n_fft, contiguous: rfft then neither pads nor copies them first
     spectrum = torch.fft.rfft(frames, n=n_fft)
     # |X|^2 as re^2 and im^2 side by side: one contiguous in-place pass; the doubled filterbank rows add them up
@@ -481,73 +528,49 @@ def _energies_into(frames: torch.Tensor, out: torch.Tensor, n_fft: int, ops: _Fe
         torch.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
 
 
-def _samples_after_ends(
-    starts: list[int], lengths: list[int], n_frames: int, win: int, hop: int, row: int
-) -> np.ndarray:
-    """Where the sample just after each signal's end lies in the frames that reach it, as sorted flat indices
-    frame * row + column into rows of `row` values, one frame each (the buffer of :func:`log_mel_batch`)."""
-    ends = np.asarray(starts[:-1]) * hop + np.asarray(lengths)
-    frames = ends[:, None] // hop - np.arange(-(-win // hop))  # the last frames that start at or before the end
-    columns = ends[:, None] - frames * hop
-    inside = (frames >= 0) & (frames < n_frames) & (columns < win)
-    return np.sort(frames[inside] * row + columns[inside])
-
-
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
     """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
 
-    The signals are laid end to end in one buffer, each padded with zeros to a whole number of hops plus the window
-    overhang, so that one strided view frames them all (a few frames straddling two signals are computed and dropped).
-    Chunks of frames are pre-emphasised straight into a zero-padded workspace, then go through the FFT and the
-    filterbank product into one time-major (frames, n_mels) array, the layout the cache stores. Each result is a
-    transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64 reproduces python_speech_features
-    to about 1e-12, float32 to about 1e-4.
+    The signals are laid end to end and their frames numbered in one sequence. Chunks of frames are pre-emphasised
+    and windowed by a compiled kernel straight from the int16 samples into a zero-padded workspace, then go through
+    torch's FFT and the filterbank product into one time-major (frames, n_mels) array, the layout the cache stores.
+    Each result is a transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64 reproduces
+    python_speech_features to about 1e-12, float32 to about 1e-4.
     """
     if any(len(s) == 0 for s in signals):
         raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
     if not signals:
         return []
     np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
-    ops = _ops(cfg, torch_dtype)
+    ops = _ops(cfg, np_dtype)
     win, hop = _win_hop(cfg)
-    lengths = [len(s) for s in signals]
-    counts = [frame_count(n, cfg) for n in lengths]
-    # signal k takes counts[k] + gap frame slots, so that its last frame ends before the next signal starts
-    gap = -(-win // hop) - 1
-    starts = np.concatenate([[0], np.cumsum([n + gap for n in counts])]).tolist()
-    # one leading zero: sample i of the signals is buffer[i + 1], the sample before it buffer[i]
-    buffer = np.zeros(starts[-1] * hop + win + 1, dtype=np_dtype)
-    for signal, start in zip(signals, starts):
-        buffer[1 + start * hop : 1 + start * hop + len(signal)] = signal
-    # the gap slots after the last signal hold no frame of any signal (and, all zeros, would force the zero check below)
-    n_frames = starts[-1] - gap
-    samples = torch.from_numpy(buffer)
-    frames = samples[1:].unfold(0, win, hop)[:n_frames]
-    previous = samples[:-1].unfold(0, win, hop)[:n_frames]
-    # pre-emphasis x[i] - c x[i-1] of the whole signal, first sample kept (§1.4 step 3: python_speech_features'
-    # sigproc.preemphasis), computed frame by frame: the zero before each signal keeps its first sample. The sample after a signal's end is
-    # zero padding in python_speech_features, but here -c times the signal's last sample: it is zeroed in the frames
-    # that reach it.
-    width = max(win, cfg.n_fft)
-    after_ends = _samples_after_ends(starts, lengths, n_frames, win, hop, width)
-    chunk_starts = range(0, n_frames, _CHUNK_FRAMES)
-    bounds = np.searchsorted(after_ends, [c * width for c in chunk_starts] + [n_frames * width]).tolist()
-    workspace = torch.zeros(min(_CHUNK_FRAMES, n_frames), width, dtype=torch_dtype)
-    flat = workspace.numpy().reshape(-1)  # (numpy indexing costs a few microseconds a call, torch's tens)
+    lengths = np.array([len(s) for s in signals])
+    counts = np.array([frame_count(n, cfg) for n in lengths])
+    signal_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    first_frames = np.concatenate([[0], np.cumsum(counts)])
+    n_frames = int(first_frames[-1])
+    # every frame's signal start, signal end and first sample, in the samples of all signals laid end to end
+    frame_signal_starts = np.repeat(signal_starts, counts)
+    frame_signal_ends = np.repeat(signal_starts + lengths, counts)
+    frame_starts = frame_signal_starts + (np.arange(n_frames) - np.repeat(first_frames[:-1], counts)) * hop
+    samples = np.concatenate(signals)
+    workspace = np.zeros((min(_CHUNK_FRAMES, n_frames), max(win, cfg.n_fft)), dtype=np_dtype)
     energies = torch.empty(n_frames, cfg.n_mels, dtype=torch_dtype)
-    for k, c in enumerate(chunk_starts):
+    for c in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(c + _CHUNK_FRAMES, n_frames)
         chunk = workspace[: stop - c]
-        torch.add(frames[c:stop], previous[c:stop], alpha=-cfg.preemphasis, out=chunk[:, :win])
-        flat[after_ends[bounds[k] : bounds[k + 1]] - c * width] = 0
-        _energies_into(chunk, energies[c:stop], cfg.n_fft, ops)
+        _emphasised_frames(
+            samples, frame_starts[c:stop], frame_signal_starts[c:stop], frame_signal_ends[c:stop],
+            cfg.preemphasis, ops.window, chunk,
+        )
+        _energies_into(torch.from_numpy(chunk), energies[c:stop], cfg.n_fft, ops)
     if cfg.log_floor_mode == "replace_zeros":
         if energies.min() == 0:  # only digitally silent frames have any
             energies.masked_fill_(energies == 0, cfg.log_floor)
     else:
         energies.clamp_min_(cfg.log_floor)
     logs = energies.log_()
-    return [logs[start : start + n].T for start, n in zip(starts, counts)]
+    return [logs[start:end].T for start, end in zip(first_frames[:-1].tolist(), first_frames[1:].tolist())]
 
 
 def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
