@@ -69,6 +69,16 @@ except ImportError:
     _BARE_PROCESS = None
 
 
+def _compiled(function: Callable) -> Callable:
+    """`function` compiled by numba (on its first call), cached on disk next to this module, or in the user's cache
+    folder when the install is read-only; where neither can be written, compiled again in each process (about 0.3 s).
+    """
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(function)
+
+
 class AudioError(BadInputError):
     """A file that gives no features, with the reason (it goes into the preparation report)."""
 
@@ -285,56 +295,39 @@ class VadResult:
         return frames[self.keep].reshape(-1)
 
 
-def _first_count_at_least(hits: np.ndarray, cs: np.ndarray, start: int, ring: int, need: int, of_voiced: bool) -> int:
-    """The first frame k >= `start` at which the ring buffer, emptied just before `start`, holds at least `need` frames
-    of the kind counted (voiced or unvoiced); -1 if none.
-
-    The buffer holds frames max(start, k - ring + 1) .. k. While it is still filling (k < start + ring - 1) the count
-    comes from the cumulative voiced counts `cs`; once full, from `hits`, the sorted frames k whose whole window
-    k - ring + 1 .. k holds enough, found once per utterance.
+def _ring_buffer_kernel(speech: np.ndarray, ring: int, need: int, keep: np.ndarray) -> None:
+    """The original's collector (§1.4 step 2) on webrtcvad's decisions, marking the frames it keeps in `keep` (all
+    False on entry): trigger when at least `need` of the frames in the ring buffer (the last `ring` since it was last
+    emptied) are voiced, then keep them all; keep every frame while triggered; release when at least `need` of them
+    are unvoiced. The buffer is emptied at every trigger and release; at the end, frames since a trigger are kept.
     """
-    n = len(cs) - 1
-    if need < ring:  # a partly filled buffer can reach the count only when it needs fewer frames than it holds
-        stop = min(start + ring - 1, n)
-        voiced = cs[start + 1 : stop + 1] - cs[start]
-        counts = voiced if of_voiced else np.arange(1, stop - start + 1) - voiced
-        early = np.flatnonzero(counts >= need)
-        if early.size:
-            return start + int(early[0])
-    i = int(np.searchsorted(hits, start + ring - 1))
-    return int(hits[i]) if i < len(hits) else -1
+    start = 0  # the buffer holds frames max(start, k - ring + 1) .. k
+    voiced = 0  # how many of them are voiced
+    triggered = False
+    for k in range(len(speech)):
+        if k - ring >= start:  # the buffer is full: its oldest frame drops out
+            voiced -= speech[k - ring]
+        voiced += speech[k]
+        held = min(k - start + 1, ring)
+        if triggered:
+            keep[k] = True
+            if held - voiced >= need:
+                triggered, start, voiced = False, k + 1, 0
+        elif voiced >= need:
+            keep[max(start, k - ring + 1) : k + 1] = True
+            triggered, start, voiced = True, k + 1, 0
+
+
+_ring_buffer = _compiled(_ring_buffer_kernel)
 
 
 def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray:
-    """The original's collector (§1.4 step 2): trigger when more than `ratio * ring` of the last `ring` frames are
-    voiced (then keep them all), keep every frame while triggered, release when more than `ratio * ring` of the last
-    `ring` are unvoiced; the buffer is emptied at every trigger and release.
-
-    It works on decisions only (which frames are kept is all that the concatenated output depends on), and jumps from
-    one trigger or release to the next with windowed counts instead of stepping frame by frame: an utterance has a
-    few such events and hundreds of frames. tests/test_audio.py checks it against the frame-by-frame oracle.
+    """Which frames the original's VAD keeps, from webrtcvad's per-frame decisions `speech` (see
+    :func:`_ring_buffer_kernel`); compiled, as a frame-by-frame state machine costs about 30 us per file in Python.
     """
-    n = len(speech)
-    keep = np.zeros(n, dtype=bool)
+    keep = np.zeros(len(speech), dtype=bool)
     # the original compares an integer count with the float ratio * ring: "more than" is "at least floor() + 1"
-    need = math.floor(ratio * ring) + 1
-    if n == 0 or need > ring:
-        return keep
-    cs = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(speech, out=cs[1:])
-    window_voiced = cs[ring:] - cs[:-ring]  # voiced frames among k - ring + 1 .. k, for k = ring - 1 .. n - 1
-    voiced_hits = np.flatnonzero(window_voiced >= need) + (ring - 1)
-    unvoiced_hits = np.flatnonzero(ring - window_voiced >= need) + (ring - 1)
-    start, triggered = 0, False
-    while start < n:
-        hits = unvoiced_hits if triggered else voiced_hits
-        k = _first_count_at_least(hits, cs, start, ring, need, of_voiced=not triggered)
-        if k < 0:
-            keep[start:] = triggered
-            break
-        # a trigger keeps the buffer's frames; a release keeps everything since the trigger, the releasing frame too
-        keep[start if triggered else max(start, k - ring + 1) : k + 1] = True
-        start, triggered = k + 1, not triggered
+    _ring_buffer(speech, ring, math.floor(ratio * ring) + 1, keep)
     return keep
 
 
@@ -431,16 +424,6 @@ _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch
 # 1.5 ms faster than 512 on 225 s of speech, benchmarks/bench_audio.py), small enough that the workspace and spectrum
 # stay in the CPU cache between the framing kernel, the FFT, the squaring and the filterbank product
 _CHUNK_FRAMES = 1024
-
-
-def _compiled(function: Callable) -> Callable:
-    """`function` compiled by numba (on its first call), cached on disk next to this module, or in the user's cache
-    folder when the install is read-only; where neither can be written, compiled again in each process (about 0.3 s).
-    """
-    try:
-        return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(function)
 
 
 def _emphasised_frames_kernel(

@@ -43,8 +43,8 @@ def speech_with_pauses() -> np.ndarray:
 
 @pytest.mark.parametrize("ring, ratio", [(1, 0.9), (2, 0.9), (5, 0.9), (10, 0.9), (10, 0.5), (7, 0.3), (4, 0.75)])
 def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int, ratio: float) -> None:
-    """The event-jumping collector against the original's frame-by-frame one; ratios below 0.9 can trigger on a
-    partly filled buffer, which 0.9 never does."""
+    """The compiled collector against the original's Python one; ratios below 0.9 can trigger on a partly filled
+    buffer, which 0.9 never does."""
     rng = np.random.default_rng(ring * 100 + int(ratio * 100))
     for trial in range(300):
         p = rng.uniform(0.05, 0.95)
