@@ -489,7 +489,7 @@ def _ops(cfg: AudioConfig, dtype: type) -> _FeatureOps:
         # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
         window = np.ones(win) if cfg.window == "rectangular" else np.hamming(win)
         scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
-        weights = np.repeat(mel_filterbank(cfg) * scale, 2, axis=0)
+        weights = mel_filterbank(cfg) * scale
         bands = []
         for m0 in range(0, cfg.n_mels, _BAND_FILTERS):
             m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
@@ -500,15 +500,28 @@ def _ops(cfg: AudioConfig, dtype: type) -> _FeatureOps:
     return _OPS_CACHE[key]
 
 
-def _energies_into(frames: torch.Tensor, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
+def _power_kernel(spectrum: np.ndarray, out: np.ndarray) -> None:
+    """|X|^2 of every bin of `spectrum` (F, 2 n_bins: real and imaginary parts interleaved, as torch.view_as_real
+    lays out rfft's output) into `out` (F, n_bins): half the values torch's in-place square of both parts leaves for
+    the filterbank product to add up."""
+    for f in range(spectrum.shape[0]):
+        row, power = spectrum[f], out[f]
+        for b in range(out.shape[1]):
+            power[b] = row[2 * b] * row[2 * b] + row[2 * b + 1] * row[2 * b + 1]
+
+
+_power = _compiled(_power_kernel)
+
+
+def _energies_into(frames: torch.Tensor, power: np.ndarray, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
     """Filterbank energies of F windowed, pre-emphasised frames (F, max(window, n_fft), zero beyond the window) into
-    `out`."""
+    `out`, through the power spectrum workspace `power` (F, n_bins)."""
     # the frames come zero-padded to n_fft, contiguous: rfft then neither pads nor copies them first
-    spectrum = torch.fft.rfft(frames, n=n_fft)
-    # |X|^2 as re^2 and im^2 side by side: one contiguous in-place pass; the doubled filterbank rows add them up
-    power = torch.view_as_real(spectrum).view(len(frames), -1).square_()
+    spectrum = torch.view_as_real(torch.fft.rfft(frames, n=n_fft)).numpy()
+    _power(spectrum.reshape(len(frames), -1), power)
+    power_t = torch.from_numpy(power)
     for r0, r1, m0, m1, weights in ops.bands:
-        torch.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
+        torch.matmul(power_t[:, r0:r1], weights, out=out[:, m0:m1])
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
@@ -538,6 +551,7 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     frame_starts = frame_signal_starts + (np.arange(n_frames) - np.repeat(first_frames[:-1], counts)) * hop
     samples = np.concatenate(signals)
     workspace = np.zeros((min(_CHUNK_FRAMES, n_frames), max(win, cfg.n_fft)), dtype=np_dtype)
+    power = np.empty((len(workspace), cfg.n_fft // 2 + 1), dtype=np_dtype)
     energies = torch.empty(n_frames, cfg.n_mels, dtype=torch_dtype)
     for c in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(c + _CHUNK_FRAMES, n_frames)
@@ -546,7 +560,7 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
             samples, frame_starts[c:stop], frame_signal_starts[c:stop], frame_signal_ends[c:stop],
             cfg.preemphasis, ops.window, chunk,
         )
-        _energies_into(torch.from_numpy(chunk), energies[c:stop], cfg.n_fft, ops)
+        _energies_into(torch.from_numpy(chunk), power[: stop - c], energies[c:stop], cfg.n_fft, ops)
     if cfg.log_floor_mode == "replace_zeros":
         if energies.min() == 0:  # only digitally silent frames have any
             energies.masked_fill_(energies == 0, cfg.log_floor)
