@@ -427,31 +427,25 @@ _CHUNK_FRAMES = 1024
 
 
 def _emphasised_frames_kernel(
-    samples: np.ndarray,
-    frame_starts: np.ndarray,
-    signal_starts: np.ndarray,
-    signal_ends: np.ndarray,
-    coefficient: float,
-    window: np.ndarray,
-    out: np.ndarray,
+    signal: np.ndarray, first: int, hop: int, coefficient: float, window: np.ndarray, out: np.ndarray
 ) -> None:
-    """Row f of `out` = `window` * the pre-emphasised samples[frame_starts[f]:][:len(window)]; the rest of the row,
-    up to the FFT length, stays zero.
+    """Row k of `out` = `window` * frame first + k of the pre-emphasised `signal` (frame t starts at sample t * hop);
+    the rest of the row, up to the FFT length, stays zero.
 
-    Pre-emphasis is python_speech_features' sigproc.preemphasis (§1.4 step 3) of each whole signal: x[i] - c x[i-1],
-    the signal's first sample kept, computed in float64 from the int16 samples as numpy computes it. Samples past the
-    signal's end are zero, as python_speech_features pads the last frame after pre-emphasis.
+    Pre-emphasis is python_speech_features' sigproc.preemphasis (§1.4 step 3): x[i] - c x[i-1], the first sample
+    kept, computed in float64 from the int16 samples as numpy computes it. Samples past the end are zero, as
+    python_speech_features pads the last frame after pre-emphasis.
 
     One compiled pass from the int16 samples to the FFT's input: numpy or torch would make three (int16 to float, the
-    pre-emphasis, a fix-up of the frames that reach past a signal's end), each over the whole workspace.
+    pre-emphasis, a fix-up of the frames that reach past the end), each over the whole workspace.
     """
     win = len(window)
-    for f in range(out.shape[0]):
-        start = frame_starts[f]
-        stop = min(win, signal_ends[f] - start)
-        row = out[f]
-        x = samples[start : start + stop]
-        previous = np.float64(samples[start - 1]) if start > signal_starts[f] else 0.0
+    for k in range(out.shape[0]):
+        start = (first + k) * hop
+        stop = min(win, len(signal) - start)
+        row = out[k]
+        x = signal[start : start + stop]
+        previous = np.float64(signal[start - 1]) if start > 0 else 0.0
         for i in range(stop):
             current = np.float64(x[i])
             row[i] = (current - coefficient * previous) * window[i]
@@ -527,8 +521,8 @@ def _energies_into(frames: torch.Tensor, power: np.ndarray, out: torch.Tensor, n
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
     """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
 
-    The signals are laid end to end and their frames numbered in one sequence. Chunks of frames are pre-emphasised
-    and windowed by a compiled kernel straight from the int16 samples into a zero-padded workspace, then go through
+    The frames of all signals are numbered in one sequence. Chunks of frames are pre-emphasised and windowed by a
+    compiled kernel straight from the int16 samples of each signal into a zero-padded workspace, then go through
     torch's FFT and the filterbank product into one time-major (frames, n_mels) array, the layout the cache stores.
     Each result is a transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64 reproduces
     python_speech_features to about 1e-12, float32 to about 1e-4.
@@ -540,26 +534,25 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
     ops = _ops(cfg, np_dtype)
     win, hop = _win_hop(cfg)
-    lengths = np.array([len(s) for s in signals])
-    counts = np.array([frame_count(n, cfg) for n in lengths])
-    signal_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    first_frames = np.concatenate([[0], np.cumsum(counts)])
-    n_frames = int(first_frames[-1])
-    # every frame's signal start, signal end and first sample, in the samples of all signals laid end to end
-    frame_signal_starts = np.repeat(signal_starts, counts)
-    frame_signal_ends = np.repeat(signal_starts + lengths, counts)
-    frame_starts = frame_signal_starts + (np.arange(n_frames) - np.repeat(first_frames[:-1], counts)) * hop
-    samples = np.concatenate(signals)
+    counts = [frame_count(len(s), cfg) for s in signals]
+    first_frames = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    n_frames = first_frames[-1]
     workspace = np.zeros((min(_CHUNK_FRAMES, n_frames), max(win, cfg.n_fft)), dtype=np_dtype)
     power = np.empty((len(workspace), cfg.n_fft // 2 + 1), dtype=np_dtype)
     energies = torch.empty(n_frames, cfg.n_mels, dtype=torch_dtype)
+    signal = 0  # the first signal with frames in the chunk
     for c in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(c + _CHUNK_FRAMES, n_frames)
+        # each signal frames its part of the chunk straight from its own samples (no copy of them all end to end)
+        while first_frames[signal] < stop:
+            lo, hi = max(c, first_frames[signal]), min(stop, first_frames[signal + 1])
+            _emphasised_frames(
+                signals[signal], lo - first_frames[signal], hop, cfg.preemphasis, ops.window, workspace[lo - c : hi - c]
+            )
+            if hi < first_frames[signal + 1]:
+                break
+            signal += 1
         chunk = workspace[: stop - c]
-        _emphasised_frames(
-            samples, frame_starts[c:stop], frame_signal_starts[c:stop], frame_signal_ends[c:stop],
-            cfg.preemphasis, ops.window, chunk,
-        )
         _energies_into(torch.from_numpy(chunk), power[: stop - c], energies[c:stop], cfg.n_fft, ops)
     if cfg.log_floor_mode == "replace_zeros":
         if energies.min() == 0:  # only digitally silent frames have any
@@ -567,7 +560,7 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     else:
         energies.clamp_min_(cfg.log_floor)
     logs = energies.log_()
-    return [logs[start:end].T for start, end in zip(first_frames[:-1].tolist(), first_frames[1:].tolist())]
+    return [logs[start:end].T for start, end in zip(first_frames[:-1], first_frames[1:])]
 
 
 def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
