@@ -470,7 +470,7 @@ class _FeatureOps:
     the 1 / n_fft power scale too."""
 
     window: np.ndarray
-    bands: list[tuple[int, int, int, int, torch.Tensor]]
+    bands: list[tuple[int, int, int, int, np.ndarray]]
 
 
 _OPS_CACHE: dict[tuple, _FeatureOps] = {}
@@ -490,7 +490,7 @@ def _ops(cfg: AudioConfig, dtype: type) -> _FeatureOps:
             m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
             rows = np.flatnonzero(weights[:, m0:m1].any(axis=1))
             r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1], dtype=dtype))))
+            bands.append((r0, r1, m0, m1, np.ascontiguousarray(weights[r0:r1, m0:m1], dtype=dtype)))
         _OPS_CACHE[key] = _FeatureOps(window.astype(dtype), bands)
     return _OPS_CACHE[key]
 
@@ -508,15 +508,14 @@ def _power_kernel(spectrum: np.ndarray, out: np.ndarray) -> None:
 _power = _compiled(_power_kernel)
 
 
-def _energies_into(frames: torch.Tensor, power: np.ndarray, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
+def _energies_into(frames: torch.Tensor, power: np.ndarray, out: np.ndarray, n_fft: int, ops: _FeatureOps) -> None:
     """Filterbank energies of F windowed, pre-emphasised frames (F, max(window, n_fft), zero beyond the window) into
     `out`, through the power spectrum workspace `power` (F, n_bins)."""
     # the frames come zero-padded to n_fft, contiguous: rfft then neither pads nor copies them first
     spectrum = torch.view_as_real(torch.fft.rfft(frames, n=n_fft)).numpy()
     _power(spectrum.reshape(len(frames), -1), power)
-    power_t = torch.from_numpy(power)
     for r0, r1, m0, m1, weights in ops.bands:
-        torch.matmul(power_t[:, r0:r1], weights, out=out[:, m0:m1])
+        np.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
@@ -540,7 +539,7 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     n_frames = first_frames[-1]
     workspace = np.zeros((min(_CHUNK_FRAMES, n_frames), max(win, cfg.n_fft)), dtype=np_dtype)
     power = np.empty((len(workspace), cfg.n_fft // 2 + 1), dtype=np_dtype)
-    energies = torch.empty(n_frames, cfg.n_mels, dtype=torch_dtype)
+    energies = np.empty((n_frames, cfg.n_mels), dtype=np_dtype)
     signal = 0  # the first signal with frames in the chunk
     for c in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(c + _CHUNK_FRAMES, n_frames)
@@ -555,12 +554,13 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
             signal += 1
         chunk = workspace[: stop - c]
         _energies_into(torch.from_numpy(chunk), power[: stop - c], energies[c:stop], cfg.n_fft, ops)
+    floored = torch.from_numpy(energies)
     if cfg.log_floor_mode == "replace_zeros":
-        if energies.min() == 0:  # only digitally silent frames have any
-            energies.masked_fill_(energies == 0, cfg.log_floor)
+        if floored.min() == 0:  # only digitally silent frames have any
+            floored.masked_fill_(floored == 0, cfg.log_floor)
     else:
-        energies.clamp_min_(cfg.log_floor)
-    logs = energies.log_()
+        floored.clamp_min_(cfg.log_floor)
+    logs = floored.log_()
     return [logs[start:end].T for start, end in zip(first_frames[:-1], first_frames[1:])]
 
 
