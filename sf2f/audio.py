@@ -6,9 +6,10 @@ The pipeline for one utterance is:
    only input the original accepts. Its samples stay on the int16 scale, never scaled to [-1, 1] (§1.4 step 1).
 2. :func:`voice_activity`: the original's VAD, webrtcvad decisions on 30 ms frames run through the ring-buffer state
    machine (§1.4 step 2); :meth:`VadResult.apply` keeps the voiced frames.
-3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed with torch on all frames of all
-   utterances of a batch at once. ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is
-   within 1e-3 (float32 rounding of the power spectrum, amplified by the log in near-silent bins).
+3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed on all frames of all utterances
+   of a batch at once: numba kernels frame them and square the spectra, torch does the FFTs, BLAS the filterbank.
+   ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding
+   of the power spectrum, amplified by the log in near-silent bins).
 4. :func:`normalize_mel`: the original's global scalar (10.9915, 3.1661), statistics measured on the training split,
    or per-utterance mean/variance per bin (voice2face).
 
@@ -24,11 +25,12 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numba
 import numpy as np
 import soundfile
 import torch
@@ -65,6 +67,17 @@ try:  # webrtcvad's C entry point, called directly per frame when this packaging
     from _webrtcvad import process as _BARE_PROCESS
 except ImportError:
     _BARE_PROCESS = None
+
+
+def _compiled(function: Callable) -> Callable:
+    """`function` compiled by numba (on its first call), cached on disk next to this module, or in the user's cache
+    folder when the install is read-only; where neither can be written, compiled again in each process (this module's
+    kernels: about 0.8 s, against 0.4 s to load them from the cache).
+    """
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(function)
 
 
 class AudioError(BadInputError):
@@ -283,56 +296,39 @@ class VadResult:
         return frames[self.keep].reshape(-1)
 
 
-def _first_count_at_least(hits: np.ndarray, cs: np.ndarray, start: int, ring: int, need: int, of_voiced: bool) -> int:
-    """The first frame k >= `start` at which the ring buffer, emptied just before `start`, holds at least `need` frames
-    of the kind counted (voiced or unvoiced); -1 if none.
-
-    The buffer holds frames max(start, k - ring + 1) .. k. While it is still filling (k < start + ring - 1) the count
-    comes from the cumulative voiced counts `cs`; once full, from `hits`, the sorted frames k whose whole window
-    k - ring + 1 .. k holds enough, found once per utterance.
+def _ring_buffer_kernel(speech: np.ndarray, ring: int, need: int, keep: np.ndarray) -> None:
+    """The original's collector (§1.4 step 2) on webrtcvad's decisions, marking the frames it keeps in `keep` (all
+    False on entry): trigger when at least `need` of the frames in the ring buffer (the last `ring` since it was last
+    emptied) are voiced, then keep them all; keep every frame while triggered; release when at least `need` of them
+    are unvoiced. The buffer is emptied at every trigger and release; at the end, frames since a trigger are kept.
     """
-    n = len(cs) - 1
-    if need < ring:  # a partly filled buffer can reach the count only when it needs fewer frames than it holds
-        stop = min(start + ring - 1, n)
-        voiced = cs[start + 1 : stop + 1] - cs[start]
-        counts = voiced if of_voiced else np.arange(1, stop - start + 1) - voiced
-        early = np.flatnonzero(counts >= need)
-        if early.size:
-            return start + int(early[0])
-    i = int(np.searchsorted(hits, start + ring - 1))
-    return int(hits[i]) if i < len(hits) else -1
+    start = 0  # the buffer holds frames max(start, k - ring + 1) .. k
+    voiced = 0  # how many of them are voiced
+    triggered = False
+    for k in range(len(speech)):
+        if k - ring >= start:  # the buffer is full: its oldest frame drops out
+            voiced -= speech[k - ring]
+        voiced += speech[k]
+        held = min(k - start + 1, ring)
+        if triggered:
+            keep[k] = True
+            if held - voiced >= need:
+                triggered, start, voiced = False, k + 1, 0
+        elif voiced >= need:
+            keep[max(start, k - ring + 1) : k + 1] = True
+            triggered, start, voiced = True, k + 1, 0
+
+
+_ring_buffer = _compiled(_ring_buffer_kernel)
 
 
 def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray:
-    """The original's collector (§1.4 step 2): trigger when more than `ratio * ring` of the last `ring` frames are
-    voiced (then keep them all), keep every frame while triggered, release when more than `ratio * ring` of the last
-    `ring` are unvoiced; the buffer is emptied at every trigger and release.
-
-    It works on decisions only (which frames are kept is all that the concatenated output depends on), and jumps from
-    one trigger or release to the next with windowed counts instead of stepping frame by frame: an utterance has a
-    few such events and hundreds of frames. tests/test_audio.py checks it against the frame-by-frame oracle.
+    """Which frames the original's VAD keeps, from webrtcvad's per-frame decisions `speech` (see
+    :func:`_ring_buffer_kernel`); compiled, as a frame-by-frame state machine costs about 30 us per file in Python.
     """
-    n = len(speech)
-    keep = np.zeros(n, dtype=bool)
+    keep = np.zeros(len(speech), dtype=bool)
     # the original compares an integer count with the float ratio * ring: "more than" is "at least floor() + 1"
-    need = math.floor(ratio * ring) + 1
-    if n == 0 or need > ring:
-        return keep
-    cs = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(speech, out=cs[1:])
-    window_voiced = cs[ring:] - cs[:-ring]  # voiced frames among k - ring + 1 .. k, for k = ring - 1 .. n - 1
-    voiced_hits = np.flatnonzero(window_voiced >= need) + (ring - 1)
-    unvoiced_hits = np.flatnonzero(ring - window_voiced >= need) + (ring - 1)
-    start, triggered = 0, False
-    while start < n:
-        hits = unvoiced_hits if triggered else voiced_hits
-        k = _first_count_at_least(hits, cs, start, ring, need, of_voiced=not triggered)
-        if k < 0:
-            keep[start:] = triggered
-            break
-        # a trigger keeps the buffer's frames; a release keeps everything since the trigger, the releasing frame too
-        keep[start if triggered else max(start, k - ring + 1) : k + 1] = True
-        start, triggered = k + 1, not triggered
+    _ring_buffer(speech, ring, math.floor(ratio * ring) + 1, keep)
     return keep
 
 
@@ -425,101 +421,153 @@ def _win_hop(cfg: AudioConfig) -> tuple[int, int]:
 
 
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
-# frames per FFT call: big enough to amortise per-call costs, small enough that the spectrum stays in the CPU cache
-# between the FFT, the squaring and the filterbank product
-_CHUNK_FRAMES = 512
+# frames per FFT call: big enough to amortise per-call costs, small enough that the workspace, the spectrum and the
+# power spectrum (about 1.3 MB in float32) stay in the CPU's L2 cache between the framing kernel, the FFT, |X|^2 and
+# the filterbank product. Features of 225 s of speech in batches of 16 files (benchmarks/bench_audio.py's data), CPU
+# time, rotated A/B on a loaded 2-core box: 128 frames 18.7 ms, 256 16.4, 512 16.7, 1024 20.9
+_CHUNK_FRAMES = 256
+
+
+def _emphasised_frames_kernel(
+    signal: np.ndarray, first: int, hop: int, coefficient: float, window: np.ndarray, out: np.ndarray
+) -> None:
+    """Row k of `out` = `window` * frame first + k of the pre-emphasised `signal` (frame t starts at sample t * hop);
+    the rest of the row, up to the FFT length, stays zero.
+
+    Pre-emphasis is python_speech_features' sigproc.preemphasis (§1.4 step 3): x[i] - c x[i-1], the first sample
+    kept, computed from the int16 samples in the type of `coefficient` (float64: as numpy computes it; float32: twice
+    the SIMD width, within 4e-4 of the original's log-mels after the log on bench_audio's 48 files). Samples past the
+    end are zero, as python_speech_features pads the last frame after pre-emphasis.
+
+    One compiled pass from the int16 samples to the FFT's input: numpy or torch would make three (int16 to float, the
+    pre-emphasis, a fix-up of the frames that reach past the end), each over the whole workspace.
+    """
+    win = len(window)
+    for k in range(out.shape[0]):
+        start = (first + k) * hop
+        stop = min(win, len(signal) - start)
+        row = out[k]
+        x = signal[start : start + stop]
+        i0 = 0
+        if start == 0:  # a signal's first sample is kept as it is
+            row[0] = x[0] * window[0]
+            i0 = 1
+        previous = signal[start + i0 - 1 : start + stop - 1]
+        for i in range(i0, stop):
+            row[i] = (x[i] - coefficient * previous[i - i0]) * window[i]
+        row[stop:win] = 0.0
+
+
+_emphasised_frames = _compiled(_emphasised_frames_kernel)
+
 # filters per filterbank band: each band multiplies only the FFT bins its filters cover (a dense product would be
 # 90% multiplications by zero: the triangles are narrow); smaller bands cost more in per-call overhead than they save
 _BAND_FILTERS = 10
 
 
-@dataclass
+@dataclass(frozen=True)
 class _FeatureOps:
-    """The constant tensors of one feature config.
+    """The constant arrays of one feature config: the analysis window (all ones for python_speech_features'
+    rectangular one, which multiplies by ones too), and the filterbank split into bands of filters, each with the
+    range of rows of the power spectrum it needs. The power spectrum is laid out as torch.view_as_real gives it (real
+    and imaginary parts interleaved, squared), so each band's weights repeat every filterbank row twice; they carry
+    the 1 / n_fft power scale too."""
 
-    `bands` split the filterbank into groups of filters, each with the range of rows of the power spectrum it needs.
-    The power spectrum is laid out as torch.view_as_real gives it (real and imaginary parts interleaved, squared), so
-    each band's weights repeat every filterbank row twice; they carry the 1 / n_fft power scale too.
-    """
-
-    window: torch.Tensor | None
-    bands: list[tuple[int, int, int, int, torch.Tensor]]
+    window: np.ndarray
+    bands: list[tuple[int, int, int, int, np.ndarray]]
 
 
 _OPS_CACHE: dict[tuple, _FeatureOps] = {}
 
 
-def _ops(cfg: AudioConfig, dtype: torch.dtype) -> _FeatureOps:
-    key = (tuple(sorted(dataclasses.asdict(cfg).items())), dtype)
+def _ops(cfg: AudioConfig, dtype: type) -> _FeatureOps:
+    # all AudioConfig fields are scalars: its field values identify it (dataclasses.asdict took 60 us a call)
+    key = (tuple(vars(cfg).items()), dtype)
     if key not in _OPS_CACHE:
         win, _ = _win_hop(cfg)
         # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
-        window = None if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win)).to(dtype)
+        window = np.ones(win) if cfg.window == "rectangular" else np.hamming(win)
         scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
-        weights = np.repeat(mel_filterbank(cfg) * scale, 2, axis=0)
+        weights = mel_filterbank(cfg) * scale
         bands = []
         for m0 in range(0, cfg.n_mels, _BAND_FILTERS):
             m1 = min(m0 + _BAND_FILTERS, cfg.n_mels)
             rows = np.flatnonzero(weights[:, m0:m1].any(axis=1))
             r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-            bands.append((r0, r1, m0, m1, torch.from_numpy(np.ascontiguousarray(weights[r0:r1, m0:m1])).to(dtype)))
-        _OPS_CACHE[key] = _FeatureOps(window, bands)
+            bands.append((r0, r1, m0, m1, np.ascontiguousarray(weights[r0:r1, m0:m1], dtype=dtype)))
+        _OPS_CACHE[key] = _FeatureOps(window.astype(dtype), bands)
     return _OPS_CACHE[key]
 
 
-def _energies_into(frames: torch.Tensor, out: torch.Tensor, n_fft: int, ops: _FeatureOps) -> None:
-    """Filterbank energies of F frames (a strided view, window samples each) into `out` (F, n_mels)."""
-    if ops.window is not None:
-        frames = frames * ops.window
-    # (an `out=` spectrum workspace measured slower: torch's MKL path then computes into a temporary and copies)
-    spectrum = torch.fft.rfft(frames, n=n_fft)
-    # |X|^2 as re^2 and im^2 side by side: one contiguous in-place pass; the doubled filterbank rows add them up
-    power = torch.view_as_real(spectrum).view(len(frames), -1).square_()
+def _power_kernel(spectrum: np.ndarray, out: np.ndarray) -> None:
+    """|X|^2 of every bin of `spectrum` (F, 2 n_bins: real and imaginary parts interleaved, as torch.view_as_real
+    lays out rfft's output) into `out` (F, n_bins): half the values torch's in-place square of both parts leaves for
+    the filterbank product to add up."""
+    for f in range(spectrum.shape[0]):
+        row, power = spectrum[f], out[f]
+        for b in range(out.shape[1]):
+            power[b] = row[2 * b] * row[2 * b] + row[2 * b + 1] * row[2 * b + 1]
+
+
+_power = _compiled(_power_kernel)
+
+
+def _energies_into(frames: torch.Tensor, power: np.ndarray, out: np.ndarray, n_fft: int, ops: _FeatureOps) -> None:
+    """Filterbank energies of F windowed, pre-emphasised frames (F, max(window, n_fft), zero beyond the window) into
+    `out`, through the power spectrum workspace `power` (F, n_bins)."""
+    # the frames come zero-padded to n_fft, contiguous: rfft then neither pads nor copies them first
+    spectrum = torch.view_as_real(torch.fft.rfft(frames, n=n_fft)).numpy()
+    _power(spectrum.reshape(len(frames), -1), power)
     for r0, r1, m0, m1, weights in ops.bands:
-        torch.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
+        np.matmul(power[:, r0:r1], weights, out=out[:, m0:m1])
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
     """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
 
-    The pre-emphasised signals are laid end to end in one buffer, each padded with zeros to a whole number of hops
-    plus the window overhang, so that one strided view frames them all (a few frames straddling two signals are
-    computed and dropped); FFTs and filterbank products then run on chunks of frames into one time-major (frames,
-    n_mels) array, the layout the cache stores. Each result is a transposed (n_mels, T) view of its rows. `dtype`
-    (default `cfg.dtype`): float64 reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
+    The frames of all signals are numbered in one sequence. Chunks of frames are pre-emphasised and windowed by a
+    compiled kernel straight from the int16 samples of each signal into a zero-padded workspace, then go through
+    torch's FFT, a compiled |X|^2 and the filterbank band products into one time-major (frames, n_mels) array, the
+    layout the cache stores.
+    Each result is a transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64 reproduces
+    python_speech_features to about 1e-12, float32 to about 1e-4.
     """
     if any(len(s) == 0 for s in signals):
         raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
     if not signals:
         return []
     np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
-    ops = _ops(cfg, torch_dtype)
+    ops = _ops(cfg, np_dtype)
     win, hop = _win_hop(cfg)
     counts = [frame_count(len(s), cfg) for s in signals]
-    # signal k takes counts[k] + gap frame slots, so that its last frame ends before the next signal starts
-    gap = -(-win // hop) - 1
-    starts = np.concatenate([[0], np.cumsum([n + gap for n in counts])]).tolist()
-    buffer = np.zeros(starts[-1] * hop + win, dtype=np_dtype)
-    minus_coeff = np_dtype(-cfg.preemphasis)
-    for signal, start in zip(signals, starts):
-        piece = buffer[start * hop : start * hop + len(signal)]
-        # pre-emphasis on the whole signal, first sample kept (python_speech_features.sigproc.preemphasis), in two
-        # passes without temporaries: x[i] + (-c * x[i-1]) rounds exactly as x[i] - c * x[i-1]
-        piece[0] = signal[0]
-        np.multiply(signal[:-1], minus_coeff, out=piece[1:])
-        piece[1:] += signal[1:]
-    # the gap slots after the last signal hold no frame of any signal (and, all zeros, would force the zero check below)
-    frames = torch.from_numpy(buffer).unfold(0, win, hop)[: starts[-1] - gap]
-    energies = torch.empty(len(frames), cfg.n_mels, dtype=torch_dtype)
-    for c in range(0, len(frames), _CHUNK_FRAMES):
-        _energies_into(frames[c : c + _CHUNK_FRAMES], energies[c : c + _CHUNK_FRAMES], cfg.n_fft, ops)
+    first_frames = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    n_frames = first_frames[-1]
+    workspace = np.zeros((min(_CHUNK_FRAMES, n_frames), max(win, cfg.n_fft)), dtype=np_dtype)
+    power = np.empty((len(workspace), cfg.n_fft // 2 + 1), dtype=np_dtype)
+    energies = np.empty((n_frames, cfg.n_mels), dtype=np_dtype)
+    signal = 0  # the first signal with frames in the chunk
+    for c in range(0, n_frames, _CHUNK_FRAMES):
+        stop = min(c + _CHUNK_FRAMES, n_frames)
+        # each signal frames its part of the chunk straight from its own samples (no copy of them all end to end)
+        while first_frames[signal] < stop:
+            lo, hi = max(c, first_frames[signal]), min(stop, first_frames[signal + 1])
+            _emphasised_frames(
+                signals[signal], lo - first_frames[signal], hop, np_dtype(cfg.preemphasis), ops.window,
+                workspace[lo - c : hi - c],
+            )
+            if hi < first_frames[signal + 1]:
+                break
+            signal += 1
+        chunk = workspace[: stop - c]
+        _energies_into(torch.from_numpy(chunk), power[: stop - c], energies[c:stop], cfg.n_fft, ops)
+    floored = torch.from_numpy(energies)
     if cfg.log_floor_mode == "replace_zeros":
-        if energies.min() == 0:  # only digitally silent frames have any
-            energies.masked_fill_(energies == 0, cfg.log_floor)
+        if floored.min() == 0:  # only digitally silent frames have any
+            floored.masked_fill_(floored == 0, cfg.log_floor)
     else:
-        energies.clamp_min_(cfg.log_floor)
-    logs = energies.log_()
-    return [logs[start : start + n].T for start, n in zip(starts, counts)]
+        floored.clamp_min_(cfg.log_floor)
+    logs = floored.log_()
+    return [logs[start:end].T for start, end in zip(first_frames[:-1], first_frames[1:])]
 
 
 def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
@@ -563,8 +611,8 @@ def extract_log_mels(
     def flush() -> None:
         for (slot, voiced, decoded), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
             seconds = len(voiced) / cfg.sample_rate
-            # a copy of its rows (not a view that pins the whole batch), still time-major
-            results[slot] = Utterance(str(paths[slot]), mel.T.clone().T, decoded.seconds, seconds, decoded.notes)
+            # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
+            results[slot] = Utterance(str(paths[slot]), mel, decoded.seconds, seconds, decoded.notes)
         pending.clear()
 
     waiting = 0
@@ -619,12 +667,13 @@ def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = 
     `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
     of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
     """
+    # (one new tensor, divided in place: the same two roundings as (mel - mean) / std)
     if cfg.mel_norm == "global":
-        return (mel - cfg.mel_mean) / cfg.mel_std
+        return torch.sub(mel, cfg.mel_mean).div_(cfg.mel_std)
     if cfg.mel_norm == "dataset":
         if stats is None:
             raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
-        return (mel - stats.mean) / stats.std
+        return torch.sub(mel, stats.mean).div_(stats.std)
     eps = float(np.finfo(np.float32).eps)
     return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, unbiased=False, keepdim=True) + eps)
 

@@ -43,8 +43,8 @@ def speech_with_pauses() -> np.ndarray:
 
 @pytest.mark.parametrize("ring, ratio", [(1, 0.9), (2, 0.9), (5, 0.9), (10, 0.9), (10, 0.5), (7, 0.3), (4, 0.75)])
 def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int, ratio: float) -> None:
-    """The event-jumping collector against the original's frame-by-frame one; ratios below 0.9 can trigger on a
-    partly filled buffer, which 0.9 never does."""
+    """The compiled collector against the original's Python one; ratios below 0.9 can trigger on a partly filled
+    buffer, which 0.9 never does."""
     rng = np.random.default_rng(ring * 100 + int(ratio * 100))
     for trial in range(300):
         p = rng.uniform(0.05, 0.95)
@@ -150,8 +150,11 @@ def test_filterbank_is_python_speech_features(nfilt: int, nfft: int, rate: int, 
     np.testing.assert_array_equal(audio.mel_filterbank(cfg), expected)
 
 
-def test_batching_does_not_change_the_values() -> None:
+@pytest.mark.parametrize("chunk_frames", [7, 1024])
+def test_batching_does_not_change_the_values(monkeypatch: pytest.MonkeyPatch, chunk_frames: int) -> None:
+    """Signals batched together, in chunks of frames that cut through signals (7) or hold several whole ones."""
     signals = [real_speech(0)[: 400 + 37 * k] for k in range(1, 6)] + [real_speech(1)]
+    monkeypatch.setattr(audio, "_CHUNK_FRAMES", chunk_frames)
     batched = audio.log_mel_batch(signals, CFG, "float64")
     for signal, mel in zip(signals, batched):
         torch.testing.assert_close(mel, audio.log_mel(signal, CFG, "float64"), rtol=0, atol=1e-12)

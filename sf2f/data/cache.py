@@ -185,7 +185,7 @@ def _prepare_identity(job: _Job) -> str:
             f,
             fingerprint=np.array(job.fingerprint),
             identity=np.array([job.sub, job.name]),
-            mels=np.concatenate(mels).astype(dtype) if mels else np.zeros((0, s.audio.n_mels), dtype),
+            mels=np.concatenate(mels).astype(dtype, copy=False) if mels else np.zeros((0, s.audio.n_mels), dtype),
             mel_frames=np.array(frames, dtype=np.int64),
             utt_paths=np.array(paths, dtype=str),
             utt_seconds=np.array(seconds, dtype=np.float64),
