@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -78,3 +79,12 @@ def test_empty_notebook_folder_is_an_error(tmp_path: Path) -> None:
 
 def test_collect_results_without_tables(tmp_path: Path) -> None:
     assert "No notebook of this run wrote a results table" in collect_results(tmp_path)
+
+
+def test_collect_results_names_notebook_and_hides_the_unnamed_index(tmp_path: Path) -> None:
+    results = tmp_path / "05_training" / "results"
+    results.mkdir(parents=True)
+    pd.DataFrame({"l1": [0.5, 0.4]}, index=["v2f", "sf2f"]).to_csv(results / "validation.csv")
+    text = collect_results(tmp_path)
+    assert "## validation (05_training)" in text
+    assert "Unnamed" not in text and "| v2f" in text
