@@ -153,6 +153,19 @@ def test_a_run_killed_while_packing_repacks_identically(tiny, prepared: Path, tm
     assert snapshot(out) == snapshot(prepared)
 
 
+def test_two_processes_preparing_one_folder_take_turns(tiny, prepared: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shared"
+    code = ("import sys; from sf2f.data.cache import prepare; "
+            "r = prepare(sys.argv[1], sys.argv[2], progress=False); print(r.computed, r.reused)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny.root), str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    # one computed all ten identities; the other waited for the lock and then found the cache complete
+    assert sorted(o.split()[0] for o, _ in outputs) == ["0", "10"]
+    assert snapshot(out) == snapshot(prepared)
+
+
 def test_worker_processes_give_the_same_bytes(tiny, prepared: Path, tmp_path: Path) -> None:
     out = tmp_path / "parallel"
     result = prepare(tiny.root, out, workers=2, progress=False)
