@@ -39,7 +39,7 @@ from torch import Tensor
 
 from sf2f.audio import AudioError, MelStats, Utterance, extract_log_mels, normalize_mel, pad_value
 from sf2f.config import DataConfig, ExperimentConfig
-from sf2f.data.datasets import cut_segments
+from sf2f.data.datasets import cut_segments, pad_to_segment
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 
@@ -97,9 +97,7 @@ def _windows(utterance: Utterance, data: DataConfig, stats: MelStats | None) -> 
     windows = cut_segments([mel], data.segment_frames, data.segment_stride, max_segments=mel.shape[1])
     if windows:
         return windows, False
-    padded = torch.full((mel.shape[0], data.segment_frames), pad_value(data.audio, stats), dtype=mel.dtype)
-    padded[:, : mel.shape[1]] = mel
-    return [padded], True
+    return [pad_to_segment(mel, data.segment_frames, pad_value(data.audio, stats))], True
 
 
 def speech_segments(

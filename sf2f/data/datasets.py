@@ -43,6 +43,7 @@ __all__ = [
     "face_keys",
     "generator_inputs",
     "make_loader",
+    "pad_to_segment",
 ]
 
 Sample = dict[str, Any]
@@ -193,6 +194,17 @@ def cut_segments(
     return segments
 
 
+def pad_to_segment(mel: torch.Tensor, frames: int, value: float) -> torch.Tensor:
+    """One segment from an utterance shorter than a segment: the mel right-padded with `value` (the normalised zero).
+
+    Where the original crashed on speakers without a full segment (§6 item 15), training and inference use this one
+    padded segment instead.
+    """
+    padded = torch.full((mel.shape[0], frames), value, dtype=mel.dtype)
+    padded[:, : mel.shape[1]] = mel
+    return padded
+
+
 class SegmentDataset(_IdentityDataset):
     """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label',
     'face_row', 'flipped', 'key'}.
@@ -228,10 +240,7 @@ class SegmentDataset(_IdentityDataset):
             mels, self.segment_frames, self.segment_stride, self.max_segments, rng if self.random_start else None
         )
         if not segments:
-            longest = max(mels, key=lambda m: m.shape[1])
-            padded = torch.full((longest.shape[0], self.segment_frames), self.pad_value, dtype=longest.dtype)
-            padded[:, : longest.shape[1]] = longest
-            segments = [padded]
+            segments = [pad_to_segment(max(mels, key=lambda m: m.shape[1]), self.segment_frames, self.pad_value)]
         face = self._face(index, rng)
         return {**face, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
 
