@@ -425,6 +425,12 @@ class EvalConfig:
     vfs_channel_order: Literal["rgb", "bgr"] = "rgb"
     vfs_input_size: int = 224
     seed: int = 0
+    # trained face embedders only (the synthetic data): score with a second embedder, trained like the perceptual
+    # loss's one but from another seed. A generator trained against the network that scores it learns what that
+    # network reads rather than faces, and every embedder metric rewards it (on the demo runs: SF2F's R@10 0.53 with
+    # the loss's embedder, 0.37 with a second one, chance 0.33). False scores with the loss's embedder, as the
+    # paper does with FaceNet (§4.2); FaceNet runs always do (there is no second FaceNet).
+    independent_embedder: bool = True
 
     def validate(self) -> None:
         _require(all(k >= 1 for k in self.recall_ks), "recall_ks", "must be >= 1")

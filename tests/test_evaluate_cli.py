@@ -17,7 +17,8 @@ from sf2f.config import load_config
 from sf2f.data.cache import PrepareSettings, prepare
 from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
-from sf2f.train.face_embedder import ensure_face_embedder
+from sf2f.train.checkpoints import load_checkpoint
+from sf2f.train.face_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
 from sf2f.train.runs import train_or_load
 from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 
@@ -74,6 +75,12 @@ def test_a_checkpoint_evaluates_to_the_same_table_twice(trained, capsys) -> None
     assert chance["R@1"] == pytest.approx(1 / 3) and chance["split R@1"] == pytest.approx(1 / 6)
     markdown = (outs[0] / "results.md").read_text()
     assert "| sf2f_1st_stage" in printed and "ID-classifier score" in markdown and str(trained["data"]) in markdown
+    # scored by a second embedder, not the one the perceptual loss trained the generator against
+    loss_file, eval_file = trained["data"] / "face_embedder.pt", trained["data"] / "face_embedder_eval.pt"
+    assert load_checkpoint(eval_file)["seed"] == EVAL_EMBEDDER_SEED != load_checkpoint(loss_file)["seed"]
+    assert str(eval_file) in markdown and "a second one" in markdown
+    shared = table[table["model"] == "shared-trait mean face"].iloc[0]
+    assert shared["kind"] == "reference" and shared["sex acc"] >= chance["sex acc"]
 
 
 def test_a_checkpoint_file_and_one_mode_give_the_same_row(trained, capsys) -> None:

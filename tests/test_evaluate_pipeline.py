@@ -24,7 +24,7 @@ from sf2f.evaluate import (
     make_probes,
     results_table,
 )
-from sf2f.evaluate.attributes import split_traits
+from sf2f.evaluate.attributes import shared_trait_faces, split_traits
 from sf2f.evaluate.diversity import load_lpips, lpips_diversity, lpips_or_reason, segment_face_pairs
 from sf2f.evaluate.fid import _fid_inception_network, load_fid_inception
 from sf2f.evaluate.probes import evaluation_segments
@@ -94,14 +94,14 @@ def test_the_same_evaluation_twice_gives_identical_numbers(world) -> None:
                "ID-classifier score mean", "sex acc", "age R2"]
     assert np.isfinite(models[numbers].to_numpy(float)).all()
     assert models["R@5"].isna().all()  # K = 5 exceeds the group of 3
-    assert set(first["kind"]) == {"model", "chance", "upper bound", "lower bound", "paper"}
+    assert set(first["kind"]) == {"model", "chance", "upper bound", "lower bound", "reference", "paper"}
     assert (first.loc[first["kind"] == "paper", "VFS mean"] == 18.59).all()
 
 
 def test_reference_rows_bound_the_metrics(world) -> None:
     evaluator = SplitEvaluator(world["test"], world["cfg"], world["embedder"], attribute_probe=world["attributes"],
                                traits=world["traits"])
-    chance, truth, mean = evaluator.reference_rows(world["train"])
+    chance, truth, mean, shared = evaluator.reference_rows(world["train"])
     assert chance["R@1"] == pytest.approx(1 / 3) and chance["split R@2"] == pytest.approx(2 / 6)
     assert chance["1:2 match"] == 0.5
     # one face for every identity: exactly K identities of each group rank it among their K best, K / S
@@ -111,6 +111,27 @@ def test_reference_rows_bound_the_metrics(world) -> None:
     assert truth["split R@1"] > chance["split R@1"] and truth["1:2 match"] > 0.5
     assert truth["sex acc"] >= chance["sex acc"]
     assert truth["FID (embedder)"] < mean["FID (embedder)"]
+    # the mean face of people who share the speaker's sex, age and size carries those traits, unlike the mean face
+    assert shared["model"] == "shared-trait mean face" and shared["sex acc"] > mean["sex acc"]
+    # without traits (real data) there is no such row
+    plain = SplitEvaluator(world["test"], world["cfg"], world["embedder"])
+    assert [r["model"] for r in plain.reference_rows(world["train"])] == ["chance", "ground truth", "mean face"]
+
+
+def test_shared_trait_faces_average_the_nearest_people_of_the_same_sex(world) -> None:
+    train, traits = world["train"], world["traits"]
+    train_truth = split_traits(train, traits)
+    person = train_truth.iloc[[0]]
+    # k = 1: a training identity's own faces are its nearest match, so the result is its mean face
+    own = shared_trait_faces(train, train_truth, person, k=1)
+    faces = torch.stack([normalize_images(train.face(r)) for r in train.face_rows(0)])
+    assert torch.allclose(own[0], faces.mean(0), atol=1e-6)
+    # k = all of one sex: the mean over every identity of that sex, whatever the age and size asked for
+    same = np.flatnonzero(train_truth["sex"].to_numpy() == person["sex"].iloc[0])
+    everyone = shared_trait_faces(train, train_truth, person.assign(age=99.0, size=-3.0), k=len(train_truth))
+    means = torch.stack([torch.stack([normalize_images(train.face(r)) for r in train.face_rows(i)]).mean(0)
+                         for i in same])
+    assert torch.allclose(everyone[0], means.mean(0), atol=1e-5)
 
 
 def test_fuser_generators_take_the_segment_path(world) -> None:

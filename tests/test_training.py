@@ -29,6 +29,7 @@ from sf2f.train.checkpoints import CheckpointError, load_checkpoint
 from sf2f.train.face_embedder import (
     FaceEmbedderError,
     cosine_softmax_loss,
+    embedder_seed,
     ensure_face_embedder,
     load_trained_embedder,
     resolve_face_embedder,
@@ -247,6 +248,11 @@ def test_ensure_face_embedder_trains_once_per_setting(data: Path, tmp_path: Path
     longer = quick("sf2f_1st_stage", f"model.face_embedder.trained_path={path}", "model.face_embedder.epochs=2")
     ensure_face_embedder(longer, data, progress=False)
     assert load_checkpoint(path)["settings"]["epochs"] == 2  # other settings: trained again
+    # the evaluation embedder: the same settings, beside it, from the evaluation protocol's seed
+    scorer = ensure_face_embedder(longer, data, progress=False, role="eval")
+    assert scorer == tmp_path / "e_eval.pt" and load_checkpoint(scorer)["seed"] == embedder_seed(longer, "eval")
+    assert embedder_seed(longer, "eval") != embedder_seed(longer) == longer.run.seed
+    assert embedder_seed(quick("sf2f_1st_stage", "run.seed=7"), "eval") == embedder_seed(longer, "eval")
 
 
 # ---------------------------------------------------------------------------------------------------- training

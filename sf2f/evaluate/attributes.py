@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -31,10 +32,17 @@ from torch import Tensor
 
 from sf2f.data.cache import PreparedSplit
 from sf2f.evaluate.embeddings import embed_images, face_batches
-from sf2f.faces import VGG_BOX, to_pixel_range
+from sf2f.faces import VGG_BOX, normalize_images, to_pixel_range
 from sf2f.models.face_embedders import FaceEmbedder
 
-__all__ = ["ATTRIBUTES", "AttributeProbe", "attribute_chance", "pixel_features", "split_traits"]
+__all__ = [
+    "ATTRIBUTES",
+    "AttributeProbe",
+    "attribute_chance",
+    "pixel_features",
+    "shared_trait_faces",
+    "split_traits",
+]
 
 ATTRIBUTES: tuple[str, ...] = ("sex", "age", "size")
 
@@ -48,6 +56,42 @@ def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{split.root}/{split.split}: no traits for {missing[:5]} (is this the synthetic dataset?)")
     return table.sort_values("label").reset_index(drop=True)
+
+
+def _as_slice(rows: range) -> slice:
+    return slice(rows.start, rows.stop)
+
+
+def shared_trait_faces(
+    train_split: PreparedSplit,
+    train_truth: pd.DataFrame,
+    truth: pd.DataFrame,
+    k: int = 20,
+    image_norm: str = "imagenet",
+) -> Tensor:
+    """For every identity of `truth`, the average real face of the `k` training identities that share its sex and
+    lie nearest in age and size (standardised over the training identities): (n, 3, S, S) in generator space.
+
+    On the synthetic data only sex, age and size reach both voice and face, so this is about the best face a
+    voice-only predictor can draw under an L1 or L2 loss: it carries the shared traits and averages out the rest
+    (hair, skin tone, glasses). Its scores are the table's "shared-trait mean face" row, a ceiling for retrieval
+    that sits far below the ground truth because the face-only traits decide most of an identity's look.
+    """
+    faces = [normalize_images(np.asarray(train_split.face_pixels[_as_slice(train_split.face_rows(i))]), image_norm).mean(0)
+             for i in range(len(train_split))]
+    per_identity = torch.stack(faces)
+    centre = train_truth[["age", "size"]].astype(float).mean()
+    scale = train_truth[["age", "size"]].astype(float).std().replace(0, 1)
+    train_z = ((train_truth[["age", "size"]].astype(float) - centre) / scale).to_numpy()
+    out = []
+    for _, person in truth.iterrows():
+        same = np.flatnonzero(train_truth["sex"].to_numpy() == person["sex"])
+        if not len(same):
+            same = np.arange(len(train_truth))
+        z = ((person[["age", "size"]].astype(float) - centre) / scale).to_numpy(float)
+        nearest = same[np.argsort(((train_z[same] - z) ** 2).sum(1), kind="stable")[:k]]
+        out.append(per_identity[nearest].mean(0))
+    return torch.stack(out)
 
 
 def pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from sf2f.config import ExperimentConfig
 from sf2f.data.cache import PreparedSplit
-from sf2f.evaluate.attributes import AttributeProbe, split_traits
+from sf2f.evaluate.attributes import AttributeProbe, shared_trait_faces, split_traits
 from sf2f.evaluate.diversity import LpipsDistance, lpips_diversity, segment_face_pairs
 from sf2f.evaluate.embeddings import embed_images, face_batches, real_faces
 from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
@@ -114,6 +114,7 @@ class SplitEvaluator:
         self.matching_faces = self.faces.chosen_face(seed)
         self.held_out_faces = self.faces.chosen_face(seed + 1, avoid=self.matching_faces)
         self.truth: pd.DataFrame | None = None
+        self.traits = traits
         if attribute_probe is not None:
             if traits is None:
                 raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
@@ -201,6 +202,16 @@ class SplitEvaluator:
         embeddings = one.expand(len(self.split), -1).contiguous()
         return ProbeSet("mean face", embeddings, images, embeddings)
 
+    def shared_trait_probes(self, train_split: PreparedSplit) -> ProbeSet:
+        """Each identity's probe is the mean face of the training identities nearest in the shared traits (sex, age,
+        size; :func:`~sf2f.evaluate.attributes.shared_trait_faces`): the synthetic data's ceiling for a voice."""
+        if self.traits is None:
+            raise ValueError("the shared-trait mean face needs the dataset's traits (sf2f.data.synthetic.read_traits)")
+        truth = split_traits(self.split, self.traits)
+        images = shared_trait_faces(train_split, split_traits(train_split, self.traits), truth, image_norm=self.norm)
+        embeddings = embed_images(self.embedder, images, self.norm, self.box, self.batch_size)
+        return ProbeSet("shared-trait mean face", embeddings, images, embeddings)
+
     def chance_row(self) -> dict[str, Any]:
         """What guessing scores: K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1."""
         ev, n = self.cfg.eval, len(self.split)
@@ -216,7 +227,8 @@ class SplitEvaluator:
         return row
 
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
-        """Chance, the ground-truth-faces upper bound and (given the training split) the mean-face lower bound."""
+        """Chance, the ground-truth-faces upper bound and (given the training split) the mean-face lower bound; with
+        the synthetic traits also the shared-trait mean face, the best a voice-only model can hope for there."""
         probes, gallery = self.ground_truth_probes()
         rows = [
             self.chance_row(),
@@ -225,6 +237,11 @@ class SplitEvaluator:
         if train_split is not None:
             probes = self.mean_face_probes(train_split)
             rows.append({"model": "mean face", "mode": probes.mode, "kind": "lower bound", **self.score_probes(probes)})
+            if self.traits is not None:
+                probes = self.shared_trait_probes(train_split)
+                self.probes["shared-trait mean face", probes.mode] = probes
+                rows.append({"model": "shared-trait mean face", "mode": probes.mode, "kind": "reference",
+                             **self.score_probes(probes)})
         return rows
 
 

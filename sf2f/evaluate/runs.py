@@ -3,7 +3,9 @@
 :func:`split_evaluator` assembles a :class:`~sf2f.evaluate.evaluator.SplitEvaluator` with every part the data allows:
 
 * the face embedder of the config (:func:`~sf2f.train.face_embedder.resolve_face_embedder`: FaceNet when its
-  weights verify, else the embedder trained on the data, the one training used);
+  weights verify, as the paper scores; else, with `eval.independent_embedder`, a *second* embedder trained on the
+  data from another seed, because a generator scored by the network its perceptual loss was trained against games
+  it);
 * the image classifier of the score: on the synthetic data an identity classifier of the training identities (the
   "ID-classifier score", never called VFS, issue 7 item 4); on real data the VGGFace ResNet-50 when its weights are
   there (the VFS of §4.1), else a note;
@@ -12,7 +14,7 @@
 
 :func:`evaluate_checkpoints` is `python -m sf2f evaluate`: it loads each run folder or checkpoint file, checks that
 it fits the data, evaluates every model with one evaluator (so the real faces are embedded once and every model
-meets the same probes' crops and segments), adds the chance / ground-truth / mean-face rows and the paper's numbers.
+meets the same probes' crops and segments), adds the chance / ground-truth / mean-face (and on synthetic data shared-trait mean-face) rows and the paper's numbers.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from sf2f.evaluate.vggface_score import VGGFaceClassifier
 from sf2f.models.generator import Generator
 from sf2f.paths import resolve
 from sf2f.train.checkpoints import CheckpointError
-from sf2f.train.face_embedder import resolve_face_embedder
+from sf2f.models.face_embedders import SmallFaceEmbedder
+from sf2f.train.face_embedder import embedder_seed, ensure_face_embedder, load_trained_embedder, resolve_face_embedder
 from sf2f.train.runs import load_generator
 from sf2f.weights import WeightsError
 
@@ -132,6 +135,12 @@ def split_evaluator(
     """
     prepared = PreparedData(data)
     embedder, which = resolve_face_embedder(cfg, data, log)
+    if cfg.eval.independent_embedder and isinstance(embedder, SmallFaceEmbedder):
+        # never score a generator with the network its perceptual loss trained it against (eval.independent_embedder)
+        path = ensure_face_embedder(cfg, data, progress=False, role="eval")
+        embedder = load_trained_embedder(path, data)
+        which = (f"trained face embedder {path} (seed {embedder_seed(cfg, 'eval')}), a second one: not the network "
+                 "the perceptual loss trained the generators against")
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)

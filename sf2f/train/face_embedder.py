@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ __all__ = [
     "FaceEmbedderError",
     "cosine_softmax_loss",
     "default_embedder_path",
+    "embedder_seed",
     "embed_faces",
     "ensure_face_embedder",
     "load_trained_embedder",
@@ -50,6 +51,10 @@ __all__ = [
 ]
 
 EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
+#: added to `eval.seed` to seed the evaluation embedder: far from the run seeds people use for the loss's one
+EVAL_EMBEDDER_SEED = 10_000
+#: which of a run's two trained embedders: the perceptual loss's (and training-time validation's) or the evaluation's
+EmbedderRole = Literal["loss", "eval"]
 
 
 class FaceEmbedderError(RuntimeError):
@@ -267,10 +272,18 @@ def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> S
     return embedder.eval()
 
 
-def default_embedder_path(cfg: ExperimentConfig, data: str | Path) -> Path:
-    """`model.face_embedder.trained_path`, or `<prepared data>/face_embedder.pt` when it is empty."""
+def default_embedder_path(cfg: ExperimentConfig, data: str | Path, role: EmbedderRole = "loss") -> Path:
+    """`model.face_embedder.trained_path`, or `<prepared data>/face_embedder.pt` when it is empty; the evaluation
+    embedder (`role="eval"`) lives beside it as `<name>_eval.pt`."""
     path = cfg.model.face_embedder.trained_path
-    return Path(path).expanduser() if path else Path(data) / "face_embedder.pt"
+    path = Path(path).expanduser() if path else Path(data) / "face_embedder.pt"
+    return path.with_name(f"{path.stem}_eval{path.suffix}") if role == "eval" else path
+
+
+def embedder_seed(cfg: ExperimentConfig, role: EmbedderRole = "loss") -> int:
+    """The training seed of a trained embedder: the run's seed for the loss's embedder; for the evaluation one a
+    seed of the evaluation protocol, so runs of any seed are scored by the same network."""
+    return cfg.run.seed if role == "loss" else EVAL_EMBEDDER_SEED + cfg.eval.seed
 
 
 def resolve_face_embedder(
@@ -303,10 +316,14 @@ def resolve_face_embedder(
     return load_trained_embedder(trained, data), f"trained face embedder {trained}"
 
 
-def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool = True) -> Path:
+def ensure_face_embedder(
+    cfg: ExperimentConfig, data: str | Path, progress: bool = True, role: EmbedderRole = "loss"
+) -> Path:
     """Train or load: the trained embedder file of a config, trained only when no file with its settings, seed and
-    data exists yet. Returns its path."""
-    path = default_embedder_path(cfg, data)
+    data exists yet. Returns its path. `role="eval"` is the second embedder that scores generated faces
+    (`eval.independent_embedder`): the same settings, another seed."""
+    path = default_embedder_path(cfg, data, role)
+    seed = embedder_seed(cfg, role)
     if path.is_file():
         try:
             state = _read_embedder_file(path)
@@ -315,7 +332,7 @@ def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool
         fits = (
             state.get("settings") == dataclasses.asdict(cfg.model.face_embedder)
             and state.get("image_norm") == cfg.data.image_norm
-            and state.get("seed") == cfg.run.seed
+            and state.get("seed") == seed
             and state.get("data_fingerprint") == PreparedData(data).manifest.get("fingerprint", "")
         )
         if fits:
@@ -323,7 +340,7 @@ def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool
     from sf2f.runtime import select_device
 
     result = train_face_embedder(
-        data, path, cfg.model.face_embedder, cfg.data.image_norm, cfg.run.seed, select_device(cfg.run.device), progress
+        data, path, cfg.model.face_embedder, cfg.data.image_norm, seed, select_device(cfg.run.device), progress
     )
     print(result.describe())
     return path
