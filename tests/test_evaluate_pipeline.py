@@ -3,6 +3,7 @@ optional parts (ID classifier, attribute probes, FID Inception, LPIPS) and their
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +173,27 @@ def test_classifier_and_attribute_probes(world) -> None:
     assert predicted["age"].between(lo, hi).all() and set(predicted["sex"]) <= {"m", "f"}
     on_features = AttributeProbe.fit(world["train"], world["traits"], "embedder", world["embedder"])
     assert set(on_features.score(faces, split_traits(world["test"], world["traits"]))) == {
-        "sex acc", "age R2", "age r", "size R2", "size r"
+        "sex acc", "sex AUC", "age R2", "age r", "size R2", "size r"
     }
     with pytest.raises(ValueError, match="needs a face embedder"):
         AttributeProbe.fit(world["train"], world["traits"], "embedder")
+
+
+def test_attribute_orderings_survive_a_global_offset(world) -> None:
+    """Generated faces off the real faces' colour scale shift every reading alike: the AUC and r, which only rank the
+    speakers, stay; accuracy falls to the share of one sex and R^2 drops."""
+    test = world["test"]
+    faces = torch.stack([_real_face(test, i) for i in range(len(test))])
+    truth = split_traits(test, world["traits"])
+    probe = world["attributes"]
+    shifted = copy.deepcopy(probe)
+    shifted.sex[-1].intercept_ += 1e3
+    shifted.age[-1].intercept_ += 1e3
+    plain, moved = probe.score(faces, truth), shifted.score(faces, truth)
+    assert moved["sex AUC"] == plain["sex AUC"] and moved["age r"] == pytest.approx(plain["age r"])
+    assert moved["sex acc"] == pytest.approx(float((truth["sex"] == probe.sex_positive).mean()))
+    assert moved["age R2"] < plain["age R2"]
+    assert 0.5 < plain["sex AUC"] <= 1.0  # real faces: the probe separates the sexes
 
 
 def _real_face(split, label: int) -> torch.Tensor:

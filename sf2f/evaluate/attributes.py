@@ -4,8 +4,15 @@ The synthetic people's shared traits (sex, age, body/head size) shape both their
 (`sf2f.data.synthetic.traits`), so a good voice-to-face model should put them into its faces. Probes trained on the
 **real** faces of the training identities read them back from a face:
 
-* sex: a logistic regression (accuracy; chance = always answering the training majority);
+* sex: a logistic regression (accuracy; chance = always answering the training majority), and the area under the
+  ROC curve of its decision score (AUC; chance 0.5);
 * age and size: ridge regressions (R^2 and Pearson correlation; chance: R^2 <= 0 for the training mean, r = 0).
+
+Accuracy and R^2 need the probe's absolute reading to be right; the AUC and r need only the *ordering* of the
+speakers. Generated faces are rarely on the real faces' exact colour scale, and a small global offset can push every
+face to one side of the sex boundary (accuracy = the majority share) or beyond the age range (clipped: r undefined)
+while the faces still order the speakers correctly. So AUC and r are computed on the probes' raw outputs, unclipped;
+accuracy and R^2 on the clipped answers.
 
 The probes are applied to one generated face per evaluation identity and compared with that speaker's ground truth.
 The same probes on the evaluation identities' real faces give the ceiling a perfect generator could reach.
@@ -26,6 +33,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
@@ -168,26 +176,42 @@ class AttributeProbe:
             (float(truth["size"].min()), float(truth["size"].max())),
         )
 
-    def predict(self, images: Tensor) -> pd.DataFrame:
-        """Predicted sex, age and size for generator-space images (n, 3, H, W)."""
+    def raw(self, images: Tensor) -> pd.DataFrame:
+        """The probes' unclipped outputs: the sex classifier's decision score (positive: `sex_positive`), age, size."""
         x = self.featurize(images)
+        return pd.DataFrame({"sex": self.sex.decision_function(x), "age": self.age.predict(x), "size": self.size.predict(x)})
+
+    @property
+    def sex_positive(self) -> str:
+        """The sex a positive decision score stands for."""
+        return str(self.sex.classes_[1])
+
+    def predict(self, images: Tensor) -> pd.DataFrame:
+        """Predicted sex, age and size for generator-space images (n, 3, H, W), ages and sizes clipped."""
+        return self._answers(self.raw(images))
+
+    def _answers(self, raw: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({
-            "sex": self.sex.predict(x),
-            "age": np.clip(self.age.predict(x), *self.age_range),
-            "size": np.clip(self.size.predict(x), *self.size_range),
+            "sex": np.where(raw["sex"] > 0, self.sex_positive, str(self.sex.classes_[0])),
+            "age": np.clip(raw["age"], *self.age_range),
+            "size": np.clip(raw["size"], *self.size_range),
         })
 
     def score(self, images: Tensor, truth: pd.DataFrame) -> dict[str, float]:
         """Agreement of the probes' reading of `images` (one per identity, label order) with the ground truth."""
-        predicted = self.predict(images)
-        if len(predicted) != len(truth):
-            raise ValueError(f"{len(predicted)} images for {len(truth)} identities")
+        raw = self.raw(images)
+        if len(raw) != len(truth):
+            raise ValueError(f"{len(raw)} images for {len(truth)} identities")
+        predicted = self._answers(raw)
+        is_positive = truth["sex"].to_numpy() == self.sex_positive
+        both = 0 < is_positive.sum() < len(is_positive)
         return {
             "sex acc": float((predicted["sex"].to_numpy() == truth["sex"].to_numpy()).mean()),
+            "sex AUC": float(roc_auc_score(is_positive, raw["sex"])) if both else math.nan,
             "age R2": _r2(truth["age"].to_numpy(float), predicted["age"].to_numpy()),
-            "age r": _pearson(truth["age"].to_numpy(float), predicted["age"].to_numpy()),
+            "age r": _pearson(truth["age"].to_numpy(float), raw["age"].to_numpy()),
             "size R2": _r2(truth["size"].to_numpy(float), predicted["size"].to_numpy()),
-            "size r": _pearson(truth["size"].to_numpy(float), predicted["size"].to_numpy()),
+            "size r": _pearson(truth["size"].to_numpy(float), raw["size"].to_numpy()),
         }
 
     def chance(self, truth: pd.DataFrame) -> dict[str, float]:
@@ -200,6 +224,7 @@ def attribute_chance(truth: pd.DataFrame, sex_majority: str, age_mean: float, si
     n = len(truth)
     return {
         "sex acc": float((truth["sex"] == sex_majority).mean()),
+        "sex AUC": 0.5,
         "age R2": _r2(truth["age"].to_numpy(float), np.full(n, age_mean)),
         "age r": 0.0,
         "size R2": _r2(truth["size"].to_numpy(float), np.full(n, size_mean)),

@@ -47,7 +47,7 @@ _LEADING = ["model", "config", "mode", "kind", "identities", "L2", "L1", "Cos", 
 _TRAILING = [
     "1:2 match", "FID (embedder)", "FID (Inception)", "VFS mean", "VFS std",
     "ID-classifier score mean", "ID-classifier score std",
-    "sex acc", "age R2", "age r", "size R2", "size r", "LPIPS mean", "LPIPS std",
+    "sex acc", "sex AUC", "age R2", "age r", "size R2", "size r", "LPIPS mean", "LPIPS std",
 ]
 
 
