@@ -41,8 +41,7 @@ from sf2f.evaluate.vggface_score import VGGFaceClassifier
 from sf2f.models.generator import Generator
 from sf2f.paths import resolve
 from sf2f.train.checkpoints import CheckpointError
-from sf2f.models.face_embedders import SmallFaceEmbedder
-from sf2f.train.face_embedder import embedder_seed, ensure_face_embedder, load_trained_embedder, resolve_face_embedder
+from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.runs import load_generator
 from sf2f.weights import WeightsError
 
@@ -135,12 +134,8 @@ def split_evaluator(
     """
     prepared = PreparedData(data)
     embedder, which = resolve_face_embedder(cfg, data, log)
-    if cfg.eval.independent_embedder and isinstance(embedder, SmallFaceEmbedder):
-        # never score a generator with the network its perceptual loss trained it against (eval.independent_embedder)
-        path = ensure_face_embedder(cfg, data, progress=False, role="eval")
-        embedder = load_trained_embedder(path, data)
-        which = (f"trained face embedder {path} (seed {embedder_seed(cfg, 'eval')}), a second one: not the network "
-                 "the perceptual loss trained the generators against")
+    embedder, second = scoring_embedder(cfg, data, embedder)
+    which = second or which
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)

@@ -47,6 +47,7 @@ __all__ = [
     "ensure_face_embedder",
     "load_trained_embedder",
     "resolve_face_embedder",
+    "scoring_embedder",
     "train_face_embedder",
 ]
 
@@ -314,6 +315,23 @@ def resolve_face_embedder(
             f"`python -m sf2f train-face-embedder --data {data}` (or set model.face_embedder.trained_path)."
         )
     return load_trained_embedder(trained, data), f"trained face embedder {trained}"
+
+
+def scoring_embedder(
+    cfg: ExperimentConfig, data: str | Path, loss_embedder: FaceEmbedder
+) -> tuple[FaceEmbedder, str | None]:
+    """The embedder that scores generated faces, and a line saying so when it is not `loss_embedder`.
+
+    With `eval.independent_embedder` and a trained (not FaceNet) loss embedder: the second embedder of the data
+    (:func:`ensure_face_embedder` with `role="eval"`, trained on first use), because a generator scored by the network
+    its perceptual loss trained it against games it. Otherwise the loss's own embedder, as the paper scores.
+    """
+    if not (cfg.eval.independent_embedder and isinstance(loss_embedder, SmallFaceEmbedder)):
+        return loss_embedder, None
+    path = ensure_face_embedder(cfg, data, progress=False, role="eval")
+    described = (f"trained face embedder {path} (seed {embedder_seed(cfg, 'eval')}), a second one: not the network "
+                 "the perceptual loss trained the generators against")
+    return load_trained_embedder(path, data), described
 
 
 def ensure_face_embedder(

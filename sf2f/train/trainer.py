@@ -49,6 +49,7 @@ from sf2f.data.cache import PreparedData
 from sf2f.data.datasets import dataset_for, generator_inputs
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
+from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.paths import resolve
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.checkpoints import (
@@ -60,7 +61,7 @@ from sf2f.train.checkpoints import (
     restore_rng_state,
 )
 from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_ddp
-from sf2f.train.face_embedder import resolve_face_embedder
+from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.logs import RunLogger, read_log
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
@@ -273,7 +274,14 @@ class Trainer:
         # evaluation, logs and checkpoints (rank 0)
         self.run_dir = self._choose_run_dir(run_dir)
         main = self.ctx.is_main
-        self.gallery = gallery_embeddings(self.val_split, self.embedder, cfg.data.image_norm) if main else None
+        # validation scores with a network the generator is not trained against (eval.independent_embedder)
+        self.scorer: FaceEmbedder = self.embedder
+        if main:
+            scorer, described = scoring_embedder(cfg, self.data, self.embedder)
+            self.scorer = scorer.to(self.device).freeze()
+            if described:
+                self._log(f"validation scored by the {described}")
+        self.gallery = gallery_embeddings(self.val_split, self.scorer, cfg.data.image_norm) if main else None
         self.track = dict(track or tracked_metrics(cfg.eval.recall_ks, len(self.val_split)))
         self.samples = self._sample_batch() if main else None
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", self.track)
@@ -500,7 +508,7 @@ class Trainer:
         """The generator's faces for the whole validation split (deterministic)."""
         loader = validation_loader(self.cfg, self.val_split, self.batch_size)
         with self._evaluating():
-            return run_validation(self.generator, loader, self.embedder, self.gallery, self.cfg.data.image_norm,
+            return run_validation(self.generator, loader, self.scorer, self.gallery, self.cfg.data.image_norm,
                                   self.autocast)
 
     def evaluate(self) -> dict[str, float] | None:
