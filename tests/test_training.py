@@ -209,7 +209,9 @@ def test_face_embedder_training_and_loading(data: Path, tmp_path: Path) -> None:
     again = train_face_embedder(data, tmp_path / "emb2.pt", FaceEmbedderConfig(width=4, epochs=6, batch_size=8),
                                 progress=False)
     assert again.loss == result.loss  # seeded
+    before = torch.random.get_rng_state()
     embedder = load_trained_embedder(out, data)
+    assert torch.equal(torch.random.get_rng_state(), before)  # loading never moves a run's random stream
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         emb = embedder(x)

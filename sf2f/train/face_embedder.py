@@ -268,7 +268,8 @@ def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> S
                 f"with `python -m sf2f train-face-embedder --data {data}`"
             )
     settings = state["settings"]
-    embedder = SmallFaceEmbedder(settings["input_size"], settings["width"])
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten: it must not shift the caller's stream
+        embedder = SmallFaceEmbedder(settings["input_size"], settings["width"])
     embedder.load_state_dict(state["state"])
     return embedder.eval()
 
