@@ -283,7 +283,8 @@ def test_stage_one_trains_every_network_and_writes_its_run(stage1: Path, data: P
     assert done["steps"] == 8 and len(done["replica_hashes"]) == 1
     # validation was scored by a second embedder, not the perceptual loss's (eval.independent_embedder)
     scorer = load_checkpoint(data / "face_embedder_eval.pt")
-    assert scorer["seed"] == embedder_seed(quick("sf2f_1st_stage"), "eval") != load_checkpoint(data / "face_embedder.pt")["seed"]
+    loss_seed = load_checkpoint(data / "face_embedder.pt")["seed"]
+    assert scorer["seed"] == embedder_seed(quick("sf2f_1st_stage"), "eval") != loss_seed
     assert (stage1 / "config.yaml").exists() and json.loads((stage1 / "run.json").read_text())["data"] == str(data)
     generator, cfg = load_generator(stage1)
     assert cfg.name == "sf2f_1st_stage" and not generator.training

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from sf2f.data.cache import PreparedSplit
 from sf2f.evaluate.embeddings import embed_images, face_batches
-from sf2f.faces import VGG_BOX, normalize_images, to_pixel_range
+from sf2f.faces import VGG_BOX, to_pixel_range
 from sf2f.models.face_embedders import FaceEmbedder
 
 __all__ = [
@@ -66,10 +66,6 @@ def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("label").reset_index(drop=True)
 
 
-def _as_slice(rows: range) -> slice:
-    return slice(rows.start, rows.stop)
-
-
 def shared_trait_faces(
     train_split: PreparedSplit,
     train_truth: pd.DataFrame,
@@ -82,12 +78,18 @@ def shared_trait_faces(
 
     On the synthetic data only sex, age and size reach both voice and face, so this is about the best face a
     voice-only predictor can draw under an L1 or L2 loss: it carries the shared traits and averages out the rest
-    (hair, skin tone, glasses). Its scores are the table's "shared-trait mean face" row, a ceiling for retrieval
-    that sits far below the ground truth because the face-only traits decide most of an identity's look.
+    (hair, skin tone, glasses). Its scores are the table's "shared-trait mean face" row: a reference that shows how
+    far above chance retrieval can go on these data (not far: the face-only traits decide most of a face).
     """
-    faces = [normalize_images(np.asarray(train_split.face_pixels[_as_slice(train_split.face_rows(i))]), image_norm).mean(0)
-             for i in range(len(train_split))]
-    per_identity = torch.stack(faces)
+    sums, counts = None, torch.zeros(len(train_split), dtype=torch.float64)
+    for images, labels in face_batches(train_split, image_norm):
+        part = torch.zeros(len(train_split), *images.shape[1:], dtype=torch.float64)
+        part.index_add_(0, labels, images.double())
+        sums = part if sums is None else sums + part
+        counts += torch.bincount(labels, minlength=len(train_split))
+    if sums is None:
+        raise ValueError(f"{train_split.root}/{train_split.split}: no faces to average")
+    per_identity = (sums / counts.clamp(min=1).view(-1, 1, 1, 1)).float()
     centre = train_truth[["age", "size"]].astype(float).mean()
     scale = train_truth[["age", "size"]].astype(float).std().replace(0, 1)
     train_z = ((train_truth[["age", "size"]].astype(float) - centre) / scale).to_numpy()
@@ -179,7 +181,9 @@ class AttributeProbe:
     def raw(self, images: Tensor) -> pd.DataFrame:
         """The probes' unclipped outputs: the sex classifier's decision score (positive: `sex_positive`), age, size."""
         x = self.featurize(images)
-        return pd.DataFrame({"sex": self.sex.decision_function(x), "age": self.age.predict(x), "size": self.size.predict(x)})
+        return pd.DataFrame(
+            {"sex": self.sex.decision_function(x), "age": self.age.predict(x), "size": self.size.predict(x)}
+        )
 
     @property
     def sex_positive(self) -> str:

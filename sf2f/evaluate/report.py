@@ -14,8 +14,8 @@ Reference rows put the numbers in context:
 * `mean face`: the average training face as every probe, what a generator that ignores the voice gets;
 * `shared-trait mean face` (synthetic data): each identity's probe is the mean face of the training identities that
   share its sex and lie nearest in age and size, the best a voice-only model can draw there under a pixel loss
-  (kind `voice ceiling`): only those traits reach both voice and face, so retrieval cannot rise far above chance
-  even for a perfect model, while the attribute columns can reach the ground truth's;
+  (kind `reference`): only those traits reach both voice and face, so retrieval rises little above chance even for
+  such a face, while the attribute columns can reach the ground truth's;
 * `paper`: the numbers of reference §5. **Only VGGFace Scores exist in the original repo** (HQ-VoxCeleb, mean and std
   over 5 splits); there are no recall, cosine, L1 or FID numbers to compare with.
 """

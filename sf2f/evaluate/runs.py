@@ -14,7 +14,8 @@
 
 :func:`evaluate_checkpoints` is `python -m sf2f evaluate`: it loads each run folder or checkpoint file, checks that
 it fits the data, evaluates every model with one evaluator (so the real faces are embedded once and every model
-meets the same probes' crops and segments), adds the chance / ground-truth / mean-face (and on synthetic data shared-trait mean-face) rows and the paper's numbers.
+meets the same probes' crops and segments), adds the chance / ground-truth / mean-face rows (on synthetic data also
+the shared-trait mean face) and the paper's numbers.
 """
 
 from __future__ import annotations

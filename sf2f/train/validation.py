@@ -10,9 +10,10 @@ The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNe
 
 The gallery is the mean embedding of all real faces of an identity (§4.2). The trainer passes the embedder that
 scores (:func:`~sf2f.train.face_embedder.scoring_embedder`): with a trained perceptual-loss embedder, a second one,
-because the generator learns to please the first whether or not it draws faces. Every draw comes from the dataset's fixed
-evaluation samples, so two calls on the same weights give the same numbers. The paper's full metrics (issue 7) plug in
-through `extra` functions that receive the :class:`ValidationResult`.
+because the generator learns to please the first whether or not it draws faces.
+
+Every draw comes from the dataset's fixed evaluation samples, so two calls on the same weights give the same numbers.
+The paper's full metrics (issue 7) plug in through `extra` functions that receive the :class:`ValidationResult`.
 """
 
 from __future__ import annotations
