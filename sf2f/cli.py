@@ -356,8 +356,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         description=(
             "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared "
             "dataset with the metrics of reference section 4 and those the paper lacked: one row per model and "
-            "probe mode, then chance, the ground-truth-faces upper bound, the mean-face lower bound and the paper's "
-            "numbers where they exist. Deterministic: the same command gives the same numbers."
+            "probe mode, then chance, the ground-truth-faces upper bound, the mean-face lower bound, on synthetic data "
+            "the shared-trait mean face, and the paper's numbers where they exist. Deterministic: the same command "
+            "gives the same numbers."
         ),
         epilog=(
             "examples:\n"
