@@ -383,6 +383,10 @@ class OptimConfig:
     # at this epoch G goes to eval mode (BatchNorm frozen) and its Adam state is reset
     eval_mode_after_epochs: int = 10000
     disable_l1_after_epochs: int = 10_000_000
+    # not in the paper (0 in every paper config): for this many epochs the generator learns from the L1 pixel loss
+    # alone and the discriminators rest, a pixel-loss pre-training as in ESRGAN (Wang et al. 2018, §3.4 there);
+    # the adversarial and perceptual terms start from this epoch (sf2f.train.schedule.adversarial_enabled)
+    pixel_warmup_epochs: int = 0
     # stage 2: `frozen` keeps encoder/decoder BatchNorm in eval mode (intended); `as_original` flips it back to
     # train mode after the first visualisation step, as the original accidentally did (§3.4 "stage 2 BN mode")
     bn_mode: Literal["frozen", "as_original"] = "frozen"
@@ -397,6 +401,7 @@ class OptimConfig:
         _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _require(self.batch_size >= 1, "batch_size", "must be at least 1")
         _require(self.epochs >= 1, "epochs", "must be at least 1")
+        _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
         _require(self.eval_every_epochs >= 1, "eval_every_epochs", "must be at least 1")
         _require(self.visualize_every >= 1, "visualize_every", "must be at least 1")
         _require(self.checkpoint_every_epochs >= 1, "checkpoint_every_epochs", "must be at least 1")
@@ -496,6 +501,8 @@ class ExperimentConfig:
         _require(len(disc.ac_archs) == n_scales, "model.discriminators.ac_archs", f"needs one per scale ({n_scales})")
         if self.optim.stage == "fuser":
             _require(self.model.fuser.enabled, "optim.stage", "the fuser stage needs model.fuser.enabled: true")
+        if self.optim.pixel_warmup_epochs:
+            _require(self.loss.l1_weight > 0, "optim.pixel_warmup_epochs", "a pixel warm-up needs loss.l1_weight > 0")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -310,6 +310,23 @@ def test_one_step_updates_generator_and_discriminators_but_never_the_embedder(da
     assert all(torch.equal(g1[k], v) for k, v in trainer.generator.state_dict().items())
 
 
+def test_the_pixel_warmup_trains_the_generator_on_l1_alone(data: Path, tmp_path: Path) -> None:
+    cfg = quick("sf2f_1st_stage", "optim.pixel_warmup_epochs=1")
+    trainer = Trainer(cfg, data, tmp_path / "run", progress=False, log=lambda _: None)
+    batch = next(trainer._batches(0, 0))
+    g0 = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    d0 = {k: v.clone() for k, v in trainer.discriminators.state_dict().items()}
+    terms = trainer.step(batch, 0)
+    assert terms is not None and set(terms) == {"l1_64", "g_total"}
+    assert terms["g_total"].item() == pytest.approx(cfg.loss.l1_weight * terms["l1_64"].item(), rel=1e-6)
+    assert not torch.equal(g0["decoder.fc.0.weight"], trainer.generator.state_dict()["decoder.fc.0.weight"])
+    # the discriminators were neither updated nor run (their BatchNorm statistics are untouched too)
+    assert all(torch.equal(d0[k], v) for k, v in trainer.discriminators.state_dict().items())
+    terms = trainer.step(batch, 1)
+    assert terms is not None and {"perceptual_64", "g_gan_img_64", "d_total"} <= set(terms)
+    assert all(not torch.equal(d0[k], p) for k, p in trainer.discriminators.named_parameters())
+
+
 def test_bf16_autocast_trains_on_the_cpu(data: Path, tmp_path: Path) -> None:
     trainer = Trainer(quick("sf2f_1st_stage", "run.amp=bf16"), data, tmp_path / "run",
                       progress=False, log=lambda _: None)
@@ -352,7 +369,8 @@ def test_pretrained_checkpoint_of_another_config_is_a_clear_error(stage1: Path, 
 
 
 @pytest.mark.parametrize("name, stop_at, extra", [
-    ("sf2f_1st_stage", 7, ()),  # after the checkpoint of step 6, in the epoch of the eval-mode switch
+    # after the checkpoint of step 6, in the epoch of the eval-mode switch; the discriminators start at step 2
+    ("sf2f_1st_stage", 7, ("optim.pixel_warmup_epochs=1",)),
     ("v2f", 2, ()),  # before any checkpoint; the baseline's noise draws from the global random state
     ("sf2f_fuser", 5, ("optim.bn_mode=as_original",)),
 ])

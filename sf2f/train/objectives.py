@@ -112,9 +112,11 @@ def generator_terms(
     discriminators: Discriminators,
     loss: LossConfig,
     l1_on: bool = True,
+    adversarial_on: bool = True,
 ) -> list[Term]:
     """The generator's pixel and adversarial terms for one batch (§3.2 step 2); `fakes` and `reals` hold one batch
-    per scale. The perceptual terms are :func:`perceptual_terms`."""
+    per scale. The perceptual terms are :func:`perceptual_terms`. `adversarial_on=False` leaves the L1 terms only
+    (the pixel warm-up)."""
     terms: list[Term] = []
     adversarial = loss.d_loss_weight * loss.d_img_weight
     auxiliary = loss.d_loss_weight * loss.ac_loss_weight
@@ -122,6 +124,8 @@ def generator_terms(
         size = fake.shape[-1]
         if l1_on and loss.l1_weight > 0:
             terms.append(Term(f"l1_{size}", loss.l1_weight, F.l1_loss(fake, real)))
+        if not adversarial_on:
+            continue
         if i < len(discriminators.image):
             logits = discriminators.image[i](fake)
             terms.append(Term(f"g_gan_img_{size}", adversarial, gan_generator_loss(logits.float(), loss.gan_type)))

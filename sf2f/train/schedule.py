@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sf2f.config import OptimConfig
 
-__all__ = ["learning_rate", "eval_mode_now", "l1_enabled"]
+__all__ = ["adversarial_enabled", "learning_rate", "eval_mode_now", "l1_enabled"]
 
 
 def learning_rate(optim: OptimConfig, epoch: int, decays: bool = True) -> float:
@@ -36,3 +36,9 @@ def eval_mode_now(optim: OptimConfig, epoch: int) -> bool:
 def l1_enabled(optim: OptimConfig, epoch: int) -> bool:
     """The L1 pixel loss is dropped from `disable_l1_after_epochs` on (never, in every paper config)."""
     return epoch < optim.disable_l1_after_epochs
+
+
+def adversarial_enabled(optim: OptimConfig, epoch: int) -> bool:
+    """The adversarial, auxiliary-classifier and perceptual terms (and the discriminators' updates) run from
+    `pixel_warmup_epochs` on (from the start in every paper config)."""
+    return epoch >= optim.pixel_warmup_epochs

@@ -93,9 +93,14 @@ class TrainingStep:
         self,
         batch: Mapping[str, Tensor],
         l1_on: bool = True,
+        adversarial_on: bool = True,
         timer: Callable[[str], AbstractContextManager] = _untimed,
     ) -> dict[str, Tensor] | None:
-        """One iteration. Returns the detached loss terms (and totals), or None when it was skipped."""
+        """One iteration. Returns the detached loss terms (and totals), or None when it was skipped.
+
+        With `adversarial_on` False (the pixel warm-up, `optim.pixel_warmup_epochs`) the generator minimises its L1
+        terms alone and the discriminators are neither run nor updated.
+        """
         device, loss = self.device, self.cfg.loss
         voice, mask = generator_inputs(batch, device)
         labels = batch["label"].to(device)
@@ -107,9 +112,9 @@ class TrainingStep:
             with timer("g_forward"):
                 fakes = [x.float() for x in self.g_forward(voice, mask).images]
             with timer("g_losses"):
-                terms = generator_terms(fakes, reals, labels, self.discriminators, loss, l1_on)
+                terms = generator_terms(fakes, reals, labels, self.discriminators, loss, l1_on, adversarial_on)
             with timer("perceptual"):
-                if self.perceptual is not None:
+                if self.perceptual is not None and adversarial_on:
                     terms += perceptual_terms(fakes, reals, face_keys(batch), self.perceptual, loss)
         g_total = weighted_total(terms)
         self.discriminators.requires_grad_(True)
@@ -121,6 +126,9 @@ class TrainingStep:
             self.g_optimizer.zero_grad(set_to_none=True)
             g_total.backward()
             self.g_optimizer.step()
+        values = {t.name: t.value.detach() for t in terms} | {"g_total": g_total.detach()}
+        if not adversarial_on:
+            return values
         with timer("d_steps"):
             with self.autocast():
                 d_terms = self.d_forward(reals, [f.detach() for f in fakes], labels)
@@ -130,5 +138,4 @@ class TrainingStep:
             d_total.backward()
             for optimizer in self.d_optimizers:
                 optimizer.step()
-        values = {t.name: t.value.detach() for t in [*terms, *d_terms]}
-        return values | {"g_total": g_total.detach(), "d_total": d_total.detach()}
+        return values | {t.name: t.value.detach() for t in d_terms} | {"d_total": d_total.detach()}

@@ -64,7 +64,7 @@ from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_d
 from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.logs import RunLogger, read_log
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
-from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
+from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.step import TrainingStep
 from sf2f.train.validation import (
     ValidationMetric,
@@ -415,7 +415,8 @@ class Trainer:
         """One iteration (§3.2, :class:`~sf2f.train.step.TrainingStep`) in the generator mode of this epoch and step.
         Returns the detached loss terms, or None when it was skipped (non-finite loss; counted)."""
         self.iteration.g_forward.train(self._generator_train_mode(epoch))
-        terms = self.iteration(batch, l1_enabled(self.cfg.optim, epoch))
+        optim = self.cfg.optim
+        terms = self.iteration(batch, l1_enabled(optim, epoch), adversarial_enabled(optim, epoch))
         if terms is None:
             self.counters.skipped += 1
         return terms
