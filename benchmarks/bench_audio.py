@@ -193,7 +193,7 @@ def _run(repeats: int) -> list[Comparison]:
     anchored = seconds / cpu_time.candidate_median / ORIGINAL_ANCHOR
     print(
         f"anchor: performance-anchors.md measured the original at about {ORIGINAL_ANCHOR} s of audio per second on "
-        f"this machine kind (2 threads); sf2f's CPU-time rate here is {anchored:.1f}x that, but the goal is judged by "
+        f"this machine kind (2 cores); sf2f's CPU-time rate here is {anchored:.1f}x that, but the goal is judged by "
         "the ratio measured side by side in this run"
     )
     print(

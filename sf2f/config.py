@@ -402,6 +402,9 @@ class OptimConfig:
         _require(self.batch_size >= 1, "batch_size", "must be at least 1")
         _require(self.epochs >= 1, "epochs", "must be at least 1")
         _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
+        # during the warm-up L1 is the generator's only loss: it must still be on
+        _require(self.pixel_warmup_epochs <= self.disable_l1_after_epochs, "pixel_warmup_epochs",
+                 "must not outlast the L1 loss (disable_l1_after_epochs)")
         _require(self.eval_every_epochs >= 1, "eval_every_epochs", "must be at least 1")
         _require(self.visualize_every >= 1, "visualize_every", "must be at least 1")
         _require(self.checkpoint_every_epochs >= 1, "checkpoint_every_epochs", "must be at least 1")

@@ -140,6 +140,7 @@ def test_wrong_types_are_errors_naming_key_and_file(tmp_path: Path, text: str, k
         ("model:\n  discriminators:\n    ac_archs: ['C4-64']\n", "model.discriminators.ac_archs"),
         ("optim:\n  stage: fuser\n", "optim.stage"),
         ("optim:\n  epochs: 10\n  pixel_warmup_epochs: 10\n", "optim.pixel_warmup_epochs"),
+        ("optim:\n  pixel_warmup_epochs: 5\n  disable_l1_after_epochs: 4\n", "optim.pixel_warmup_epochs"),
         ("loss:\n  l1_weight: 0\noptim:\n  pixel_warmup_epochs: 1\n", "optim.pixel_warmup_epochs"),
     ],
 )
