@@ -120,7 +120,7 @@ def _norm_tensors(norm: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         raise ValueError(f"unknown image normalisation '{norm}' (known: {', '.join(IMAGE_NORMS)})")
     mean, std = IMAGE_NORMS[norm]
     shape = (3, 1, 1)
-    return (torch.tensor(mean, dtype=like.dtype).view(shape), torch.tensor(std, dtype=like.dtype).view(shape))
+    return tuple(torch.tensor(v, dtype=like.dtype, device=like.device).view(shape) for v in (mean, std))
 
 
 def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:

@@ -68,8 +68,8 @@ def group_mean(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
     counts = torch.bincount(labels, minlength=n_groups)
     if bool((counts == 0).any()):
         raise ValueError(f"group(s) {torch.nonzero(counts == 0).flatten().tolist()[:5]} have no rows")
-    sums = torch.zeros(n_groups, values.shape[1], dtype=values.dtype).index_add_(0, labels, values)
-    return sums / counts[:, None].to(values.dtype)
+    sums = values.new_zeros(n_groups, values.shape[1]).index_add_(0, labels.to(values.device), values)
+    return sums / counts[:, None].to(values)
 
 
 @dataclass(frozen=True)

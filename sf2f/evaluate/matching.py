@@ -30,9 +30,9 @@ def matching_accuracy(probes: Tensor, faces: Tensor, max_pairs: int | None = Non
     table = F.normalize(probes.double(), dim=1) @ F.normalize(faces.double(), dim=1).T
     # outcome[i, j]: 1 when the own face wins, 0.5 on a tie, 0 when the other face wins
     outcome = (table.diagonal()[:, None] > table).double() + 0.5 * (table.diagonal()[:, None] == table).double()
-    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=table.device)
     if max_pairs is None or max_pairs >= n * (n - 1):
         return float(outcome[off_diagonal].mean())
-    flat = np.flatnonzero(off_diagonal.numpy().ravel())
+    flat = np.flatnonzero(off_diagonal.cpu().numpy().ravel())
     chosen = np.random.default_rng(seed).choice(flat, size=max_pairs, replace=False)
-    return float(outcome.flatten()[torch.from_numpy(chosen)].mean())
+    return float(outcome.flatten()[torch.from_numpy(chosen).to(table.device)].mean())

@@ -351,7 +351,9 @@ class Trainer:
         if diff:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
             raise CheckpointError(f"{self.run_dir}: the run was made with another config ({shown})")
-        state = self.checkpoints.resume(self.device)
+        # on the CPU: load_state_dict moves weights and optimiser moments to their parameters, and the RNG states must
+        # stay CPU byte tensors (torch.set_rng_state rejects a GPU copy)
+        state = self.checkpoints.resume()
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
             return
