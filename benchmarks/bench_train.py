@@ -22,10 +22,13 @@ from facenet_pytorch import InceptionResnetV1
 
 from benchmarks.harness import Comparison, compare
 from benchmarks.original_train import original_training_step
-from sf2f.config import load_config
-from sf2f.losses import PerceptualLoss
+from sf2f.config import ExperimentConfig, load_config
+from sf2f.data.datasets import face_keys
+from sf2f.losses import PerceptualLoss, multiscale_targets
 from sf2f.models import build_discriminators, build_generator
+from sf2f.models.discriminators import Discriminators
 from sf2f.models.face_embedders import FaceNetEmbedder
+from sf2f.models.generator import Generator
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
 from sf2f.train.step import PhaseTimer, TrainingStep
 
@@ -37,15 +40,35 @@ ANCHORS: dict[str, tuple[float, dict[str, float]]] = {
 BATCH, IDENTITIES, THREADS = 16, 3200, 2
 
 
-def _batch(size: int) -> dict[str, torch.Tensor]:
+def synthetic_batch(size: int, batch: int = BATCH, identities: int = IDENTITIES) -> dict[str, torch.Tensor]:
+    """A seeded stage-1 batch of random mels (40 x 125) and faces (`size` pixels), as the collate would give."""
     g = torch.Generator().manual_seed(1)
     return {
-        "mel": torch.randn(BATCH, 40, 125, generator=g),
-        "image": torch.randn(BATCH, 3, size, size, generator=g).clamp(-2, 2),
-        "label": torch.randint(0, IDENTITIES, (BATCH,), generator=g),
-        "face_row": torch.arange(BATCH),
-        "flipped": torch.zeros(BATCH, dtype=torch.bool),
+        "mel": torch.randn(batch, 40, 125, generator=g),
+        "image": torch.randn(batch, 3, size, size, generator=g).clamp(-2, 2),
+        "label": torch.randint(0, identities, (batch,), generator=g),
+        "face_row": torch.arange(batch),
+        "flipped": torch.zeros(batch, dtype=torch.bool),
     }
+
+
+def our_step(cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators, facenet: FaceNetEmbedder,
+             batch: dict[str, torch.Tensor]) -> TrainingStep:
+    """sf2f's iteration over these networks (moved to nothing: they stay where they are), as the trainer sets it up:
+    FaceNet frozen and the real faces' perceptual targets of `batch` cached (keys as `face_keys` makes them)."""
+    device = next(generator.parameters()).device
+
+    def adam(params):  # noqa: ANN001, ANN202
+        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+    loss = PerceptualLoss(facenet, cfg.loss.perceptual_layer_weights)
+    targets = PerceptualTargets(loss, generator.image_sizes, 1 << 30)
+    keys = face_keys(batch)
+    for scale, real in enumerate(multiscale_targets(batch["image"].to(device), list(generator.image_sizes))):
+        targets.caches[scale].put(keys, loss.target_features(real))
+    return TrainingStep(cfg, generator, discriminators, generator, DiscriminatorObjective(discriminators, cfg.loss),
+                        adam(generator.parameters()),
+                        [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]], targets)
 
 
 def _sides(name: str):
@@ -55,19 +78,13 @@ def _sides(name: str):
     generator = build_generator(cfg).train()
     discriminators = build_discriminators(cfg, IDENTITIES).train()
     facenet = FaceNetEmbedder(InceptionResnetV1(pretrained=None)).eval()
-    batch = _batch(cfg.data.image_size)
+    batch = synthetic_batch(cfg.data.image_size)
+    ours = our_step(cfg, copy.deepcopy(generator), copy.deepcopy(discriminators), copy.deepcopy(facenet), batch)
+    ours_timer, reference_timer = PhaseTimer(), PhaseTimer()
 
     def adam(params):  # noqa: ANN001, ANN202
         return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
 
-    g_ours, d_ours = copy.deepcopy(generator), copy.deepcopy(discriminators)
-    loss = PerceptualLoss(copy.deepcopy(facenet), cfg.loss.perceptual_layer_weights)  # frozen
-    targets = PerceptualTargets(loss, g_ours.image_sizes, 1 << 30)
-    for scale, real in enumerate(_reals(batch["image"], g_ours.image_sizes)):
-        targets.caches[scale].put(list(range(0, 2 * BATCH, 2)), loss.target_features(real))
-    ours = TrainingStep(cfg, g_ours, d_ours, g_ours, DiscriminatorObjective(d_ours, cfg.loss), adam(g_ours.parameters()),
-                        [adam(d.parameters()) for d in [*d_ours.image, *d_ours.ac]], targets)
-    ours_timer, reference_timer = PhaseTimer(), PhaseTimer()
     d_optimizers = [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
     g_optimizer = adam(generator.parameters())
 
@@ -79,12 +96,6 @@ def _sides(name: str):
                                reference_timer)
 
     return candidate, reference, ours_timer, reference_timer
-
-
-def _reals(image: torch.Tensor, sizes: tuple[int, ...]) -> list[torch.Tensor]:
-    from sf2f.losses import multiscale_targets
-
-    return multiscale_targets(image, list(sizes))
 
 
 def _phases(timer: PhaseTimer, calls: int) -> str:
