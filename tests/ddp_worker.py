@@ -1,4 +1,5 @@
-"""Run by tests/test_distributed.py under torchrun: a few DDP steps on different data per rank, then a weight dump."""
+"""Run by tests/test_distributed.py under torchrun: a few DDP steps on different data per rank, precise BatchNorm
+statistics averaged over the ranks, then a dump of both."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from sf2f.train.distributed import init_distributed, shutdown, unwrap, wrap_ddp
+from sf2f.train.precise_bn import average_across_processes, precise_batchnorm
 
 
 def main(out: str) -> None:
@@ -23,8 +25,14 @@ def main(out: str) -> None:
         loss.backward()
         optim.step()
     params = {k: v.detach().clone() for k, v in unwrap(model).named_parameters()}
-    torch.save({"rank": ctx.rank, "world": ctx.world_size, "main": ctx.is_main, "params": params},
-               f"{out}/rank{ctx.rank}.pt")
+    # precise BatchNorm statistics from each rank's own batches, then averaged over the ranks
+    with precise_batchnorm(unwrap(model)) as layers:
+        for _ in range(3):
+            unwrap(model)(torch.randn(16, 4, generator=data))
+    local = layers[0].running_mean.clone()
+    average_across_processes(layers)
+    torch.save({"rank": ctx.rank, "world": ctx.world_size, "main": ctx.is_main, "params": params,
+                "bn_local_mean": local, "bn_mean": layers[0].running_mean.clone()}, f"{out}/rank{ctx.rank}.pt")
     shutdown(ctx)
 
 

@@ -1,4 +1,5 @@
-"""Two processes on the CPU with the gloo backend: DDP keeps the replicas' weights identical."""
+"""Two processes on the CPU with the gloo backend: DDP keeps the replicas' weights identical, and precise BatchNorm
+statistics are averaged over them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def test_two_process_ddp_replicas_hold_identical_weights(tmp_path: Path) -> None
     assert r0["params"].keys() == r1["params"].keys()
     for name in r0["params"]:
         assert torch.equal(r0["params"][name], r1["params"][name]), name
+    # precise BatchNorm statistics: each rank's own differ, and after averaging both hold their mean
+    assert not torch.equal(r0["bn_local_mean"], r1["bn_local_mean"])
+    assert torch.equal(r0["bn_mean"], r1["bn_mean"])
+    assert torch.allclose(r0["bn_mean"], (r0["bn_local_mean"] + r1["bn_local_mean"]) / 2)
     # and training moved them: the replicas agree on something other than the seed-0 initial weights
     torch.manual_seed(0)
     initial = torch.nn.Linear(4, 8).weight

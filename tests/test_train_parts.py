@@ -22,6 +22,7 @@ from sf2f.train.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
+from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
 
 # ---------------------------------------------------------------------------------------------------------- losses
@@ -227,3 +228,19 @@ def test_perceptual_loss_weights_layers_and_freezes_the_embedder() -> None:
     tiny = FeatureCache(max_bytes=10)
     tiny.put([1], target)
     assert len(tiny) == 0 and tiny.get([1], "cpu") is None
+
+
+def test_precise_batchnorm_sets_the_mean_of_the_batch_statistics_and_restores_the_modes() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU()).eval()
+    net[2].train()  # one submodule in another mode than its parent: restored as it was
+    batches = [torch.randn(8, 3) + k for k in range(3)]
+    with precise_batchnorm(net) as layers:
+        assert layers == [net[1]] and net.training and net[1].momentum is None and not torch.is_grad_enabled()
+        for batch in batches:
+            net(batch)
+    hidden = [net[0](b).detach() for b in batches]
+    assert torch.allclose(net[1].running_mean, torch.stack([h.mean(0) for h in hidden]).mean(0), atol=1e-6)
+    assert torch.allclose(net[1].running_var, torch.stack([h.var(0) for h in hidden]).mean(0), atol=1e-6)
+    assert (net.training, net[1].training, net[2].training, net[1].momentum) == (False, False, True, 0.3)
+    assert torch.is_grad_enabled()  # back on after the block

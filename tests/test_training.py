@@ -5,6 +5,7 @@ the face embedder, logs and grids, the CLI, and two processes with DDP. Everythi
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from fixtures_data import build_dataset
 from sf2f.cli import main
 from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.cache import PreparedData, prepare
+from sf2f.data.datasets import generator_inputs
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
@@ -36,6 +38,7 @@ from sf2f.train.face_embedder import (
     train_face_embedder,
 )
 from sf2f.train.logs import read_log
+from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
 from sf2f.train.runs import load_generator, train_or_load
 from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
@@ -327,6 +330,35 @@ def test_the_pixel_warmup_trains_the_generator_on_l1_alone(data: Path, tmp_path:
     assert all(not torch.equal(d0[k], p) for k, p in trainer.discriminators.named_parameters())
 
 
+
+@pytest.mark.parametrize("precise", [True, False])
+def test_precise_bn_freezes_the_exact_statistics_at_the_eval_mode_switch(data: Path, tmp_path: Path,
+                                                                         precise: bool) -> None:
+    """With `optim.precise_bn_at_switch` the generator's frozen statistics are the average over the switch epoch's
+    batches for the weights at the switch (they then stay: eval mode never updates them); without it, they are not."""
+    cfg = quick("sf2f_1st_stage", f"optim.precise_bn_at_switch={precise}")
+    switch = cfg.optim.eval_mode_after_epochs
+    at_switch = {}
+
+    def keep(trainer: Trainer, step: int) -> None:
+        if step == trainer.steps_per_epoch * switch:  # the last iteration before the switch epoch begins
+            at_switch["generator"] = copy.deepcopy(trainer.generator)
+            at_switch["rng"] = torch.get_rng_state()
+
+    trainer = Trainer(cfg, data, tmp_path / "run", callbacks=[keep], progress=False, log=lambda _: None)
+    trainer.fit()
+    expected = at_switch["generator"]
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(at_switch["rng"])  # the encoder's training noise draws as it did in the trainer
+        with precise_batchnorm(expected):
+            for batch in trainer._batches(switch, 0):
+                expected(*generator_inputs(batch))
+    stats = [(name, b) for name, b in expected.named_buffers() if name.endswith(("running_mean", "running_var"))]
+    assert stats
+    final = dict(trainer.generator.named_buffers())
+    assert all(torch.allclose(final[name], b, atol=1e-6) for name, b in stats) == precise
+
+
 def test_bf16_autocast_trains_on_the_cpu(data: Path, tmp_path: Path) -> None:
     trainer = Trainer(quick("sf2f_1st_stage", "run.amp=bf16"), data, tmp_path / "run",
                       progress=False, log=lambda _: None)
@@ -370,7 +402,7 @@ def test_pretrained_checkpoint_of_another_config_is_a_clear_error(stage1: Path, 
 
 @pytest.mark.parametrize("name, stop_at, extra", [
     # after the checkpoint of step 6, in the epoch of the eval-mode switch; the discriminators start at step 2
-    ("sf2f_1st_stage", 7, ("optim.pixel_warmup_epochs=1",)),
+    ("sf2f_1st_stage", 7, ("optim.pixel_warmup_epochs=1", "optim.precise_bn_at_switch=true")),
     ("v2f", 2, ()),  # before any checkpoint; the baseline's noise draws from the global random state
     ("sf2f_fuser", 5, ("optim.bn_mode=as_original",)),
 ])

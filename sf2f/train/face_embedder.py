@@ -34,6 +34,7 @@ from sf2f.data.cache import PreparedData, PreparedSplit
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
 from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
+from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.weights import WeightsError
 
 __all__ = [
@@ -144,23 +145,18 @@ def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[
 def _recalibrate_batchnorm(
     embedder: FaceEmbedder, split: PreparedSplit, rows: np.ndarray, norm: str, device: torch.device, batch: int = 256
 ) -> None:
-    """Replace BatchNorm's running averages by the exact statistics of the (unaugmented) training faces.
+    """Replace BatchNorm's running averages by the exact statistics of the (unaugmented) training faces, and leave
+    the embedder in eval mode.
 
     The running averages lag behind the weights, by a lot after a short training; in eval mode that lag shifts every
-    embedding the same way and makes all faces look alike to the cosine.
+    embedding the same way and makes all faces look alike to the cosine (:mod:`sf2f.train.precise_bn`).
     """
-    layers = [m for m in embedder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None  # a cumulative average over the calls below
-    embedder.train()
-    for start in range(0, len(rows), batch):
-        part = rows[start : start + batch]
-        if len(part) > 1:
-            images = _faces(split, part, norm).to(device)
-            embedder(embedder_input(images, embedder.input_size, norm))
-    for layer in layers:
-        layer.momentum = 0.1
+    with precise_batchnorm(embedder):
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            if len(part) > 1:
+                images = _faces(split, part, norm).to(device)
+                embedder(embedder_input(images, embedder.input_size, norm))
     embedder.eval()
 
 

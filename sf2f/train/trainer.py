@@ -64,6 +64,7 @@ from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_d
 from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.logs import RunLogger, read_log
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
+from sf2f.train.precise_bn import average_across_processes, precise_batchnorm
 from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.step import TrainingStep
 from sf2f.train.validation import (
@@ -404,6 +405,8 @@ class Trainer:
     def _begin_epoch(self, epoch: int) -> None:
         optim = self.cfg.optim
         if eval_mode_now(optim, epoch) and not self.counters.g_optimizer_reset:
+            if optim.precise_bn_at_switch and not self.fuser_stage:
+                self._precise_generator_bn(epoch)
             # §3.4: at the switch the original re-creates G's Adam, dropping its moments
             self.iteration.g_optimizer = _adam(self._g_params, learning_rate(optim, epoch), self.cfg)
             self.counters.g_optimizer_reset = True
@@ -412,6 +415,19 @@ class Trainer:
             _set_lr(optimizer, learning_rate(optim, epoch))
         for optimizer in self.d_ac_optimizers:
             _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
+
+    def _precise_generator_bn(self, epoch: int) -> None:
+        """G's BatchNorm statistics recomputed over this epoch's training batches (the same ones the epoch then
+        trains on), averaged over the processes; the random state is left as it was, so the run goes on as it would
+        have without this pass (but for the statistics)."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), precise_batchnorm(self.generator) as layers:
+            for batch in self._batches(epoch, 0):
+                voice, mask = generator_inputs(batch, self.device)
+                with self.autocast():
+                    self.generator(voice, mask)
+        average_across_processes(layers)
+        self._log(f"epoch {epoch}: the generator's BatchNorm statistics recomputed before the eval-mode switch")
 
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
         """One iteration (§3.2, :class:`~sf2f.train.step.TrainingStep`) in the generator mode of this epoch and step.
