@@ -465,6 +465,8 @@ class RunConfig:
     deterministic: bool = False
     output_root: str = "runs"
     amp: Literal["none", "bf16"] = "none"
+    # torch.compile the decoder, the discriminators and the face embedder (fixed input shapes; the voice encoder,
+    # fed a new crop length every batch, stays eager: sf2f.train.trainer.Trainer._compile_fixed_shape_modules)
     compile: bool = False
     log_every: int = 10
 

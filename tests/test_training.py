@@ -6,6 +6,7 @@ the face embedder, logs and grids, the CLI, and two processes with DDP. Everythi
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -368,6 +369,31 @@ def test_bf16_autocast_trains_on_the_cpu(data: Path, tmp_path: Path) -> None:
     assert terms is not None and all(torch.isfinite(v) for v in terms.values()) and "perceptual_64" in terms
     assert not torch.equal(before, trainer.generator.decoder.state_dict()["fc.0.weight"])
     assert all(p.dtype == torch.float32 for p in trainer.generator.parameters())  # autocast, not a bf16 model
+
+
+
+def test_compile_compiles_the_fixed_shape_networks_and_leaves_the_voice_encoder_eager(
+        data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run.compile`: the decoder, the discriminators and the face embedder are compiled in place (checkpoint keys
+    unchanged); the voice encoder, whose input length changes every batch, is not. Dynamo's eager backend stands in
+    for inductor here: the same tracing and guards, without minutes of code generation on a CPU."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    trainer = Trainer(quick("sf2f_1st_stage", "run.compile=true"), data, tmp_path / "run", progress=False,
+                      log=lambda _: None)
+
+    def compiled(module: nn.Module) -> bool:
+        return getattr(module, "_compiled_call_impl", None) is not None
+
+    fixed = [trainer.generator.decoder, *trainer.discriminators.image, *trainer.discriminators.ac, trainer.embedder]
+    assert all(compiled(m) for m in fixed) and not compiled(trainer.generator.encoder)
+    plain = build_generator(trainer.cfg)
+    assert trainer.generator.state_dict().keys() == plain.state_dict().keys()
+    before = trainer.generator.decoder.state_dict()["fc.0.weight"].clone()
+    batches = trainer._batches(0, 0)
+    for _ in range(2):  # two crop lengths
+        terms = trainer.step(next(batches), 0)
+        assert terms is not None and all(torch.isfinite(v) for v in terms.values())
+    assert not torch.equal(before, trainer.generator.decoder.state_dict()["fc.0.weight"])
 
 
 @pytest.mark.parametrize("bn_mode", ["frozen", "as_original"])

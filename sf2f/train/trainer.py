@@ -263,10 +263,10 @@ class Trainer:
             cached = perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
             self._log(f"perceptual targets of {cached} real faces cached")
 
+        if cfg.run.compile:
+            self._compile_fixed_shape_modules()
         g_forward: nn.Module = wrap_ddp(self.generator, self.ctx)
         d_forward: nn.Module = wrap_ddp(DiscriminatorObjective(self.discriminators, cfg.loss), self.ctx)
-        if cfg.run.compile:
-            g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
         self.iteration = TrainingStep(
             cfg, self.generator, self.discriminators, g_forward, d_forward, _adam(g_params, lr0, cfg),
             self.d_image_optimizers + self.d_ac_optimizers, perceptual,
@@ -415,6 +415,14 @@ class Trainer:
             _set_lr(optimizer, learning_rate(optim, epoch))
         for optimizer in self.d_ac_optimizers:
             _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
+
+    def _compile_fixed_shape_modules(self) -> None:
+        """torch.compile, in place, the networks whose input shapes never change: the decoder, every discriminator
+        and the face embedder. Not the voice encoder: each batch draws a new crop length (§1.6, 100-150 frames) and
+        its strided convolutions make the compiler specialise on the length's divisibility, so it would recompile
+        for batch after batch until dynamo's recompile limit and then run uncompiled anyway."""
+        for module in (self.generator.decoder, *self.discriminators.image, *self.discriminators.ac, self.embedder):
+            module.compile()
 
     def _precise_generator_bn(self, epoch: int) -> None:
         """G's BatchNorm statistics recomputed over this epoch's training batches (the same ones the epoch then
