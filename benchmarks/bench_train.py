@@ -54,8 +54,8 @@ def synthetic_batch(size: int, batch: int = BATCH, identities: int = IDENTITIES)
 
 def our_step(cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators, facenet: FaceNetEmbedder,
              batch: dict[str, torch.Tensor]) -> TrainingStep:
-    """sf2f's iteration over these networks (moved to nothing: they stay where they are), as the trainer sets it up:
-    FaceNet frozen and the real faces' perceptual targets of `batch` cached (keys as `face_keys` makes them)."""
+    """sf2f's iteration over these networks, on the device they are on, as the trainer sets it up: FaceNet frozen and
+    the real faces' perceptual targets of `batch` cached (keys as `face_keys` makes them)."""
     device = next(generator.parameters()).device
 
     def adam(params):  # noqa: ANN001, ANN202

@@ -158,10 +158,12 @@ class CheckpointManager:
             save_checkpoint(full, self.best_path(metric))
         return improved
 
-    def resume(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        """The latest checkpoint's state (and its best values restored), or None when there is none yet."""
+    def resume(self) -> dict[str, Any] | None:
+        """The latest checkpoint's state, on the CPU (and its best values restored), or None when there is none yet.
+        `load_state_dict` moves weights and optimiser moments to their parameters' device; the RNG states must stay
+        CPU byte tensors (torch.set_rng_state rejects a GPU copy)."""
         if not self.latest.exists():
             return None
-        state = load_checkpoint(self.latest, map_location)
+        state = load_checkpoint(self.latest)
         self.best = {k: float(v) for k, v in state.get("best", {}).items()}
         return state

@@ -352,8 +352,6 @@ class Trainer:
         if diff:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
             raise CheckpointError(f"{self.run_dir}: the run was made with another config ({shown})")
-        # on the CPU: load_state_dict moves weights and optimiser moments to their parameters, and the RNG states must
-        # stay CPU byte tensors (torch.set_rng_state rejects a GPU copy)
         state = self.checkpoints.resume()
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
@@ -424,12 +422,15 @@ class Trainer:
         for module in (self.generator.decoder, *self.discriminators.image, *self.discriminators.ac, self.embedder):
             module.compile()
 
+    def _forked_rng(self) -> AbstractContextManager:
+        """Inside: torch's random state (the CPU's and this run's GPU's) may be drawn from; on exit it is as before."""
+        return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
+
     def _precise_generator_bn(self, epoch: int) -> None:
         """G's BatchNorm statistics recomputed over this epoch's training batches (the same ones the epoch then
         trains on), averaged over the processes; the random state is left as it was, so the run goes on as it would
         have without this pass (but for the statistics)."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), precise_batchnorm(self.generator) as layers:
+        with self._forked_rng(), precise_batchnorm(self.generator) as layers:
             for batch in self._batches(epoch, 0):
                 voice, mask = generator_inputs(batch, self.device)
                 with self.autocast():
@@ -522,8 +523,7 @@ class Trainer:
         """The generator in eval mode on a forked, fixed random state (so that evaluating never shifts the training
         stream, even for the baseline's noise at test time), then back to its previous mode."""
         was_training = self.generator.training
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with self._forked_rng():
             torch.manual_seed(self.cfg.eval.seed)
             self.generator.eval()
             try:
