@@ -1,7 +1,11 @@
-"""Where the repository keeps things. sf2f is installed editable, so the package sits inside the checkout."""
+"""Where the repository keeps things (sf2f is installed editable, so the package sits inside the checkout), and a
+lock for processes that work on the same folder (prepare, train)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT: Path = Path(__file__).resolve().parents[1]
@@ -17,3 +21,25 @@ def resolve(path: str | Path, base: Path = REPO_ROOT) -> Path:
     """An absolute path; relative ones are taken from `base` (the repository root by default)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
+
+
+@contextmanager
+def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
+    """Hold an exclusive lock (the file `folder/name`) while the block runs, so that processes working on the same
+    folder take turns: a second one waits, then finds the first one's work done. `waiting` goes to stderr (where
+    progress bars go) when it has to wait. POSIX `flock`: released by the system even when the holder is killed.
+    """
+    import fcntl  # POSIX only, imported here so that a platform without it still imports sf2f
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a") as handle:  # "a": never truncated, so a finished folder stays untouched
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from sf2f.data.datasets import generator_inputs
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
+from sf2f.paths import folder_lock
 from sf2f.train.checkpoints import CheckpointError, load_checkpoint
 from sf2f.train.face_embedder import (
     FaceEmbedderError,
@@ -469,6 +471,23 @@ def test_train_or_load_reuses_a_finished_run(stage1: Path, data: Path) -> None:
     assert again.reused and again.steps == 8 and again.checkpoint.exists()
     with pytest.raises(ValueError, match="another recipe"):
         train_or_load(quick("sf2f_1st_stage", "optim.epochs=5"), data, stage1, progress=False)
+
+
+def test_train_or_load_waits_for_another_process_training_the_same_run(stage1: Path, data: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """While the run folder's lock is held (another notebook training it), train_or_load waits, then loads the
+    finished run instead of training it a second time."""
+    results = []
+    with folder_lock(stage1, ".train.lock"):
+        waiter = threading.Thread(target=lambda: results.append(
+            train_or_load(quick("sf2f_1st_stage"), data, stage1, progress=False)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not results  # blocked while the lock is held
+    waiter.join(timeout=60)
+    assert results and results[0].reused and results[0].steps == 8
+    assert f"waiting for another process training {stage1}" in capsys.readouterr().err
+
 
 
 # ---------------------------------------------------------------------------------------------------- validation, logs

@@ -46,6 +46,7 @@ from sf2f.audio import AudioError, MelStats, extract_log_mels
 from sf2f.config import AudioConfig, DataConfig, flatten_config
 from sf2f.data.layouts import SPLITS, DatasetIndex, build_index, load_or_create_split, write_atomic
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
+from sf2f.paths import folder_lock
 
 __all__ = [
     "CACHE_VERSION",
@@ -136,23 +137,6 @@ def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -
 def _aligner() -> FaceAligner:
     """One MTCNN per worker process, built on first use."""
     return FaceAligner()
-
-
-@contextmanager
-def _folder_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on a preparation folder, so that two processes preparing it at once take turns.
-
-    Without it, two notebooks or runs that need the same cache (a course run beside a terminal `prepare`) raced on the
-    same temporary part files and one of them crashed; with it the second waits, then finds the cache complete.
-    """
-    import fcntl  # POSIX only, imported here so that a platform without it still imports sf2f
-
-    with open(out / ".prepare.lock", "a") as handle:  # "a": never truncated, so a finished folder stays untouched
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -385,7 +369,9 @@ def prepare(
     root, out = Path(data_root), Path(out)
     index = build_index(root, settings.sub_datasets, settings.face_type, faces_root)
     out.mkdir(parents=True, exist_ok=True)
-    with _folder_lock(out):
+    # two notebooks or runs that need the same cache (a course run beside a terminal `prepare`) would race on the
+    # same temporary part files: they take turns, and the second finds the cache complete
+    with folder_lock(out, ".prepare.lock", f"waiting for another process preparing {out}"):
         return _prepare_locked(root, out, index, settings, workers, progress, overwrite, keep_parts, on_identity_done)
 
 

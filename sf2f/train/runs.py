@@ -15,7 +15,7 @@ from typing import Any
 from sf2f.config import ExperimentConfig, config_from_dict, load_resolved_config
 from sf2f.models import build_generator
 from sf2f.models.generator import Generator
-from sf2f.paths import RUNS_DIR
+from sf2f.paths import RUNS_DIR, folder_lock, resolve
 from sf2f.train.checkpoints import CheckpointError, load_checkpoint, load_state_checked
 from sf2f.train.trainer import CHECKPOINT_FORMAT, Callback, Trainer, TrainResult, recipe_diff
 
@@ -38,19 +38,23 @@ def train_or_load(
     """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start.
 
     A run folder that holds another recipe is an error (listing what differs) rather than something overwritten.
+    Processes that need the same run take turns (notebooks 05, 06 and 07 open at once all want the course's runs):
+    the second waits for the first, then loads the finished run instead of training it again.
     """
-    run_dir = Path(run_dir)
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        diff = recipe_diff(load_resolved_config(saved), cfg)
-        if diff:
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
-            raise ValueError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another folder")
-        if (run_dir / "done.json").exists():
-            return TrainResult.read(run_dir)
-    trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
-                      **trainer_options)
-    return trainer.fit()
+    run_dir = resolve(run_dir)  # as the trainer resolves it: relative to the repository, whatever the working folder
+    with folder_lock(run_dir, ".train.lock", f"waiting for another process training {run_dir}"):
+        saved = run_dir / "config.yaml"
+        if saved.exists():
+            diff = recipe_diff(load_resolved_config(saved), cfg)
+            if diff:
+                shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
+                raise ValueError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another "
+                                 "folder")
+            if (run_dir / "done.json").exists():
+                return TrainResult.read(run_dir)
+        trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
+                          **trainer_options)
+        return trainer.fit()
 
 
 def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
