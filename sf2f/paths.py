@@ -28,10 +28,14 @@ def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
     """Hold an exclusive lock (the file `folder/name`) while the block runs, so that processes working on the same
     folder take turns: a second one waits, then finds the first one's work done. `waiting` goes to stderr (where
     progress bars go) when it has to wait. POSIX `flock`: released by the system even when the holder is killed.
+    Where there is no `fcntl` (Windows), the block runs unlocked: one process at a time is then the user's care.
     """
-    import fcntl  # POSIX only, imported here so that a platform without it still imports sf2f
-
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
     with open(folder / name, "a") as handle:  # "a": never truncated, so a finished folder stays untouched
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

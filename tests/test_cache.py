@@ -20,6 +20,7 @@ from sf2f import audio
 from sf2f.cli import build_parser, main
 from sf2f.data.cache import PreparedData, PrepareError, PrepareSettings, prepare
 from sf2f.faces import load_image, resize_face
+from sf2f.paths import folder_lock
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -164,6 +165,15 @@ def test_two_processes_preparing_one_folder_take_turns(tiny, prepared: Path, tmp
     # one computed all ten identities; the other waited for the lock and then found the cache complete
     assert sorted(o.split()[0] for o, _ in outputs) == ["0", "10"]
     assert snapshot(out) == snapshot(prepared)
+
+
+
+def test_without_fcntl_the_folder_lock_runs_its_block_unlocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: `import fcntl` raises ImportError
+    ran = []
+    with folder_lock(tmp_path / "new", ".lock"):
+        ran.append(True)
+    assert ran and (tmp_path / "new").is_dir() and not (tmp_path / "new" / ".lock").exists()
 
 
 def test_worker_processes_give_the_same_bytes(tiny, prepared: Path, tmp_path: Path) -> None:
