@@ -291,13 +291,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
     from sf2f.paths import resolve
     from sf2f.runtime import select_device
-    from sf2f.train.face_embedder import default_embedder_path, train_face_embedder
+    from sf2f.train.face_embedder import default_embedder_path, embedder_seed, train_face_embedder
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     data = resolve(args.data)
     out = resolve(args.out) if args.out else default_embedder_path(cfg, data)
     result = train_face_embedder(
-        data, out, cfg.model.face_embedder, cfg.data.image_norm, cfg.run.seed, select_device(cfg.run.device),
+        data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg), select_device(cfg.run.device),
         progress=not args.no_progress,
     )
     print(result.describe())

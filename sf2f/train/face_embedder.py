@@ -39,6 +39,8 @@ from sf2f.weights import WeightsError
 
 __all__ = [
     "EMBEDDER_FORMAT",
+    "EVAL_EMBEDDER_SEED",
+    "LOSS_EMBEDDER_SEED",
     "EmbedderTraining",
     "FaceEmbedderError",
     "cosine_softmax_loss",
@@ -53,7 +55,10 @@ __all__ = [
 ]
 
 EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
-#: added to `eval.seed` to seed the evaluation embedder: far from the run seeds people use for the loss's one
+#: the perceptual loss's trained embedder stands in for a pretrained FaceNet, one fixed network whatever a run's seed
+#: (§3.1): one seed for it on every run, so runs of several seeds share one file instead of retraining it in turn
+LOSS_EMBEDDER_SEED = 0
+#: added to `eval.seed` to seed the evaluation embedder: far from the loss's one
 EVAL_EMBEDDER_SEED = 10_000
 #: which of a run's two trained embedders: the perceptual loss's (and training-time validation's) or the evaluation's
 EmbedderRole = Literal["loss", "eval"]
@@ -279,9 +284,9 @@ def default_embedder_path(cfg: ExperimentConfig, data: str | Path, role: Embedde
 
 
 def embedder_seed(cfg: ExperimentConfig, role: EmbedderRole = "loss") -> int:
-    """The training seed of a trained embedder: the run's seed for the loss's embedder; for the evaluation one a
-    seed of the evaluation protocol, so runs of any seed are scored by the same network."""
-    return cfg.run.seed if role == "loss" else EVAL_EMBEDDER_SEED + cfg.eval.seed
+    """The training seed of a trained embedder, the same for runs of any seed: a constant for the loss's embedder (as
+    FaceNet's weights are one file), one of the evaluation protocol for the evaluation one."""
+    return LOSS_EMBEDDER_SEED if role == "loss" else EVAL_EMBEDDER_SEED + cfg.eval.seed
 
 
 def resolve_face_embedder(
