@@ -368,7 +368,6 @@ def prepare(
     settings = settings or PrepareSettings()
     root, out = Path(data_root), Path(out)
     index = build_index(root, settings.sub_datasets, settings.face_type, faces_root)
-    out.mkdir(parents=True, exist_ok=True)
     # two notebooks or runs that need the same cache (a course run beside a terminal `prepare`) would race on the
     # same temporary part files: they take turns, and the second finds the cache complete
     with folder_lock(out, ".prepare.lock", f"waiting for another process preparing {out}"):
