@@ -52,23 +52,23 @@ def synthetic_batch(size: int, batch: int = BATCH, identities: int = IDENTITIES)
     }
 
 
+def _adam(cfg: ExperimentConfig, params) -> torch.optim.Adam:  # noqa: ANN001
+    return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+
 def our_step(cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators, facenet: FaceNetEmbedder,
              batch: dict[str, torch.Tensor]) -> TrainingStep:
     """sf2f's iteration over these networks, on the device they are on, as the trainer sets it up: FaceNet frozen and
     the real faces' perceptual targets of `batch` cached (keys as `face_keys` makes them)."""
     device = next(generator.parameters()).device
-
-    def adam(params):  # noqa: ANN001, ANN202
-        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-
     loss = PerceptualLoss(facenet, cfg.loss.perceptual_layer_weights)
     targets = PerceptualTargets(loss, generator.image_sizes, 1 << 30)
     keys = face_keys(batch)
     for scale, real in enumerate(multiscale_targets(batch["image"].to(device), list(generator.image_sizes))):
         targets.caches[scale].put(keys, loss.target_features(real))
     return TrainingStep(cfg, generator, discriminators, generator, DiscriminatorObjective(discriminators, cfg.loss),
-                        adam(generator.parameters()),
-                        [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]], targets)
+                        _adam(cfg, generator.parameters()),
+                        [_adam(cfg, d.parameters()) for d in [*discriminators.image, *discriminators.ac]], targets)
 
 
 def _sides(name: str):
@@ -81,12 +81,8 @@ def _sides(name: str):
     batch = synthetic_batch(cfg.data.image_size)
     ours = our_step(cfg, copy.deepcopy(generator), copy.deepcopy(discriminators), copy.deepcopy(facenet), batch)
     ours_timer, reference_timer = PhaseTimer(), PhaseTimer()
-
-    def adam(params):  # noqa: ANN001, ANN202
-        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-
-    d_optimizers = [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
-    g_optimizer = adam(generator.parameters())
+    d_optimizers = [_adam(cfg, d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
+    g_optimizer = _adam(cfg, generator.parameters())
 
     def candidate() -> None:
         ours(batch, timer=ours_timer)
