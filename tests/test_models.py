@@ -351,6 +351,30 @@ def test_feature_map_sizes_of_section_2_5() -> None:
         AcDiscriminator(parse_arch("C4-8-2"), num_ids=0)
 
 
+def test_sf2f_discriminators_cannot_see_a_colour_cast_or_contrast_shared_by_the_whole_batch() -> None:
+    """SF2F's discriminators normalise their first convolution's output over the batch (§2.5), and the fakes go through
+    them in a batch of their own (§3.2): a colour offset or contrast change common to every fake of a batch moves that
+    output by a per-channel constant (valid padding: no border), which BatchNorm removes. So only the pixel and
+    perceptual losses can correct a batch-wide colour cast (notebook 05); voice2face's unnormalised D is not blind."""
+    torch.manual_seed(0)
+    cfg = quick("sf2f_1st_stage")
+    discriminators = build_discriminators(cfg, num_ids=5).train()
+    faces = torch.randn(8, 3, 64, 64)
+    cast = faces + torch.tensor([1.5, -0.7, 0.9]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        patch, ac = discriminators.image[0], discriminators.ac[0]
+        assert torch.allclose(patch(cast), patch(faces), atol=1e-5)
+        assert torch.allclose(patch(2.0 * faces), patch(faces), atol=1e-5)
+        assert torch.allclose(ac(cast).real_logits, ac(faces).real_logits, atol=1e-5)
+        # the blindness is the batch statistics': one image's cast, or running statistics, are seen
+        one = faces.clone()
+        one[0] += 1.5
+        assert (patch(one) - patch(faces)).abs().max() > 1e-2
+        assert (patch.eval()(cast) - patch(faces)).abs().max() > 1e-2
+        v2f_ac = build_discriminators(quick("v2f"), num_ids=5).ac[0]
+        assert (v2f_ac(cast).real_logits - v2f_ac(faces).real_logits).abs().max() > 1e-4
+
+
 # ---- builder and fast inference ------------------------------------------------------------------------------------
 
 
