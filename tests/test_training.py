@@ -45,7 +45,7 @@ from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
 from sf2f.train.runs import load_generator, train_or_load
 from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
-from sf2f.train.validation import recall_at_k
+from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 
 # a few iterations per run: 8 identities, batch 4 -> 2 per epoch; the LR decay and the eval-mode switch both fire
@@ -288,7 +288,7 @@ def test_stage_one_trains_every_network_and_writes_its_run(stage1: Path, data: P
     optim = quick("sf2f_1st_stage").optim
     assert lr[2] == pytest.approx(optim.lr * optim.lr_scale) and lr[8] < lr[6] < lr[4]  # linear decay from epoch 2
     val = log[log.split == "val"]
-    assert set(val.name) == {"l1", "cosine", "recall_at_1"} and sorted(set(val.step)) == [4, 8]
+    assert set(val.name) == {"l1", "cosine", "recall_at_1", "spread"} and sorted(set(val.step)) == [4, 8]
     assert [s for s, _ in sample_grid_files(stage1)] == [3, 6]
     assert {p.name for p in (stage1 / "checkpoints").iterdir()} == {
         "latest.pt", "best_l1.pt", "best_cosine.pt", "best_recall_at_1.pt"}
@@ -500,11 +500,26 @@ def test_train_or_load_waits_for_another_process_training_the_same_run(stage1: P
 # ---------------------------------------------------------------------------------------------------- validation, logs
 
 
+def test_face_spread_reads_zero_for_one_face_for_everybody_and_one_for_faces_as_varied_as_the_real_ones() -> None:
+    torch.manual_seed(0)
+    real = torch.randn(6, 3, 64, 64)
+    mean = real.mean(0, keepdim=True)
+    assert face_spread(real, real) == pytest.approx(1.0)
+    assert face_spread(real.flip(0), real) == pytest.approx(1.0)  # who gets which face does not matter
+    assert face_spread(mean.expand_as(real), real) == 0.0
+    assert face_spread(mean + 0.5 * (real - mean), real) == pytest.approx(0.5)
+    # 64 px faces against 128 px real ones: the real faces are brought to 64 px as the L1 targets are
+    big = torch.nn.functional.interpolate(real, scale_factor=2, mode="nearest")
+    assert face_spread(real, big) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        face_spread(real[:1], real[:1])
+
+
 def test_validation_is_deterministic(stage1: Path, data: Path, tmp_path: Path) -> None:
     cfg = quick("v2f", "model.encoder.noise_in_eval=true")  # even with the original's noise at test time
     trainer = Trainer(cfg, data, tmp_path / "run", progress=False, log=lambda _: None)
     first, second = trainer.evaluate(), trainer.evaluate()
-    assert first == second and set(first) == {"l1", "cosine", "recall_at_1"}
+    assert first == second and set(first) == {"l1", "cosine", "recall_at_1", "spread"}
     result = trainer.validate()
     assert result.generated[-1].shape == (2, 3, 64, 64) and result.gallery.shape == (2, 512)
     assert torch.equal(result.labels, torch.tensor([0, 1]))

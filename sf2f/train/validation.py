@@ -7,6 +7,10 @@ The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNe
 * `cosine`: mean cosine similarity between each generated face's embedding and its identity's gallery embedding;
 * `recall_at_k`: how often the speaker's own identity is among the K gallery identities closest to the generated face
   (cosine), over the whole validation split.
+* `spread`: how much the generated faces differ between speakers, as the mean over pixels of their standard deviation
+  across the validation samples divided by the same for the real faces: 1 is as varied as the real faces, 0 is the
+  same face for every speaker (the mean face scores 0). Not in the paper; it shows a collapse the others hide (a
+  collapsed generator can still score chance recall and a good L1).
 
 The gallery is the mean embedding of all real faces of an identity (§4.2). The trainer passes the embedder that
 scores (:func:`~sf2f.train.face_embedder.scoring_embedder`): with a trained perceptual-loss embedder, a second one,
@@ -40,6 +44,7 @@ from sf2f.train.face_embedder import embed_faces
 __all__ = [
     "ValidationMetric",
     "ValidationResult",
+    "face_spread",
     "gallery_embeddings",
     "quick_metrics",
     "recall_at_k",
@@ -113,14 +118,25 @@ def recall_at_k(probes: Tensor, gallery: Tensor, labels: Tensor, ks: Sequence[in
     return {k: float((rank < k).float().mean()) for k in ks}
 
 
+def face_spread(generated: Tensor, real: Tensor) -> float:
+    """Per-pixel standard deviation of `generated` (n, 3, S, S) across its n faces, averaged over pixels, relative to
+    the same for `real` (at the same size): 0 when every face is the same, 1 when they vary as much as the real ones."""
+    if len(generated) < 2:
+        raise ValueError(f"the spread of faces needs at least 2 of them, got {len(generated)}")
+    real = multiscale_targets(real, [generated.shape[-1]])[0]
+    return float(generated.std(dim=0).mean() / real.std(dim=0).mean().clamp_min(1e-12))
+
+
 def quick_metrics(result: ValidationResult, ks: Sequence[int]) -> dict[str, float]:
-    """`l1`, `cosine` and `recall_at_<k>` for every k below the number of identities (larger k are trivially 1)."""
+    """`l1`, `cosine`, `recall_at_<k>` for every k below the number of identities (larger k are trivially 1), and
+    `spread` (of the largest scale's faces; omitted for a single sample)."""
     targets = multiscale_targets(result.real, [g.shape[-1] for g in result.generated])
     l1 = torch.stack([F.l1_loss(g, t) for g, t in zip(result.generated, targets)]).mean()
     cosine = (result.probes * result.gallery[result.labels]).sum(dim=1).mean()
     usable = [k for k in ks if k < len(result.gallery)]
     recalls = recall_at_k(result.probes, result.gallery, result.labels, usable)
-    return {"l1": float(l1), "cosine": float(cosine), **{f"recall_at_{k}": v for k, v in recalls.items()}}
+    spread = {"spread": face_spread(result.generated[-1], result.real)} if len(result.labels) > 1 else {}
+    return {"l1": float(l1), "cosine": float(cosine), **{f"recall_at_{k}": v for k, v in recalls.items()}, **spread}
 
 
 def tracked_metrics(ks: Sequence[int], identities: int) -> dict[str, Literal["min", "max"]]:
