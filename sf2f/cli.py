@@ -75,7 +75,7 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", help="a paper config name (for example sf2f_1st_stage) or a YAML file")
-    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
     p.add_argument("--out", default=None, help="write the resolved YAML here instead of printing it")
     p.set_defaults(handler=_cmd_config)
@@ -278,7 +278,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
-    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
     p.add_argument("--data", default="", help="prepared dataset folder (default: data/prepared/<data.root name>-<size>)")
     p.add_argument("--run-dir", default="", help="run folder (default: <run.output_root>/<run.name>-<timestamp>)")
@@ -325,7 +325,7 @@ def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
     p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or <data>/face_embedder.pt)")
     p.add_argument("--config", default="sf2f_1st_stage", help="config whose model.face_embedder settings to use")
-    p.add_argument("--profile", default=None, help="quick, demo, paper or a profile YAML file")
+    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.face_embedder.width=32")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train_face_embedder)

@@ -4,9 +4,12 @@ Every number of the original SF2F recipe lives in a field below, with the refere
 (`../shared/reference/sf2f-reference.md`) that it comes from. A config file is YAML whose keys mirror these
 dataclasses; it may name a `base:` file whose values it overrides (the fuser configs extend their stage-1 configs).
 
-A *profile* (`configs/profiles/{quick,demo,paper}.yaml`) is a partial config of the same shape, applied on top of a
-paper config. It scales sizes, steps and batch; it never forks the recipe. Loading checks every layer: an unknown key,
-a value of the wrong type or an impossible value raises :class:`ConfigError` naming the key and the file.
+A *profile* (`configs/profiles/{quick,demo,long,paper}.yaml`) is a partial config of the same shape, applied on top of
+a paper config. It scales sizes, steps and batch; it never forks the recipe. A profile may name a `base:` profile, and
+may hold a `fuser_stage:` section, a partial config applied on top only for the fuser-stage configs (the paper's fuser
+stage is short, 50 epochs against stage 1's 12,000, so a profile that lengthens stage 1 need not lengthen it). Loading
+checks every layer: an unknown key, a value of the wrong type or an impossible value raises :class:`ConfigError` naming
+the key and the file.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
     "SyntheticConfig",
     "PAPER_CONFIGS",
     "PROFILES",
+    "profile_layers",
     "load_config",
     "load_resolved_config",
     "config_diff",
@@ -58,7 +62,9 @@ PAPER_CONFIGS: tuple[str, ...] = (
     "sf2f_mid_1st_stage",
     "sf2f_mid_fuser",
 )
-PROFILES: tuple[str, ...] = ("quick", "demo", "paper")
+PROFILES: tuple[str, ...] = ("quick", "demo", "long", "paper")
+#: the profile section applied only to fuser-stage configs (see the module docstring)
+FUSER_STAGE_KEY = "fuser_stage"
 
 
 class ConfigError(ValueError):
@@ -660,19 +666,46 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _layers_of(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
-    """The chain of `base:` files, outermost base first, each checked against the schema on its own."""
+Layers = list[tuple[Path, dict[str, Any]]]
+
+
+def _layers_of(path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | None = None) -> Layers:
+    """The chain of `base:` files, outermost base first, each checked against the schema on its own.
+
+    With `fuser_layers` (profiles only), each file's `fuser_stage:` section is checked and appended to it instead.
+    """
     if path.resolve() in seen:
         raise ConfigError(f"{path}: circular 'base:' chain through {', '.join(str(p) for p in seen)}")
     data = _read_yaml(path)
     base = data.pop("base", None)
+    fuser = data.pop(FUSER_STAGE_KEY, None) if fuser_layers is not None else None
     _check_tree(ExperimentConfig, data, str(path))
-    layers: list[tuple[Path, dict[str, Any]]] = []
+    layers: Layers = []
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: key 'base' must be a file name, got {base!r}")
-        layers = _layers_of(_resolve_path(path.parent / base, path.parent, "base config"), (*seen, path.resolve()))
+        layers = _layers_of(_resolve_path(path.parent / base, path.parent, "base config"), (*seen, path.resolve()),
+                            fuser_layers)
+    if fuser is not None:
+        if not isinstance(fuser, dict):
+            raise ConfigError(f"{path}: key '{FUSER_STAGE_KEY}' must hold a mapping, got {fuser!r}")
+        _check_tree(ExperimentConfig, fuser, f"{path} ({FUSER_STAGE_KEY})")
+        fuser_layers.append((Path(f"{path} ({FUSER_STAGE_KEY})"), fuser))
     return [*layers, (path, data)]
+
+
+def profile_layers(profile: str | Path) -> tuple[Layers, Layers]:
+    """A profile's layers (its `base:` chain, outermost first) and the `fuser_stage:` layers of that chain."""
+    fuser_layers: Layers = []
+    layers = _layers_of(_resolve_path(profile, PROFILE_DIR, "profile"), fuser_layers=fuser_layers)
+    return layers, fuser_layers
+
+
+def _merge_layers(layers: Layers) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for _, data in layers:
+        merged = _deep_merge(merged, data)
+    return merged
 
 
 def _parse_override(text: str) -> dict[str, Any]:
@@ -705,18 +738,17 @@ def load_config(
     path = _resolve_path(config, CONFIG_DIR, "config")
     layers = _layers_of(path)
     if profile is not None:
-        profile_path = _resolve_path(profile, PROFILE_DIR, "profile")
-        profile_data = _read_yaml(profile_path)
-        _check_tree(ExperimentConfig, profile_data, str(profile_path))
-        layers.append((profile_path, profile_data))
+        general, fuser = profile_layers(profile)
+        layers += general
+        # the stage is the paper config's (a profile scales a config, it does not turn stage 1 into the fuser stage)
+        if _merge_layers(layers).get("optim", {}).get("stage") == "fuser":
+            layers += fuser
     for text in overrides:
         tree = _parse_override(text)
         _check_tree(ExperimentConfig, tree, f"override '{text}'")
         layers.append((Path(f"<override {text}>"), tree))
 
-    merged: dict[str, Any] = {}
-    for _, data in layers:
-        merged = _deep_merge(merged, data)
+    merged = _merge_layers(layers)
     merged["profile"] = None if profile is None else Path(profile).stem
     merged["sources"] = [str(p) for p, _ in layers]
     cfg = _build(ExperimentConfig, merged)

@@ -15,9 +15,9 @@ from sf2f.config import (
     flatten_config,
     load_config,
     load_resolved_config,
+    profile_layers,
     save_config,
 )
-from sf2f.paths import PROFILE_DIR
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
@@ -76,11 +76,46 @@ def test_fuser_config_extends_stage_one_only_where_the_fuser_stage_differs() -> 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_change_only_the_keys_they_name(name: str, profile: str) -> None:
-    import yaml
-
-    named = set(flatten_config(yaml.safe_load((PROFILE_DIR / f"{profile}.yaml").read_text()) or {}))
+    general, fuser = profile_layers(profile)
+    named = {key for _, layer in [*general, *fuser] for key in flatten_config(layer)}
     changed = set(config_diff(load_config(name), load_config(name, profile=profile)))
     assert changed <= named, changed - named
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_long_profile_lengthens_stage_one_and_keeps_the_demo_fuser_stage(name: str) -> None:
+    demo, long = load_config(name, profile="demo"), load_config(name, profile="long")
+    changed = set(config_diff(demo, long))
+    # the same data, networks and losses as demo: only the schedule moves
+    assert all(key.startswith("optim.") for key in changed), changed
+    if demo.optim.stage == "fuser":  # the paper's fuser stage is short: demo's 60 epochs, from the profile's section
+        assert not changed and long.sources[-1].endswith("long.yaml (fuser_stage)")
+    else:
+        assert long.optim.epochs > 40 * demo.optim.epochs and long.optim.lr_scale == 1.0
+        assert long.optim.decay_lr_after_epochs < long.optim.eval_mode_after_epochs < long.optim.epochs
+        assert not any("fuser_stage" in source for source in long.sources)
+
+
+def test_fuser_stage_section_is_checked_and_belongs_to_profiles_only(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "fuser_stage:\n  optim:\n    epoch: 3\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"bad.yaml \(fuser_stage\): unknown key 'optim.epoch'"):
+        load_config("sf2f_fuser", profile=bad)
+    scalar = _write(tmp_path, "fuser_stage: 3\n", "scalar.yaml")
+    with pytest.raises(ConfigError, match="scalar.yaml: key 'fuser_stage' must hold a mapping"):
+        load_config("sf2f_fuser", profile=scalar)
+    # a paper config is one recipe: a stage section there is an unknown key
+    with pytest.raises(ConfigError, match="unknown key 'fuser_stage'"):
+        load_config(_write(tmp_path, "base: " + str(Path(load_config("v2f").sources[0])) + "\nfuser_stage: {}\n"))
+
+
+def test_profile_base_chain_and_fuser_section_apply_in_order(tmp_path: Path) -> None:
+    _write(tmp_path, "optim:\n  epochs: 7\n  batch_size: 4\nfuser_stage:\n  optim:\n    epochs: 2\n", "parent.yaml")
+    child = _write(tmp_path, "base: parent.yaml\noptim:\n  epochs: 9\nfuser_stage:\n  optim:\n    epochs: 3\n",
+                   "child.yaml")
+    stage1, fuser = load_config("sf2f_1st_stage", profile=child), load_config("sf2f_fuser", profile=child)
+    assert (stage1.optim.epochs, stage1.optim.batch_size) == (9, 4)
+    assert (fuser.optim.epochs, fuser.optim.batch_size) == (3, 4)  # the child's section wins over the parent's
+    assert load_config("sf2f_fuser", profile=child, overrides=["optim.epochs=5"]).optim.epochs == 5
 
 
 def test_quick_profile_scales_sizes_and_steps() -> None:
