@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= demo
+# the README shows the demo's figures in figures/; any other profile writes its own folder (figures/long, ...)
+FIGURES := $(if $(filter demo,$(PROFILE)),figures,figures/$(PROFILE))
 
 .PHONY: help venv demo test lab benchmark clean
 
 help:
-	@echo "make demo       run the whole course (every notebook, papermill, profile '$(PROFILE)') into runs/<timestamp>/"
+	@echo "make demo       run the whole course (every notebook, papermill, profile '$(PROFILE)') into runs/<timestamp>/ and $(FIGURES)/"
 	@echo "make test       unit tests + every notebook under nbval on the 'quick' profile"
 	@echo "make lab        JupyterLab on the notebooks"
 	@echo "make benchmark  the speed benchmarks in benchmarks/ (ratios measured side by side)"
@@ -17,7 +19,7 @@ venv:
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/setup_venv.sh
 
 demo: venv
-	$(PY) -m sf2f course --profile $(PROFILE) --figures-dir figures
+	$(PY) -m sf2f course --profile $(PROFILE) --figures-dir $(FIGURES)
 
 test: venv
 	SF2F_PROFILE=quick $(PY) -m pytest
