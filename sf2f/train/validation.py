@@ -135,7 +135,7 @@ def quick_metrics(result: ValidationResult, ks: Sequence[int]) -> dict[str, floa
     cosine = (result.probes * result.gallery[result.labels]).sum(dim=1).mean()
     usable = [k for k in ks if k < len(result.gallery)]
     recalls = recall_at_k(result.probes, result.gallery, result.labels, usable)
-    spread = {"spread": face_spread(result.generated[-1], result.real)} if len(result.labels) > 1 else {}
+    spread = {"spread": face_spread(result.generated[-1], targets[-1])} if len(result.labels) > 1 else {}
     return {"l1": float(l1), "cosine": float(cosine), **{f"recall_at_{k}": v for k, v in recalls.items()}, **spread}
 
 
