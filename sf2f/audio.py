@@ -19,7 +19,9 @@ for every file that cannot give features, instead of raising, so one bad file ne
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -63,10 +65,8 @@ __all__ = [
 # decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
 FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
 INT16_SCALE = 32768.0
-try:  # webrtcvad's C entry point, called directly per frame when this packaging of webrtcvad has it
-    from _webrtcvad import process as _BARE_PROCESS
-except ImportError:
-    _BARE_PROCESS = None
+#: the sample rates webrtcvad accepts
+WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
 
 
 def _compiled(function: Callable) -> Callable:
@@ -332,34 +332,78 @@ def _ring_buffer_keep(speech: np.ndarray, ring: int, ratio: float) -> np.ndarray
     return keep
 
 
+def _vad_frames_kernel(process: Callable, handle: int, rate: int, pcm: np.ndarray, frame: int, out: np.ndarray) -> None:
+    """webrtcvad's C function `process` (WebRtcVad_Process) on each of the len(out) consecutive frames of `frame`
+    samples of `pcm`, in order, through the detector `handle`; its answers (1 voiced, 0 not, -1 an error) into `out`.
+    """
+    for k in range(len(out)):
+        out[k] = process(handle, rate, pcm[k * frame : (k + 1) * frame].ctypes, frame)
+
+
+_vad_frames = _compiled(_vad_frames_kernel)
+
+
+@functools.cache
+def _webrtcvad_process() -> Callable | None:
+    """webrtcvad's own C function `WebRtcVad_Process(VadInst*, int fs, const int16_t*, size_t)`, which its Python
+    `Vad.is_speech` wraps, as a ctypes function from the extension module already loaded; None when this packaging of
+    webrtcvad does not export it (then the public API does the same work, slower)."""
+    try:
+        import _webrtcvad
+
+        process = ctypes.CDLL(_webrtcvad.__file__).WebRtcVad_Process
+    except (ImportError, OSError, AttributeError):
+        return None
+    process.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+    process.restype = ctypes.c_int
+    return process
+
+
+def _vad_handle(vad: webrtcvad.Vad) -> int | None:
+    """The address of the C detector a `webrtcvad.Vad` holds (in a capsule named "WebRtcVadPtr"), or None."""
+    capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    capsule_pointer.restype = ctypes.c_void_p
+    capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    try:
+        return capsule_pointer(getattr(vad, "_vad", None), b"WebRtcVadPtr")
+    except ValueError:  # not a capsule of that name: another packaging of webrtcvad
+        return None
+
+
 def _webrtcvad_decisions(
-    pcm: memoryview, sample_rate: int, frame: int, n_frames: int, aggressiveness: int
+    samples: np.ndarray, sample_rate: int, frame: int, n_frames: int, aggressiveness: int
 ) -> np.ndarray:
     """webrtcvad's verdict on each of `n_frames` consecutive frames of `frame` samples of 16-bit PCM, in order (the
     detector adapts to what it has seen, so every frame must go through one detector in sequence).
 
     The C call itself costs about 3 us a frame, the same for the original and for us. Calling it through
-    `Vad.is_speech` from a generator added about a quarter to that; calling the extension's `process` function
-    directly on memoryview slices (no copies) adds about 7% (benchmarks/bench_audio.py; feeding it through
-    itertools.map measured the same). That function is private to webrtcvad: when it is missing (another packaging of
-    webrtcvad) the public `Vad.is_speech` does the same work, slower; tests/test_audio.py checks that both agree.
+    `Vad.is_speech` from Python adds about a third to that (the original's per-frame cost); here a compiled loop calls
+    webrtcvad's own C function (the one `is_speech` wraps) on the detector a `webrtcvad.Vad` made and configured, so
+    no Python runs between frames (benchmarks/bench_audio.py). Where that function or the detector's address cannot
+    be found (another packaging of webrtcvad), the public `Vad.is_speech` does the same work;
+    tests/test_audio.py checks that both agree.
     """
     vad = webrtcvad.Vad(aggressiveness)
-    step = 2 * frame
-    offsets = range(0, n_frames * step, step)
-    handle = getattr(vad, "_vad", None)
-    if _BARE_PROCESS is None or handle is None:
-        return np.array([vad.is_speech(pcm[k : k + step], sample_rate) for k in offsets], dtype=bool)
-    process = _BARE_PROCESS
-    return np.array([process(handle, sample_rate, pcm[k : k + step], frame) for k in offsets], dtype=bool)
+    pcm = np.ascontiguousarray(samples, dtype="<i2")
+    process, handle = _webrtcvad_process(), _vad_handle(vad)
+    if process is None or handle is None:
+        data = memoryview(pcm).cast("B")
+        step = 2 * frame
+        return np.array([vad.is_speech(data[k : k + step], sample_rate) for k in range(0, n_frames * step, step)], bool)
+    answers = np.empty(n_frames, dtype=np.int32)
+    _vad_frames(process, handle, sample_rate, pcm, frame, answers)
+    if (answers < 0).any():  # where is_speech raises webrtcvad.Error
+        raise ValueError(f"webrtcvad rejected {frame}-sample frames at {sample_rate} Hz")
+    return answers.astype(bool)
 
 
 def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
     """webrtcvad decisions (aggressiveness, frame length from `cfg`) and the frames the original's VAD keeps."""
+    if sample_rate not in WEBRTCVAD_RATES:
+        raise ValueError(f"webrtcvad works at {', '.join(map(str, WEBRTCVAD_RATES))} Hz, not {sample_rate} Hz")
     frame = sample_rate * cfg.vad_frame_ms // 1000
     n_frames = max(0, (len(samples) - 1) // frame)
-    pcm = memoryview(np.ascontiguousarray(samples, dtype="<i2")).cast("B")
-    speech = _webrtcvad_decisions(pcm, sample_rate, frame, n_frames, cfg.vad_aggressiveness)
+    speech = _webrtcvad_decisions(samples, sample_rate, frame, n_frames, cfg.vad_aggressiveness)
     # int(300 / 30) = 10 frames in the original's ring buffer (§1.4); voice2face: int(50 / 20) = 2 (§7.2)
     ring = int(cfg.vad_padding_ms / cfg.vad_frame_ms)
     return VadResult(frame, sample_rate, speech, _ring_buffer_keep(speech, ring, cfg.vad_trigger_ratio))

@@ -16,6 +16,8 @@ import pytest
 import python_speech_features as psf
 import soundfile as sf
 import torch
+import torchaudio.functional as AF
+import webrtcvad
 
 from benchmarks import original_audio as original
 from fixtures_data import SPEECH_FILES, real_speech
@@ -57,20 +59,29 @@ def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: in
         assert ours.tolist() == [k for segment in segments for k in segment], f"trial {trial}"
 
 
-def test_bare_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    """voice_activity calls webrtcvad's private C function directly; the public Vad.is_speech fallback gives the same
-    decisions (both paths run here, on speech and pauses, at every aggressiveness and frame length)."""
-    assert audio._BARE_PROCESS is not None, "this webrtcvad has no _webrtcvad.process: the fast path is never taken"
+def test_compiled_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """voice_activity calls webrtcvad's C function from a compiled loop; the public Vad.is_speech fallback gives the
+    same decisions (both paths run here, on speech and pauses, at every aggressiveness, frame length and rate)."""
+    assert audio._webrtcvad_process() is not None, "this webrtcvad exports no WebRtcVad_Process: no fast path"
+    assert audio._vad_handle(webrtcvad.Vad(1)) is not None, "the detector's address cannot be read: no fast path"
     x = speech_with_pauses()
-    for mode in range(4):
-        for frame_ms in (10, 20, 30):
-            cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
-            bare = audio.voice_activity(x, 16000, cfg).speech
-            with monkeypatch.context() as patch:
-                patch.setattr(audio, "_BARE_PROCESS", None)
-                public = audio.voice_activity(x, 16000, cfg).speech
-            np.testing.assert_array_equal(bare, public)
-            assert 0 < bare.sum() < len(bare)
+    for rate in (8000, 16000, 32000):
+        resampled = AF.resample(torch.from_numpy(x.astype(np.float32)), 16000, rate)
+        signal = x if rate == 16000 else resampled.round().short().numpy()
+        for mode in range(4):
+            for frame_ms in (10, 20, 30):
+                cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
+                compiled = audio.voice_activity(signal, rate, cfg).speech
+                with monkeypatch.context() as patch:
+                    patch.setattr(audio, "_webrtcvad_process", lambda: None)
+                    public = audio.voice_activity(signal, rate, cfg).speech
+                np.testing.assert_array_equal(compiled, public)
+                assert 0 < compiled.sum() < len(compiled)
+
+
+def test_vad_names_the_rates_webrtcvad_accepts() -> None:
+    with pytest.raises(ValueError, match="not 44100 Hz"):
+        audio.voice_activity(speech_with_pauses(), 44100, CFG)
 
 
 @pytest.mark.parametrize("signal", ["a0007", "a0009", "pauses"])
