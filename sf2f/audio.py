@@ -361,9 +361,10 @@ def _webrtcvad_process() -> Callable | None:
 
 def _vad_handle(vad: webrtcvad.Vad) -> int | None:
     """The address of the C detector a `webrtcvad.Vad` holds (in a capsule named "WebRtcVadPtr"), or None."""
-    capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    capsule_pointer.restype = ctypes.c_void_p
-    capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    # a prototype of its own: setting restype on ctypes.pythonapi's shared function would change it for everyone
+    capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+        ("PyCapsule_GetPointer", ctypes.pythonapi)
+    )
     try:
         return capsule_pointer(getattr(vad, "_vad", None), b"WebRtcVadPtr")
     except ValueError:  # not a capsule of that name: another packaging of webrtcvad

@@ -64,6 +64,7 @@ def test_compiled_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.Monke
     same decisions (both paths run here, on speech and pauses, at every aggressiveness, frame length and rate)."""
     assert audio._webrtcvad_process() is not None, "this webrtcvad exports no WebRtcVad_Process: no fast path"
     assert audio._vad_handle(webrtcvad.Vad(1)) is not None, "the detector's address cannot be read: no fast path"
+    assert audio._vad_handle(object()) is None  # another packaging's detector: the public API is used instead
     x = speech_with_pauses()
     for rate in (8000, 16000, 32000):
         resampled = AF.resample(torch.from_numpy(x.astype(np.float32)), 16000, rate)
