@@ -89,8 +89,8 @@ def webrtcvad_calls(waves: list[np.ndarray], rate: int = 16000, frame: int = 480
     `Vad.is_speech`, paying Python's call overhead on every frame.)"""
     process = audio._webrtcvad_process()
     for w in waves:
-        detector = webrtcvad.Vad(1)
-        audio._vad_frames(process, audio._vad_handle(detector), rate, w, frame, np.empty((len(w) - 1) // frame, np.int32))
+        detector, answers = webrtcvad.Vad(1), np.empty((len(w) - 1) // frame, np.int32)
+        audio._vad_frames(process, audio._vad_handle(detector), rate, w, frame, answers)
 
 
 def voiced_frames(voiced: list[np.ndarray]) -> torch.Tensor:

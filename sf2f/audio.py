@@ -359,14 +359,18 @@ def _webrtcvad_process() -> Callable | None:
     return process
 
 
+@functools.cache
+def _capsule_pointer() -> Callable:
+    """Python's PyCapsule_GetPointer as a ctypes function returning an address. A prototype of its own: setting
+    restype on ctypes.pythonapi's shared function object would change it for every other user in the process."""
+    prototype = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
+    return prototype(("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
 def _vad_handle(vad: webrtcvad.Vad) -> int | None:
     """The address of the C detector a `webrtcvad.Vad` holds (in a capsule named "WebRtcVadPtr"), or None."""
-    # a prototype of its own: setting restype on ctypes.pythonapi's shared function would change it for everyone
-    capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
-        ("PyCapsule_GetPointer", ctypes.pythonapi)
-    )
     try:
-        return capsule_pointer(getattr(vad, "_vad", None), b"WebRtcVadPtr")
+        return _capsule_pointer()(getattr(vad, "_vad", None), b"WebRtcVadPtr")
     except ValueError:  # not a capsule of that name: another packaging of webrtcvad
         return None
 
