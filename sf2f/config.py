@@ -449,9 +449,12 @@ class EvalConfig:
     # the loss's embedder, 0.37 with a second one, chance 0.33). False scores with the loss's embedder, as the
     # paper does with FaceNet (§4.2); FaceNet runs always do (there is no second FaceNet).
     independent_embedder: bool = True
+    # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.significance)
+    chance_permutations: int = 10_000
 
     def validate(self) -> None:
         _require(all(k >= 1 for k in self.recall_ks), "recall_ks", "must be >= 1")
+        _require(self.chance_permutations >= 1, "chance_permutations", "must be >= 1")
         _require(self.recall_group_size >= 1 and self.recall_groups >= 1, "recall_group_size", "must be >= 1")
         _require(len(self.vgg_box) == 4, "vgg_box", "needs (left, top, right, bottom)")
         left, top, right, bottom = self.vgg_box

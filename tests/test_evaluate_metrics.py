@@ -1,5 +1,5 @@
 """The evaluation metrics on hand-computed cases (reference §4): Inception-Score formula, similarity, recall in groups,
-inter-human similarity, 1:2 matching, Fréchet distance, the results table."""
+inter-human similarity, 1:2 matching, Fréchet distance, the tests against chance, the results table."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sf2f.evaluate.inception_score import inception_score
 from sf2f.evaluate.matching import matching_accuracy
 from sf2f.evaluate.report import PAPER_NOTE, PAPER_VFS, results_table, write_results
 from sf2f.evaluate.retrieval import (
+    column_ranks,
     grouped_recall,
     inter_human_similarity,
     paired_similarity,
@@ -23,6 +24,7 @@ from sf2f.evaluate.retrieval import (
     similarity_table,
     whole_split_recall,
 )
+from sf2f.evaluate.significance import chance_tests, pairing_test
 
 # ---- Inception-Score formula ----------------------------------------------------------------------------------------
 
@@ -112,6 +114,46 @@ def test_ties_count_against_the_probe() -> None:
     assert whole_split_recall(probes, gallery, [1, 2, 3]) == {1: pytest.approx(1 / 6), 2: pytest.approx(2 / 6), 3: 0.5}
 
 
+def test_column_ranks_count_the_other_columns_scoring_at_least_as_high() -> None:
+    table = torch.randint(0, 4, (7, 9), generator=torch.Generator().manual_seed(0)).double()  # many ties
+    brute = torch.tensor([[int((table[i] >= table[i, j]).sum()) - 1 for j in range(9)] for i in range(7)])
+    assert torch.equal(column_ranks(table), brute)
+
+
+# ---- tests against chance -------------------------------------------------------------------------------------------
+
+
+def test_pairing_test_on_a_hand_computed_table() -> None:
+    # of the 3! pairings only the true one scores a mean of 2 (the others: 0, 1, 1, 0, 0), so the exact p is 1 / 6;
+    # each probe meets each entry equally often over all pairings, so their mean score is the table's mean, 6 / 9
+    scores = torch.tensor([[3.0, 0, 0], [0, 3, 0], [0, 0, 0]])
+    test = pairing_test(scores, permutations=60_000, seed=1)
+    assert test.observed == 2.0 and test.null_mean == pytest.approx(6 / 9)
+    assert test.p_value == pytest.approx(1 / 6, abs=0.01)
+    # lower is better: every pairing scores at most 2
+    assert pairing_test(scores, permutations=1_000, higher_is_better=False).p_value == 1.0
+
+
+def test_constant_probes_are_never_above_chance_and_perfect_ones_reach_the_floor() -> None:
+    gallery = torch.randn(12, 6, generator=torch.Generator().manual_seed(0))
+    constant = torch.randn(1, 6, generator=torch.Generator().manual_seed(1)).expand(12, 6)
+    assert chance_tests(constant, gallery, permutations=500) == {"rank p": 1.0, "Cos p": 1.0}
+    # 12! pairings: none of the 500 random ones is the true one, which alone ranks and matches every identity first
+    for method in ("cos", "l1"):
+        assert chance_tests(gallery, gallery, method, permutations=500) == {"rank p": 1 / 501, "Cos p": 1 / 501}
+
+
+def test_pairing_tests_are_seeded_and_reject_what_they_cannot_test() -> None:
+    probes, gallery = torch.randn(2, 10, 4, generator=torch.Generator().manual_seed(0))
+    assert chance_tests(probes, gallery, seed=3) == chance_tests(probes, gallery, seed=3)
+    with pytest.raises(ValueError, match="square"):
+        pairing_test(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="at least 2 x 2"):
+        pairing_test(torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="permutations"):
+        pairing_test(torch.zeros(3, 3), permutations=0)
+
+
 def test_inter_human_similarity_averages_the_off_diagonal() -> None:
     probes = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     gallery = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
@@ -182,18 +224,19 @@ def test_gallery_is_the_unnormalised_mean_and_held_out_faces_leave_it() -> None:
 def test_results_table_orders_columns_and_adds_the_papers_vfs(tmp_path: Path) -> None:
     rows = [
         {"model": "m", "config": "sf2f_fuser", "mode": "naive", "kind": "model", "FID (embedder)": 3.0,
-         "R@10": 0.4, "R@2": 0.1, "Cos": 0.5, "split R@1": 0.05, "1:2 match": 0.7},
+         "R@10": 0.4, "R@2": 0.1, "Cos": 0.5, "split R@1": 0.05, "1:2 match": 0.7, "rank p": 1 / 10_001},
         {"model": "chance", "kind": "chance", "R@2": 0.02, "R@10": 0.1, "1:2 match": 0.5},
     ]
     table = results_table(rows)
     assert list(table.columns[:6]) == ["model", "config", "mode", "kind", "Cos", "R@2"]
-    assert list(table.columns[6:8]) == ["R@10", "split R@1"]
+    assert list(table.columns[6:10]) == ["R@10", "split R@1", "rank p", "1:2 match"]
     paper = table[table["kind"] == "paper"]
     assert len(paper) == 1 and (paper["VFS mean"].item(), paper["VFS std"].item()) == PAPER_VFS["sf2f_fuser"]
     csv, md = write_results(table, tmp_path, notes=["a note"])
     text = md.read_text()
     assert "| model" in text and "19.490" in text and "- a note" in text and PAPER_NOTE in text
     assert "nan" not in text  # missing values are blank cells
+    assert " 0.0001 |" in text and " 0.700 |" in text  # p-values keep their digits, the rest three decimals
     assert csv.read_text().splitlines()[0].startswith("model,config,mode,kind")
 
 

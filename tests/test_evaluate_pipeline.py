@@ -91,8 +91,8 @@ def test_the_same_evaluation_twice_gives_identical_numbers(world) -> None:
     pd.testing.assert_frame_equal(first, second)
     models = first[first["kind"] == "model"]
     assert list(models["mode"]) == list(PROBE_MODES)
-    numbers = ["L2", "L1", "Cos", "Human", "R@1", "R@2", "split R@5", "1:2 match", "FID (embedder)",
-               "ID-classifier score mean", "sex acc", "age R2"]
+    numbers = ["L2", "L1", "Cos", "Human", "R@1", "R@2", "split R@5", "rank p", "Cos p", "1:2 match",
+               "FID (embedder)", "ID-classifier score mean", "sex acc", "age R2"]
     assert np.isfinite(models[numbers].to_numpy(float)).all()
     assert models["R@5"].isna().all()  # K = 5 exceeds the group of 3
     assert set(first["kind"]) == {"model", "chance", "upper bound", "lower bound", "reference", "paper"}
@@ -108,6 +108,8 @@ def test_reference_rows_bound_the_metrics(world) -> None:
     # one face for every identity: exactly K identities of each group rank it among their K best, K / S
     assert mean["R@1"] == pytest.approx(1 / 3) and mean["split R@1"] == pytest.approx(1 / 6)
     assert mean["1:2 match"] == 0.5 and mean["Cos"] == pytest.approx(mean["Human"])
+    # the same probe for everybody: every pairing of probes and identities scores alike, never above chance
+    assert mean["rank p"] == 1.0 and mean["Cos p"] == 1.0
     # real faces as probes, held out of their own gallery entry: well above chance even for an untrained embedder
     assert truth["split R@1"] > chance["split R@1"] and truth["1:2 match"] > 0.5
     assert truth["sex acc"] >= chance["sex acc"]

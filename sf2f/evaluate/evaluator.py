@@ -46,6 +46,7 @@ from sf2f.evaluate.matching import matching_accuracy
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
 from sf2f.evaluate.report import results_table
 from sf2f.evaluate.retrieval import grouped_recall, inter_human_similarity, paired_similarity, whole_split_recall
+from sf2f.evaluate.significance import chance_tests
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
@@ -153,6 +154,8 @@ class SplitEvaluator:
         row.update({f"R@{k}": v for k, v in grouped.items()})
         whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
         row.update({f"split R@{k}": v for k, v in whole.items()})
+        if len(p) >= 2:
+            row.update(chance_tests(p, gallery, ev.recall_method, ev.chance_permutations, ev.seed))
         row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:

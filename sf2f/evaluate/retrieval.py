@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "column_ranks",
     "grouped_recall",
     "inter_human_similarity",
     "paired_similarity",
@@ -66,15 +67,21 @@ def similarity_table(probes: Tensor, gallery: Tensor, method: RecallMethod = "co
     raise ValueError(f"unknown recall method '{method}' (cos or l1)")
 
 
+def column_ranks(table: Tensor) -> Tensor:
+    """(n, m) ranks: entry (i, j) counts the other columns of row i that score at least as high as column j, so 0 is
+    the best and ties count against column j (the rank recall at K compares with K)."""
+    if table.dim() != 2:
+        raise ValueError(f"ranks need a 2-d table, got shape {tuple(table.shape)}")
+    ordered = table.sort(dim=1).values
+    below = torch.searchsorted(ordered, table.contiguous())  # entries of the row strictly below (i, j)
+    return table.shape[1] - below - 1
+
+
 def recall_at_k(table: Tensor, ks: Sequence[int]) -> dict[int, float]:
     """Share of rows whose own (diagonal) column is among the K best of the row, for each K (square tables)."""
     if table.dim() != 2 or table.shape[0] != table.shape[1]:
         raise ValueError(f"recall needs a square probe x gallery table, got {tuple(table.shape)}")
-    own = table.diagonal()[:, None]
-    # rank 0 = best; every other column scoring at least as well as the right one ranks before it
-    others = table >= own
-    others.fill_diagonal_(False)
-    rank = others.sum(dim=1)
+    rank = column_ranks(table).diagonal()
     n = table.shape[0]
     return {k: float((rank < k).double().mean()) if k <= n else math.nan for k in ks}
 
