@@ -118,6 +118,12 @@ def test_column_ranks_count_the_other_columns_scoring_at_least_as_high() -> None
     table = torch.randint(0, 4, (7, 9), generator=torch.Generator().manual_seed(0)).double()  # many ties
     brute = torch.tensor([[int((table[i] >= table[i, j]).sum()) - 1 for j in range(9)] for i in range(7)])
     assert torch.equal(column_ranks(table), brute)
+    # a NaN score ranks last: a probe of non-finite faces never hits, and NaN elsewhere does not lift the right column
+    table[0] = math.nan
+    table[1, 3] = math.nan
+    ranks = column_ranks(table)
+    assert (ranks[0] == 8).all() and ranks[1, 3] == 8 and (ranks[1, [0, 1, 2, 4]] <= 7).all()
+    assert recall_at_k(torch.full((4, 4), math.nan), [1, 3]) == {1: 0.0, 3: 0.0}
 
 
 # ---- tests against chance -------------------------------------------------------------------------------------------
@@ -152,6 +158,10 @@ def test_pairing_tests_are_seeded_and_reject_what_they_cannot_test() -> None:
         pairing_test(torch.zeros(1, 1))
     with pytest.raises(ValueError, match="permutations"):
         pairing_test(torch.zeros(3, 3), permutations=0)
+    # faces a diverged generator drew: no p-value for their cosines, and their ranks are the worst
+    probes[0] = math.nan
+    tests = chance_tests(probes, gallery, permutations=200)
+    assert math.isnan(tests["Cos p"]) and 0 < tests["rank p"] <= 1
 
 
 def test_inter_human_similarity_averages_the_off_diagonal() -> None:

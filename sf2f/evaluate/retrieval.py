@@ -69,9 +69,11 @@ def similarity_table(probes: Tensor, gallery: Tensor, method: RecallMethod = "co
 
 def column_ranks(table: Tensor) -> Tensor:
     """(n, m) ranks: entry (i, j) counts the other columns of row i that score at least as high as column j, so 0 is
-    the best and ties count against column j (the rank recall at K compares with K)."""
+    the best and ties count against column j (the rank recall at K compares with K). A NaN score (a generator that
+    drew non-finite faces) ranks below every number, so it never counts as a hit."""
     if table.dim() != 2:
         raise ValueError(f"ranks need a 2-d table, got shape {tuple(table.shape)}")
+    table = torch.where(table.isnan(), float("-inf"), table)
     ordered = table.sort(dim=1).values
     below = torch.searchsorted(ordered, table.contiguous())  # entries of the row strictly below (i, j)
     return table.shape[1] - below - 1

@@ -23,6 +23,7 @@ Random pairings are drawn with a seeded generator (`eval.seed`), so the same eva
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,8 @@ def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, high
     scores = scores.double()
     n = scores.shape[0]
     observed = float(scores.diagonal().mean())
+    if not scores.isfinite().all():  # non-finite faces: no p-value rather than a comparison that NaN always loses
+        return PairingTest(observed, math.nan, math.nan)
     generator = torch.Generator().manual_seed(seed)
     rows = torch.arange(n)
     at_least_as_good, done = 0, 0
