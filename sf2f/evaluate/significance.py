@@ -46,7 +46,9 @@ class PairingTest:
     p_value: float
 
 
-def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, higher_is_better: bool = True) -> PairingTest:
+def pairing_test(
+    scores: Tensor, permutations: int = 10_000, seed: int = 0, higher_is_better: bool = True
+) -> PairingTest:
     """Permutation test of the mean over i of `scores[i, i]` (the true pairing) against random pairings (module
     docstring). `scores` is square: row i is probe i, column j gallery entry j."""
     if scores.dim() != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
@@ -58,6 +60,9 @@ def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, high
     observed = float(scores.diagonal().mean())
     if not scores.isfinite().all():  # non-finite faces: no p-value rather than a comparison that NaN always loses
         return PairingTest(observed, math.nan, math.nan)
+    # a relative tolerance: a pairing that scores the same as the true one up to rounding counts as as good
+    slack = 1e-12 * max(1.0, abs(observed))
+    bound = observed - slack if higher_is_better else observed + slack
     generator = torch.Generator().manual_seed(seed)
     rows = torch.arange(n)
     at_least_as_good, done = 0, 0
@@ -66,9 +71,7 @@ def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, high
         count = min(block, permutations - done)
         pairings = torch.rand(count, n, generator=generator).argsort(dim=1)
         means = scores[rows, pairings].mean(dim=1)
-        # a relative tolerance: a pairing that scores the same as the true one up to rounding counts as as good
-        slack = 1e-12 * max(1.0, abs(observed))
-        better = means >= observed - slack if higher_is_better else means <= observed + slack
+        better = means >= bound if higher_is_better else means <= bound
         at_least_as_good += int(better.sum())
         done += count
     null_mean = float(scores.mean())  # every pairing is equally likely: each probe meets each entry 1/n of the time
