@@ -81,6 +81,49 @@ def test_compiled_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.Monke
                 assert 0 < compiled.sum() < len(compiled)
 
 
+def webrtcvads_own_halving(x: np.ndarray) -> np.ndarray:
+    """`x` at half the rate as webrtcvad's C code halves it (its exported WebRtcVad_Downsampling, from zero state)."""
+    halve = audio._webrtcvad_library().WebRtcVad_Downsampling
+    out, state = np.empty(len(x) // 2, np.int16), np.zeros(2, np.int32)
+    halve(x.ctypes.data, out.ctypes.data, state.ctypes.data, len(x))
+    return out
+
+
+def test_halving_is_webrtcvads_own_bit_for_bit() -> None:
+    """sf2f halves 16 kHz signals for webrtcvad's detector itself, several at once; the samples must be the ones
+    webrtcvad's C code makes: full-scale noise (int16 wrap-around inside the filters), real speech, odd lengths,
+    groups of 1 to 7 signals of different lengths (the four-at-once loop and the tails after the shortest), and
+    signals of 7, 1 and 0 samples among them."""
+    assert audio._halving_matches_webrtcvad(), "the 16 kHz VAD would take the slower path"
+    rng = np.random.default_rng(1)
+    noise = rng.integers(-32768, 32768, 20001).astype(np.int16)
+    long = [noise, real_speech(0), real_speech(1), speech_with_pauses()]
+    long += [rng.integers(-32768, 32768, int(n)).astype(np.int16) for n in rng.integers(2000, 9000, 3)]
+    groups = [long[:count] for count in range(1, 8)] + [long + [noise[:7], noise[:1], noise[:0]]]
+    for group in groups:
+        for ours, x in zip(audio._halved(group), group):
+            np.testing.assert_array_equal(ours, webrtcvads_own_halving(np.ascontiguousarray(x)))
+
+
+def test_batched_vad_gives_the_16khz_detectors_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """voice_activity_batch at 16 kHz (the signals halved here, the 8 kHz detector on them) decides every frame as
+    webrtcvad's 16 kHz detector does, for every aggressiveness and frame length, on signals of different lengths."""
+    x = speech_with_pauses()
+    # sorted by length, the four longest are halved together: the four-at-once loop decides too
+    signals = [x, x[: 48000 + 479], x[5000:60000], real_speech(0), real_speech(1), x[1000:], x[:480], x[:200]]
+    for mode in range(4):
+        for frame_ms in (10, 20, 30):
+            cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
+            batched = audio.voice_activity_batch(signals, 16000, cfg)
+            with monkeypatch.context() as patch:
+                patch.setattr(audio, "_halving_matches_webrtcvad", lambda: False)  # webrtcvad halves every frame
+                direct = [audio.voice_activity(s, 16000, cfg) for s in signals]
+            for ours, theirs in zip(batched, direct):
+                np.testing.assert_array_equal(ours.speech, theirs.speech)
+                np.testing.assert_array_equal(ours.keep, theirs.keep)
+            assert 0 < batched[0].speech.sum() < batched[0].n_frames
+
+
 def test_vad_names_the_rates_webrtcvad_accepts() -> None:
     with pytest.raises(ValueError, match="not 44100 Hz"):
         audio.voice_activity(speech_with_pauses(), 44100, CFG)
