@@ -422,16 +422,25 @@ def _webrtcvad_library() -> ctypes.CDLL | None:
 
 
 @functools.cache
+def _webrtcvad_halving() -> Callable | None:
+    """webrtcvad's own C function `WebRtcVad_Downsampling(const int16_t* in, int16_t* out, int32_t* state, size_t
+    in_length)` (the halving of its 16 kHz path) as a ctypes function; None where it is not exported."""
+    halve = getattr(_webrtcvad_library(), "WebRtcVad_Downsampling", None)
+    if halve is not None:
+        halve.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        halve.restype = None
+    return halve
+
+
+@functools.cache
 def _halving_matches_webrtcvad() -> bool:
     """Whether _halved gives, bit for bit, what this webrtcvad's own WebRtcVad_Downsampling gives on full-scale noise
     (which drives the fixed-point filters through int16 wrap-around, where a difference in the arithmetic would show);
     False where that C function is not exported. Only where they match is the 8 kHz detector fed halved signals, so a
     webrtcvad whose 16 kHz path differs never sees samples it would not have made itself."""
-    halve = getattr(_webrtcvad_library(), "WebRtcVad_Downsampling", None)
+    halve = _webrtcvad_halving()
     if halve is None:
         return False
-    halve.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    halve.restype = None
     x = np.random.default_rng(0).integers(-32768, 32768, 4800).astype(np.int16)
     x[:8] = [32767, 32767, 32767, -32768, -32768, -32768, 32767, -32768]
     theirs, states = np.empty(len(x) // 2, np.int16), np.zeros(2, np.int32)
