@@ -355,7 +355,7 @@ _vad_frames = _compiled(_vad_frames_kernel)
 _HALVING_COEFFICIENTS = (5243, 1392)
 
 
-def _halving_step(x: np.ndarray, n: int, even_state: int, odd_state: int) -> tuple[int, int, int]:
+def _halving_step_kernel(x: np.ndarray, n: int, even_state: int, odd_state: int) -> tuple[int, int, int]:
     """Output sample n of the half-rate signal of `x` (samples 2n and 2n + 1), and both branches' new states.
 
     Each branch: y = state / 2 + a x / 2^14 (both shifts floor, as C's on signed integers), wrapped to int16 as C's
@@ -369,7 +369,7 @@ def _halving_step(x: np.ndarray, n: int, even_state: int, odd_state: int) -> tup
     return (((y0 + y1 + 32768) & 0xFFFF) - 32768), x0 - ((a * y0) >> 12), x1 - ((b * y1) >> 12)
 
 
-_halving_sample = _compiled(_halving_step)
+_halving_step = _compiled(_halving_step_kernel)
 
 
 def _halve_four_kernel(
@@ -385,13 +385,13 @@ def _halve_four_kernel(
     s0 = t0 = s1 = t1 = s2 = t2 = s3 = t3 = np.int64(0)
     together = min(len(y0), len(y1), len(y2), len(y3))
     for n in range(together):
-        y0[n], s0, t0 = _halving_sample(x0, n, s0, t0)
-        y1[n], s1, t1 = _halving_sample(x1, n, s1, t1)
-        y2[n], s2, t2 = _halving_sample(x2, n, s2, t2)
-        y3[n], s3, t3 = _halving_sample(x3, n, s3, t3)
+        y0[n], s0, t0 = _halving_step(x0, n, s0, t0)
+        y1[n], s1, t1 = _halving_step(x1, n, s1, t1)
+        y2[n], s2, t2 = _halving_step(x2, n, s2, t2)
+        y3[n], s3, t3 = _halving_step(x3, n, s3, t3)
     for x, y, s, t in ((x0, y0, s0, t0), (x1, y1, s1, t1), (x2, y2, s2, t2), (x3, y3, s3, t3)):
         for n in range(together, len(y)):
-            y[n], s, t = _halving_sample(x, n, s, t)
+            y[n], s, t = _halving_step(x, n, s, t)
 
 
 _halve_four = _compiled(_halve_four_kernel)
