@@ -774,19 +774,19 @@ def extract_log_mels(
 
     def flush() -> None:
         """VAD and features of the decoded files waiting (their VAD together: see voice_activity_batch)."""
-        voiced = [(slot, decoded, decoded.samples) for slot, decoded in pending]
+        kept = [decoded.samples for _, decoded in pending]
         if cfg.vad:
             # load_audio gave every file cfg.sample_rate
-            vads = voice_activity_batch([decoded.samples for _, decoded in pending], cfg.sample_rate, cfg)
-            voiced = [(slot, decoded, vad.apply(decoded.samples)) for (slot, decoded), vad in zip(pending, vads)]
-            for slot, decoded, kept in voiced:
-                if len(kept) == 0:
-                    reason = f"silent: the VAD found no speech in {decoded.seconds:.2f} s"
-                    results[slot] = AudioError(paths[slot], reason)
-            voiced = [v for v in voiced if len(v[2])]
-        for (slot, decoded, kept), mel in zip(voiced, log_mel_batch([v[2] for v in voiced], cfg)):
+            kept = [vad.apply(x) for vad, x in zip(voice_activity_batch(kept, cfg.sample_rate, cfg), kept)]
+        voiced = []
+        for (slot, decoded), x in zip(pending, kept):
+            if len(x):
+                voiced.append((slot, decoded, x))
+            else:
+                results[slot] = AudioError(paths[slot], f"silent: the VAD found no speech in {decoded.seconds:.2f} s")
+        for (slot, decoded, samples), mel in zip(voiced, log_mel_batch([v[2] for v in voiced], cfg)):
             # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
-            seconds = len(kept) / cfg.sample_rate
+            seconds = len(samples) / cfg.sample_rate
             results[slot] = Utterance(str(paths[slot]), mel, decoded.seconds, seconds, decoded.notes)
         pending.clear()
 
