@@ -8,7 +8,8 @@ tests/data, with pauses and faint noise (so the VAD has work to do), 16 kHz mono
 - sf2f: a direct RIFF read, the same VAD decisions, batched log-mels (float32, the default: numba kernels, torch's
   FFT, BLAS), global normalisation, all utterances packed into one .npy (as the cache stores them). The numba kernels
   are compiled, or loaded from numba's cache on disk, in the harness's warm-up calls, outside the timed ones (a fresh
-  process pays about 0.8 s to compile them, or 0.4 s to load them from the cache, and 0.3 s to import numba).
+  process pays about 2 s to compile them, once per machine, or 0.5 s to load them from the cache, and 0.4-0.6 s to
+  import numba).
 
 Goal (issue 4): at least 5x faster per core, i.e. a ratio (sf2f / original) of 0.2 or less. The whole pipeline is
 timed twice: in wall-clock time, and in CPU time of the benchmarking thread, the per-core measure: it leaves out the

@@ -74,7 +74,7 @@ WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
 def _compiled(function: Callable) -> Callable:
     """`function` compiled by numba (on its first call), cached on disk next to this module, or in the user's cache
     folder when the install is read-only; where neither can be written, compiled again in each process (this module's
-    kernels: about 0.8 s, against 0.4 s to load them from the cache).
+    kernels: about 2 s, against 0.5 s to load them from the cache).
     """
     try:
         return numba.njit(cache=True, nogil=True)(function)
