@@ -421,15 +421,21 @@ def _webrtcvad_library() -> ctypes.CDLL | None:
         return None
 
 
+def _webrtcvad_function(name: str, argtypes: tuple, restype: type | None) -> Callable | None:
+    """The C function `name` that webrtcvad's extension exports, as a ctypes function with this prototype; None where
+    it is not exported (another packaging of webrtcvad)."""
+    function = getattr(_webrtcvad_library(), name, None)
+    if function is not None:
+        function.argtypes, function.restype = list(argtypes), restype
+    return function
+
+
 @functools.cache
 def _webrtcvad_halving() -> Callable | None:
     """webrtcvad's own C function `WebRtcVad_Downsampling(const int16_t* in, int16_t* out, int32_t* state, size_t
     in_length)` (the halving of its 16 kHz path) as a ctypes function; None where it is not exported."""
-    halve = getattr(_webrtcvad_library(), "WebRtcVad_Downsampling", None)
-    if halve is not None:
-        halve.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-        halve.restype = None
-    return halve
+    pointer = ctypes.c_void_p
+    return _webrtcvad_function("WebRtcVad_Downsampling", (pointer, pointer, pointer, ctypes.c_size_t), None)
 
 
 @functools.cache
@@ -453,12 +459,8 @@ def _webrtcvad_process() -> Callable | None:
     """webrtcvad's own C function `WebRtcVad_Process(VadInst*, int fs, const int16_t*, size_t)`, which its Python
     `Vad.is_speech` wraps, as a ctypes function from the extension module already loaded; None when this packaging of
     webrtcvad does not export it (then the public API does the same work, slower)."""
-    process = getattr(_webrtcvad_library(), "WebRtcVad_Process", None)
-    if process is None:
-        return None
-    process.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
-    process.restype = ctypes.c_int
-    return process
+    prototype = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t)
+    return _webrtcvad_function("WebRtcVad_Process", prototype, ctypes.c_int)
 
 
 @functools.cache
