@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-__all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of"]
+__all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of", "torch_load_failure"]
 
 
 class WeightsError(RuntimeError):
@@ -130,3 +132,24 @@ def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool
                     f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; re-download it"
                 )
     return target
+
+
+def torch_load_failure(path: Path, exc: Exception) -> str:
+    """One line on why `torch.load(path, weights_only=True)` raised `exc`, for messages about user-given files.
+
+    torch's own message runs to several paragraphs and, for a file that carries code, advises loading it with
+    `weights_only=False` or allowlisting the callable it names: advice not to pass on about a file of unknown origin.
+    """
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        return "not the zip archive torch.save writes (a truncated file, or another kind of file)"
+    if isinstance(exc, pickle.UnpicklingError) and "WeightsUnpickler error:" in str(exc):
+        # "... WeightsUnpickler error: Unsupported global: GLOBAL builtins.print was not an allowed global by
+        # default. Please use ..."
+        detail = str(exc).split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0].strip()
+        return (
+            f"it holds objects other than tensors and plain containers ({detail}); they were not unpickled, so no "
+            "code in the file ran"
+        )
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"

@@ -255,6 +255,9 @@ def test_fid_inception_loads_user_weights_and_says_where_to_get_them(tmp_path: P
     torch.save({"fc.weight": torch.zeros(3)}, path)
     with pytest.raises(WeightsError, match="not the FID Inception"):
         load_fid_inception(path, entry=_entry("fid_inception", path))
+    path.write_bytes(b"<html>a download page, not the weights</html>")
+    with pytest.raises(WeightsError, match="inception.pth: not a readable state dict: not the zip archive"):
+        load_fid_inception(path, entry=_entry("fid_inception", path))
 
 
 def test_results_table_of_evaluator_rows(world) -> None:

@@ -12,7 +12,6 @@ downloads nothing; without it the metric is skipped with a message (see :func:`l
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from sf2f.evaluate.embeddings import device_of, eval_mode
 from sf2f.evaluate.probes import evaluation_segments, seeded
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
-from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
+from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
 
 __all__ = ["LpipsDistance", "load_lpips", "lpips_diversity", "lpips_or_reason", "segment_face_pairs"]
 
@@ -81,8 +80,8 @@ def load_lpips(
 
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError) as exc:
-        raise WeightsError(f"{file}: not a state dict ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
+        raise WeightsError(f"{file}: not a readable state dict: {torch_load_failure(file, exc)}") from None
     # a random trunk first (pnet_rand: nothing is fetched), then the user's weights; the linear heads come with lpips,
     # which still asks torchvision in its pre-0.13 words (pretrained=False) and would warn about it
     with warnings.catch_warnings():

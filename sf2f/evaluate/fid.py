@@ -18,7 +18,6 @@ Two feature spaces:
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 
 from sf2f.evaluate.embeddings import device_of, eval_mode
 from sf2f.faces import denormalize_images
-from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
+from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
 
 __all__ = ["InceptionFeatures", "feature_statistics", "fid_from_features", "frechet_distance", "load_fid_inception"]
 
@@ -171,8 +170,11 @@ def load_fid_inception(
     net = _fid_inception_network()
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
+        raise WeightsError(f"{file}: not a readable state dict: {torch_load_failure(file, exc)}") from None
+    try:
         net.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{file}: not the FID Inception weights ({str(exc).splitlines()[0]})") from None
     for param in net.parameters():
         param.requires_grad_(False)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sf2f.weights import torch_load_failure
+
 __all__ = [
     "CheckpointError",
     "CheckpointManager",
@@ -62,7 +64,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
-        raise CheckpointError(f"{path}: not a readable sf2f checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path}: not a readable sf2f checkpoint: {torch_load_failure(path, exc)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict of states, found {type(state).__name__}")
     return state
