@@ -441,11 +441,25 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate, _add_infer, _add_info)
     for add in commands:
         add(sub)
+    _record_command_parsers(parser)
     return parser
 
 
+def _record_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command stores its own parser in the parsed arguments, so that `main` can report an unknown option
+    with that command's usage (argparse reports it with the top-level usage, which lists no option of the command)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.set_defaults(command_parser=command)
+                _record_command_parsers(command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:

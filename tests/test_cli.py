@@ -27,6 +27,20 @@ def test_every_subcommand_has_help_with_examples(command: str, capsys: pytest.Ca
     assert "example" in out and "python -m sf2f" in out
 
 
+@pytest.mark.parametrize(
+    "command, argv",
+    [("prepare", ["prepare", "--root", "x"]), ("data synthetic", ["data", "synthetic", "--out", "d", "--people", "3"])],
+)
+def test_unknown_option_is_reported_with_the_commands_usage(
+    command: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"usage: python -m sf2f {command} [-h]" in err and f"unrecognized arguments: {argv[-2]}" in err
+
+
 def test_config_command_writes_resolved_config(tmp_path: Path) -> None:
     out = tmp_path / "cfg.yaml"
     assert main(["config", "sf2f_fuser", "--profile", "quick", "--set", "run.seed=3", "--out", str(out)]) == 0
