@@ -229,7 +229,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from sf2f.paths import resolve
     from sf2f.train.distributed import shutdown
-    from sf2f.train.trainer import Trainer, default_data_dir
+    from sf2f.data.course_data import prepared_dir
+    from sf2f.train.trainer import Trainer
 
     if args.resume:
         run_dir = resolve(args.resume)
@@ -245,7 +246,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pretrained = [f"optim.pretrained={resolve(args.pretrained)}"] if args.pretrained else []
         cfg = load_config(args.config, profile=args.profile, overrides=[*args.set, *pretrained])
         run_dir, data = args.run_dir or None, args.data
-    trainer = Trainer(cfg, resolve(data) if data else default_data_dir(cfg), run_dir, resume=bool(args.resume),
+    trainer = Trainer(cfg, resolve(data) if data else prepared_dir(cfg.data), run_dir, resume=bool(args.resume),
                       progress=not args.no_progress)
     result = trainer.fit()
     if trainer.ctx.is_main:
@@ -268,8 +269,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  python -m sf2f train sf2f_1st_stage --profile demo --data data/prepared/synthetic-64 --run-dir runs/s1\n"
-            "  python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-64 "
+            "  python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote\n"
+            "  python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-masked-64 "
             "--pretrained runs/s1/checkpoints/latest.pt\n"
             "  python -m sf2f train v2f --profile quick --set optim.epochs=5 --set run.amp=bf16\n"
             "  python -m sf2f train --resume runs/s1\n"
@@ -280,7 +281,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
     p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
-    p.add_argument("--data", default="", help="prepared dataset folder (default: data/prepared/<data.root name>-<size>)")
+    p.add_argument("--data", default="", help="prepared dataset folder (default: where `prepare` puts data.root's: "
+                   "data/prepared/<data.root name>-<face type>-<size>)")
     p.add_argument("--run-dir", default="", help="run folder (default: <run.output_root>/<run.name>-<timestamp>)")
     p.add_argument("--resume", default="", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--pretrained", default="", metavar="CKPT", help="start from this checkpoint (the fuser stage)")
@@ -316,7 +318,7 @@ def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  python -m sf2f train-face-embedder --data data/prepared/synthetic-64 --profile demo\n"
+            "  python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo\n"
             "  python -m sf2f train-face-embedder --data data/prepared/mine --set model.face_embedder.epochs=50 "
             "--out embedder.pt"
         ),

@@ -41,6 +41,17 @@ def test_unknown_option_is_reported_with_the_commands_usage(
     assert f"usage: python -m sf2f {command} [-h]" in err and f"unrecognized arguments: {argv[-2]}" in err
 
 
+def test_train_looks_for_its_data_where_prepare_puts_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sf2f.config import DataConfig
+    from sf2f.data.course_data import prepared_dir
+
+    root = tmp_path / "my_voices"
+    assert main(["train", "v2f", "--profile", "quick", "--set", f"data.root={root}", "--run-dir", str(tmp_path / "r")]) == 2
+    # the folder `python -m sf2f prepare --data-root <root>` writes by default, named in the error
+    expected = prepared_dir(DataConfig(root=str(root), face_type="masked", image_size=64))
+    assert f"{expected}: not a prepared dataset" in capsys.readouterr().err
+
+
 def test_config_command_writes_resolved_config(tmp_path: Path) -> None:
     out = tmp_path / "cfg.yaml"
     assert main(["config", "sf2f_fuser", "--profile", "quick", "--set", "run.seed=3", "--out", str(out)]) == 0

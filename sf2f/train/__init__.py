@@ -4,7 +4,7 @@
     from sf2f.train.runs import train_or_load
 
     cfg = load_config("sf2f_1st_stage", profile="demo")
-    result = train_or_load(cfg, "data/prepared/synthetic-64", "runs/s1")   # or: python -m sf2f train ...
+    result = train_or_load(cfg, "data/prepared/synthetic-masked-64", "runs/s1")   # or: python -m sf2f train ...
 
 `trainer` runs the loop, `step` one iteration, `objectives` the loss terms, `face_embedder` the network the
 perceptual loss and the metrics look through, `validation` the quick val metrics, `visualize` grids and curves,

@@ -10,7 +10,7 @@ FaceNet was trained to do on VGGFace2. It sees faces exactly as it will in use: 
 :func:`resolve_face_embedder` picks the embedder of a config: FaceNet when `model.face_embedder.kind` is `facenet`
 and its weights verify, else a trained embedder file when there is one, else an error that names what is missing.
 
-    python -m sf2f train-face-embedder --data data/prepared/synthetic-64 --profile demo
+    python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo
 """
 
 from __future__ import annotations

@@ -84,7 +84,6 @@ __all__ = [
     "StopTraining",
     "TrainResult",
     "Trainer",
-    "default_data_dir",
     "recipe_diff",
 ]
 
@@ -103,13 +102,6 @@ def recipe_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any
     fa, fb = flatten_config(a), flatten_config(b)
     skip = ("profile", "sources", *MACHINE_KEYS)
     return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if k not in skip and fa.get(k) != fb.get(k)}
-
-
-def default_data_dir(cfg: ExperimentConfig) -> Path:
-    """Where `python -m sf2f prepare` puts the dataset of `data.root` by default: data/prepared/<name>-<size>."""
-    from sf2f.paths import DATA_DIR
-
-    return DATA_DIR / "prepared" / f"{resolve(cfg.data.root).name}-{cfg.data.image_size}"
 
 
 @dataclass
