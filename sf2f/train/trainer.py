@@ -343,7 +343,11 @@ class Trainer:
         diff = recipe_diff(load_resolved_config(saved), self.cfg)
         if diff:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
-            raise CheckpointError(f"{self.run_dir}: the run was made with another config ({shown})")
+            raise CheckpointError(
+                f"{self.run_dir}: the run was made with another config ({shown}). A resume continues the run's own "
+                f"recipe to the weights an uninterrupted run reaches, so only {', '.join(MACHINE_KEYS)} may change; "
+                "train other settings as a new run"
+            )
         state = self.checkpoints.resume()
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
