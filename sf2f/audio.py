@@ -761,6 +761,11 @@ class Utterance:
     notes: tuple[str, ...] = field(default=())
 
 
+def _with_notes(reason: str, notes: tuple[str, ...]) -> str:
+    """A skip reason with what decoding found (a file cut short explains why it is too short or silent)."""
+    return f"{reason} ({'; '.join(notes)})" if notes else reason
+
+
 def extract_log_mels(
     paths: Sequence[str | Path], cfg: AudioConfig, batch_samples: int = 4_000_000
 ) -> list[Utterance | AudioError]:
@@ -785,7 +790,8 @@ def extract_log_mels(
             if len(x):
                 voiced.append((slot, decoded, x))
             else:
-                results[slot] = AudioError(paths[slot], f"silent: the VAD found no speech in {decoded.seconds:.2f} s")
+                reason = f"silent: the VAD found no speech in {decoded.seconds:.2f} s"
+                results[slot] = AudioError(paths[slot], _with_notes(reason, decoded.notes))
         for (slot, decoded, samples), mel in zip(voiced, log_mel_batch([v[2] for v in voiced], cfg)):
             # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
             seconds = len(samples) / cfg.sample_rate
@@ -797,7 +803,8 @@ def extract_log_mels(
         try:
             decoded = load_audio(path, cfg.sample_rate)
             if len(decoded.samples) < win:
-                raise AudioError(path, f"too short: {len(decoded.samples)} samples, less than one {cfg.win_ms:g} ms window")
+                reason = f"too short: {len(decoded.samples)} samples, less than one {cfg.win_ms:g} ms window"
+                raise AudioError(path, _with_notes(reason, decoded.notes))
         except AudioError as error:
             results[slot] = error
             continue

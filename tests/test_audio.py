@@ -414,13 +414,22 @@ def test_extract_reports_silence_and_short_clips_and_keeps_going(tmp_path: Path)
     sf.write(tmp_path / "short.wav", real_speech(0)[20000:20300], 16000, subtype="PCM_16")
     sf.write(tmp_path / "blip.wav", real_speech(0)[20000:24000], 16000, subtype="PCM_16")  # 250 ms < the ring buffer
     (tmp_path / "empty.wav").write_bytes(b"")
-    paths = [tmp_path / n for n in ("silent.wav", "noise.wav", "short.wav", "blip.wav", "empty.wav")] + [SPEECH_FILES[1]]
+    sf.write(tmp_path / "cut.wav", real_speech(0), 16000, subtype="PCM_16")
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "cut.wav").read_bytes()[:300])  # the header and 128 samples
+    sf.write(tmp_path / "quiet44k.wav", np.zeros((44100, 2)), 44100, subtype="PCM_24")
+    names = ("silent.wav", "noise.wav", "short.wav", "blip.wav", "empty.wav", "cut.wav", "quiet44k.wav")
+    paths = [tmp_path / n for n in names] + [SPEECH_FILES[1]]
     results = audio.extract_log_mels(paths, CFG)
     reasons = [r.reason if isinstance(r, AudioError) else "ok" for r in results]
     assert reasons[0].startswith("silent") and reasons[1].startswith("silent") and reasons[3].startswith("silent")
-    assert reasons[2].startswith("too short: 300 samples")
+    assert reasons[2] == "too short: 300 samples, less than one 25 ms window"
     assert reasons[4] == "empty file (0 bytes)"
-    good = results[5]
+    # what decoding found stays in the reason: a truncated file is too short because it was cut
+    assert reasons[5].startswith("too short: 128 samples")
+    assert "truncated: the header declares 64000 frames" in reasons[5]
+    assert reasons[6].startswith("silent: the VAD found no speech in 1.00 s")
+    assert "resampled from 44100 Hz" in reasons[6] and "2 channels averaged" in reasons[6]
+    good = results[-1]
     assert isinstance(good, audio.Utterance) and good.mel.shape[0] == 40
     assert good.seconds == pytest.approx(3.095) and 0 < good.voiced_seconds < good.seconds
     reference = psf.logfbank(original.vad(real_speech(1)), samplerate=16000, nfilt=40).T
