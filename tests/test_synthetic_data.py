@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from sf2f.cli import main
+from sf2f.cli import build_parser, main
 from sf2f.config import DataConfig, SyntheticConfig, load_config
 from sf2f.data.synthetic import (
     FACE_ONLY_TRAITS,
@@ -279,6 +279,19 @@ def test_cli_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["data", "synthetic", "--help"])
     out = capsys.readouterr().out
     assert "example" in out and "python -m sf2f data synthetic --out" in out
+
+
+@pytest.mark.parametrize("profile", ["quick", "demo"])
+def test_cli_examples_make_the_profiles_datasets(profile: str) -> None:
+    """An example that writes a profile's folder asks for that profile's sizes (else the profile refuses the folder)."""
+    data = load_config("v2f", profile=profile).data
+    synthetic = build_parser().parse_args(["data", "synthetic", "--out", "x"]).command_parser
+    lines = [line.split("#")[0].split() for line in synthetic.epilog.splitlines() if f"--out {data.root} " in line]
+    assert len(lines) == 1, f"no example writes {data.root}"
+    args = synthetic.parse_args(lines[0][lines[0].index("synthetic") + 1 :])
+    assert (args.identities, args.utterances, args.faces, args.seed) == (
+        data.synthetic.identities, data.synthetic.utterances, data.synthetic.faces, data.synthetic.seed
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
