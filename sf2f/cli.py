@@ -127,7 +127,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         epilog=(
             "examples:\n"
             "  python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute\n"
-            "  python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3   # quick\n"
+            "  python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
+            "   # the quick profile's\n"
             "  python -m sf2f data synthetic --out /data/synth5k --identities 5000 --workers 16 --seed 1"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
