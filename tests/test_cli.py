@@ -42,13 +42,15 @@ def test_unknown_option_is_reported_with_the_commands_usage(
 
 
 def test_train_looks_for_its_data_where_prepare_puts_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from sf2f.config import DataConfig
+    from sf2f.config import load_config
     from sf2f.data.course_data import prepared_dir
 
     root = tmp_path / "my_voices"
-    assert main(["train", "v2f", "--profile", "quick", "--set", f"data.root={root}", "--run-dir", str(tmp_path / "r")]) == 2
-    # the folder `python -m sf2f prepare --data-root <root>` writes by default, named in the error
-    expected = prepared_dir(DataConfig(root=str(root), face_type="masked", image_size=64))
+    overrides = ["--set", f"data.root={root}"]
+    assert main(["train", "v2f", "--profile", "quick", *overrides, "--run-dir", str(tmp_path / "r")]) == 2
+    # the folder `python -m sf2f prepare --data-root <root>` writes by default (<root>-<face type>-<size>), in the error
+    expected = prepared_dir(load_config("v2f", profile="quick", overrides=[f"data.root={root}"]).data)
+    assert expected.name == "my_voices-masked-64"
     assert f"{expected}: not a prepared dataset" in capsys.readouterr().err
 
 
