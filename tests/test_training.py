@@ -302,6 +302,10 @@ def test_stage_one_trains_every_network_and_writes_its_run(stage1: Path, data: P
     generator, cfg = load_generator(stage1)
     assert cfg.name == "sf2f_1st_stage" and not generator.training
     assert torch.equal(generator.state_dict()["decoder.fc.0.weight"], state["generator"]["decoder.fc.0.weight"])
+    # a misspelled checkpoint name lists the ones the run has
+    listed = r"best_recal.pt: no such checkpoint \(this run has best_cosine, best_l1, best_recall_at_1, latest\)"
+    with pytest.raises(FileNotFoundError, match=listed):
+        load_generator(stage1, "best_recal")
 
 
 def test_one_step_updates_generator_and_discriminators_but_never_the_embedder(data: Path, tmp_path: Path) -> None:

@@ -64,7 +64,12 @@ def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Gene
     """
     path = Path(source)
     if path.is_dir():
-        path = path / "checkpoints" / f"{checkpoint}.pt"
+        folder = path / "checkpoints"
+        path = folder / f"{checkpoint}.pt"
+        if not path.is_file():
+            names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+            have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
+            raise FileNotFoundError(f"{path}: no such checkpoint ({have})")
     state = load_checkpoint(path)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an sf2f training checkpoint")
