@@ -672,10 +672,30 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 Layers = list[tuple[Path, dict[str, Any]]]
 
 
-def _layers_of(path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | None = None) -> Layers:
+def _resolve_base(base: str, path: Path, shipped: Path) -> Path:
+    """The file a `base:` entry of `path` names: a file (or name) next to `path`, else one of the shipped configs or
+    profiles in `shipped`, so that a YAML file anywhere can start from `base: sf2f_fuser`."""
+    try:
+        return _resolve_path(path.parent / base, path.parent, "base config")
+    except ConfigError:
+        if Path(base).is_absolute() or path.parent.resolve() == shipped.resolve():
+            raise
+    try:
+        return _resolve_path(shipped / base if Path(base).suffix else base, shipped, "base config")
+    except ConfigError:
+        names = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
+        raise ConfigError(
+            f"{path}: base '{base}' is neither a file next to it nor one of the shipped ones ({names})"
+        ) from None
+
+
+def _layers_of(
+    path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | None = None, shipped: Path = CONFIG_DIR
+) -> Layers:
     """The chain of `base:` files, outermost base first, each checked against the schema on its own.
 
     With `fuser_layers` (profiles only), each file's `fuser_stage:` section is checked and appended to it instead.
+    `shipped` is where a base that is not next to its file is looked for (configs/, or configs/profiles/).
     """
     if path.resolve() in seen:
         raise ConfigError(f"{path}: circular 'base:' chain through {', '.join(str(p) for p in seen)}")
@@ -687,8 +707,7 @@ def _layers_of(path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | N
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: key 'base' must be a file name, got {base!r}")
-        layers = _layers_of(_resolve_path(path.parent / base, path.parent, "base config"), (*seen, path.resolve()),
-                            fuser_layers)
+        layers = _layers_of(_resolve_base(base, path, shipped), (*seen, path.resolve()), fuser_layers, shipped)
     if fuser is not None:
         if not isinstance(fuser, dict):
             raise ConfigError(f"{path}: key '{FUSER_STAGE_KEY}' must hold a mapping, got {fuser!r}")
@@ -700,7 +719,7 @@ def _layers_of(path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | N
 def profile_layers(profile: str | Path) -> tuple[Layers, Layers]:
     """A profile's layers (its `base:` chain, outermost first) and the `fuser_stage:` layers of that chain."""
     fuser_layers: Layers = []
-    layers = _layers_of(_resolve_path(profile, PROFILE_DIR, "profile"), fuser_layers=fuser_layers)
+    layers = _layers_of(_resolve_path(profile, PROFILE_DIR, "profile"), fuser_layers=fuser_layers, shipped=PROFILE_DIR)
     return layers, fuser_layers
 
 

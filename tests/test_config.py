@@ -202,6 +202,22 @@ def test_unknown_names_list_what_exists() -> None:
         load_config("v2f", profile="quik")
 
 
+def test_a_yaml_file_anywhere_can_start_from_a_shipped_config_or_profile(tmp_path: Path) -> None:
+    mine = _write(tmp_path, "base: sf2f_fuser\nname: mine\nloss:\n  l1_weight: 3.0\n", "mine.yaml")
+    cfg = load_config(mine)
+    assert cfg.name == "mine" and cfg.loss.l1_weight == 3.0
+    assert cfg.model.fuser.enabled and cfg.loss.perceptual_weight == load_config("sf2f_fuser").loss.perceptual_weight
+    # a file name works too, and a file of that name next to the YAML wins over the shipped one
+    assert load_config(_write(tmp_path, "base: v2f.yaml\n", "other.yaml")).name == "v2f"
+    _write(tmp_path, "base: sf2f_1st_stage\nname: local_v2f\n", "v2f.yaml")
+    assert load_config(tmp_path / "other.yaml").name == "local_v2f"
+    profile = _write(tmp_path, "base: demo\noptim:\n  epochs: 7\n", "my_profile.yaml")
+    scaled = load_config("v2f", profile=profile)
+    assert scaled.optim.epochs == 7 and scaled.model.width_mult == load_config("v2f", profile="demo").model.width_mult
+    with pytest.raises(ConfigError, match=r"nope.yaml: base 'nosuch' is neither .* \(sf2f_1st_stage, .*v2f\)"):
+        load_config(_write(tmp_path, "base: nosuch\n", "nope.yaml"))
+
+
 def test_circular_base_chain_is_an_error(tmp_path: Path) -> None:
     _write(tmp_path, "base: b.yaml\n", "a.yaml")
     _write(tmp_path, "base: a.yaml\n", "b.yaml")
