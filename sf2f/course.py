@@ -116,12 +116,14 @@ def new_run_dir(root: Path = RUNS_DIR) -> Path:
 
 def collect_results(run_dir: Path) -> str:
     """Gather every `results/*.csv` the notebooks wrote under `run_dir` into one Markdown document."""
+    from sf2f.evaluate.report import markdown_table  # the evaluation package imports torch: only when a run ends
+
     sections = []
     for csv in sorted(run_dir.glob("*/results/*.csv")):
         table = pd.read_csv(csv)
         # a table saved with its index has an unnamed first column: the row labels
         table = table.rename(columns={c: "" for c in table.columns if str(c).startswith("Unnamed: ")})
-        sections.append(f"## {csv.stem} ({csv.parent.parent.name})\n\n{table.to_markdown(index=False)}\n")
+        sections.append(f"## {csv.stem} ({csv.parent.parent.name})\n\n{markdown_table(table)}\n")
     body = "\n".join(sections) if sections else "No notebook of this run wrote a results table yet.\n"
     return f"# Results of course run `{run_dir.name}`\n\n{body}"
 

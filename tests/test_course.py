@@ -61,7 +61,7 @@ def test_course_runs_in_order_and_stops_at_first_failure(tmp_path: Path) -> None
     assert json.loads((run / "00_first" / "params.json").read_text()) == ["quick", "cpu", str(tmp_path)]
     assert (run / "00_first.ipynb").exists() and (run / "01_second.ipynb").exists()
     assert not (books / "should_not_run").exists()
-    assert re.search(r"\| v2f +\| +0\.5 \|", (run / "results.md").read_text())
+    assert re.search(r"\| v2f +\| +0\.500 \|", (run / "results.md").read_text())
     assert load_resolved_config(run / "configs" / "sf2f_fuser.yaml") == load_config("sf2f_fuser", profile="quick")
     saved = json.loads((run / "summary.json").read_text())
     assert saved["profile"] == "quick" and "FAILED" in (run / "summary.md").read_text()
@@ -88,3 +88,17 @@ def test_collect_results_names_notebook_and_hides_the_unnamed_index(tmp_path: Pa
     text = collect_results(tmp_path)
     assert "## validation (05_training)" in text
     assert "Unnamed" not in text and "| v2f" in text
+
+
+def test_collected_tables_read_like_the_evaluation_table(tmp_path: Path) -> None:
+    results = tmp_path / "06_evaluation" / "results"
+    results.mkdir(parents=True)
+    rows = {"model": ["v2f", "chance"], "identities": [30, None], "R@10": [0.4333333, 1 / 3],
+            "rank p": [0.00009999, None], "VFS mean": [None, None]}
+    pd.DataFrame(rows).to_csv(results / "06_evaluation.csv", index=False)
+    text = collect_results(tmp_path)
+    # missing values blank (not "nan"), a count read back as 30.0 shown as 30, three decimals, p-values kept readable,
+    # a column with no value at all left out
+    assert "nan" not in text and "VFS" not in text
+    assert "|           30 |" in text and "30.0" not in text
+    assert " 0.433 |" in text and " 0.333 |" in text and " 0.0001 |" in text

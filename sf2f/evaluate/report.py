@@ -32,7 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["PAPER_NOTE", "PAPER_VFS", "P_VALUE_COLUMNS", "paper_rows", "results_table", "write_results"]
+__all__ = [
+    "PAPER_NOTE", "PAPER_VFS", "P_VALUE_COLUMNS", "markdown_table", "paper_rows", "results_table", "write_results",
+]
 
 # reference §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
 PAPER_VFS: dict[str, tuple[float, float]] = {
@@ -87,6 +89,23 @@ def results_table(rows: Iterable[Mapping[str, Any]], with_paper: bool = True) ->
     return table[order]
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """A table as Markdown for people to read: columns with no value left out, missing values blank, counts as
+    integers, other numbers to three decimals and p-values to two significant digits (at three decimals the smallest
+    ones, 1 / 10,001, would print as 0.000)."""
+    present = table.dropna(axis=1, how="all")
+    # tabulate leaves only None blank (a NaN prints as "nan")
+    shown = present.astype(object).where(present.notna(), None)
+    for column in present.columns:
+        values = present[column].dropna()
+        # a count read back from CSV beside missing values is a float column (30.0): show it as the count it is
+        if pd.api.types.is_float_dtype(values) and (values == values.round()).all() and column not in P_VALUE_COLUMNS:
+            shown[column] = pd.Series([None if v is None else int(v) for v in shown[column]], index=shown.index,
+                                      dtype=object)
+    formats = [".2g" if column in P_VALUE_COLUMNS else ".3f" for column in shown.columns]
+    return shown.to_markdown(index=False, floatfmt=formats, missingval="")
+
+
 def write_results(
     table: pd.DataFrame, out_dir: str | Path, stem: str = "results", notes: Iterable[str] = ()
 ) -> tuple[Path, Path]:
@@ -95,15 +114,6 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     table.to_csv(csv_path, index=False)
-    present = table.dropna(axis=1, how="all")
-    # tabulate leaves only None blank (a NaN prints as "nan")
-    shown = present.astype(object).where(present.notna(), None)
-    if "identities" in shown:
-        counts = [None if v is None else int(v) for v in shown["identities"]]
-        shown["identities"] = pd.Series(counts, index=shown.index, dtype=object)
-    # p-values as two significant digits: at three decimals the smallest ones (1 / 10,001) would print as 0.000
-    formats = [".2g" if column in P_VALUE_COLUMNS else ".3f" for column in shown.columns]
-    lines = [shown.to_markdown(index=False, floatfmt=formats, missingval="")]
-    lines += ["", *[f"- {n}" for n in dict.fromkeys([*notes, PAPER_NOTE])]]
+    lines = [markdown_table(table), "", *[f"- {n}" for n in dict.fromkeys([*notes, PAPER_NOTE])]]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv_path, md_path
