@@ -76,12 +76,14 @@ def make_wavs(folder: Path, count: int = 48, seed: int = 0) -> list[Path]:
 
 
 def sf2f_pipeline(paths: list[Path], out: Path, cfg: AudioConfig, batch: int = 16) -> None:
-    """What one preparation worker does with an identity's utterances, plus the normalisation training applies (global:
-    one elementwise step, done once on the packed (frames, n_mels) array the cache stores)."""
+    """What one preparation worker does with an identity's utterances (features, packed into one time-major array by
+    np.concatenate as sf2f.data.cache packs them, written), plus the normalisation training applies (global: one
+    elementwise step, done once, in place, on the packed (frames, n_mels) array)."""
     mels = []
     for start in range(0, len(paths), batch):
-        mels += [result.mel.T for result in audio.extract_log_mels(paths[start : start + batch], cfg)]
-    np.save(out / "mels.npy", audio.normalize_mel(torch.cat(mels), cfg).numpy())
+        mels += [result.mel.T.numpy() for result in audio.extract_log_mels(paths[start : start + batch], cfg)]
+    packed = torch.from_numpy(np.concatenate(mels))
+    np.save(out / "mels.npy", audio.normalize_mel(packed, cfg, out=packed).numpy())
 
 
 def sf2f_vad(waves: list[np.ndarray], cfg: AudioConfig, batch: int = 16) -> list[np.ndarray]:

@@ -218,18 +218,20 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
     (8/24/32-bit or float samples, several channels, another rate) is converted: channels are averaged, torchaudio
     resamples (windowed sinc), and the result is rounded to int16; each conversion is listed in `notes`.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)  # (Path(path) parses a Path again: 5 us a file)
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        # the common case first: a file it cannot read (missing, empty, another layout) falls through to the checks
+        # and the readers below, which say what is wrong with it
+        fast = _read_plain_wav(path, sample_rate)
+        if fast is not None:
+            return fast
     require_nonempty_file(path, AudioError)
-    if path.suffix.lower() in FFMPEG_SUFFIXES:
+    if suffix in FFMPEG_SUFFIXES:
         samples, notes = _decode_ffmpeg(path, sample_rate)
         if samples.size == 0:
             raise AudioError(path, "holds no audio samples")
         return Waveform(samples, sample_rate, notes)
-
-    if path.suffix.lower() == ".wav":
-        fast = _read_plain_wav(path, sample_rate)
-        if fast is not None:
-            return fast
     try:
         with soundfile.SoundFile(str(path)) as f:
             subtype, rate = f.subtype, f.samplerate
@@ -242,7 +244,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
         raise AudioError(path, "holds no audio samples (header only)")
 
     notes: list[str] = []
-    declared = _declared_wav_frames(path) if path.suffix.lower() == ".wav" else None
+    declared = _declared_wav_frames(path) if suffix == ".wav" else None
     if declared is not None and declared > data.shape[0]:
         notes.append(f"truncated: the header declares {declared} frames, the file holds {data.shape[0]}; used those")
     if exact and rate == sample_rate:
@@ -635,8 +637,7 @@ _BAND_FILTERS = 10
 class _FeatureOps:
     """The constant arrays of one feature config: the analysis window (all ones for python_speech_features'
     rectangular one, which multiplies by ones too), and the filterbank split into bands of filters, each with the
-    range of rows of the power spectrum it needs. The power spectrum is laid out as torch.view_as_real gives it (real
-    and imaginary parts interleaved, squared), so each band's weights repeat every filterbank row twice; they carry
+    range of power-spectrum bins (rows of the filterbank) its filters cover and those rows of its weights, which carry
     the 1 / n_fft power scale too."""
 
     window: np.ndarray
@@ -840,21 +841,26 @@ class MelStats:
         return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
 
 
-def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None) -> torch.Tensor:
-    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says.
+def normalize_mel(
+    mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says, into a new tensor or into `out` (which may be `mel`
+    itself: a packed array normalised in place costs no second array, whose fresh pages the kernel must fault in).
 
     `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
     of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
     """
-    # (one new tensor, divided in place: the same two roundings as (mel - mean) / std)
+    # (x - mean) then a division in place: the same two roundings as (mel - mean) / std
     if cfg.mel_norm == "global":
-        return torch.sub(mel, cfg.mel_mean).div_(cfg.mel_std)
+        return torch.sub(mel, cfg.mel_mean, out=out).div_(cfg.mel_std)
     if cfg.mel_norm == "dataset":
         if stats is None:
             raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
-        return torch.sub(mel, stats.mean).div_(stats.std)
+        return torch.sub(mel, stats.mean, out=out).div_(stats.std)
     eps = float(np.finfo(np.float32).eps)
-    return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, unbiased=False, keepdim=True) + eps)
+    # both statistics are taken before `out` (possibly `mel`) is overwritten
+    mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
+    return torch.sub(mel, mean, out=out).div_(std + eps)
 
 
 def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:

@@ -261,6 +261,20 @@ def test_dataset_normalisation_needs_and_uses_the_statistics() -> None:
         audio.normalize_mel(torch.from_numpy(values), cfg)
 
 
+@pytest.mark.parametrize("mode", ["global", "dataset", "utterance"])
+def test_normalisation_in_place_gives_the_same_values(mode: str) -> None:
+    """`out=mel` overwrites the raw values with exactly what a new tensor would hold (the per-utterance statistics
+    are taken before the overwrite); without `out` the input is left alone."""
+    cfg = dataclasses.replace(CFG, mel_norm=mode)
+    stats = MelStats(7.0, 2.0, 1)
+    raw = torch.from_numpy(np.random.default_rng(1).normal(7.0, 2.0, (300, 40)).astype(np.float32)).T
+    kept = raw.clone()
+    fresh = audio.normalize_mel(raw, cfg, stats)
+    assert torch.equal(raw, kept) and not torch.equal(fresh, kept)
+    in_place = audio.normalize_mel(raw, cfg, stats, out=raw)
+    assert in_place.data_ptr() == raw.data_ptr() and torch.equal(in_place, fresh)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Decoding and bad input
 # --------------------------------------------------------------------------------------------------------------------
