@@ -18,11 +18,13 @@ Stages (`optim.stage`):
 Schedule (§3.4): the learning rate of G and the image discriminators decays linearly from `decay_lr_after_epochs`;
 from `eval_mode_after_epochs` the generator runs in eval mode and its Adam state is reset once.
 
-Runs are exact to resume on the CPU: the sampler is re-seeded from (seed, epoch), the batches already done in the
-interrupted epoch are skipped, and checkpoints carry every optimiser and random state; evaluation and sample grids
-draw from a forked random state, so they never change the training stream. Several processes
-(`torchrun --nproc_per_node=N -m sf2f train ...`) each train on their share of every epoch
-(DistributedSampler), DistributedDataParallel averages the gradients, and rank 0 alone logs, evaluates and writes.
+Runs are exact to resume on the CPU, and on a GPU with `run.deterministic: true` (otherwise cuDNN's autotuner may pick
+other convolution algorithms in the resumed process: the same recipe, not the same bits): the sampler is re-seeded
+from (seed, epoch), the batches already done in the interrupted epoch are skipped, and checkpoints carry every
+optimiser and random state; evaluation and sample grids draw from a forked random state, so they never change the
+training stream. Several processes (`torchrun --nproc_per_node=N -m sf2f train ...`) each train on their share of
+every epoch (DistributedSampler), DistributedDataParallel averages the gradients, and rank 0 alone logs, evaluates
+and writes.
 """
 
 from __future__ import annotations
