@@ -471,7 +471,7 @@ class RunConfig:
     device: str = "auto"
     # 0 = leave torch's default thread count
     threads: int = 0
-    # deterministic kernels: bit-exact resumes and reruns on a GPU too (sf2f.runtime.set_determinism), slower there
+    # deterministic kernels: bit-exact resumes and reruns on a GPU too (sf2f.runtime.set_determinism), maybe slower
     deterministic: bool = False
     output_root: str = "runs"
     amp: Literal["none", "bf16"] = "none"

@@ -3,25 +3,21 @@ statistics are averaged over them."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from subprocess_runs import run_checked
 from sf2f.train.distributed import init_distributed, unwrap, wrap_ddp
 
 
 @pytest.mark.slow
 def test_two_process_ddp_replicas_hold_identical_weights(tmp_path: Path) -> None:
     worker = Path(__file__).with_name("ddp_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)],
-        check=True, env=env, timeout=180, capture_output=True,
-    )
+    run_checked([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker),
+                 str(tmp_path)], timeout=180)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert (r0["world"], r0["main"], r1["main"]) == (2, True, False)
     assert r0["params"].keys() == r1["params"].keys()

@@ -9,7 +9,6 @@ import copy
 import functools
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from fixtures_data import build_dataset
+from subprocess_runs import child_env, run_checked
 from sf2f.cli import main
 from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.cache import PreparedData, prepare
@@ -564,18 +564,6 @@ def test_cli_trains_and_resumes(data: Path, tmp_path: Path, capsys: pytest.Captu
     assert "face embedder:" in capsys.readouterr().out and (tmp_path / "e.pt").exists()
 
 
-def _env() -> dict[str, str]:
-    # the repository first, then whatever PYTHONPATH already held (an environment may put its packages there)
-    path = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-
-
-def _run(command: list[str]) -> None:
-    """Run a `python -m ...` command; if it fails, the test fails with the end of what it printed."""
-    proc = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(command[1:4])} ... exited {proc.returncode}:\n{proc.stderr[-3000:]}"
-
-
 @pytest.mark.slow
 def test_a_killed_process_resumes_exactly(stage1: Path, data: Path, tmp_path: Path) -> None:
     """SIGKILL a `python -m sf2f train` process after its first step checkpoint; `--resume` ends where an
@@ -584,9 +572,9 @@ def test_a_killed_process_resumes_exactly(stage1: Path, data: Path, tmp_path: Pa
     sets = [a for s in [*SHORT, *more] for a in ("--set", s)]
     base = [sys.executable, "-m", "sf2f", "train", "sf2f_1st_stage", "--profile", "quick", "--data", str(data),
             "--no-progress", *sets]
-    _run([*base, "--run-dir", str(tmp_path / "whole")])
-    proc = subprocess.Popen([*base, "--run-dir", str(tmp_path / "killed")], env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    run_checked([*base, "--run-dir", str(tmp_path / "whole")])
+    proc = subprocess.Popen([*base, "--run-dir", str(tmp_path / "killed")], env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = tmp_path / "killed" / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 240
     while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -594,7 +582,7 @@ def test_a_killed_process_resumes_exactly(stage1: Path, data: Path, tmp_path: Pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(latest)["counters"]["step"] < 12 and not (tmp_path / "killed" / "done.json").exists()
-    _run([sys.executable, "-m", "sf2f", "train", "--resume", str(tmp_path / "killed"), "--no-progress"])
+    run_checked([sys.executable, "-m", "sf2f", "train", "--resume", str(tmp_path / "killed"), "--no-progress"])
     assert_same_checkpoints(tmp_path / "whole" / "checkpoints" / "latest.pt", latest)
 
 
@@ -602,8 +590,9 @@ def test_a_killed_process_resumes_exactly(stage1: Path, data: Path, tmp_path: Pa
 def test_two_processes_train_identical_replicas_through_the_cli(data: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     sets = [a for s in SHORT for a in ("--set", s)]
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sf2f", "train",
-          "sf2f_1st_stage", "--profile", "quick", "--data", str(data), "--run-dir", str(run), "--no-progress", *sets])
+    run_checked([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sf2f",
+                 "train", "sf2f_1st_stage", "--profile", "quick", "--data", str(data), "--run-dir", str(run),
+                 "--no-progress", *sets])
     done = json.loads((run / "done.json").read_text())
     # the global batch of 4 splits into 2 per process: still 2 iterations per epoch over the 8 identities
     assert done["steps"] == 8 and len(done["replica_hashes"]) == 2
