@@ -4,7 +4,7 @@ Both sides process the same wav files: 48 utterances of 2 to 8 s cut from the re
 tests/data, with pauses and faint noise (so the VAD has work to do), 16 kHz mono 16-bit like VoxCeleb1.
 
 - original: per file, `wave` read, webrtcvad + ring-buffer collector, python_speech_features.logfbank (float64), one
-  pickle per utterance (benchmarks/original_audio.py, reference §1.4);
+  pickle per utterance (benchmarks/original_audio.py, recipe §1.4);
 - sf2f: a direct RIFF read, the same VAD decisions, batched log-mels (float32, the default: numba kernels, torch's
   FFT, BLAS), global normalisation, all utterances packed into one .npy (as the cache stores them). The numba kernels
   are compiled, or loaded from numba's cache on disk, in the harness's warm-up calls, outside the timed ones (a fresh
@@ -48,7 +48,8 @@ from sf2f import audio
 from sf2f.config import AudioConfig
 from sf2f.paths import REPO_ROOT
 
-#: the original pipeline's audio seconds per second on this machine kind (performance-anchors.md, "Audio preparation")
+#: the original pipeline's audio seconds per second on this machine kind (docs/original_timings.md, "Audio
+#: preparation")
 ORIGINAL_ANCHOR = 770
 SPEECH = [REPO_ROOT / "tests" / "data" / name for name in ("arctic_a0007.wav", "arctic_a0009.wav")]
 
@@ -201,7 +202,7 @@ def _run(repeats: int) -> list[Comparison]:
     )
     anchored = seconds / cpu_time.candidate_median / ORIGINAL_ANCHOR
     print(
-        f"anchor: performance-anchors.md measured the original at about {ORIGINAL_ANCHOR} s of audio per second on "
+        f"anchor: docs/original_timings.md measured the original at about {ORIGINAL_ANCHOR} s of audio per second on "
         f"this machine kind (2 cores); sf2f's CPU-time rate here is {anchored:.1f}x that, but the goal is judged by "
         "the ratio measured side by side in this run"
     )

@@ -1,6 +1,6 @@
 """Inference speed of the generators (encoder [+ fuser] + decoder, no grad), full size, mel length 125.
 
-Reference: the straightforward formulation the original computes (reference §2.1, §2.3): our `Generator` in eval mode
+Reference: the straightforward formulation the original computes (recipe §2.1, §2.3): our `Generator` in eval mode
 under `torch.no_grad()`, with four separate Inception branches and a concatenation, BatchNorm as its own op, nearest
 upsampling materialised before every 3x3 conv. Its layers and parameter counts are the original's (tests assert them),
 so it stands in for the original code, which cannot run here (GPU-only, TF1 imports).
@@ -8,7 +8,7 @@ so it stands in for the original code, which cannot run here (GPU-only, TF1 impo
 Candidate: `sf2f.models.inference.optimize_for_inference` (BatchNorm folded into the convs, each up-block as four 2x2
 sub-pixel convs on the small image, the decoders in channels-last memory) under `torch.inference_mode()`. Both compute the same function (tests check 1e-4).
 
-Besides the ratio table, `run` prints our absolute times beside the original's (performance-anchors.md, 2 threads,
+Besides the ratio table, `run` prints our absolute times beside the original's (docs/original_timings.md, 2 threads,
 median of 10), for orientation only: absolute times drift with the machine's load. Batch-64 CPU timings also swing
 with the memory allocator's state; `THP_MEM_ALLOC_ENABLE=1` in the environment steadies them (both sides alike).
 """
@@ -22,7 +22,7 @@ from sf2f.config import load_config
 from sf2f.models import build_generator
 from sf2f.models.inference import optimize_for_inference
 
-#: the original's inference times here (performance-anchors.md), seconds: (config, batch, segments) -> time
+#: the original's inference times here (docs/original_timings.md), seconds: (config, batch, segments) -> time
 ANCHORS: dict[tuple[str, int, int], float] = {
     ("sf2f_1st_stage", 1, 0): 0.017,
     ("sf2f_1st_stage", 64, 0): 0.93,

@@ -1,6 +1,6 @@
 """The noise floor: the same workload timed against itself. Ratios of other benchmarks within this band mean nothing.
 
-(performance-anchors.md saw 0.98 to 1.17 for the original timed against itself on these 2-core machines.)
+(docs/original_timings.md saw 0.98 to 1.17 for the original timed against itself on these 2-core machines.)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ FaceNet is InceptionResnetV1 with random weights (the VGGFace2 file is not neede
 same). Networks at full width, mel (16, 40, 125), 3,200 identities in the AC heads (about the paper's training split).
 
 Goal (issue 6): our SF2F-64 step takes at most 0.8x the reference's. Besides the ratio, `run` prints each side's
-phases and the original's times on this kind of machine (performance-anchors.md: 1.62 s for SF2F-64, 4.20 s for
+phases and the original's times on this kind of machine (docs/original_timings.md: 1.62 s for SF2F-64, 4.20 s for
 SF2F-128, 2 threads), for orientation only.
 """
 
@@ -32,7 +32,7 @@ from sf2f.models.generator import Generator
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
 from sf2f.train.step import PhaseTimer, TrainingStep
 
-#: the original's median seconds per step here (performance-anchors.md) and its phases
+#: the original's median seconds per step here (docs/original_timings.md) and its phases
 ANCHORS: dict[str, tuple[float, dict[str, float]]] = {
     "sf2f_1st_stage": (1.62, {"g_forward": 0.15, "perceptual": 0.49, "g_backward_step": 0.82, "d_steps": 0.14}),
     "sf2f_mid_1st_stage": (4.20, {"g_forward": 0.20, "perceptual": 1.04, "g_backward_step": 1.82, "d_steps": 0.90}),

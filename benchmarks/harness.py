@@ -1,6 +1,6 @@
 """Time a callable beside a reference callable in one process and report the ratio of their medians.
 
-These machines are shared and noisy (reference: performance-anchors.md measured the original against itself at 0.98 to
+These machines are shared and noisy (docs/original_timings.md: the original timed against itself gave 0.98 to
 1.17), so goals are ratios measured side by side, never absolute times: the two callables run interleaved after a
 warm-up, and the medians of several runs are compared.
 """

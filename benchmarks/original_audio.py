@@ -1,9 +1,10 @@
-"""The original SF2F audio preparation written plainly, per file and per frame (reference §1.4): the oracle of
+"""The original SF2F audio preparation written plainly, per file and per frame (recipe §1.4): the oracle of
 tests/test_audio.py and the baseline of bench_audio.py.
 
 Read with Python's `wave` (16-bit only), webrtcvad on 30 ms frames taken while `offset + frame_bytes < len`, the
 ring-buffer collector, python_speech_features 0.6 `logfbank` (float64), one pickle per utterance. Written from the
-reference's prose, in the style of py-webrtcvad's example collector that the original follows; no code is copied.
+description in docs/original_recipe.md, in the style of py-webrtcvad's example collector that the original follows;
+no code is copied.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The original SF2F training iteration written plainly (reference §3.1, §3.2), the baseline of bench_train.py.
+"""The original SF2F training iteration written plainly (recipe §3.1, §3.2), the baseline of bench_train.py.
 
 It runs the same networks and losses as `sf2f.train.step.TrainingStep`, with what the original does differently:
 
@@ -6,7 +6,7 @@ It runs the same networks and losses as `sf2f.train.step.TrainingStep`, with wha
 * the real faces' FaceNet hidden states are recomputed at every iteration (under no_grad), although they never change;
 * the discriminators' weights get gradients during the generator's pass too (zeroed before their own step).
 
-Written from the reference's prose; no code is copied.
+Written from the description in docs/original_recipe.md; no code is copied.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""sf2f.models: parameter counts against the reference (§2.6, §7.3), shapes, the fuser, noise, freezing, fast inference.
+"""sf2f.models: parameter counts against the recipe (§2.6, §7.3), shapes, the fuser, noise, freezing, fast inference.
 
 Full-size networks are only instantiated (parameter counts); forward passes run at the quick profile's width.
 """
@@ -27,7 +27,7 @@ from sf2f.models import (
 from sf2f.models.discriminators import PatchDiscriminator, build_cnn, format_arch, parse_arch
 from sf2f.models.inference import optimize_for_inference
 
-# reference §2.6 and performance-anchors.md: encoder, fuser, decoder, generator, image Ds, AC Ds without the id head
+# recipe §2.6 and docs/original_timings.md: encoder, fuser, decoder, generator, image Ds, AC Ds without the id head
 PAPER_COUNTS = {
     "v2f": (3_813_952, 0, 19_531_907, 23_345_859, [], [3_312_705]),
     "sf2f_1st_stage": (4_848_192, 0, 11_566_083, 16_414_275, [659_521], [923_457]),

@@ -1,4 +1,5 @@
-"""Conventions every course notebook keeps (course-style.md): clean storage, one parameters cell, a lesson shape.
+"""Conventions every course notebook keeps (docs/notebook_conventions.md): clean storage, one parameters cell, a
+lesson shape.
 
 nbval executes the notebooks themselves (pytest collects notebooks/*.ipynb with --nbval-lax).
 """
