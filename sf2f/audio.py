@@ -1,4 +1,4 @@
-"""Speech to log-mel features, as the original SF2F prepares them (reference §1.4), plus voice2face's variant (§7.2).
+"""Speech to log-mel features, as the original SF2F prepares them (recipe §1.4), plus voice2face's variant (§7.2).
 
 The pipeline for one utterance is:
 
@@ -10,7 +10,10 @@ The pipeline for one utterance is:
 3. :func:`log_mel`: python_speech_features 0.6 ``logfbank`` (§1.4 step 3), computed on all frames of all utterances
    of a batch at once: numba kernels frame them and square the spectra, torch does the FFTs, BLAS the filterbank.
    ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding
-   of the power spectrum, amplified by the log in near-silent bins).
+   of the power spectrum, amplified by the log in near-silent bins). A file's float32 log-mel is the same, within
+   :data:`LOG_MEL_FLOAT32_TOLERANCE`, whichever files share its batch, however many threads run and on whichever
+   CPU: the FFT, the filterbank's sums and the log take other code paths (vector widths, loop tails, blockings) for
+   other batch shapes and CPUs, and round differently in the last bit.
 4. :func:`normalize_mel`: the original's global scalar (10.9915, 3.1661), statistics measured on the training split,
    or per-utterance mean/variance per bin (voice2face).
 
@@ -21,7 +24,6 @@ for every file that cannot give features, instead of raising, so one bad file ne
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import functools
 import math
 import os
@@ -45,6 +47,7 @@ from sf2f.errors import BadInputError, require_nonempty_file
 
 __all__ = [
     "AudioError",
+    "LOG_MEL_FLOAT32_TOLERANCE",
     "MelStats",
     "Utterance",
     "VadResult",
@@ -67,6 +70,11 @@ __all__ = [
 # decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
 FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
 INT16_SCALE = 32768.0
+#: How far a float32 log-mel value may move with its batch, the thread count or the CPU (absolute, in log-mel units):
+#: each of the FFT, the filterbank's sums and the log is accurate to a few float32 ulps, and the log turns a relative
+#: error of an energy into an absolute one; a few ulps of values up to about 40 (the loudest bins) stay below it.
+#: Seen: one ulp (9.5e-7) on 6 of 3,560 values of a prepared file against the same file featurised alone.
+LOG_MEL_FLOAT32_TOLERANCE = 1e-5
 #: the sample rates webrtcvad accepts
 WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
 

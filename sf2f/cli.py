@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 import yaml
 
-from sf2f.config import PAPER_CONFIGS, PROFILES, ConfigError, config_to_dict, load_config, save_config
+from sf2f.config import PAPER_CONFIGS, PROFILES, config_to_dict, load_config, save_config
+from sf2f.errors import MissingPathError, SF2FError, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -159,7 +161,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from sf2f.config import AudioConfig, DataConfig
     from sf2f.data.cache import PrepareSettings, prepare
     from sf2f.data.course_data import prepared_dir
-    from sf2f.paths import resolve
+    from sf2f.paths import project_path, user_path
 
     audio = voice2face_audio_config() if args.features == "voice2face" else AudioConfig()
     settings = PrepareSettings(
@@ -171,12 +173,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         split_rule=args.split_rule,
         seed=args.seed,
     )
-    root = resolve(args.data_root)
+    root = user_path(args.data_root) if args.data_root else project_path(DataConfig().root)
     # the folder notebooks and the trainer look in by default (sf2f.data.course_data)
     default_out = prepared_dir(DataConfig(root=str(root), face_type=args.face_type, image_size=args.image_size))
-    out = resolve(args.out) if args.out else default_out
+    out = user_path(args.out) if args.out else default_out
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    faces_root = resolve(args.faces_root) if args.faces_root else None
+    faces_root = user_path(args.faces_root) if args.faces_root else None
     result = prepare(root, out, settings, workers=workers, progress=not args.no_progress, overwrite=args.overwrite,
                      keep_parts=args.keep_parts, faces_root=faces_root)
     print(result.summary())
@@ -203,7 +205,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data-root", default="data/synthetic", help="dataset folder (default: data/synthetic)")
+    p.add_argument("--data-root", default="", help="dataset folder (default: the repository's data/synthetic)")
     p.add_argument("--faces-root", default="",
                    help="folder of the face tree <sub>/<type>_faces/<name>/ if not in --data-root (HQ-VoxCeleb as unpacked)")
     p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-<image size>)")
@@ -228,26 +230,26 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from sf2f.paths import resolve
-    from sf2f.train.distributed import shutdown
     from sf2f.data.course_data import prepared_dir
+    from sf2f.paths import user_path
+    from sf2f.train.distributed import shutdown
     from sf2f.train.trainer import Trainer
 
     if args.resume:
-        run_dir = resolve(args.resume)
+        run_dir = user_path(args.resume)
         saved = run_dir / "config.yaml"
         if not saved.is_file():
-            raise FileNotFoundError(f"{saved}: not a run folder to resume (no config.yaml)")
+            raise MissingPathError(f"{saved}: not a run folder to resume (no config.yaml)")
         cfg = load_config(args.config or saved, profile=args.profile, overrides=args.set)
         recorded = run_dir / "run.json"
         data = args.data or (json.loads(recorded.read_text())["data"] if recorded.is_file() else "")
     else:
         if not args.config:
-            raise ValueError("name a config to train (for example sf2f_1st_stage), or --resume RUN_DIR")
-        pretrained = [f"optim.pretrained={resolve(args.pretrained)}"] if args.pretrained else []
+            raise UsageError("name a config to train (for example sf2f_1st_stage), or --resume RUN_DIR")
+        pretrained = [f"optim.pretrained={user_path(args.pretrained)}"] if args.pretrained else []
         cfg = load_config(args.config, profile=args.profile, overrides=[*args.set, *pretrained])
-        run_dir, data = args.run_dir or None, args.data
-    trainer = Trainer(cfg, resolve(data) if data else prepared_dir(cfg.data), run_dir, resume=bool(args.resume),
+        run_dir, data = (user_path(args.run_dir) if args.run_dir else None), args.data
+    trainer = Trainer(cfg, user_path(data) if data else prepared_dir(cfg.data), run_dir, resume=bool(args.resume),
                       progress=not args.no_progress)
     result = trainer.fit()
     if trainer.ctx.is_main:
@@ -263,7 +265,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a config (stage 1 or the fuser stage) on a prepared dataset",
         description=(
-            "Train the generator and discriminators of a paper config (reference §3) on a prepared dataset "
+            "Train the generator and discriminators of a paper config (recipe §3) on a prepared dataset "
             "(python -m sf2f prepare). The run folder gets the resolved config, metrics.csv (and TensorBoard events "
             "when installed), sample grids and checkpoints (latest and best per validation metric). A killed run "
             "continues exactly with --resume. Several processes: launch with torchrun."
@@ -292,13 +294,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
-    from sf2f.paths import resolve
+    from sf2f.paths import user_path
     from sf2f.runtime import select_device
     from sf2f.train.face_embedder import default_embedder_path, embedder_seed, train_face_embedder
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
-    data = resolve(args.data)
-    out = resolve(args.out) if args.out else default_embedder_path(cfg, data)
+    data = user_path(args.data)
+    out = user_path(args.out) if args.out else default_embedder_path(cfg, data)
     result = train_face_embedder(
         data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg), select_device(cfg.run.device),
         progress=not args.no_progress,
@@ -340,12 +342,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from sf2f.evaluate.probes import PROBE_MODES
     from sf2f.evaluate.report import write_results
     from sf2f.evaluate.runs import evaluate_checkpoints
-    from sf2f.paths import RUNS_DIR, resolve
+    from sf2f.paths import RUNS_DIR, user_path
     from sf2f.runtime import select_device
 
     table = evaluate_checkpoints(args.checkpoint, args.data or None, args.split, args.probe_modes or PROBE_MODES,
                                  profile=args.profile, device=select_device(args.device))
-    out = resolve(args.out) if args.out else RUNS_DIR / f"evaluation-{datetime.now():%Y%m%d-%H%M%S}"
+    out = user_path(args.out) if args.out else RUNS_DIR / f"evaluation-{datetime.now():%Y%m%d-%H%M%S}"
     csv_path, md_path = write_results(table, out, notes=table.attrs["notes"])
     print(md_path.read_text(encoding="utf-8"), end="")
     print(f"wrote {csv_path} and {md_path}")
@@ -358,7 +360,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
         description=(
             "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared "
-            "dataset with the metrics of reference section 4 and those the paper lacked: one row per model and "
+            "dataset with the metrics of recipe §4 and those the paper lacked: one row per model and "
             "probe mode, then chance, the ground-truth-faces upper bound, the mean-face lower bound, on synthetic data "
             "the shared-trait mean face, and the paper's numbers where they exist. Deterministic: the same command "
             "gives the same numbers."
@@ -391,15 +393,15 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
     from sf2f.audio import MelStats
     from sf2f.infer import generate_face
-    from sf2f.paths import resolve
+    from sf2f.paths import user_path
     from sf2f.runtime import select_device
     from sf2f.train.runs import load_generator
 
-    checkpoint = resolve(args.checkpoint)
+    checkpoint = user_path(args.checkpoint)
     generator, cfg = load_generator(checkpoint, args.which)
-    stats = MelStats(**json.loads(resolve(args.mel_stats).read_text())) if args.mel_stats else None
-    face = generate_face(generator.to(select_device(args.device)), cfg, [resolve(w) for w in args.wav], stats)
-    written = face.save(resolve(args.out), info={"checkpoint": str(checkpoint), "which": args.which})
+    stats = MelStats(**json.loads(user_path(args.mel_stats).read_text())) if args.mel_stats else None
+    face = generate_face(generator.to(select_device(args.device)), cfg, [user_path(w) for w in args.wav], stats)
+    written = face.save(user_path(args.out), info={"checkpoint": str(checkpoint), "which": args.which})
     print(f"{len(face.speech)} segment(s) of {len(face.speech.files)} file(s), fused by {face.fusion}:")
     for path in written:
         print(f"  {path}")
@@ -437,8 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
         description="sf2f: voice-to-face generation (SF2F, ACM MM 2022, and the voice2face baseline), as a course.",
-        epilog="Run `python -m sf2f <command> --help` for a command's options and examples.",
+        epilog=(
+            "Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave "
+            "(a path, a config key, a file) are one line; add --debug before the command for their traceback."
+        ),
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of every error, also of input and config errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     commands = (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
                 _add_evaluate, _add_infer, _add_info)
@@ -465,6 +472,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except SF2FError as exc:
+        # the project's own errors name the input and what to do: one line, unless the user asks for the traceback
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # anything else is unexpected (a shape mismatch, a bug) and keeps its traceback, which a bug report needs
+        traceback.print_exc()
+        torch = sys.modules.get("torch")  # imported by whatever ran out of memory, if anything did
+        if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+            print("error: out of memory: lower the batch size (--set optim.batch_size=N) or use another device",
+                  file=sys.stderr)
+        else:
+            print(f"error: python -m sf2f {args.command} failed unexpectedly (traceback above); if your input "
+                  "looks right, please report it with the traceback", file=sys.stderr)
+        return 1

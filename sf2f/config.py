@@ -1,7 +1,7 @@
 """Typed experiment configuration, loaded from YAML.
 
-Every number of the original SF2F recipe lives in a field below, with the reference-spec section
-(`../shared/reference/sf2f-reference.md`) that it comes from. A config file is YAML whose keys mirror these
+Every number of the original SF2F recipe lives in a field below, with the section of docs/original_recipe.md
+("recipe §N") that it comes from. A config file is YAML whose keys mirror these
 dataclasses; it may name a `base:` file whose values it overrides (the fuser configs extend their stage-1 configs).
 
 A *profile* (`configs/profiles/{quick,demo,long,paper}.yaml`) is a partial config of the same shape, applied on top of
@@ -25,6 +25,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from sf2f.errors import SF2FError
 from sf2f.paths import CONFIG_DIR, PROFILE_DIR
 
 __all__ = [
@@ -67,7 +68,7 @@ PROFILES: tuple[str, ...] = ("quick", "demo", "long", "paper")
 FUSER_STAGE_KEY = "fuser_stage"
 
 
-class ConfigError(ValueError):
+class ConfigError(SF2FError, ValueError):
     """A config file holds an unknown key, a value of the wrong type or an impossible value."""
 
 
@@ -78,7 +79,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class AudioConfig:
-    """Speech to normalised log-mel (reference §1.4; the voice2face alternative is §7.2)."""
+    """Speech to normalised log-mel (recipe §1.4; the voice2face alternative is §7.2)."""
 
     sample_rate: int = 16000
     # webrtcvad: aggressiveness 1, 30 ms frames, 300 ms ring buffer, (de)trigger above 0.9 of the buffer (§1.4 step 2)
@@ -156,7 +157,7 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Where the data lives and how training samples are drawn (reference §1.2-1.7)."""
+    """Where the data lives and how training samples are drawn (recipe §1.2-1.7)."""
 
     # dataset root in the layout of data/README.md; relative paths are taken from the repository root
     root: str = "data/synthetic"
@@ -206,7 +207,7 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    """Voice encoder V2F1DCNN (reference §2.1): plain 1D-CNN (voice2face) or 1D-Inception (SF2F)."""
+    """Voice encoder V2F1DCNN (recipe §2.1): plain 1D-CNN (voice2face) or 1D-Inception (SF2F)."""
 
     kind: Literal["cnn", "inception"] = "inception"
     channels: list[int] = field(default_factory=lambda: [256, 384, 576, 864])
@@ -228,7 +229,7 @@ class EncoderConfig:
 
 @dataclass
 class FuserConfig:
-    """AttentionFuserV1 over per-segment embeddings (reference §2.2)."""
+    """AttentionFuserV1 over per-segment embeddings (recipe §2.2)."""
 
     enabled: bool = False
     dim: int = 512
@@ -242,7 +243,7 @@ class FuserConfig:
 
 @dataclass
 class DecoderConfig:
-    """Face decoders (reference §2.3): V2F transposed-conv, GLU/upsampling GAN (64), multi-resolution (64 + 128)."""
+    """Face decoders (recipe §2.3): V2F transposed-conv, GLU/upsampling GAN (64), multi-resolution (64 + 128)."""
 
     kind: Literal["v2f", "gan", "gan_multires"] = "gan"
     # v2f: ConvTranspose widths; gan: fc output channels (512 at 4x4) then halved by every up-block
@@ -258,7 +259,7 @@ class DecoderConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """Discriminators from arch strings `C{k}-{out}-{stride}[-{pad}]` (reference §2.5); one entry per output scale."""
+    """Discriminators from arch strings `C{k}-{out}-{stride}[-{pad}]` (recipe §2.5); one entry per output scale."""
 
     image_archs: list[str] = field(default_factory=lambda: ["C4-64-2,C4-128-2,C4-256-2"])
     ac_archs: list[str] = field(default_factory=lambda: ["C4-64-2,C4-128-2,C4-256-2"])
@@ -281,7 +282,7 @@ class DiscriminatorConfig:
 
 @dataclass
 class FaceEmbedderConfig:
-    """The face embedder behind the perceptual loss (reference §3.1) and the validation metrics (§4.2).
+    """The face embedder behind the perceptual loss (recipe §3.1) and the validation metrics (§4.2).
 
     `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7); when they are missing the trainer
     falls back to a trained embedder if one exists, and says so. `trained`: a small CNN trained on the training
@@ -316,7 +317,7 @@ class FaceEmbedderConfig:
 
 @dataclass
 class ModelConfig:
-    """Generator (encoder [+ fuser] + decoder) and discriminators (reference §2)."""
+    """Generator (encoder [+ fuser] + decoder) and discriminators (recipe §2)."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     fuser: FuserConfig = field(default_factory=FuserConfig)
@@ -336,7 +337,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Loss types and weights (reference §3.1 and the table of §3.3)."""
+    """Loss types and weights (recipe §3.1 and the table of §3.3)."""
 
     gan_type: Literal["gan", "lsgan", "wgan"] = "gan"
     l1_weight: float = 10.0
@@ -350,7 +351,7 @@ class LossConfig:
     # the original's D update is not scaled by d_loss_weight / ac_loss_weight (§6 item 14); True scales it
     scale_discriminator_update: bool = False
     # the real faces' perceptual targets are computed once and kept (float16) up to this budget; the original
-    # recomputed them at every step (§3.1; performance-anchors.md). 0 recomputes them every step, as the original
+    # recomputed them at every step (§3.1; docs/original_timings.md). 0 recomputes them every step, as the original
     perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
@@ -364,7 +365,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimisers, schedule and the two training stages (reference §3.4)."""
+    """Optimisers, schedule and the two training stages (recipe §3.4)."""
 
     stage: Literal["stage1", "fuser"] = "stage1"
     lr: float = 5e-4
@@ -424,7 +425,7 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation protocol (reference §4)."""
+    """Evaluation protocol (recipe §4)."""
 
     # probe mode of §4.2; the stage-1 configs evaluate with the average FaceNet embedding, fuser configs naive
     face_gen_mode: Literal["naive", "average_facenet_embedding", "average_voice_embedding"] = (

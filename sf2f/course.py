@@ -18,6 +18,7 @@ from typing import Sequence
 import pandas as pd
 
 from sf2f.config import PAPER_CONFIGS, PROFILES, load_config, save_config
+from sf2f.errors import MissingPathError, UsageError
 from sf2f.paths import NOTEBOOK_DIR, REPO_ROOT, RUNS_DIR
 
 __all__ = [
@@ -134,7 +135,7 @@ def _select(notebooks: list[Path], only: Sequence[str]) -> list[Path]:
     chosen = [nb for nb in notebooks if any(nb.stem == o or nb.stem.startswith(f"{o}_") for o in only)]
     missing = [o for o in only if not any(nb.stem == o or nb.stem.startswith(f"{o}_") for nb in notebooks)]
     if missing:
-        raise ValueError(f"no notebook matches {missing}; available: {[nb.stem for nb in notebooks]}")
+        raise UsageError(f"no notebook matches {missing}; available: {[nb.stem for nb in notebooks]}")
     return chosen
 
 
@@ -164,10 +165,10 @@ def run_course(
 ) -> CourseSummary:
     """Execute the course notebooks in order; stop at the first failure. Returns (and writes) the summary."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
+        raise UsageError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
     notebooks = _select(discover_notebooks(notebook_dir), only)
     if not notebooks:
-        raise FileNotFoundError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) to run")
+        raise MissingPathError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) to run")
     out = Path(run_dir).resolve() if run_dir else new_run_dir()
     out.mkdir(parents=True, exist_ok=True)
     summary = CourseSummary(run_dir=str(out), profile=profile, device=device)

@@ -1,6 +1,6 @@
 """Face images: any image file to an RGB face crop at 64 or 128 pixels, its normalisation, and the VGG box.
 
-HQ-VoxCeleb's faces are already aligned square crops (reference §1.1), so preparing them is reading, converting to RGB
+HQ-VoxCeleb's faces are already aligned square crops (recipe §1.1), so preparing them is reading, converting to RGB
 and resizing with PIL bilinear (§1.5). Raw photos first go through MTCNN (facenet-pytorch, whose wheel ships the
 detector weights): :class:`FaceAligner` finds the face, levels the eyes and cuts a square around it.
 
@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sf2f.errors import BadInputError, require_nonempty_file
+from sf2f.facenet import facenet_pytorch
 
 __all__ = [
     "IMAGE_NORMS",
@@ -183,11 +184,12 @@ class FaceAligner:
     """
 
     def __init__(self, margin: float = 0.25, min_probability: float = 0.9, device: str = "cpu") -> None:
-        from facenet_pytorch import MTCNN  # a heavy import (about 4 s): only when raw photos are aligned
+        # a heavy import (about 4 s): only when raw photos are aligned
+        mtcnn = facenet_pytorch("aligning faces with MTCNN (--align-faces)").MTCNN
 
         self.margin = margin
         self.min_probability = min_probability
-        self._mtcnn = MTCNN(keep_all=True, device=device)
+        self._mtcnn = mtcnn(keep_all=True, device=device)
 
     def detect(self, img: Image.Image) -> list[FaceDetection]:
         """Every face MTCNN finds, most probable first."""

@@ -2,7 +2,7 @@
 
 :func:`speech_segments` turns any audio files (wav, flac, ogg, m4a; any sample rate, any number of channels) into the
 generator's input with the checkpoint config's own audio settings: decoding to 16 kHz mono, the original's VAD and
-log-mel features and their normalisation (:mod:`sf2f.audio`, reference §1.4), then windows of 125 frames (1.25 s)
+log-mel features and their normalisation (:mod:`sf2f.audio`, recipe §1.4), then windows of 125 frames (1.25 s)
 every 125 frames, as the original evaluates a fuser model (§4.6, §1.6). A file with between one second and one window
 of speech gives one window, right-padded with the normalised zero as the training crops are (§1.6).
 
@@ -40,6 +40,7 @@ from torch import Tensor
 from sf2f.audio import AudioError, MelStats, Utterance, extract_log_mels, normalize_mel, pad_value
 from sf2f.config import DataConfig, ExperimentConfig
 from sf2f.data.datasets import cut_segments, pad_to_segment
+from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 
@@ -58,7 +59,7 @@ __all__ = [
 MIN_SPEECH_SECONDS = 1.0
 
 
-class NoUsableSpeechError(ValueError):
+class NoUsableSpeechError(SF2FError, ValueError):
     """Some of the given files give no speech to make a face from; `errors` names each file and its reason."""
 
     def __init__(self, errors: Sequence[AudioError]) -> None:
@@ -111,7 +112,7 @@ def speech_segments(
     statistics, needed only for `audio.mel_norm: dataset` (the prepared data's stats.json).
     """
     if not paths:
-        raise ValueError("give at least one audio file")
+        raise UsageError("give at least one audio file")
     results = extract_log_mels(list(paths), data.audio)
     errors = []
     for r in results:

@@ -1,4 +1,4 @@
-"""Training losses of SF2F and voice2face (reference §3.1, weights in §3.3).
+"""Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3).
 
 Adversarial losses take raw discriminator logits, whatever their shape (a patch discriminator gives a map of
 logits, the AC discriminator one logit per image), and average over every logit, as the original does.

@@ -15,7 +15,8 @@ import pandas as pd
 import seaborn as sns
 
 from sf2f.config import PROFILES, load_config
-from sf2f.paths import RUNS_DIR, resolve
+from sf2f.errors import UsageError
+from sf2f.paths import RUNS_DIR, project_path, user_path
 from sf2f.runtime import RuntimeInfo, setup_runtime
 
 __all__ = ["CourseContext", "setup_notebook"]
@@ -53,6 +54,10 @@ class CourseContext:
         return path
 
 
+def _profile_data_root(profile: str) -> str:
+    return load_config("sf2f_1st_stage", profile=profile).data.root
+
+
 def setup_notebook(
     name: str,
     profile: str,
@@ -62,10 +67,12 @@ def setup_notebook(
     figures_dir: str = "",
     seed: int = 0,
 ) -> CourseContext:
-    """Apply a notebook's parameters. Empty paths mean the defaults: the profile's `data.root` (quick:
-    `data/synthetic_quick`, demo: `data/synthetic`) and `runs/notebooks/<name>`."""
+    """Apply a notebook's parameters. Empty paths mean the project's defaults, in the repository: the profile's
+    `data.root` (quick: `data/synthetic_quick`, demo: `data/synthetic`) and `runs/notebooks/<name>`. A path given
+    is taken from the working folder, as on the command line (JupyterLab runs a notebook in its own folder,
+    `notebooks/`; papermill in the folder it is started from)."""
     if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got '{profile}' (check SF2F_PROFILE)")
+        raise UsageError(f"profile must be one of {', '.join(PROFILES)}, got '{profile}' (check SF2F_PROFILE)")
     runtime = setup_runtime(seed=seed, device=device)
     sns.set_theme(context="notebook", style="whitegrid")
     plt.rcParams["figure.dpi"] = 100
@@ -73,9 +80,9 @@ def setup_notebook(
     ctx = CourseContext(
         name=name,
         profile=profile,
-        data_root=resolve(data_root or load_config("sf2f_1st_stage", profile=profile).data.root),
-        output_dir=resolve(output_dir) if output_dir else RUNS_DIR / "notebooks" / name,
-        figures_dir=resolve(figures_dir) if figures_dir else None,
+        data_root=user_path(data_root) if data_root else project_path(_profile_data_root(profile)),
+        output_dir=user_path(output_dir) if output_dir else RUNS_DIR / "notebooks" / name,
+        figures_dir=user_path(figures_dir) if figures_dir else None,
         runtime=runtime,
     )
     ctx.output_dir.mkdir(parents=True, exist_ok=True)

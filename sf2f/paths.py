@@ -1,5 +1,11 @@
-"""Where the repository keeps things (sf2f is installed editable, so the package sits inside the checkout), and a
-lock for processes that work on the same folder (prepare, train)."""
+"""Where the repository keeps things (sf2f is installed editable, so the package sits inside the checkout), what a
+relative path means, and a lock for processes that work on the same folder (prepare, train).
+
+Two kinds of relative path, two rules: what a user types (`--wav me.wav`, `--out faces/me`, a notebook's
+`data_root`) is taken from the current working folder, as with any command-line tool (:func:`user_path`); paths
+inside config files (`data.root: data/synthetic`, `run.output_root: runs`) and the project's own defaults are taken
+from the repository root (:func:`project_path`). Library functions take a path as Python does, from the working folder.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,18 @@ FIGURES_DIR: Path = REPO_ROOT / "figures"
 RUNS_DIR: Path = REPO_ROOT / "runs"
 
 
-def resolve(path: str | Path, base: Path = REPO_ROOT) -> Path:
-    """An absolute path; relative ones are taken from `base` (the repository root by default)."""
+def user_path(path: str | Path) -> Path:
+    """A path the user typed (a command-line option, a notebook parameter), made absolute the way every command-line
+    tool does: `~` expanded, relative paths taken from the current working folder."""
+    return Path(path).expanduser().absolute()
+
+
+def project_path(path: str | Path) -> Path:
+    """A path from a config file or one of the project's defaults (`data/synthetic`, `runs`, ...), made absolute:
+    relative paths are taken from the repository root, where the shipped configs and data live, so that a config
+    means the same folders whichever folder a command is started from. Absolute paths are kept."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+    return path if path.is_absolute() else REPO_ROOT / path
 
 
 @contextmanager

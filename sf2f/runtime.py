@@ -1,6 +1,6 @@
 """The one place for seeding, device choice, thread count and determinism switches.
 
-The original seeds nothing and sets `cudnn.benchmark = True`, so no two of its runs agree (reference §1.7, §6 item 16).
+The original seeds nothing and sets `cudnn.benchmark = True`, so no two of its runs agree (recipe §1.7, §6 item 16).
 Everything in sf2f that draws random numbers takes a seed or a `torch.Generator`; this module sets the global seeds
 for code that does not (for example a notebook cell) and picks the device.
 """
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from sf2f.errors import UnavailableError
 
 __all__ = ["RuntimeInfo", "seed_everything", "select_device", "set_threads", "set_determinism", "setup_runtime"]
 
@@ -36,11 +38,11 @@ def select_device(preference: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(preference)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{preference}' was asked for, but torch sees no CUDA GPU (use 'auto' or 'cpu')")
+        raise UnavailableError(f"device '{preference}' was asked for, but torch sees no CUDA GPU (use 'auto' or 'cpu')")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise RuntimeError(f"device '{preference}' was asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+        raise UnavailableError(f"device '{preference}' was asked for, but only {torch.cuda.device_count()} GPU(s) exist")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device '{preference}' was asked for, but MPS is not available on this machine")
+        raise UnavailableError(f"device '{preference}' was asked for, but MPS is not available on this machine")
     return device
 
 

@@ -1,7 +1,7 @@
 """Pretrained weight files that users fetch themselves: where they are looked for, and how they are checked.
 
 Nothing in sf2f downloads weights at run time (the original fetched them from Google Drive and model zoos on import,
-reference §1.1, §6 items 1 and 3). Each file is registered with its expected size and SHA-256, looked up at a path the
+recipe §1.1, §6 items 1 and 3). Each file is registered with its expected size and SHA-256, looked up at a path the
 user gives or in a documented default place, and verified before it is loaded; a missing file gives a message with
 the link to fetch it. The default course path (the synthetic data) needs none of them.
 
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import torch
 
+from sf2f.errors import SF2FError
+
 __all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of", "torch_load_failure"]
 
 
-class WeightsError(RuntimeError):
+class WeightsError(SF2FError, RuntimeError):
     """A registered weight file is missing or is not the file it should be."""
 
 
@@ -59,11 +61,11 @@ REGISTRY: dict[str, WeightFile] = {
     "vggface2_resnet50_ft": WeightFile(
         name="vggface2_resnet50_ft",
         filename="resnet50_ft_weight.pkl",
-        url="https://drive.google.com/file/d/1A94PAAnwk6L7hXdBXLFosB_s0SzEhAFU (Google Drive, reference §1.1)",
+        url="https://drive.google.com/file/d/1A94PAAnwk6L7hXdBXLFosB_s0SzEhAFU (Google Drive, recipe §1.1)",
         size=None,
         sha256=None,
         hub_subdir="checkpoints",
-        purpose="the VGGFace Score (ResNet-50 resnet50_ft, 8631 VGGFace2 identities, reference §4.1)",
+        purpose="the VGGFace Score (ResNet-50 resnet50_ft, 8631 VGGFace2 identities, recipe §4.1)",
     ),
     # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4); torch hub's name carries the
     # SHA-256 prefix
@@ -74,7 +76,7 @@ REGISTRY: dict[str, WeightFile] = {
         size=None,
         sha256="6726825d",
         hub_subdir="hub/checkpoints",
-        purpose="FID with the Inception network of the original (reference §4.4)",
+        purpose="FID with the Inception network of the original (recipe §4.4)",
     ),
     # torchvision's AlexNet, the backbone of LPIPS v0.1 (the lpips wheel ships only the linear heads, §4.5)
     "lpips_alexnet": WeightFile(
@@ -84,7 +86,7 @@ REGISTRY: dict[str, WeightFile] = {
         size=None,
         sha256="7be5be79",
         hub_subdir="hub/checkpoints",
-        purpose="the LPIPS diversity of generated faces (AlexNet backbone, reference §4.5)",
+        purpose="the LPIPS diversity of generated faces (AlexNet backbone, recipe §4.5)",
     ),
 }
 

@@ -165,8 +165,8 @@ def _add_bad_inputs(data: TinyDataset, rng: np.random.Generator) -> None:
     # an unusual rate and two channels, in another speaker's folder
     other = root / "raw_wav" / "vox1" / "dev" / b.speaker_id / "clipodd"
     other.mkdir(parents=True)
-    from torchaudio.functional import resample
     import torch
+    from torchaudio.functional import resample
 
     at_22k = resample(torch.from_numpy(speech), 16000, 22050).numpy()
     sf.write(other / "00001.wav", np.stack([at_22k, 0.5 * at_22k], axis=1), 22050, subtype="PCM_16")

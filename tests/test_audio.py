@@ -18,9 +18,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 import webrtcvad
+from fixtures_data import SPEECH_FILES, real_speech
 
 from benchmarks import original_audio as original
-from fixtures_data import SPEECH_FILES, real_speech
 from sf2f import audio
 from sf2f.audio import AudioError, MelStats
 from sf2f.config import AudioConfig

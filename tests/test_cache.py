@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_data import Person, build_dataset, write_meta, write_person
 from PIL import Image
 
-from fixtures_data import Person, build_dataset, write_meta, write_person
 from sf2f import audio
 from sf2f.cli import build_parser, main
 from sf2f.data.cache import PreparedData, PrepareError, PrepareSettings, prepare
@@ -59,7 +59,8 @@ def test_cached_values_are_the_pipelines(tiny, prepared: Path) -> None:
     train = PreparedData(prepared).split("train")
     row = train.utterances.iloc[3]
     (direct,) = audio.extract_log_mels([tiny.root / row["path"]], audio.AudioConfig())
-    np.testing.assert_array_equal(train.mel(3), direct.mel.numpy())
+    # preparation batched this file with others: the same values up to float32 rounding (sf2f.audio's docstring)
+    np.testing.assert_allclose(train.mel(3), direct.mel.numpy(), rtol=0, atol=audio.LOG_MEL_FLOAT32_TOLERANCE)
     assert train.mel(3).shape == (40, row["frames"])
     face = train.faces.iloc[2]
     expected = np.asarray(resize_face(load_image(tiny.root / face["path"]).image, 64))

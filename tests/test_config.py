@@ -1,4 +1,4 @@
-"""Configs: the paper numbers (reference §1.4-3.4), profiles that scale without forking, and clear errors."""
+"""Configs: the paper numbers (recipe §1.4-3.4), profiles that scale without forking, and clear errors."""
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
-"""sf2f.data.datasets: stage-1 and fuser samples, the crop and segment collates (reference §1.6)."""
+"""sf2f.data.datasets: stage-1 and fuser samples, the crop and segment collates (recipe §1.6)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from fixtures_data import Person, write_meta, write_person
+
 from sf2f.audio import normalize_mel
 from sf2f.config import AudioConfig
 from sf2f.data.cache import PreparedData, prepare

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from subprocess_runs import run_checked
+
 from sf2f.train.distributed import init_distributed, unwrap, wrap_ddp
 
 

@@ -1,4 +1,4 @@
-"""The evaluation metrics on hand-computed cases (reference §4): Inception-Score formula, similarity, recall in groups,
+"""The evaluation metrics on hand-computed cases (recipe §4): Inception-Score formula, similarity, recall in groups,
 inter-human similarity, 1:2 matching, Fréchet distance, the tests against chance, the results table."""
 
 from __future__ import annotations

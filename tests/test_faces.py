@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_data import face_image
 from PIL import Image
 from torchvision import transforms as T
 
-from fixtures_data import face_image
 from sf2f import faces
 from sf2f.faces import FaceImageError, NoFaceError
 

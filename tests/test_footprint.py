@@ -8,11 +8,11 @@ from sf2f.config import load_config
 from sf2f.models import build_generator, count_parameters
 from sf2f.train.footprint import TRAINABLE_BYTES, measure_step, module_parameters, synthetic_batch
 
-PER_IDENTITY = 1_025  # the AC identity head: Linear(1024 -> num_ids) with bias (reference §2.6)
+PER_IDENTITY = 1_025  # the AC identity head: Linear(1024 -> num_ids) with bias (recipe §2.6)
 
 
 def test_module_parameters_at_paper_width_equal_the_reference() -> None:
-    # reference §2.6: SF2F-64 with the fuser; the AC head grows by 1,025 per identity
+    # recipe §2.6: SF2F-64 with the fuser; the AC head grows by 1,025 per identity
     counts = module_parameters(load_config("sf2f_fuser"), num_ids=10)
     assert counts["voice encoder"] == 4_848_192
     assert counts["fuser"] == 786_432

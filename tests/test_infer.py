@@ -17,39 +17,23 @@ import soundfile
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
+from fixture_models import untrained_checkpoint
 from PIL import Image
 
 from sf2f.audio import load_audio
 from sf2f.cli import build_parser, main
-from sf2f.config import config_to_dict, load_config
 from sf2f.infer import FaceFromVoice, NoUsableSpeechError, generate_face, interpolate_faces, speech_segments
-from sf2f.models import build_generator
 from sf2f.models.inference import optimize_for_inference
-from sf2f.train.checkpoints import save_checkpoint
 from sf2f.train.runs import load_generator
-from sf2f.train.trainer import CHECKPOINT_FORMAT
 
 DATA = Path(__file__).parent / "data"
 SPEECH_A, SPEECH_B = DATA / "arctic_a0007.wav", DATA / "arctic_a0009.wav"
 
 
-def _checkpoint(folder: Path, config: str) -> Path:
-    cfg = load_config(config, profile="quick")
-    torch.manual_seed(0)
-    generator = build_generator(cfg)
-    # freshly initialised, the decoder's images differ by about 1e-6 between voices (its activations shrink layer by
-    # layer); running variances below 1 in eval mode amplify them, so faces differ (by about 0.1) as trained ones do
-    for module in generator.decoder.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.running_var.fill_(0.05)
-    state = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg), "generator": generator.state_dict()}
-    return save_checkpoint(state, folder / config / "checkpoints" / "latest.pt")
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("checkpoints")
-    return {name: _checkpoint(folder, name) for name in ("sf2f_fuser", "sf2f_mid_fuser", "sf2f_1st_stage")}
+    return {name: untrained_checkpoint(folder, name) for name in ("sf2f_fuser", "sf2f_mid_fuser", "sf2f_1st_stage")}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""sf2f.data.layouts: meta files, the join by name, the split rules and split.json (reference §1.1-1.3)."""
+"""sf2f.data.layouts: meta files, the join by name, the split rules and split.json (recipe §1.1-1.3)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from fixtures_data import VOX1_COLUMNS, build_dataset, write_meta
+
 from sf2f.data import layouts
 from sf2f.data.layouts import LayoutError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sf2f.runtime import select_device, seed_everything, set_determinism, set_threads, setup_runtime
+from sf2f.runtime import seed_everything, select_device, set_determinism, set_threads, setup_runtime
 
 
 def _draw() -> tuple[float, float, float]:

@@ -27,8 +27,8 @@ from sf2f.data.synthetic import (
     generate_dataset,
     read_traits,
     speaker_dir,
+    writer,
 )
-from sf2f.data.synthetic import writer
 from sf2f.data.synthetic.probe import identity_features, median_pitch, probe_traits
 
 SMALL = dict(identities=6, utterances=3, faces=2, seed=7)
@@ -116,7 +116,7 @@ def test_split_json_follows_the_original_rule_and_is_identity_disjoint(small: Pa
         expected = {"train": [n for i, n in enumerate(names) if i % 10 < 8],
                     "test": [n for i, n in enumerate(names) if i % 10 == 8],
                     "val": [n for i, n in enumerate(names) if i % 10 == 9]}
-        assert split[sub] == expected  # reference §1.3: row i, i % 10 == 8 test, 9 val
+        assert split[sub] == expected  # recipe §1.3: row i, i % 10 == 8 test, 9 val
         assert len(expected["test"]) == 2 and len(expected["val"]) == 2
     traits = read_traits(root)
     assert sorted(traits.name) == sorted(n for sub in split.values() for part in sub.values() for n in part)

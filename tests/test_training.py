@@ -1,4 +1,4 @@
-"""The trainer (reference §3.2-3.5): loss terms and weights, the step order, the fuser stage, exact resume, validation,
+"""The trainer (recipe §3.2-3.5): loss terms and weights, the step order, the fuser stage, exact resume, validation,
 the face embedder, logs and grids, the CLI, and two processes with DDP. Everything runs on a tiny prepared dataset
 (8 training and 2 validation identities) with the `quick` networks, a few iterations each.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from fixtures_data import build_dataset
 from subprocess_runs import child_env, run_checked
+from torch import nn
+
 from sf2f.cli import main
 from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.cache import PreparedData, prepare
@@ -41,8 +41,8 @@ from sf2f.train.face_embedder import (
     train_face_embedder,
 )
 from sf2f.train.logs import read_log
-from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
+from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.runs import load_generator, train_or_load
 from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
 from sf2f.train.validation import face_spread, recall_at_k
@@ -214,11 +214,15 @@ def test_perceptual_targets_are_cached_once_within_the_budget(data: Path) -> Non
 
 def test_face_embedder_training_and_loading(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "emb.pt"
-    result = train_face_embedder(data, out, FaceEmbedderConfig(width=4, epochs=6, batch_size=8), progress=False)
-    assert result.loss[-1] < result.loss[0] and len(result.accuracy) == 6
+    # long enough to learn for sure: at width 4 and 6 epochs (12 steps) the epoch loss wanders within +-0.3 of its
+    # start on some CPUs; at width 8 and 20 epochs it falls from about 5.5 to 2.8 (the tiny set's faces are random
+    # colours, so it memorises them), and the accuracy passes 0.8 against a chance of 1 in 8 training identities
+    settings = FaceEmbedderConfig(width=8, epochs=20, batch_size=8)
+    result = train_face_embedder(data, out, settings, progress=False)
+    assert len(result.loss) == len(result.accuracy) == 20
+    assert max(result.loss[-3:]) < result.loss[0] - 1.0 and min(result.accuracy[-3:]) > 0.5
     assert "face embedder" in result.describe()
-    again = train_face_embedder(data, tmp_path / "emb2.pt", FaceEmbedderConfig(width=4, epochs=6, batch_size=8),
-                                progress=False)
+    again = train_face_embedder(data, tmp_path / "emb2.pt", settings, progress=False)
     assert again.loss == result.loss  # seeded
     before = torch.random.get_rng_state()
     embedder = load_trained_embedder(out, data)

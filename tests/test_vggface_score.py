@@ -1,4 +1,4 @@
-"""The VGGFace Score's network and weights (reference §4.1): the real loading path with a self-made pickle of the real
+"""The VGGFace Score's network and weights (recipe §4.1): the real loading path with a self-made pickle of the real
 key names and shapes, a pickle that carries code, and the preprocessing switch."""
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from sf2f.audio import AudioError, MelStats, extract_log_mels
 from sf2f.config import AudioConfig, DataConfig, flatten_config
 from sf2f.data.layouts import SPLITS, DatasetIndex, build_index, load_or_create_split, write_atomic
+from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
 from sf2f.paths import folder_lock
 
@@ -63,7 +64,7 @@ CACHE_VERSION = 1
 REPORT_COLUMNS = ["split", "sub", "identity", "kind", "path", "action", "reason"]
 
 
-class PrepareError(RuntimeError):
+class PrepareError(SF2FError, RuntimeError):
     """The output folder holds a preparation with other settings, or is not a prepared dataset."""
 
 
@@ -480,7 +481,7 @@ class PreparedSplit:
         if manifest is None:
             raise PrepareError(f"{self.root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
         if split not in SPLITS:
-            raise ValueError(f"unknown split '{split}' (train, val or test)")
+            raise UsageError(f"unknown split '{split}' (train, val or test)")
         self.settings = manifest["settings"]
         self.image_size = int(self.settings["image_size"])
         folder = self.root / split

@@ -12,14 +12,15 @@ from pathlib import Path
 
 from sf2f.config import DataConfig
 from sf2f.data.cache import PreparedData, PrepareSettings, prepare
-from sf2f.paths import DATA_DIR, resolve
+from sf2f.errors import MissingPathError
+from sf2f.paths import DATA_DIR, project_path
 
 __all__ = ["prepared_data", "prepared_dir"]
 
 
 def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
     """Where the cache of a data config lives (`root` overrides `data.root`, e.g. a notebook's data_root)."""
-    base = resolve(root if root else data.root)
+    base = Path(root).absolute() if root else project_path(data.root)
     return DATA_DIR / "prepared" / f"{base.name}-{data.face_type}-{data.image_size}"
 
 
@@ -31,7 +32,7 @@ def prepared_data(
     Both steps reuse finished work: the second call costs only reading a manifest. A `root` that is itself a
     prepared folder is used as it is.
     """
-    base = resolve(root if root else data.root)
+    base = Path(root).absolute() if root else project_path(data.root)
     if (base / "manifest.json").is_file():  # already a prepared folder (python -m sf2f prepare --out ...)
         return PreparedData(base)
     if data.kind == "synthetic":
@@ -39,7 +40,7 @@ def prepared_data(
 
         ensure_synthetic_dataset(base, data.synthetic, progress=progress)
     elif not base.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{base}: no dataset here; put VoxCeleb audio and HQ-VoxCeleb faces there in the layout of data/README.md"
         )
     out = prepared_dir(data, base)

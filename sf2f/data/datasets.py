@@ -1,4 +1,4 @@
-"""Torch datasets over a prepared split: stage-1 samples and fuser samples (reference §1.6), with their collates.
+"""Torch datasets over a prepared split: stage-1 samples and fuser samples (recipe §1.6), with their collates.
 
 **Stage 1** (:class:`VoiceFaceDataset` + :class:`CropCollate`): one item per identity, so an epoch is one pass over
 the identities; each item is one face and one whole utterance of that identity, both drawn at random. The collate

@@ -1,4 +1,4 @@
-"""Reading the VoxCeleb + HQ-VoxCeleb layout (data/README.md, reference §1.1-1.3): meta files, speech and face files,
+"""Reading the VoxCeleb + HQ-VoxCeleb layout (data/README.md, recipe §1.1-1.3): meta files, speech and face files,
 the identities present in both, and the train/val/test split.
 
 Speech folders are named by VoxCeleb speaker id (`id10001`), face folders by name (`A.J._Buckley`); the meta file of
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from sf2f.errors import SF2FError
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -40,7 +42,7 @@ AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
-class LayoutError(ValueError):
+class LayoutError(SF2FError, ValueError):
     """The dataset folder does not have the expected layout (a missing meta file or column, a bad split.json)."""
 
 

@@ -1,4 +1,4 @@
-"""Evaluation (reference §4): the paper's metrics, exactly, and the ones it lacked.
+"""Evaluation (recipe §4): the paper's metrics, exactly, and the ones it lacked.
 
 One module per concept:
 

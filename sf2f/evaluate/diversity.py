@@ -1,4 +1,4 @@
-"""LPIPS diversity between faces generated from different segments of one speaker (reference §4.5).
+"""LPIPS diversity between faces generated from different segments of one speaker (recipe §4.5).
 
 The original ships LPIPS v0.1 with an AlexNet trunk (`net-lin`) but never calls it, and its pairing protocol is not in
 the code. Here: for every identity with at least two evaluation segments, the faces generated from its first and second

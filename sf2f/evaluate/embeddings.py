@@ -1,4 +1,4 @@
-"""Face embeddings for evaluation: the FaceNet pipeline F(.) of reference §4.2, and the real faces of a split.
+"""Face embeddings for evaluation: the FaceNet pipeline F(.) of recipe §4.2, and the real faces of a split.
 
 F(image) = a face embedder's 512-d L2-normalised embedding of :func:`sf2f.models.face_embedders.embedder_input`
 (pixels, standardisation (x - 127.5) / 128, the VGG-box crop, a bilinear align_corners resize to the embedder's input

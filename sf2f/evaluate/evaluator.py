@@ -1,4 +1,4 @@
-"""Evaluate a generator on a prepared split: every metric of reference §4 and the ones the paper lacked, as table rows.
+"""Evaluate a generator on a prepared split: every metric of recipe §4 and the ones the paper lacked, as table rows.
 
 :class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces are embedded
 once, giving the gallery), it turns any :class:`~sf2f.models.generator.Generator` into one row per probe mode:

@@ -1,4 +1,4 @@
-"""Fréchet distance between the feature statistics of real and generated faces (reference §4.4).
+"""Fréchet distance between the feature statistics of real and generated faces (recipe §4.4).
 
     FID = |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))
 

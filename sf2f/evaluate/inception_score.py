@@ -1,4 +1,4 @@
-"""The Inception-Score formula, as the VGGFace Score (reference §4.1) and the ID-classifier score use it.
+"""The Inception-Score formula, as the VGGFace Score (recipe §4.1) and the ID-classifier score use it.
 
 For class probabilities p(y|x) of n images, shuffled, then cut into `splits` parts at the bounds i*n//splits:
 

@@ -1,4 +1,4 @@
-"""Probes: one generated face (and its embedding) per identity of a split, in the three modes of reference §4.2.
+"""Probes: one generated face (and its embedding) per identity of a split, in the three modes of recipe §4.2.
 
 * `naive`: a generator without fuser gets one crop of one utterance (one crop length for the whole split, uniform in
   [100, 150] frames; an utterance and a start drawn per identity from seeded generators); a fuser generator gets the
@@ -31,6 +31,7 @@ from torch import Tensor
 from sf2f.config import DataConfig
 from sf2f.data.cache import PreparedSplit
 from sf2f.data.datasets import CropCollate, SegmentCollate, SegmentDataset, VoiceFaceDataset
+from sf2f.errors import UsageError
 from sf2f.evaluate.embeddings import device_of, embed_images, eval_mode, group_mean
 from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder
@@ -136,7 +137,7 @@ def make_probes(
 ) -> ProbeSet:
     """The probes of one mode for every identity of `split` (generator and embedder in eval mode meanwhile)."""
     if mode not in PROBE_MODES:
-        raise ValueError(f"unknown probe mode '{mode}' (known: {', '.join(PROBE_MODES)})")
+        raise UsageError(f"unknown probe mode '{mode}' (known: {', '.join(PROBE_MODES)})")
     n = len(split)
     norm = data.image_norm
     with torch.no_grad(), eval_mode(generator), seeded(device_of(generator), seed):

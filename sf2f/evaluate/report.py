@@ -1,6 +1,6 @@
 """The results table: one row per model and probe mode, reference rows, and the paper's numbers beside ours.
 
-Columns follow the original's `test.py` table (reference §4.2: Model, Mode, L2, L1, Cos, Human, R@1 ... R@50, VFS mean,
+Columns follow the original's `test.py` table (recipe §4.2: Model, Mode, L2, L1, Cos, Human, R@1 ... R@50, VFS mean,
 VFS std, FID), then what the original lacked: recall against the whole split (`split R@K`), 1:2 matching, FID in the
 face embedder's feature space, the ID-classifier score on data no VGGFace classifier knows, attribute agreement
 (synthetic data) and LPIPS diversity.
@@ -20,7 +20,7 @@ Reference rows put the numbers in context:
   share its sex and lie nearest in age and size, the best a voice-only model can draw there under a pixel loss
   (kind `reference`): only those traits reach both voice and face, so retrieval rises little above chance even for
   such a face, while the attribute columns can reach the ground truth's;
-* `paper`: the numbers of reference §5. **Only VGGFace Scores exist in the original repo** (HQ-VoxCeleb, mean and std
+* `paper`: the numbers of recipe §5. **Only VGGFace Scores exist in the original repo** (HQ-VoxCeleb, mean and std
   over 5 splits); there are no recall, cosine, L1 or FID numbers to compare with.
 """
 
@@ -36,7 +36,7 @@ __all__ = [
     "PAPER_NOTE", "PAPER_VFS", "P_VALUE_COLUMNS", "markdown_table", "paper_rows", "results_table", "write_results",
 ]
 
-# reference §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
+# recipe §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
 PAPER_VFS: dict[str, tuple[float, float]] = {
     "v2f": (15.47, 0.67),
     "sf2f_1st_stage": (18.59, 0.87),
@@ -45,7 +45,7 @@ PAPER_VFS: dict[str, tuple[float, float]] = {
     "sf2f_mid_fuser": (20.10, 0.47),
 }
 PAPER_NOTE = (
-    "Paper rows: the VGGFace Scores of the original repo's README (HQ-VoxCeleb, reference §5); the repo reports no "
+    "Paper rows: the VGGFace Scores of the original repo's README (HQ-VoxCeleb, recipe §5); the repo reports no "
     "recall, cosine, L1 or FID numbers. An ID-classifier score (synthetic data) is not comparable with a VFS."
 )
 
@@ -65,7 +65,7 @@ def _recall_columns(columns: Iterable[str], prefix: str) -> list[str]:
 
 
 def paper_rows(configs: Iterable[str]) -> list[dict[str, Any]]:
-    """One `paper` row per config that has a number in reference §5."""
+    """One `paper` row per config that has a number in recipe §5."""
     rows = []
     for config in dict.fromkeys(configs):
         if config in PAPER_VFS:

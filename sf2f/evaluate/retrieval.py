@@ -1,4 +1,4 @@
-"""Similarity and retrieval between probes and the gallery (reference §4.2, the original's `S2fEvaluator`).
+"""Similarity and retrieval between probes and the gallery (recipe §4.2, the original's `S2fEvaluator`).
 
 Row i of `probes` and of `gallery` belong to the same identity.
 

@@ -31,6 +31,7 @@ import torch
 from sf2f.config import ExperimentConfig, load_config
 from sf2f.data.cache import PreparedData
 from sf2f.data.course_data import prepared_data
+from sf2f.errors import MissingPathError, UsageError
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.diversity import lpips_or_reason
 from sf2f.evaluate.evaluator import SplitEvaluator
@@ -40,7 +41,7 @@ from sf2f.evaluate.probes import PROBE_MODES
 from sf2f.evaluate.report import results_table
 from sf2f.evaluate.vggface_score import VGGFaceClassifier
 from sf2f.models.generator import Generator
-from sf2f.paths import resolve
+from sf2f.paths import project_path, user_path
 from sf2f.train.checkpoints import CheckpointError
 from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.runs import load_generator
@@ -62,12 +63,12 @@ class LoadedModel:
 def load_models(sources: Sequence[str | Path], checkpoint: str = "latest") -> list[LoadedModel]:
     """Generators from run folders or checkpoint files, named by config (by config and path when two share one)."""
     if not sources:
-        raise ValueError("name at least one checkpoint (a run folder or a .pt file) to evaluate")
+        raise UsageError("name at least one checkpoint (a run folder or a .pt file) to evaluate")
     loaded = []
     for source in sources:
-        path = resolve(source, Path.cwd())
+        path = user_path(source)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such run folder or checkpoint file")
+            raise MissingPathError(f"{path}: no such run folder or checkpoint file")
         generator, cfg = load_generator(path, checkpoint)
         loaded.append(LoadedModel(cfg.name, generator, cfg, path))
     names = [m.name for m in loaded]
@@ -83,11 +84,11 @@ def evaluation_data(cfg: ExperimentConfig, data: str | Path | None = None, run: 
     `data` is a prepared folder or a dataset root (prepared on first use). Without it: the prepared folder the run
     trained on (its run.json), else the config's own data. The dataset root is where the synthetic traits are.
     """
-    dataset_root = resolve(cfg.data.root)
+    dataset_root = project_path(cfg.data.root)
     if data:
-        path = resolve(data, Path.cwd())
+        path = user_path(data)
         if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such data folder (a prepared folder or a dataset root)")
+            raise MissingPathError(f"{path}: no such data folder (a prepared folder or a dataset root)")
         if (path / "manifest.json").is_file():
             return path, dataset_root
         return prepared_data(cfg.data, path, progress=False).root, path
@@ -180,7 +181,7 @@ def evaluate_checkpoints(
     """
     unknown = sorted(set(modes) - set(PROBE_MODES))
     if unknown:
-        raise ValueError(f"unknown probe mode(s) {unknown} (known: {', '.join(PROBE_MODES)})")
+        raise UsageError(f"unknown probe mode(s) {unknown} (known: {', '.join(PROBE_MODES)})")
     models = load_models(sources)
     first = models[0]
     cfg = first.cfg

@@ -1,6 +1,6 @@
 """Reading a pickle of numpy arrays without letting it run code.
 
-The VGGFace ResNet-50 weights (`resnet50_ft_weight.pkl`, reference §4.1) are a dictionary of numpy arrays pickled by
+The VGGFace ResNet-50 weights (`resnet50_ft_weight.pkl`, recipe §4.1) are a dictionary of numpy arrays pickled by
 Python 2 and read with `encoding='latin1'`. A plain `pickle.load` of a downloaded file runs whatever callables the
 file names; :func:`load_numpy_pickle` resolves only the handful of globals such a file needs (numpy's array and dtype
 reconstruction, OrderedDict, and the latin-1 bytes codec of protocol-2 pickles written by Python 3) and refuses
@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sf2f.errors import SF2FError
+
 try:  # numpy 2 moved its internals to numpy._core; numpy 1 has them in numpy.core
     from numpy._core import multiarray as _multiarray
     from numpy._core import numeric as _numeric
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - numpy < 2
 __all__ = ["UnsafePickleError", "load_numpy_pickle"]
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(SF2FError, pickle.UnpicklingError):
     """The file names a global outside the numpy-and-containers allow-list, or is not a mapping of arrays."""
 
 

@@ -1,4 +1,4 @@
-"""The VGGFace Score (VFS, reference §4.1): an Inception Score computed with a face-identity classifier.
+"""The VGGFace Score (VFS, recipe §4.1): an Inception Score computed with a face-identity classifier.
 
 The classifier is the VGGFace2 ResNet-50 `resnet50_ft` (cydonia999's conversion of the Caffe model: trained on
 MS-Celeb-1M, fine-tuned on VGGFace2, 8631 identities). It differs from torchvision's ResNet-50 in two Caffe habits:
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sf2f.config import EvalConfig
 from sf2f.evaluate.embeddings import device_of, eval_mode
 from sf2f.evaluate.safe_pickle import load_numpy_pickle
-from sf2f.config import EvalConfig
 from sf2f.faces import denormalize_images
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 VGGFACE_CLASSES = 8631
-# the Caffe model's mean pixel, per colour (reference §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
+# the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
 VGGFACE_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)
 
 

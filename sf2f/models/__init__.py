@@ -1,4 +1,4 @@
-"""The SF2F and voice2face networks (reference §2): voice encoders, the attention fuser, face decoders, discriminators.
+"""The SF2F and voice2face networks (recipe §2): voice encoders, the attention fuser, face decoders, discriminators.
 
 One module per concept; `build` makes them from a typed config:
 
@@ -9,8 +9,15 @@ One module per concept; `build` makes them from a typed config:
     out = build_generator(cfg)(mel)          # GeneratorOutput(images=(img_64,), embedding=(B, D), attention=None)
 """
 
-from sf2f.models.build import build_decoder, build_discriminators, build_encoder, build_fuser, build_generator
-from sf2f.models.build import count_parameters, scale_width
+from sf2f.models.build import (
+    build_decoder,
+    build_discriminators,
+    build_encoder,
+    build_fuser,
+    build_generator,
+    count_parameters,
+    scale_width,
+)
 from sf2f.models.discriminators import AcDiscriminator, AcOutput, Discriminators, PatchDiscriminator
 from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
 from sf2f.models.fuser import AttentionFuser

@@ -1,4 +1,4 @@
-"""Discriminators built from arch strings (reference §2.5, and §7.3 for the original voice2face's).
+"""Discriminators built from arch strings (recipe §2.5, and §7.3 for the original voice2face's).
 
 An arch string lists conv layers, ``C{kernel}-{channels}-{stride}[-{padding}]``, comma-separated, e.g.
 ``"C4-64-2,C4-128-2,C4-256-2"``. :func:`build_cnn` turns it into layers with sg2im's rule, which SF2F inherits: every

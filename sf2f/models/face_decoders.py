@@ -1,4 +1,4 @@
-"""Face decoders: a voice embedding (B, D) to face images in ImageNet-normalised space (reference §2.3).
+"""Face decoders: a voice embedding (B, D) to face images in ImageNet-normalised space (recipe §2.3).
 
 Every decoder returns a **tuple of images, one per output scale, smallest first**: ``(img_64,)`` for the 64x64
 decoders and ``(img_64, img_128)`` for the multi-resolution one. There is no output activation (no tanh): images live in

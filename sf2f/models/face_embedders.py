@@ -1,6 +1,6 @@
 """Face embedders: networks that map a face crop to hidden states and a 512-d L2-normalised identity embedding.
 
-The perceptual loss (reference §3.1) and the retrieval metrics (§4.2) both need one. Two share one interface:
+The perceptual loss (recipe §3.1) and the retrieval metrics (§4.2) both need one. Two share one interface:
 
 * :class:`FaceNetEmbedder` wraps facenet-pytorch's InceptionResnetV1 with the VGGFace2 weights, as SF2F uses it:
   `hidden_states` returns the outputs of the three repeat blocks and the final embedding (§2.7).
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sf2f.facenet import facenet_pytorch
 from sf2f.faces import VGG_BOX, crop_vgg_box, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
@@ -58,7 +59,7 @@ class FaceEmbedder(nn.Module):
 
     def freeze(self) -> FaceEmbedder:
         """Eval mode and no gradients for its weights (the original left FaceNet trainable and threw the grads away,
-        reference §3.1; freezing changes no result and saves the work)."""
+        recipe §3.1; freezing changes no result and saves the work)."""
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
@@ -80,13 +81,12 @@ class FaceNetEmbedder(FaceEmbedder):
         cls, path: str | Path | None = None, verify: bool = True, entry: WeightFile = REGISTRY["facenet_vggface2"]
     ) -> FaceNetEmbedder:
         """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
-        from facenet_pytorch import InceptionResnetV1
-
+        inception_resnet_v1 = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1
         file = locate(entry, path, verify=verify)
         state = torch.load(file, map_location="cpu", weights_only=True)
         # the 8631-way identity classifier is not part of the embedding
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-        net = InceptionResnetV1(pretrained=None, classify=False)
+        net = inception_resnet_v1(pretrained=None, classify=False)
         net.load_state_dict(state)
         return cls(net).freeze()
 

@@ -1,4 +1,4 @@
-"""The attention fuser: many per-segment voice embeddings to one (reference §2.2, SF2F's `AttentionFuserV1`).
+"""The attention fuser: many per-segment voice embeddings to one (recipe §2.2, SF2F's `AttentionFuserV1`).
 
 Each of the N segments of a speaker is encoded on its own; the fuser lets every segment attend to all the others
 ("general" attention, Luong et al. 2015), mixes them, and averages the result over the segments:

@@ -1,4 +1,4 @@
-"""The generator: voice encoder (+ attention fuser) + face decoder (reference §2.4, `EncoderDecoder`).
+"""The generator: voice encoder (+ attention fuser) + face decoder (recipe §2.4, `EncoderDecoder`).
 
 One output type for every config, :class:`GeneratorOutput`:
 

@@ -1,4 +1,4 @@
-"""Voice encoders: log-mel spectrogram (B, F, T) to one speaker embedding per utterance (reference §2.1).
+"""Voice encoders: log-mel spectrogram (B, F, T) to one speaker embedding per utterance (recipe §2.1).
 
 Two encoders share one class, :class:`VoiceEncoder`:
 
@@ -8,7 +8,7 @@ Two encoders share one class, :class:`VoiceEncoder`:
   7 on the same input and concatenates them, so every block sees the speech at four time scales.
 
 Both end with average pooling over time and (optionally) L2 normalisation. The baseline adds 0.05 N(0, 1) noise to
-the normalised embedding and normalises again; the original does that at test time too (reference §6 item 13), which
+the normalised embedding and normalises again; the original does that at test time too (recipe §6 item 13), which
 makes its outputs random. Here the noise is a training-time regulariser only, unless ``noise_in_eval=True`` (config
 ``model.encoder.noise_in_eval``) reproduces the original.
 
@@ -86,7 +86,7 @@ class VoiceEncoder(nn.Module):
         kind: ``"cnn"`` (voice2face baseline) or ``"inception"`` (SF2F).
         normalize: L2-normalise the pooled embedding.
         add_noise, noise_std: the baseline's embedding noise (0.05 N(0, 1), then L2-normalise again).
-        noise_in_eval: add the noise in eval mode too, as the original does (reference §6 item 13).
+        noise_in_eval: add the noise in eval mode too, as the original does (recipe §6 item 13).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Training: the two-stage SF2F trainer, its learning-rate schedule, checkpoints and logs (reference §3).
+"""Training: the two-stage SF2F trainer, its learning-rate schedule, checkpoints and logs (recipe §3).
 
     from sf2f.config import load_config
     from sf2f.train.runs import train_or_load

@@ -1,7 +1,7 @@
 """Checkpoints: atomic writes, safe loading, latest plus best-by-metric, and the RNG state for exact resumes.
 
 The original appends validation samples to every checkpoint (so files grow without limit) and copies whole
-checkpoints for each best metric (reference §3.5, §6 item 17). Here a checkpoint holds weights, optimiser states,
+checkpoints for each best metric (recipe §3.5, §6 item 17). Here a checkpoint holds weights, optimiser states,
 counters, RNG states and the resolved config as plain data, and is read back with `torch.load(weights_only=True)`,
 so loading a downloaded file cannot run code.
 """
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sf2f.errors import MissingPathError, SF2FError
 from sf2f.weights import torch_load_failure
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SF2FError, RuntimeError):
     """A checkpoint file is unreadable or does not fit the model it is loaded into."""
 
 
@@ -60,7 +61,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint with `weights_only=True` (tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        raise MissingPathError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files

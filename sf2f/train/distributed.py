@@ -1,6 +1,6 @@
 """Several processes, one model: torch.distributed set-up for `torchrun --nproc_per_node=N -m sf2f train ...`.
 
-The original wraps everything in `nn.DataParallel` (reference §0.3), whose `training` flag caused the fuser stage's
+The original wraps everything in `nn.DataParallel` (recipe §0.3), whose `training` flag caused the fuser stage's
 BatchNorm to flip back to train mode (§3.4). Here each process owns one device and DistributedDataParallel averages
 gradients. `broadcast_buffers=False`: a discriminator sees real and fake images in separate forward calls (§3.2),
 and DDP's default re-broadcast of BatchNorm buffers at every forward would both cost a collective per call and make

@@ -1,6 +1,6 @@
 """The face embedder a run uses, and training one when no pretrained weights fit the data.
 
-SF2F's perceptual loss and its retrieval metrics look at faces through FaceNet (reference §2.7, §3.1, §4.2). FaceNet's
+SF2F's perceptual loss and its retrieval metrics look at faces through FaceNet (recipe §2.7, §3.1, §4.2). FaceNet's
 VGGFace2 weights know real faces; they know nothing of the synthetic course faces, and users may not have them. For
 such data, :func:`train_face_embedder` trains :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
 *training* identities apart from their faces (identity classification with a cosine-softmax head), which is what
@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from sf2f.config import ExperimentConfig, FaceEmbedderConfig
 from sf2f.data.cache import PreparedData, PreparedSplit
+from sf2f.errors import SF2FError
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
 from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
@@ -64,7 +65,7 @@ EVAL_EMBEDDER_SEED = 10_000
 EmbedderRole = Literal["loss", "eval"]
 
 
-class FaceEmbedderError(RuntimeError):
+class FaceEmbedderError(SF2FError, RuntimeError):
     """No usable face embedder: weights missing, or a trained embedder file that does not fit the data."""
 
 

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from facenet_pytorch import InceptionResnetV1
 from torch import Tensor
 
 from sf2f.config import ExperimentConfig
+from sf2f.facenet import facenet_pytorch
 from sf2f.losses import PerceptualLoss, multiscale_targets
 from sf2f.models import build_discriminators, build_generator, count_parameters
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
@@ -42,7 +42,7 @@ def _face_embedder(cfg: ExperimentConfig) -> FaceEmbedder:
     """The perceptual loss's face embedder with random weights, of the kind and size `cfg` trains with."""
     settings = cfg.model.face_embedder
     if settings.kind == "facenet":
-        return FaceNetEmbedder(InceptionResnetV1(pretrained=None))
+        return FaceNetEmbedder(facenet_pytorch("the FaceNet footprint").InceptionResnetV1(pretrained=None))
     return SmallFaceEmbedder(settings.input_size, settings.width)
 
 
@@ -159,7 +159,7 @@ def measure_step(
 ) -> StepFootprint:
     """Run one real training iteration of `cfg` (at its own width) at each of two batch sizes on `device`, counting
     what autograd saves, then time a second iteration. `num_ids`: training identities (about 3,200 on HQ-VoxCeleb,
-    reference §1.3). The fuser stage freezes all but the fuser, as the trainer does."""
+    recipe §1.3). The fuser stage freezes all but the fuser, as the trainer does."""
     small, large = batches
     if not 2 <= small < large:
         raise ValueError(f"batches must be two sizes with 2 <= first < second (BatchNorm needs 2), got {batches}")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from sf2f.errors import MissingPathError
+
 __all__ = ["RunLogger", "read_log"]
 
 COLUMNS = ("step", "epoch", "split", "name", "value")
@@ -76,5 +78,5 @@ def read_log(run_dir: str | Path) -> pd.DataFrame:
     """The long-form log of a run as a DataFrame with columns step, epoch, split, name, value."""
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no training log (was the run started with this folder?)")
+        raise MissingPathError(f"{path}: no training log (was the run started with this folder?)")
     return pd.read_csv(path)

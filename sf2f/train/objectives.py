@@ -1,4 +1,4 @@
-"""The losses of one training iteration, in the order of reference §3.2, and the real faces' perceptual targets.
+"""The losses of one training iteration, in the order of recipe §3.2, and the real faces' perceptual targets.
 
 * :func:`generator_terms` and :func:`perceptual_terms`: what the generator minimises (step 2): L1 per scale (weight
   `l1_weight`), the image discriminators' GAN loss (`d_loss_weight * d_img_weight`), the AC discriminators'

@@ -5,7 +5,7 @@ weights move fast (short schedules with large steps, such as the `demo` profile'
 eval mode that lag shifts and rescales every activation alike: embeddings of different inputs crowd together and the
 outputs look alike. Recomputing the statistics with the weights frozen ("precise BN", Wu & Johnson, *Rethinking
 "Batch" in BatchNorm*, 2021) removes the lag. sf2f uses it for the trained face embedder after its training, and, when
-`optim.precise_bn_at_switch` asks for it, for the generator at the eval-mode switch (reference §3.4), where the
+`optim.precise_bn_at_switch` asks for it, for the generator at the eval-mode switch (recipe §3.4), where the
 original freezes the lagging averages instead.
 """
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sf2f.config import ExperimentConfig, config_from_dict, load_resolved_config
+from sf2f.errors import MissingPathError, UsageError
 from sf2f.models import build_generator
 from sf2f.models.generator import Generator
-from sf2f.paths import RUNS_DIR, folder_lock, resolve
+from sf2f.paths import RUNS_DIR, folder_lock
 from sf2f.train.checkpoints import CheckpointError, load_checkpoint, load_state_checked
 from sf2f.train.trainer import CHECKPOINT_FORMAT, Callback, Trainer, TrainResult, recipe_diff
 
@@ -41,14 +42,14 @@ def train_or_load(
     Processes that need the same run take turns (notebooks 05, 06 and 07 open at once all want the course's runs):
     the second waits for the first, then loads the finished run instead of training it again.
     """
-    run_dir = resolve(run_dir)  # as the trainer resolves it: relative to the repository, whatever the working folder
+    run_dir = Path(run_dir).absolute()
     with folder_lock(run_dir, ".train.lock", f"waiting for another process training {run_dir}"):
         saved = run_dir / "config.yaml"
         if saved.exists():
             diff = recipe_diff(load_resolved_config(saved), cfg)
             if diff:
                 shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
-                raise ValueError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another "
+                raise UsageError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another "
                                  "folder")
             if (run_dir / "done.json").exists():
                 return TrainResult.read(run_dir)
@@ -69,7 +70,7 @@ def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Gene
         if not path.is_file():
             names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
             have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
-            raise FileNotFoundError(f"{path}: no such checkpoint ({have})")
+            raise MissingPathError(f"{path}: no such checkpoint ({have})")
     state = load_checkpoint(path)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an sf2f training checkpoint")

@@ -1,4 +1,4 @@
-"""The learning-rate schedule and the switches that fire at fixed epochs (reference §3.4).
+"""The learning-rate schedule and the switches that fire at fixed epochs (recipe §3.4).
 
 With the paper's 12,000 epochs, the LR decay and the switch of the generator to eval mode (with a reset of its Adam
 state) both start at epoch 10,000, although the original's help text calls the decay "disabled by default"; the

@@ -1,4 +1,4 @@
-"""One training iteration (reference §3.2), separate from the loop around it so benchmarks can time it by phase.
+"""One training iteration (recipe §3.2), separate from the loop around it so benchmarks can time it by phase.
 
 Phases, in order: `g_forward` (the generator makes faces), `g_losses` (pixel and adversarial terms, through the
 discriminators with their weights frozen), `perceptual` (the perceptual terms against the real faces' targets),

@@ -1,4 +1,4 @@
-"""The two-stage SF2F / voice2face trainer (reference §3.2-3.5).
+"""The two-stage SF2F / voice2face trainer (recipe §3.2-3.5).
 
 One iteration (§3.2): the generator makes faces; its loss (:func:`~sf2f.train.objectives.generator_terms`) is
 checked for finiteness (a non-finite total skips the whole iteration and is counted), back-propagated and stepped;
@@ -49,10 +49,11 @@ from tqdm.auto import tqdm
 from sf2f.config import ExperimentConfig, config_to_dict, flatten_config, load_resolved_config, save_config
 from sf2f.data.cache import PreparedData
 from sf2f.data.datasets import dataset_for, generator_inputs
+from sf2f.errors import MissingPathError, UsageError
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import FaceEmbedder
-from sf2f.paths import resolve
+from sf2f.paths import project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.checkpoints import (
     CheckpointError,
@@ -210,7 +211,7 @@ class Trainer:
         prepared = PreparedData(self.data)
         prepared_size = int(prepared.manifest["settings"]["image_size"])
         if prepared_size != cfg.data.image_size:
-            raise ValueError(
+            raise UsageError(
                 f"{self.data}: faces prepared at {prepared_size} px, but {cfg.name} trains on {cfg.data.image_size} px; "
                 f"prepare the data with --image-size {cfg.data.image_size}"
             )
@@ -221,11 +222,11 @@ class Trainer:
         self.val_set, _ = dataset_for(cfg, self.val_split, train=False)
         world = self.ctx.world_size
         if cfg.optim.batch_size % world:
-            raise ValueError(f"optim.batch_size {cfg.optim.batch_size} does not divide among {world} processes")
+            raise UsageError(f"optim.batch_size {cfg.optim.batch_size} does not divide among {world} processes")
         self.batch_size = cfg.optim.batch_size // world
         self.steps_per_epoch = (len(self.train_set) // world) // self.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(
+            raise UsageError(
                 f"{self.data}: {len(self.train_set)} training identities give no full batch of "
                 f"{cfg.optim.batch_size} (batches are whole, as in the original): lower optim.batch_size"
             )
@@ -235,7 +236,7 @@ class Trainer:
         self.generator = build_generator(cfg).to(self.device)
         self.discriminators = build_discriminators(cfg, len(self.train_split)).to(self.device)
         if cfg.optim.pretrained:
-            self._load_pretrained(resolve(cfg.optim.pretrained))
+            self._load_pretrained(project_path(cfg.optim.pretrained))
         elif self.fuser_stage and not resume:
             self._log("warning: the fuser stage starts from untrained encoder and decoder (no optim.pretrained)")
         if self.fuser_stage:
@@ -284,7 +285,7 @@ class Trainer:
             self._resume()
         elif self.ctx.is_main:
             if (self.run_dir / "checkpoints" / "latest.pt").exists():
-                raise ValueError(f"{self.run_dir} already holds a run: resume it (--resume) or pick another folder")
+                raise UsageError(f"{self.run_dir} already holds a run: resume it (--resume) or pick another folder")
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "run.json").write_text(json.dumps({"data": str(self.data)}, indent=1) + "\n")
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main)
@@ -296,11 +297,11 @@ class Trainer:
     def _choose_run_dir(self, run_dir: str | Path | None) -> Path:
         if run_dir is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            chosen = [str(resolve(self.cfg.run.output_root) / f"{self.cfg.run.name}-{stamp}")]
+            chosen = [str(project_path(self.cfg.run.output_root) / f"{self.cfg.run.name}-{stamp}")]
             if self.ctx.distributed:  # every rank must write (and resume) the same folder
                 dist.broadcast_object_list(chosen, src=0)
             run_dir = chosen[0]
-        path = resolve(run_dir)
+        path = Path(run_dir).absolute()
         if self.ctx.is_main:
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -341,7 +342,7 @@ class Trainer:
     def _resume(self) -> None:
         saved = self.run_dir / "config.yaml"
         if not saved.exists():
-            raise FileNotFoundError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
+            raise MissingPathError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
         diff = recipe_diff(load_resolved_config(saved), self.cfg)
         if diff:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])

@@ -1,6 +1,6 @@
 """What a training run looks like: sample grids (real | generated per scale), loss curves, a live plot for notebooks.
 
-The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (reference §3.2 step 5)
+The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (recipe §3.2 step 5)
 and appends validation images to every checkpoint (§6 item 17). Here the grids are PNG files in `<run>/samples/`,
 one per visualisation step, and checkpoints hold weights only.
 """

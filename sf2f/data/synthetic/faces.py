@@ -1,7 +1,7 @@
 """A procedural face renderer: cartoon-like but unmistakable faces whose shape follows sex, age and size.
 
 A face is drawn as anti-aliased vector shapes (PIL polygons on a 4x canvas, box-filtered down to 128x128), the way
-HQ-VoxCeleb faces are aligned: the face fills the VGG box of reference §4.3, eyes at about 45 % of the height.
+HQ-VoxCeleb faces are aligned: the face fills the VGG box of recipe §4.3, eyes at about 45 % of the height.
 
 * **identity** (fixed for a person): the shared traits shape the head (men: wider, squarer jaw, thicker brows and
   neck, stubble; larger bodies: wider, fuller faces and necks, broader shoulders; age: wrinkles, eye bags, grey hair, a

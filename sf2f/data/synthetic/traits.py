@@ -79,7 +79,7 @@ class Identity:
 
     index: int
     sub: str  # vox1 or vox2
-    row: int  # row in the sub-dataset's meta file; decides the split (reference §1.3)
+    row: int  # row in the sub-dataset's meta file; decides the split (recipe §1.3)
     speaker_id: str  # the VoxCeleb speaker folder: id1NNNN (vox1), id0NNNN (vox2)
     name: str  # face folder and meta name (VGGFace1 ID / Name)
     set: str  # VoxCeleb's official dev/test set: which raw_wav/<sub>/<set>/ folder holds the speech
@@ -108,7 +108,7 @@ class Identity:
 
 
 def split_of_row(row: int) -> str:
-    """The original split rule (reference §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
+    """The original split rule (recipe §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
     return {8: "test", 9: "val"}.get(row % 10, "train")
 
 

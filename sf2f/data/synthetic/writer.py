@@ -1,4 +1,4 @@
-"""Write the synthetic dataset to disk in exactly the layout of the real data (data/README.md, reference §1.2).
+"""Write the synthetic dataset to disk in exactly the layout of the real data (data/README.md, recipe §1.2).
 
 ```
 <root>/
@@ -50,7 +50,8 @@ from sf2f.data.synthetic.traits import (
     traits_table,
 )
 from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel, synthesize_utterance
-from sf2f.paths import resolve
+from sf2f.errors import SF2FError
+from sf2f.paths import project_path
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -74,7 +75,7 @@ _CLIP_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 _JPEG_QUALITY = 92
 
 
-class SyntheticDatasetError(RuntimeError):
+class SyntheticDatasetError(SF2FError, RuntimeError):
     """The target folder cannot hold this synthetic dataset (other parameters, or not a synthetic dataset)."""
 
 
@@ -201,7 +202,7 @@ def _write_identity_job(job: tuple[str, Identity, dict[str, int]]) -> int:
 
 
 def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
-    """traits.csv, the two meta files in their real formats, and split.json (reference §1.3)."""
+    """traits.csv, the two meta files in their real formats, and split.json (recipe §1.3)."""
     _write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n").encode("utf-8"))
     by_sub = {sub: [p for p in people if p.sub == sub] for sub in SUB_DATASETS}
     rows = {
@@ -367,15 +368,16 @@ def ensure_synthetic_dataset(
 ) -> Path:
     """The root of a complete synthetic dataset, generated on first use and reused afterwards (notebooks call this).
 
-    `where` is a folder (relative paths are taken from the repository root) with `config` giving the size and seed
+    `where` is a folder (a relative path is taken from the working folder; a :class:`DataConfig`'s root, as every
+    path in a config, from the repository root) with `config` giving the size and seed
     (default: :class:`SyntheticConfig`'s 300 identities), or a :class:`DataConfig` that carries both.
     """
     if isinstance(where, DataConfig):
         if where.kind != "synthetic":
             raise ValueError(f"data.kind is '{where.kind}': {where.root} is not a synthetic dataset to generate")
-        root, config = resolve(where.root), config or where.synthetic
+        root, config = project_path(where.root), config or where.synthetic
     else:
-        root = resolve(where)
+        root = Path(where).absolute()
     config = config or SyntheticConfig()
     report = generate_dataset(root, **dataclasses.asdict(config), workers=workers, progress=progress)
     if log is not None:
