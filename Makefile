@@ -6,13 +6,14 @@ PROFILE ?= demo
 # the README shows the demo's figures in figures/; any other profile writes its own folder (figures/long, ...)
 FIGURES := $(if $(filter demo,$(PROFILE)),figures,figures/$(PROFILE))
 
-.PHONY: help venv demo test lab benchmark clean
+.PHONY: help venv demo test lab benchmark weights clean
 
 help:
 	@echo "make demo       run the whole course (every notebook, papermill, profile '$(PROFILE)') into runs/<timestamp>/ and $(FIGURES)/"
 	@echo "make test       unit tests + every notebook under nbval on the 'quick' profile"
 	@echo "make lab        JupyterLab on the notebooks"
 	@echo "make benchmark  the speed benchmarks in benchmarks/ (ratios measured side by side)"
+	@echo "make weights    rebuild trained_weights/ (the long profile's three models; an evening on 2 CPU cores)"
 	@echo "make venv       only create or refresh $(VENV)"
 
 venv:
@@ -32,6 +33,9 @@ lab: venv
 
 benchmark: venv
 	$(PY) -m benchmarks
+
+weights: venv
+	$(PY) -m sf2f weights build
 
 clean:
 	rm -rf runs/notebooks .pytest_cache

@@ -397,8 +397,15 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from sf2f.runtime import select_device
     from sf2f.train.runs import load_generator
 
-    checkpoint = user_path(args.checkpoint)
-    generator, cfg = load_generator(checkpoint, args.which)
+    if args.checkpoint:
+        checkpoint = user_path(args.checkpoint)
+        generator, cfg = load_generator(checkpoint, args.which)
+    else:
+        from sf2f.shipped import describe_shipped, load_shipped_generator, verify_shipped
+
+        checkpoint = verify_shipped("sf2f_fuser")
+        generator, cfg = load_shipped_generator("sf2f_fuser")
+        print(f"no --checkpoint: using the {describe_shipped('sf2f_fuser')} ({checkpoint})")
     stats = MelStats(**json.loads(user_path(args.mel_stats).read_text())) if args.mel_stats else None
     face = generate_face(generator.to(select_device(args.device)), cfg, [user_path(w) for w in args.wav], stats)
     written = face.save(user_path(args.out), info={"checkpoint": str(checkpoint), "which": args.which})
@@ -420,12 +427,15 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "examples:\n"
+            "  python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)\n"
             "  python -m sf2f infer --checkpoint runs/course/demo/sf2f_fuser --wav me.wav --out faces/me\n"
             "  python -m sf2f infer --checkpoint runs/s2/checkpoints/best_recall_at_5.pt --wav a.flac b.wav --out out"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint file (.pt)")
+    p.add_argument("--checkpoint", default="",
+                   help="a run folder or a checkpoint file (.pt); default: the shipped SF2F "
+                   "(trained_weights/sf2f_fuser.pt)")
     p.add_argument("--which", default="latest", help="checkpoint of a run folder: latest or best_<metric>")
     p.add_argument("--wav", nargs="+", required=True, metavar="AUDIO", help="one or more speech recordings")
     p.add_argument("--out", required=True, help="output folder (created)")
@@ -433,6 +443,62 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mel-stats", default="", metavar="JSON",
                    help="stats.json of the prepared training data (only for audio.mel_norm: dataset)")
     p.set_defaults(handler=_cmd_infer)
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from sf2f.paths import user_path
+    from sf2f.shipped import MODELS, SCORER, SHIPPED_DIR, build_shipped, read_manifest, stale_reasons, verify_shipped
+
+    folder = user_path(args.folder) if args.folder else SHIPPED_DIR
+    if args.weights_command == "build":
+        build_shipped(folder, device=args.device, jobs=args.jobs, progress=not args.no_progress)
+    manifest = read_manifest(folder)
+    for name in (*MODELS, SCORER):
+        path = verify_shipped(name, folder)
+        entry = manifest["files"][path.name]
+        trained = f"{entry['iterations']:,} iterations" if "iterations" in entry else entry["kind"]
+        print(f"  {path.name:<24} {entry['bytes'] / 2**20:5.1f} MiB  SHA-256 verified  {trained}")
+    print(f"made by `{manifest['command']}` on {manifest['date']} ({manifest['machine']['cpu']}"
+          f"{', ' + manifest['machine']['gpu'] if manifest['machine']['gpu'] else ''})")
+    reasons = stale_reasons(folder)
+    for reason in reasons:
+        print(f"stale: {reason}", file=sys.stderr)
+    if reasons:
+        print("the shipped weights were trained on other data or another recipe: run `make weights`", file=sys.stderr)
+        return 1
+    print("up to date: the synthetic data, the long recipe and the generators' architecture match the manifest")
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="the trained weights shipped with the course: rebuild them (make weights) or check them",
+        description=(
+            "trained_weights/ holds the long profile's voice2face, SF2F without fuser and SF2F generators and the face "
+            "embedder that scores them, with a manifest (SHA-256, config, data fingerprint, iterations, machine, "
+            "command). `build` trains the three runs into runs/course/long/<config> (finished runs are reused) and "
+            "exports them; `check` verifies every file and says whether data, recipe and architecture still match."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m sf2f weights check\n"
+            "  python -m sf2f weights build                 # what `make weights` runs (an evening on 2 CPU cores)\n"
+            "  python -m sf2f weights build --device cuda   # minutes on a GPU"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group = p.add_subparsers(dest="weights_command", metavar="<weights command>", required=True)
+    for name, text in (("build", "train (or reuse) the three long runs and export them"),
+                       ("check", "verify the files against the manifest and this checkout")):
+        s = group.add_parser(name, help=text, description=text)
+        s.add_argument("--folder", default="", help="the weights folder (default: the repository's trained_weights/)")
+        if name == "build":
+            s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+            s.add_argument("--jobs", type=int, default=None,
+                           help="runs trained side by side, one thread each (default: 2 on a CPU with 2+ cores)")
+            s.add_argument("--no-progress", action="store_true", help="no progress bars")
+        s.set_defaults(handler=_cmd_weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -448,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of every error, also of input and config errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     commands = (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
-                _add_evaluate, _add_infer, _add_info)
+                _add_evaluate, _add_infer, _add_info, _add_weights)
     for add in commands:
         add(sub)
     _record_command_parsers(parser)

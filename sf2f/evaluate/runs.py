@@ -40,6 +40,7 @@ from sf2f.evaluate.identity_score import IdentityClassifier
 from sf2f.evaluate.probes import PROBE_MODES
 from sf2f.evaluate.report import results_table
 from sf2f.evaluate.vggface_score import VGGFaceClassifier
+from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 from sf2f.paths import project_path, user_path
 from sf2f.train.checkpoints import CheckpointError
@@ -128,16 +129,22 @@ def split_evaluator(
     device: str | torch.device = "cpu",
     batch_size: int = 32,
     log: Callable[[str], object] = print,
+    scorer: tuple[FaceEmbedder, str] | None = None,
 ) -> SplitEvaluator:
     """Every metric of `split` of a prepared folder that the data and the weights at hand allow (module docstring).
 
-    `cfg` gives the protocol (`cfg.eval`), the face embedder and the data settings of the probes. The parts that
-    are skipped and why are in the evaluator's `notes`, first of them which face embedder looks at the faces.
+    `cfg` gives the protocol (`cfg.eval`), the face embedder and the data settings of the probes. `scorer` (an
+    embedder and a line naming it) replaces the embedder the config would choose: the shipped weights are scored by
+    the embedder shipped with them, so that their numbers are the same on every machine. The parts that are skipped
+    and why are in the evaluator's `notes`, first of them which face embedder looks at the faces.
     """
     prepared = PreparedData(data)
-    embedder, which = resolve_face_embedder(cfg, data, log)
-    embedder, second = scoring_embedder(cfg, data, embedder)
-    which = second or which
+    if scorer is None:
+        embedder, which = resolve_face_embedder(cfg, data, log)
+        embedder, second = scoring_embedder(cfg, data, embedder)
+        which = second or which
+    else:
+        embedder, which = scorer
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)

@@ -1,0 +1,349 @@
+"""The trained weights shipped with the course, in `trained_weights/`: what they are, how `make weights` rebuilds them,
+and how they are checked and loaded.
+
+The `demo` profile trains each model for a few minutes: enough to show the mechanics, not to draw a face from a
+voice. The same recipe trained about 19,600 iterations (the `long` profile) draws faces that resemble their speakers,
+but that takes an evening on a CPU. So the course ships those generators (voice2face, SF2F without the fuser, SF2F),
+and the face embedder that scores them in notebook 06, as float16 state dicts with one manifest:
+
+    trained_weights/manifest.json      per file: SHA-256, resolved config, data fingerprint, iterations, seed; and the
+                                       machine, the date and the command that made them
+    trained_weights/<config>.pt        a generator checkpoint (`load_generator` and `python -m sf2f infer` read it)
+    trained_weights/face_embedder_eval.pt   the evaluation embedder trained on the same data
+
+`make weights` (`python -m sf2f weights build`) trains the three runs with the `long` profile into
+`runs/course/long/<config>` (train or load: finished runs are reused, as notebooks 05 and 06 reuse them), then
+exports them. Every file is checked against the manifest's SHA-256 before it is loaded; `python -m sf2f weights
+check` (and a test) also says when the synthetic data, the `long` recipe or the generator's architecture no longer
+match what the weights were trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sf2f.config import DataConfig, ExperimentConfig, config_from_dict, flatten_config, load_config
+from sf2f.errors import SF2FError
+from sf2f.paths import REPO_ROOT, RUNS_DIR
+from sf2f.weights import sha256_of
+
+__all__ = [
+    "BUILD_COMMAND",
+    "MODELS",
+    "PROFILE",
+    "SCORER",
+    "SHIPPED_DIR",
+    "ShippedWeightsError",
+    "TrainedModel",
+    "build_shipped",
+    "data_fingerprint",
+    "describe_shipped",
+    "export_shipped",
+    "load_shipped_generator",
+    "load_shipped_scorer",
+    "read_manifest",
+    "shipped_config",
+    "stale_reasons",
+    "trained_models",
+    "verify_shipped",
+]
+
+#: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set
+SHIPPED_DIR: Path = Path(os.environ.get("SF2F_TRAINED_WEIGHTS", "") or REPO_ROOT / "trained_weights")
+PROFILE = "long"
+MODELS = ("v2f", "sf2f_1st_stage", "sf2f_fuser")
+SCORER = "face_embedder_eval"
+MANIFEST = "manifest.json"
+BUILD_COMMAND = "make weights"
+FORMAT = 1
+#: config keys that say where or how a run ran, not what it learned: left out when recipes are compared
+_NOT_RECIPE = ("profile", "sources", "optim.pretrained", "data.root", "model.face_embedder.trained_path")
+
+
+class ShippedWeightsError(SF2FError, RuntimeError):
+    """The shipped weights are missing, altered, or were made from other data, another recipe or architecture."""
+
+
+def _folder(folder: Path | None) -> Path:
+    # looked up at call time, so that SF2F_TRAINED_WEIGHTS and tests can point the course elsewhere
+    return SHIPPED_DIR if folder is None else Path(folder)
+
+
+def course_run(name: str) -> Path:
+    """Where `make weights` (and notebooks 05-07 under the long profile) keep the run of a config."""
+    return RUNS_DIR / "course" / PROFILE / name
+
+
+def shipped_config(name: str, device: str = "auto", threads: int = 0) -> ExperimentConfig:
+    """The config a shipped generator is trained with: the paper config `name` under the `long` profile; the fuser
+    starts from the stage-1 run's checkpoint."""
+    overrides = [f"run.device={device}", f"run.threads={threads}"]
+    if name == "sf2f_fuser":
+        overrides.append(f"optim.pretrained={course_run('sf2f_1st_stage') / 'checkpoints' / 'latest.pt'}")
+    return load_config(name, profile=PROFILE, overrides=overrides)
+
+
+def data_fingerprint(data: DataConfig) -> str:
+    """What defines the synthetic data a model trains on, hashed: the generator's version, its size and seed, the
+    people's traits (drawn, not read from disk) and the preparation settings.
+
+    The generated files themselves are left out on purpose: their last bits may differ between CPUs, while everything
+    hashed here comes out the same on every machine (the traits are stored rounded).
+    """
+    from sf2f.data.cache import PrepareSettings
+    from sf2f.data.synthetic.traits import draw_identities, traits_table
+    from sf2f.data.synthetic.writer import GENERATOR_VERSION
+
+    if data.kind != "synthetic":
+        raise ShippedWeightsError(f"data.kind is '{data.kind}': only the synthetic data is defined by its parameters")
+    people = traits_table(draw_identities(data.synthetic.identities, data.synthetic.seed))
+    definition = {
+        "generator_version": GENERATOR_VERSION,
+        "synthetic": dataclasses.asdict(data.synthetic),
+        "prepare": PrepareSettings.from_data_config(data).to_dict(),
+        "traits_sha256": hashlib.sha256(people.to_csv(index=False).encode("utf-8")).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _recipe(cfg: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
+    from sf2f.train.trainer import MACHINE_KEYS
+
+    flat = flatten_config(cfg if isinstance(cfg, ExperimentConfig) else config_from_dict(dict(cfg), "manifest"))
+    return {k: v for k, v in flat.items() if k not in (*_NOT_RECIPE, *MACHINE_KEYS)}
+
+
+def _half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating tensors to float16 (loading casts them back); counters and other integers as they are."""
+    return {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.cpu() for k, v in state.items()}
+
+
+def _machine(device: str) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = f"{names[0]} x {len(names)}" if names else cpu
+    gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else ""
+    return {"cpu": cpu, "gpu": gpu, "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def export_shipped(
+    runs: Mapping[str, Any], scorer: Path, folder: Path | None = None, device: str = "cpu", command: str = BUILD_COMMAND
+) -> dict[str, Any]:
+    """Write the generators of finished runs (`runs`: config name -> TrainResult) and the scoring embedder `scorer`
+    into `folder` as float16, and the manifest last (its presence means the folder is complete)."""
+    from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
+
+    folder = _folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    files: dict[str, Any] = {}
+    for name, run in runs.items():
+        state = load_checkpoint(run.checkpoint)
+        cfg = config_from_dict(state["config"], str(run.checkpoint))
+        path = save_checkpoint({"format": state["format"], "config": state["config"],
+                                "generator": _half(state["generator"])}, folder / f"{name}.pt")
+        files[path.name] = {
+            "kind": "generator",
+            "config_name": name,
+            "sha256": sha256_of(path),
+            "bytes": path.stat().st_size,
+            "parameters": sum(v.numel() for k, v in state["generator"].items() if v.is_floating_point()
+                              and "running_" not in k),
+            "config": state["config"],
+            "data_fingerprint": data_fingerprint(cfg.data),
+            "iterations": run.steps,
+            "seed": cfg.run.seed,
+            "train_seconds": round(run.seconds, 1),
+            "trained_by_this_command": not run.reused,
+            "validation": {k: round(float(v), 4) for k, v in run.metrics.items()},
+        }
+    embedder = load_checkpoint(scorer)
+    path = save_checkpoint({**embedder, "state": _half(embedder["state"])}, folder / f"{SCORER}.pt")
+    files[path.name] = {"kind": "face embedder", "sha256": sha256_of(path), "bytes": path.stat().st_size,
+                        "settings": embedder["settings"], "seed": embedder["seed"]}
+    manifest = {
+        "format": FORMAT,
+        "profile": PROFILE,
+        "command": command,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(device),
+        "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, Any]:
+    folder = _folder(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ShippedWeightsError(f"{path}: no shipped weights here; `{BUILD_COMMAND}` makes them")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ShippedWeightsError(
+            f"{path}: not a readable manifest ({exc}); `{BUILD_COMMAND}` writes it anew"
+        ) from None
+    if manifest.get("format") != FORMAT:
+        raise ShippedWeightsError(f"{path}: manifest format {manifest.get('format')!r}, this sf2f reads {FORMAT}")
+    return manifest
+
+
+def verify_shipped(name: str, folder: Path | None = None) -> Path:
+    """The path of a shipped file after checking its SHA-256 against the manifest."""
+    folder = _folder(folder)
+    entry = read_manifest(folder)["files"].get(f"{name}.pt")
+    path = folder / f"{name}.pt"
+    if entry is None:
+        raise ShippedWeightsError(f"{folder / MANIFEST}: lists no {path.name}")
+    if not path.is_file():
+        raise ShippedWeightsError(f"{path}: missing (the manifest lists it); `{BUILD_COMMAND}` makes it")
+    if sha256_of(path) != entry["sha256"]:
+        raise ShippedWeightsError(f"{path}: its SHA-256 is not the manifest's: the file was altered or truncated; "
+                                  f"restore it from git or run `{BUILD_COMMAND}`")
+    return path
+
+
+def load_shipped_generator(name: str, folder: Path | None = None) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """A shipped generator (eval mode, float32, on the CPU) and its config, after the SHA-256 check."""
+    folder = _folder(folder)
+    from sf2f.train.runs import load_generator
+
+    return load_generator(verify_shipped(name, folder))
+
+
+def load_shipped_scorer(folder: Path | None = None) -> torch.nn.Module:
+    """The face embedder that scores the shipped generators in notebook 06, after the SHA-256 check."""
+    folder = _folder(folder)
+    from sf2f.train.face_embedder import load_trained_embedder
+
+    return load_trained_embedder(verify_shipped(SCORER, folder))
+
+
+def stale_reasons(folder: Path | None = None) -> list[str]:
+    """Why the shipped generators no longer match this checkout (empty when they do): the synthetic data they were
+    trained on, the `long` recipe, or the generator's architecture (parameter names and shapes)."""
+    folder = _folder(folder)
+    from sf2f.models import build_generator
+    from sf2f.train.checkpoints import load_checkpoint
+
+    reasons = []
+    files = read_manifest(folder)["files"]
+    for name in MODELS:
+        entry = files.get(f"{name}.pt")
+        if entry is None:
+            reasons.append(f"{name}: not in the manifest")
+            continue
+        cfg = shipped_config(name)
+        if entry["data_fingerprint"] != data_fingerprint(cfg.data):
+            reasons.append(f"{name}: trained on other synthetic data (generator version, size, seed, traits or "
+                           "preparation settings differ)")
+        was, now = _recipe(entry["config"]), _recipe(cfg)
+        changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        if changed:
+            shown = "; ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+            reasons.append(f"{name}: trained with another recipe ({shown})")
+        own = {k: tuple(v.shape) for k, v in build_generator(cfg).state_dict().items()}
+        saved = {k: tuple(v.shape) for k, v in load_checkpoint(verify_shipped(name, folder))["generator"].items()}
+        if own != saved:
+            differ = sorted(set(own) ^ set(saved) | {k for k in set(own) & set(saved) if own[k] != saved[k]})
+            reasons.append(f"{name}: the generator's architecture changed ({', '.join(differ[:4])})")
+    return reasons
+
+
+def describe_shipped(name: str, folder: Path | None = None) -> str:
+    """One line for a figure or a log: which shipped weights, how long they trained, how they were made."""
+    folder = _folder(folder)
+    entry = read_manifest(folder)["files"][f"{name}.pt"]
+    return f"shipped {name}, trained for {entry['iterations']:,} iterations with `{BUILD_COMMAND}`"
+
+
+def _train_one(name: str, device: str, threads: int, progress: bool) -> Any:
+    """Train or load one shipped run (a process of its own when several train side by side)."""
+    from sf2f.data.course_data import prepared_data
+    from sf2f.train.runs import train_or_load
+
+    cfg = shipped_config(name, device, threads)
+    data = prepared_data(cfg.data, progress=False).root
+    return train_or_load(cfg, data, course_run(name), progress=progress)
+
+
+def build_shipped(
+    folder: Path | None = None, device: str = "auto", jobs: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """`make weights`: the data and its face embedders, then the three `long` runs (voice2face and SF2F's first stage
+    side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from sf2f.data.course_data import prepared_data
+    from sf2f.runtime import select_device
+    from sf2f.train.face_embedder import ensure_face_embedder
+
+    chosen = str(select_device(device))
+    cfg = shipped_config("sf2f_1st_stage", chosen)
+    data = prepared_data(cfg.data, progress=progress).root
+    ensure_face_embedder(cfg, data, progress=progress)
+    scorer = ensure_face_embedder(cfg, data, progress=progress, role="eval")
+    if jobs is None:
+        jobs = 2 if chosen == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+    first: Sequence[str] = ("v2f", "sf2f_1st_stage")
+    if jobs > 1:
+        # each run on one thread: two small networks train faster side by side than one after the other on two
+        with ProcessPoolExecutor(min(jobs, len(first)), mp_context=get_context("spawn")) as pool:
+            futures = {name: pool.submit(_train_one, name, chosen, 1, False) for name in first}
+            runs = {name: future.result() for name, future in futures.items()}
+    else:
+        runs = {name: _train_one(name, chosen, 0, progress) for name in first}
+    runs["sf2f_fuser"] = _train_one("sf2f_fuser", chosen, 0, progress)
+    return export_shipped(runs, scorer, folder, chosen)
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained generator the course evaluates and shows, with where it came from in words."""
+
+    name: str
+    generator: torch.nn.Module
+    cfg: ExperimentConfig
+    source: Path
+    label: str
+
+
+def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
+    """The three `long` generators the course shows (notebooks 06 and 07): the learner's own, when `make weights` or
+    `make demo PROFILE=long` has finished them in `runs/course/long/<config>` with today's recipe; else the shipped
+    ones (SHA-256 checked). Keys are the course's names: `v2f`, `SF2F w/o fuser`, `SF2F`."""
+    folder = _folder(folder)
+    from sf2f.config import load_resolved_config
+    from sf2f.train.runs import load_generator
+    from sf2f.train.trainer import TrainResult
+
+    names = {"v2f": "v2f", "sf2f_1st_stage": "SF2F w/o fuser", "sf2f_fuser": "SF2F"}
+    models = {}
+    for config, shown in names.items():
+        own = course_run(config)
+        saved = own / "config.yaml"
+        if (own / "done.json").is_file() and saved.is_file():
+            if _recipe(load_resolved_config(saved)) == _recipe(shipped_config(config)):
+                generator, cfg = load_generator(own)
+                label = f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
+                models[shown] = TrainedModel(shown, generator, cfg, own, label)
+                continue
+        generator, cfg = load_shipped_generator(config, folder)
+        models[shown] = TrainedModel(shown, generator, cfg, folder / f"{config}.pt", describe_shipped(config, folder))
+    return models
