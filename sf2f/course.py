@@ -139,14 +139,15 @@ def _select(notebooks: list[Path], only: Sequence[str]) -> list[Path]:
     return chosen
 
 
-def _execute(notebook: Path, output: Path, parameters: dict[str, str], progress: bool) -> None:
+def _execute(notebook: Path, output: Path, parameters: dict[str, object], progress: bool) -> None:
     # papermill pulls in Jupyter machinery; import it only when a course actually runs
     import papermill
 
+    accepted = papermill.inspect_notebook(str(notebook))  # its parameters cell: pass only what it declares
     papermill.execute_notebook(
         str(notebook),
         str(output),
-        parameters=parameters,
+        parameters={name: value for name, value in parameters.items() if name in accepted},
         cwd=str(notebook.parent),
         progress_bar=progress,
         request_save_on_cell_execute=True,
@@ -190,6 +191,7 @@ def run_course(
             "device": device,
             "output_dir": str(out / notebook.stem),
             "figures_dir": figures_abs,
+            "interactive": False,  # a batch run has no browser: no widget controls, whose text stand-ins clutter it
         }
         start = time.perf_counter()
         record = NotebookRun(notebook.stem, "ok", output=str(output))
