@@ -49,3 +49,17 @@ def test_the_docs_pages_the_project_links_to_exist() -> None:
         linked.update(re.findall(r"docs/([a-z_]+\.md)", path.read_text(encoding="utf-8", errors="replace")))
     assert "original_recipe.md" in linked
     assert not {name for name in linked if not (REPO / "docs" / name).is_file()}
+
+
+def test_every_relative_link_of_the_markdown_pages_exists() -> None:
+    """A figure or page the README (or a docs page) links to is in the repository."""
+    missing = []
+    for path in _project_files():
+        if path.suffix != ".md":
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")):
+            if "://" in target or target.startswith(("#", "mailto:")):
+                continue
+            if not (path.parent / target.split("#")[0]).exists():
+                missing.append(f"{path.relative_to(REPO)} -> {target}")
+    assert not missing, "\n".join(missing)
