@@ -451,7 +451,10 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
     folder = user_path(args.folder) if args.folder else SHIPPED_DIR
     if args.weights_command == "build":
-        build_shipped(folder, device=args.device, jobs=args.jobs, progress=not args.no_progress)
+        options = [*(["--device", args.device] if args.device != "auto" else []),
+                   *(["--jobs", str(args.jobs)] if args.jobs is not None else [])]
+        build_shipped(folder, device=args.device, jobs=args.jobs, progress=not args.no_progress,
+                      command=" ".join(["python -m sf2f weights build", *options]))
     manifest = read_manifest(folder)
     for name in (*MODELS, SCORER):
         path = verify_shipped(name, folder)

@@ -283,10 +283,15 @@ def _train_one(name: str, device: str, threads: int, progress: bool) -> Any:
 
 
 def build_shipped(
-    folder: Path | None = None, device: str = "auto", jobs: int | None = None, progress: bool = True
+    folder: Path | None = None,
+    device: str = "auto",
+    jobs: int | None = None,
+    progress: bool = True,
+    command: str = BUILD_COMMAND,
 ) -> dict[str, Any]:
     """`make weights`: the data and its face embedders, then the three `long` runs (voice2face and SF2F's first stage
-    side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`."""
+    side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`. `command` is
+    what the manifest records as having made the files."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -310,7 +315,7 @@ def build_shipped(
     else:
         runs = {name: _train_one(name, chosen, 0, progress) for name in first}
     runs["sf2f_fuser"] = _train_one("sf2f_fuser", chosen, 0, progress)
-    return export_shipped(runs, scorer, folder, chosen)
+    return export_shipped(runs, scorer, folder, chosen, command)
 
 
 @dataclasses.dataclass
