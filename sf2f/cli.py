@@ -401,10 +401,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         checkpoint = user_path(args.checkpoint)
         generator, cfg = load_generator(checkpoint, args.which)
     else:
-        from sf2f.shipped import describe_shipped, load_shipped_generator, verify_shipped
+        from sf2f.shipped import describe_shipped, verify_shipped
 
-        checkpoint = verify_shipped("sf2f_fuser")
-        generator, cfg = load_shipped_generator("sf2f_fuser")
+        checkpoint = verify_shipped("sf2f_fuser")  # hashed once here; the file is a generator checkpoint
+        generator, cfg = load_generator(checkpoint)
         print(f"no --checkpoint: using the {describe_shipped('sf2f_fuser')} ({checkpoint})")
     stats = MelStats(**json.loads(user_path(args.mel_stats).read_text())) if args.mel_stats else None
     face = generate_face(generator.to(select_device(args.device)), cfg, [user_path(w) for w in args.wav], stats)

@@ -35,7 +35,7 @@ import torch
 
 from sf2f.config import DataConfig, ExperimentConfig, config_from_dict, flatten_config, load_config
 from sf2f.errors import SF2FError
-from sf2f.paths import REPO_ROOT, RUNS_DIR
+from sf2f.paths import REPO_ROOT
 from sf2f.weights import sha256_of
 
 __all__ = [
@@ -82,7 +82,9 @@ def _folder(folder: Path | None) -> Path:
 
 def course_run(name: str) -> Path:
     """Where `make weights` (and notebooks 05-07 under the long profile) keep the run of a config."""
-    return RUNS_DIR / "course" / PROFILE / name
+    from sf2f.train.runs import course_run_dir
+
+    return course_run_dir(name, PROFILE)
 
 
 def shipped_config(name: str, device: str = "auto", threads: int = 0) -> ExperimentConfig:
@@ -124,10 +126,6 @@ def _recipe(cfg: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in (*_NOT_RECIPE, *MACHINE_KEYS)}
 
 
-def _on_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in state.items()}
-
-
 def _machine(device: str) -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -155,7 +153,7 @@ def export_shipped(
         state = load_checkpoint(run.checkpoint)
         cfg = config_from_dict(state["config"], str(run.checkpoint))
         path = save_checkpoint({"format": state["format"], "config": state["config"],
-                                "generator": _on_cpu(state["generator"])}, folder / f"{name}.pt")
+                                "generator": state["generator"]}, folder / f"{name}.pt")
         files[path.name] = {
             "kind": "generator",
             "config_name": name,
@@ -172,7 +170,7 @@ def export_shipped(
             "validation": {k: round(float(v), 4) for k, v in run.metrics.items()},
         }
     embedder = load_checkpoint(scorer)
-    path = save_checkpoint({**embedder, "state": _on_cpu(embedder["state"])}, folder / f"{SCORER}.pt")
+    path = save_checkpoint(embedder, folder / f"{SCORER}.pt")  # load_checkpoint mapped it to the CPU
     files[path.name] = {"kind": "face embedder", "sha256": sha256_of(path), "bytes": path.stat().st_size,
                         "settings": embedder["settings"], "seed": embedder["seed"]}
     manifest = {
