@@ -6,6 +6,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -15,6 +16,30 @@ from sf2f.errors import MissingPathError, SF2FError, UsageError
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
+#: what `ArgumentParser.add_subparsers()` returns (argparse names its type only privately)
+Subparsers = Any
+
+
+def _command(sub: Subparsers, name: str, help: str, description: str, examples: Sequence[str],
+             handler: Handler | None = None) -> argparse.ArgumentParser:
+    """A (sub)command's parser with its help, description, examples and handler. It stores itself in the parsed
+    arguments, so that `main` reports an unknown option with this command's usage (argparse would show the top-level
+    usage, which lists no option of the command)."""
+    parser = sub.add_parser(name, help=help, description=description,
+                            epilog="\n".join(["examples:", *(f"  {e}" for e in examples)]),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(command_parser=parser, **({"handler": handler} if handler else {}))
+    return parser
+
+
+def _recipe_options(parser: argparse.ArgumentParser, example: str = "optim.lr=1e-4") -> None:
+    """--profile and --set: how every command that resolves a config scales and overrides it."""
+    parser.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
+
+
+def _no_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -29,15 +54,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_course(args: argparse.Namespace) -> int:
     from sf2f.course import run_course
 
-    summary = run_course(
-        profile=args.profile,
-        data_root=args.data_root,
-        device=args.device,
-        run_dir=args.run_dir,
-        figures_dir=args.figures_dir,
-        only=args.only,
-        progress=not args.no_progress,
-    )
+    summary = run_course(profile=args.profile, data_root=args.data_root, device=args.device, run_dir=args.run_dir,
+                         figures_dir=args.figures_dir, only=args.only, progress=not args.no_progress)
     print(summary.to_markdown())
     print(f"executed notebooks, summary and results.md are in {summary.run_dir}")
     failure = summary.failure()
@@ -63,77 +81,51 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_config(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "config",
-        help="print or save a fully resolved config",
-        description="Resolve a paper config (by name or path), scaled by a profile, with key=value overrides.",
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f config sf2f_fuser --profile demo\n"
-            "  python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml\n"
-            f"paper configs: {', '.join(PAPER_CONFIGS)}; profiles: {', '.join(PROFILES)}"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _add_config(sub: Subparsers) -> None:
+    p = _command(sub, "config", "print or save a fully resolved config",
+                 "Resolve a paper config (by name or path), scaled by a profile, with key=value overrides.",
+                 ["python -m sf2f config sf2f_fuser --profile demo",
+                  "python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml",
+                  f"(paper configs: {', '.join(PAPER_CONFIGS)}; profiles: {', '.join(PROFILES)})"], _cmd_config)
     p.add_argument("config", help="a paper config name (for example sf2f_1st_stage) or a YAML file")
-    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
+    _recipe_options(p)
     p.add_argument("--out", default=None, help="write the resolved YAML here instead of printing it")
-    p.set_defaults(handler=_cmd_config)
 
 
-def _add_course(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "course",
-        help="run the numbered notebooks in order with papermill",
-        description=(
-            "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
-            "notebook and cell), and write summary.md, summary.json and results.md."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs\n"
-            "  python -m sf2f course --profile quick --only 00 01\n"
-            "  python -m sf2f course --profile paper --data-root /data/VoxCeleb --device cuda"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _add_course(sub: Subparsers) -> None:
+    p = _command(sub, "course", "run the numbered notebooks in order with papermill",
+                 "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
+                 "notebook and cell), and write summary.md, summary.json and results.md.",
+                 ["python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs",
+                  "python -m sf2f course --profile quick --only 00 01",
+                  "python -m sf2f course --profile paper --data-root /data/VoxCeleb --device cuda"], _cmd_course)
     p.add_argument("--profile", default="demo", choices=PROFILES)
     p.add_argument("--data-root", default="", help="dataset root (default: data/synthetic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<timestamp>)")
     p.add_argument("--figures-dir", default="", help="also save the notebooks' figures here (make demo: figures)")
     p.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (by number)")
-    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
-    p.set_defaults(handler=_cmd_course)
+    _no_progress(p)
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
+def _add_data(sub: Subparsers) -> None:
     from sf2f.config import SyntheticConfig
 
-    p = sub.add_parser("data", help="create datasets (the synthetic default)",
-                       description="Dataset commands. `data synthetic` writes the offline paired voice-face dataset.",
-                       epilog="example:\n  python -m sf2f data synthetic --out data/synthetic",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command(sub, "data", "create datasets (the synthetic default)",
+                 "Dataset commands. `data synthetic` writes the offline paired voice-face dataset.",
+                 ["python -m sf2f data synthetic --out data/synthetic"])
     group = p.add_subparsers(dest="data_command", metavar="<data command>", required=True)
     defaults = SyntheticConfig()
-    s = group.add_parser(
-        "synthetic",
-        help="generate (or finish, or reuse) the synthetic paired voice-face dataset",
-        description=(
-            "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta "
-            "files, split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters "
-            "is reused, a half-written one is finished, one with other parameters is an error."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute\n"
-            "  python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
-            "   # the quick profile's\n"
-            "  python -m sf2f data synthetic --out /data/synth5k --identities 5000 --workers 16 --seed 1"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    s = _command(
+        group, "synthetic", "generate (or finish, or reuse) the synthetic paired voice-face dataset",
+        "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta files, "
+        "split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters is reused, "
+        "a half-written one is finished, one with other parameters is an error.",
+        ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
+         "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
+         "   # the quick profile's",
+         "python -m sf2f data synthetic --out /data/synth5k --identities 5000 --workers 16 --seed 1"],
+        _cmd_data_synthetic,
     )
     s.add_argument("--out", required=True, help="dataset folder (created; relative paths from the current folder)")
     s.add_argument("--identities", type=int, default=defaults.identities, help="number of people (default %(default)s)")
@@ -141,16 +133,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--faces", type=int, default=defaults.faces, help="face images per person (default %(default)s)")
     s.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     s.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core when useful)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s.set_defaults(handler=_cmd_data_synthetic)
+    _no_progress(s)
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="what sf2f runs on: device, threads, versions",
-                       epilog="example:\n  python -m sf2f info --device auto",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_info(sub: Subparsers) -> None:
+    p = _command(sub, "info", "what sf2f runs on: device, threads, versions",
+                 "The device sf2f would use, its threads, and the versions of the libraries it runs on.",
+                 ["python -m sf2f info --device auto"], _cmd_info)
     p.add_argument("--device", default="auto")
-    p.set_defaults(handler=_cmd_info)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -164,15 +154,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from sf2f.paths import project_path, user_path
 
     audio = voice2face_audio_config() if args.features == "voice2face" else AudioConfig()
-    settings = PrepareSettings(
-        audio=dataclasses.replace(audio, dtype=args.dtype),
-        image_size=args.image_size,
-        face_type=args.face_type,
-        align_faces=args.align_faces,
-        sub_datasets=tuple(args.sub_datasets),
-        split_rule=args.split_rule,
-        seed=args.seed,
-    )
+    settings = PrepareSettings(audio=dataclasses.replace(audio, dtype=args.dtype), image_size=args.image_size,
+                               face_type=args.face_type, align_faces=args.align_faces,
+                               sub_datasets=tuple(args.sub_datasets), split_rule=args.split_rule, seed=args.seed)
     root = user_path(args.data_root) if args.data_root else project_path(DataConfig().root)
     # the folder notebooks and the trainer look in by default (sf2f.data.course_data)
     default_out = prepared_dir(DataConfig(root=str(root), face_type=args.face_type, image_size=args.image_size))
@@ -185,25 +169,19 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_prepare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "prepare",
-        help="speech and faces to the packed training cache (log-mels, face crops, split, report)",
-        description=(
-            "Read a dataset in the layout of data/README.md (VoxCeleb audio + HQ-VoxCeleb faces, or the synthetic "
-            "default), run the original's VAD and log-mel features and the face resize, and pack every split into "
-            "a few memory-mapped files. Resumable: re-run the same command after an interruption. Every skipped "
-            "file is listed with its reason in <out>/report.csv."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64\n"
-            "  python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128 --workers 16\n"
-            "  python -m sf2f prepare --data-root data/VoxCeleb --faces-root ~/downloads/HQ-VoxCeleb --out data/prepared/hq\n"
-            "  python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces --split-rule seeded\n"
-            "  python -m sf2f prepare --data-root data/VoxCeleb --out data/prepared/v2f --features voice2face"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_prepare(sub: Subparsers) -> None:
+    p = _command(
+        sub, "prepare", "speech and faces to the packed training cache (log-mels, face crops, split, report)",
+        "Read a dataset in the layout of data/README.md (VoxCeleb audio + HQ-VoxCeleb faces, or the synthetic "
+        "default), run the original's VAD and log-mel features and the face resize, and pack every split into a few "
+        "memory-mapped files. Resumable: re-run the same command after an interruption. Every skipped file is listed "
+        "with its reason in <out>/report.csv.",
+        ["python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64",
+         "python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128 --workers 16",
+         "python -m sf2f prepare --data-root data/VoxCeleb --faces-root ~/downloads/HQ-VoxCeleb --out data/prepared/hq",
+         "python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces --split-rule seeded",
+         "python -m sf2f prepare --data-root data/VoxCeleb --out data/prepared/v2f --features voice2face"],
+        _cmd_prepare,
     )
     p.add_argument("--data-root", default="", help="dataset folder (default: the repository's data/synthetic)")
     p.add_argument("--faces-root", default="",
@@ -223,8 +201,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="float64 reproduces the original's values to about 1e-12 (twice the disk)")
     p.add_argument("--overwrite", action="store_true", help="replace a preparation made with other settings")
     p.add_argument("--keep-parts", action="store_true", help="keep per-identity parts (faster re-runs after adding data)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_prepare)
+    _no_progress(p)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -260,37 +237,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a config (stage 1 or the fuser stage) on a prepared dataset",
-        description=(
-            "Train the generator and discriminators of a paper config (recipe §3) on a prepared dataset "
-            "(python -m sf2f prepare). The run folder gets the resolved config, metrics.csv (and TensorBoard events "
-            "when installed), sample grids and checkpoints (latest and best per validation metric). A killed run "
-            "continues exactly with --resume. Several processes: launch with torchrun."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote\n"
-            "  python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-masked-64 "
-            "--pretrained runs/s1/checkpoints/latest.pt\n"
-            "  python -m sf2f train v2f --profile quick --set optim.epochs=5 --set run.amp=bf16\n"
-            "  python -m sf2f train --resume runs/s1\n"
-            "  torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_train(sub: Subparsers) -> None:
+    p = _command(
+        sub, "train", "train a config (stage 1 or the fuser stage) on a prepared dataset",
+        "Train the generator and discriminators of a paper config (recipe §3) on a prepared dataset (python -m sf2f "
+        "prepare). The run folder gets the resolved config, metrics.csv (and TensorBoard events when installed), "
+        "sample grids and checkpoints (latest and best per validation metric). A killed run continues exactly with "
+        "--resume. Several processes: launch with torchrun.",
+        ["python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote",
+         "python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-masked-64 "
+         "--pretrained runs/s1/checkpoints/latest.pt",
+         "python -m sf2f train v2f --profile quick --set optim.epochs=5 --set run.amp=bf16",
+         "python -m sf2f train --resume runs/s1",
+         "torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"],
+        _cmd_train,
     )
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
-    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
+    _recipe_options(p)
     p.add_argument("--data", default="", help="prepared dataset folder (default: where `prepare` puts data.root's: "
                    "data/prepared/<data.root name>-<face type>-<size>)")
     p.add_argument("--run-dir", default="", help="run folder (default: <run.output_root>/<run.name>-<timestamp>)")
     p.add_argument("--resume", default="", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--pretrained", default="", metavar="CKPT", help="start from this checkpoint (the fuser stage)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_train)
+    _no_progress(p)
 
 
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
@@ -309,31 +278,23 @@ def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_face_embedder(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train-face-embedder",
-        help="train a face embedder on the training identities (for data without FaceNet weights)",
-        description=(
-            "Train a small CNN to tell the training identities apart from their faces (cosine-softmax "
-            "classification); the perceptual loss and the validation metrics then look at faces through it. "
-            "Settings come from model.face_embedder of the config (width, epochs, batch size, learning rate). "
-            "The file goes to <data>/face_embedder.pt by default, where `train` looks for it."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo\n"
-            "  python -m sf2f train-face-embedder --data data/prepared/mine --set model.face_embedder.epochs=50 "
-            "--out embedder.pt"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_train_face_embedder(sub: Subparsers) -> None:
+    p = _command(
+        sub, "train-face-embedder", "train a face embedder on the training identities (for data without FaceNet weights)",
+        "Train a small CNN to tell the training identities apart from their faces (cosine-softmax classification); "
+        "the perceptual loss and the validation metrics then look at faces through it. Settings come from "
+        "model.face_embedder of the config (width, epochs, batch size, learning rate). The file goes to "
+        "<data>/face_embedder.pt by default, where `train` looks for it.",
+        ["python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo",
+         "python -m sf2f train-face-embedder --data data/prepared/mine --set model.face_embedder.epochs=50 "
+         "--out embedder.pt"],
+        _cmd_train_face_embedder,
     )
     p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
     p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or <data>/face_embedder.pt)")
     p.add_argument("--config", default="sf2f_1st_stage", help="config whose model.face_embedder settings to use")
-    p.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. model.face_embedder.width=32")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_train_face_embedder)
+    _recipe_options(p, "model.face_embedder.width=32")
+    _no_progress(p)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -354,25 +315,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
-        description=(
-            "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared "
-            "dataset with the metrics of recipe §4 and those the paper lacked: one row per model and "
-            "probe mode, then chance, the ground-truth-faces upper bound, the mean-face lower bound, on synthetic data "
-            "the shared-trait mean face, and the paper's numbers where they exist. Deterministic: the same command "
-            "gives the same numbers."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser\n"
-            "  python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val --out eval/s1\n"
-            "  python -m sf2f evaluate --checkpoint runs/s1 --data data/prepared/synthetic-masked-64 "
-            "--probe-modes naive"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_evaluate(sub: Subparsers) -> None:
+    p = _command(
+        sub, "evaluate",
+        "evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
+        "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared dataset "
+        "with the metrics of recipe §4 and those the paper lacked: one row per model and probe mode, then chance, the "
+        "ground-truth-faces upper bound, the mean-face lower bound, on synthetic data the shared-trait mean face, and "
+        "the paper's numbers where they exist. Deterministic: the same command gives the same numbers.",
+        ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser",
+         "python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val --out eval/s1",
+         "python -m sf2f evaluate --checkpoint runs/s1 --data data/prepared/synthetic-masked-64 --probe-modes naive"],
+        _cmd_evaluate,
     )
     p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
                    help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
@@ -385,7 +339,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-modes", nargs="+", default=[], metavar="MODE",
                    help="naive, average_facenet_embedding and/or average_voice_embedding (default: all three)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
-    p.set_defaults(handler=_cmd_evaluate)
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
@@ -415,23 +368,17 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_infer(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "infer",
-        help="a face from speech files with a trained generator",
-        description=(
-            "Generate a face from one or more recordings (wav, flac, ogg, m4a; any sample rate and channel count; "
-            "at least one second of speech each). The speech is cut into 1.25 s windows with the checkpoint's audio "
-            "settings; a fuser model fuses all windows of all files with its attention, a stage-1 model averages "
-            "their embeddings. Writes face_<size>.png per output scale and face.json (files and windows used)."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)\n"
-            "  python -m sf2f infer --checkpoint runs/course/demo/sf2f_fuser --wav me.wav --out faces/me\n"
-            "  python -m sf2f infer --checkpoint runs/s2/checkpoints/best_recall_at_5.pt --wav a.flac b.wav --out out"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_infer(sub: Subparsers) -> None:
+    p = _command(
+        sub, "infer", "a face from speech files with a trained generator",
+        "Generate a face from one or more recordings (wav, flac, ogg, m4a; any sample rate and channel count; at least "
+        "one second of speech each). The speech is cut into 1.25 s windows with the checkpoint's audio settings; a "
+        "fuser model fuses all windows of all files with its attention, a stage-1 model averages their embeddings. "
+        "Writes face_<size>.png per output scale and face.json (files and windows used).",
+        ["python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)",
+         "python -m sf2f infer --checkpoint runs/course/demo/sf2f_fuser --wav me.wav --out faces/me",
+         "python -m sf2f infer --checkpoint runs/s2/checkpoints/best_recall_at_5.pt --wav a.flac b.wav --out out"],
+        _cmd_infer,
     )
     p.add_argument("--checkpoint", default="",
                    help="a run folder or a checkpoint file (.pt); default: the shipped SF2F "
@@ -442,7 +389,6 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     p.add_argument("--mel-stats", default="", metavar="JSON",
                    help="stats.json of the prepared training data (only for audio.mel_norm: dataset)")
-    p.set_defaults(handler=_cmd_infer)
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -473,35 +419,29 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "weights",
-        help="the trained weights shipped with the course: rebuild them (make weights) or check them",
-        description=(
-            "trained_weights/ holds the long profile's voice2face, SF2F without fuser and SF2F generators and the face "
-            "embedder that scores them, with a manifest (SHA-256, config, data fingerprint, iterations, machine, "
-            "command). `build` trains the three runs into runs/course/long/<config> (finished runs are reused) and "
-            "exports them; `check` verifies every file and says whether data, recipe and architecture still match."
-        ),
-        epilog=(
-            "examples:\n"
-            "  python -m sf2f weights check\n"
-            "  python -m sf2f weights build                 # what `make weights` runs (an evening on 2 CPU cores)\n"
-            "  python -m sf2f weights build --device cuda   # minutes on a GPU"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_weights(sub: Subparsers) -> None:
+    p = _command(
+        sub, "weights", "the trained weights shipped with the course: rebuild them (make weights) or check them",
+        "trained_weights/ holds the long profile's voice2face, SF2F without fuser and SF2F generators and the face "
+        "embedder that scores them, with a manifest (SHA-256, config, data fingerprint, iterations, machine, command). "
+        "`build` trains the three runs into runs/course/long/<config> (finished runs are reused) and exports them; "
+        "`check` verifies every file and says whether data, recipe and architecture still match.",
+        ["python -m sf2f weights check",
+         "python -m sf2f weights build                 # what `make weights` runs (an evening on 2 CPU cores)",
+         "python -m sf2f weights build --device cuda   # minutes on a GPU"],
     )
     group = p.add_subparsers(dest="weights_command", metavar="<weights command>", required=True)
-    for name, text in (("build", "train (or reuse) the three long runs and export them"),
-                       ("check", "verify the files against the manifest and this checkout")):
-        s = group.add_parser(name, help=text, description=text)
+    for name, text, example in (
+        ("build", "train (or reuse) the three long runs and export them", "python -m sf2f weights build --jobs 1"),
+        ("check", "verify the files against the manifest and this checkout", "python -m sf2f weights check"),
+    ):
+        s = _command(group, name, text, text, [example], _cmd_weights)
         s.add_argument("--folder", default="", help="the weights folder (default: the repository's trained_weights/)")
         if name == "build":
             s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
             s.add_argument("--jobs", type=int, default=None,
                            help="runs trained side by side, one thread each (default: 2 on a CPU with 2+ cores)")
-            s.add_argument("--no-progress", action="store_true", help="no progress bars")
-        s.set_defaults(handler=_cmd_weights)
+            _no_progress(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,18 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate, _add_infer, _add_info, _add_weights)
     for add in commands:
         add(sub)
-    _record_command_parsers(parser)
     return parser
-
-
-def _record_command_parsers(parser: argparse.ArgumentParser) -> None:
-    """Each (sub)command stores its own parser in the parsed arguments, so that `main` can report an unknown option
-    with that command's usage (argparse reports it with the top-level usage, which lists no option of the command)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                command.set_defaults(command_parser=command)
-                _record_command_parsers(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Where the repository keeps things (sf2f is installed editable, so the package sits inside the checkout), what a
-relative path means, and a lock for processes that work on the same folder (prepare, train).
+relative path means, a lock for processes that work on the same folder (prepare, train), and writing a file so that
+a killed process never leaves half of it.
 
 Two kinds of relative path, two rules: what a user types (`--wav me.wav`, `--out faces/me`, a notebook's
 `data_root`) is taken from the current working folder, as with any command-line tool (:func:`user_path`); paths
@@ -9,6 +10,7 @@ from the repository root (:func:`project_path`). Library functions take a path a
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,3 +63,29 @@ def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def atomic_path(path: Path, durable: bool = False) -> Iterator[Path]:
+    """A temporary path to write `path`'s new content to; when the block ends, it is renamed over `path` (a rename
+    within a folder is atomic), so readers see the old file or the new one, never half of one, even when the writer
+    is killed. On an error the temporary file is removed. The name is hidden and ends in `.part`, which the synthetic
+    data's writer sweeps up after a killed run. `durable` also flushes the data to disk before the rename (for
+    checkpoints: a power cut then leaves the previous one, not an empty file).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, content: bytes | str) -> None:
+    """Write a whole file (`str` as UTF-8) through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)

@@ -21,7 +21,6 @@ from sf2f.evaluate import (
     AttributeProbe,
     IdentityClassifier,
     SplitEvaluator,
-    evaluate_generator,
     make_probes,
     results_table,
 )
@@ -75,11 +74,12 @@ def _generator(config: str, world, seed: int = 1) -> nn.Module:
 
 
 def _evaluate(world, generator: nn.Module) -> pd.DataFrame:
-    return evaluate_generator(
-        generator, world["test"], world["cfg"], world["embedder"], model="tiny", train_split=world["train"],
-        references=True, image_classifier=world["classifier"], attribute_probe=world["attributes"],
-        traits=world["traits"], batch_size=4,
+    evaluator = SplitEvaluator(
+        world["test"], world["cfg"], world["embedder"], image_classifier=world["classifier"],
+        attribute_probe=world["attributes"], traits=world["traits"], batch_size=4,
     )
+    rows = evaluator.evaluate(generator, "tiny") + evaluator.reference_rows(world["train"])
+    return results_table(rows, with_paper=True)
 
 
 def test_the_same_evaluation_twice_gives_identical_numbers(world) -> None:

@@ -24,7 +24,7 @@ from sf2f.models import (
     count_parameters,
     scale_width,
 )
-from sf2f.models.discriminators import PatchDiscriminator, build_cnn, format_arch, parse_arch
+from sf2f.models.discriminators import PatchDiscriminator, build_cnn, parse_arch
 from sf2f.models.inference import optimize_for_inference
 
 # recipe §2.6 and docs/original_timings.md: encoder, fuser, decoder, generator, image Ds, AC Ds without the id head
@@ -294,14 +294,11 @@ def test_freeze_all_but_fuser_trains_the_fuser_alone_with_frozen_batchnorm() -> 
     assert all(torch.equal(stats[k], after[k]) for k in stats)
     assert all(p.grad is None for n, p in g.named_parameters() if not n.startswith("fuser."))
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.fuser.parameters())
-    g.unfreeze()
-    g.train()
-    assert g.encoder.training and all(p.requires_grad for p in g.parameters())
-    g(mel)
-    assert not all(torch.equal(stats[k], g.state_dict()[k]) for k in stats)
     g.freeze_all_but_fuser(freeze_batchnorm=False).clear()
     g.train()
     assert g.encoder.training  # bn_mode as_original: BatchNorm follows train()
+    g(mel)
+    assert not all(torch.equal(stats[k], g.state_dict()[k]) for k in stats)
     with pytest.raises(ValueError, match="no fuser"):
         build_generator(quick("sf2f_1st_stage")).freeze_all_but_fuser()
 
@@ -337,7 +334,6 @@ def test_build_cnn_puts_norm_and_activation_before_every_conv_but_the_first() ->
         build_cnn(parse_arch("C4-8-1"), padding="same")
     with pytest.raises(ValueError, match="bad layer 'X4-64-2'"):
         parse_arch("C4-32-2,X4-64-2")
-    assert format_arch(parse_arch("C1-32-1-0,C4-64-2")) == "C1-32-1-0,C4-64-2"
 
 
 def test_feature_map_sizes_of_section_2_5() -> None:

@@ -27,7 +27,6 @@ import functools
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
@@ -44,10 +43,10 @@ from tqdm import tqdm
 
 from sf2f.audio import AudioError, MelStats, extract_log_mels
 from sf2f.config import AudioConfig, DataConfig, flatten_config
-from sf2f.data.layouts import SPLITS, DatasetIndex, build_index, load_or_create_split, write_atomic
+from sf2f.data.layouts import SPLITS, DatasetIndex, build_index, load_or_create_split
 from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
-from sf2f.paths import folder_lock
+from sf2f.paths import atomic_path, folder_lock, write_atomic
 
 __all__ = [
     "CACHE_VERSION",
@@ -180,9 +179,7 @@ def _prepare_identity(job: _Job) -> str:
         faces.append(np.asarray(image, dtype=np.uint8))
         face_paths.append(rel)
     dtype = np.dtype(s.audio.dtype)
-    part = Path(job.part)
-    tmp = part.with_name(part.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(Path(job.part)) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             fingerprint=np.array(job.fingerprint),
@@ -196,7 +193,6 @@ def _prepare_identity(job: _Job) -> str:
             face_paths=np.array(face_paths, dtype=str),
             report=np.array(report, dtype=str).reshape(-1, 4),
         )
-    os.replace(tmp, part)
     return job.part
 
 
@@ -262,11 +258,11 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool, on_done: Callable[
 
 def _save_array(path: Path, shape: tuple[int, ...], dtype: np.dtype, blocks: Iterator[np.ndarray]) -> None:
     """Stream blocks into a .npy file of known shape (through a temporary file), never holding it all in memory."""
-    tmp = path.with_name(path.name + ".tmp")
-    if int(np.prod(shape)) == 0:
-        with open(tmp, "wb") as f:
-            np.save(f, np.zeros(shape, dtype))
-    else:
+    with atomic_path(path) as tmp:
+        if int(np.prod(shape)) == 0:
+            with open(tmp, "wb") as f:  # (np.save would append .npy to the temporary name)
+                np.save(f, np.zeros(shape, dtype))
+            return
         target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         row = 0
         for block in blocks:
@@ -274,7 +270,6 @@ def _save_array(path: Path, shape: tuple[int, ...], dtype: np.dtype, blocks: Ite
             row += len(block)
         target.flush()
         del target
-    os.replace(tmp, path)
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sf2f.errors import SF2FError
+from sf2f.paths import write_atomic
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -34,7 +35,6 @@ __all__ = [
     "read_meta",
     "read_split",
     "seeded_split",
-    "write_atomic",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -66,13 +66,6 @@ META: dict[str, MetaSpec] = {
     "vox1": MetaSpec("vox1_meta.csv", "\t", "VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Set"),
     "vox2": MetaSpec("full_vox2_meta.csv", ",", "VoxCeleb2ID", "Name", "Gender_x", "Set"),
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename, so a killed process never leaves half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_meta(path: str | Path, sub: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ One module per concept:
     fid.py              Fréchet distance in the embedder's space, and with the Inception network when present (§4.4)
     diversity.py        LPIPS between faces from different segments of one speaker, when its weights are present (§4.5)
     attributes.py       do generated faces carry the speaker's sex, age and size (synthetic data)
-    evaluator.py        SplitEvaluator / evaluate_generator: all of the above for a Generator on a prepared split
+    evaluator.py        SplitEvaluator: all of the above for a Generator on a prepared split
     report.py           the results table (CSV and Markdown) with reference rows and the paper's numbers
     runs.py             trained checkpoints to that table (python -m sf2f evaluate); the evaluator a dataset allows
 
@@ -24,7 +24,7 @@ One module per concept:
 """
 
 from sf2f.evaluate.attributes import AttributeProbe
-from sf2f.evaluate.evaluator import SplitEvaluator, evaluate_generator, mean_face
+from sf2f.evaluate.evaluator import SplitEvaluator, mean_face
 from sf2f.evaluate.identity_score import IdentityClassifier
 from sf2f.evaluate.inception_score import SplitScore, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
@@ -41,7 +41,6 @@ __all__ = [
     "SplitScore",
     "VGGFaceClassifier",
     "VGGFaceResNet50",
-    "evaluate_generator",
     "inception_score",
     "load_vggface_resnet50",
     "make_probes",

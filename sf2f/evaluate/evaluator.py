@@ -8,9 +8,6 @@ once, giving the gallery), it turns any :class:`~sf2f.models.generator.Generator
     rows += evaluator.reference_rows(train_split)                     # chance, ground truth, mean face
     table = results_table(rows)                                      # sf2f.evaluate.report
 
-:func:`evaluate_generator` does the same for a single generator in one call (what `python -m sf2f evaluate` and the
-evaluation notebook call once checkpoints exist).
-
 Everything is deterministic for a given `cfg.eval.seed`: the probes' crops and segments, the real face chosen per
 identity for 1:2 matching and the ground-truth bound, and the score's shuffle. The optional parts are:
 
@@ -44,14 +41,13 @@ from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
 from sf2f.evaluate.inception_score import inception_score
 from sf2f.evaluate.matching import matching_accuracy
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
-from sf2f.evaluate.report import results_table
 from sf2f.evaluate.retrieval import grouped_recall, inter_human_similarity, paired_similarity, whole_split_recall
 from sf2f.evaluate.significance import chance_tests
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 
-__all__ = ["ImageClassifier", "SplitEvaluator", "evaluate_generator", "mean_face"]
+__all__ = ["ImageClassifier", "SplitEvaluator", "mean_face"]
 
 
 class ImageClassifier(Protocol):
@@ -246,33 +242,3 @@ class SplitEvaluator:
                 rows.append({"model": "shared-trait mean face", "mode": probes.mode, "kind": "reference",
                              **self.score_probes(probes)})
         return rows
-
-
-def evaluate_generator(
-    generator: Generator,
-    split: PreparedSplit,
-    cfg: ExperimentConfig,
-    face_embedder: FaceEmbedder,
-    *,
-    model: str | None = None,
-    modes: Sequence[str] = PROBE_MODES,
-    train_split: PreparedSplit | None = None,
-    references: bool = False,
-    **parts: Any,
-) -> pd.DataFrame:
-    """Evaluate one generator on a prepared split: a DataFrame with one row per probe mode (columns of
-    :mod:`sf2f.evaluate.report`), plus the chance / ground-truth / mean-face rows with `references=True`.
-
-    `parts` go to :class:`SplitEvaluator` (image_classifier, attribute_probe, traits, inception, lpips, batch_size).
-    The evaluator's notes (skipped metrics) are in `table.attrs["notes"]`. To compare several generators, build one
-    SplitEvaluator and call its `evaluate` for each: the real faces are then embedded once. Evaluation during
-    training (§3.5) is the same call on the val split with `modes=[cfg.eval.face_gen_mode]` (stage-1 configs:
-    average_facenet_embedding; fuser configs: naive) and `references=False`.
-    """
-    evaluator = SplitEvaluator(split, cfg, face_embedder, **parts)
-    rows = evaluator.evaluate(generator, model or cfg.name, modes)
-    if references:
-        rows += evaluator.reference_rows(train_split)
-    table = results_table(rows, with_paper=references)
-    table.attrs["notes"] = list(evaluator.notes)
-    return table

@@ -28,7 +28,6 @@ __all__ = [
     "PatchDiscriminator",
     "activation_layer",
     "build_cnn",
-    "format_arch",
     "parse_arch",
 ]
 
@@ -60,10 +59,6 @@ def parse_arch(arch: str) -> list[ConvSpec]:
     if not specs:
         raise ValueError("an arch string needs at least one layer")
     return specs
-
-
-def format_arch(specs: Sequence[ConvSpec]) -> str:
-    return ",".join(str(s) for s in specs)
 
 
 def activation_layer(name: str) -> nn.Module:

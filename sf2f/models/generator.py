@@ -95,13 +95,6 @@ class Generator(nn.Module):
         self.train(self.training)
         return list(self.fuser.parameters())
 
-    def unfreeze(self) -> None:
-        """Undo :meth:`freeze_all_but_fuser`: everything trains, BatchNorm follows ``train()`` again."""
-        for param in self.parameters():
-            param.requires_grad_(True)
-        self.batchnorm_frozen = False
-        self.train(self.training)
-
     def train(self, mode: bool = True) -> Generator:
         super().train(mode)
         if self.batchnorm_frozen:

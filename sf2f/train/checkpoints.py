@@ -8,9 +8,7 @@ so loading a downloaded file cannot run code.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from sf2f.errors import MissingPathError, SF2FError
+from sf2f.paths import atomic_path
 from sf2f.weights import torch_load_failure
 
 __all__ = [
@@ -38,22 +37,10 @@ class CheckpointError(SF2FError, RuntimeError):
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
-    """Write `state` to `path` atomically: a temporary file in the same folder, flushed, then renamed over `path`.
-
-    A process killed mid-write leaves the previous checkpoint intact.
-    """
+    """Write `state` to `path` atomically and durably: a process killed mid-write leaves the previous checkpoint."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, durable=True) as tmp:
+        torch.save(dict(state), tmp)
     return path
 
 

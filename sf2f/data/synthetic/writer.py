@@ -51,7 +51,7 @@ from sf2f.data.synthetic.traits import (
 )
 from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel, synthesize_utterance
 from sf2f.errors import SF2FError
-from sf2f.paths import project_path
+from sf2f.paths import project_path, write_atomic
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -152,14 +152,6 @@ def _identity_files(root: Path, person: Identity, params: SyntheticConfig) -> li
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write the whole file under a hidden temporary name, then rename: a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_PART}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
@@ -185,13 +177,13 @@ def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> in
     for u, ((clip, _), path) in enumerate(zip(clips, _utterance_paths(root, person, seed, params.utterances))):
         rng = identity_rng(seed, person.index, STREAM_VOICES, u)
         duration = float(rng.uniform(*DURATION_RANGE))
-        _write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration)))
+        write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration)))
         written += 1
     shape = face_shape(person, identity_rng(seed, person.index, STREAM_FACES))
     for k, (masked_path, origin_path) in enumerate(_face_paths(root, person, params.faces)):
         masked, origin = render_face(person, shape, identity_rng(seed, person.index, STREAM_FACES, k))
-        _write_atomic(masked_path, _jpeg_bytes(masked))
-        _write_atomic(origin_path, _jpeg_bytes(origin))
+        write_atomic(masked_path, _jpeg_bytes(masked))
+        write_atomic(origin_path, _jpeg_bytes(origin))
         written += 2
     return written
 
@@ -203,7 +195,7 @@ def _write_identity_job(job: tuple[str, Identity, dict[str, int]]) -> int:
 
 def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
     """traits.csv, the two meta files in their real formats, and split.json (recipe §1.3)."""
-    _write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n").encode("utf-8"))
     by_sub = {sub: [p for p in people if p.sub == sub] for sub in SUB_DATASETS}
     rows = {
         "vox1": [("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")]
@@ -215,10 +207,10 @@ def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -
     for sub, delimiter in (("vox1", "\t"), ("vox2", ",")):
         text = io.StringIO()
         csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows[sub])
-        _write_atomic(root / sub / META_FILES[sub], text.getvalue().encode("utf-8"))
+        write_atomic(root / sub / META_FILES[sub], text.getvalue().encode("utf-8"))
     split = {sub: {part: [p.name for p in by_sub[sub] if p.split == part] for part in ("train", "val", "test")}
              for sub in SUB_DATASETS}
-    _write_atomic(root / "split.json", (json.dumps(split, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    write_atomic(root / "split.json", (json.dumps(split, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
 
 
 def _write_marker(root: Path, params: SyntheticConfig, complete: bool, people: list[Identity]) -> None:
@@ -232,7 +224,7 @@ def _write_marker(root: Path, params: SyntheticConfig, complete: bool, people: l
         record["counts"] = {"identities": len(people), "utterances": len(people) * params.utterances,
                             "faces": len(people) * params.faces, **{sub: sum(p.sub == sub for p in people)
                                                                      for sub in SUB_DATASETS}}
-    _write_atomic(root / MARKER, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+    write_atomic(root / MARKER, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------------------------------
