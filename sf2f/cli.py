@@ -265,7 +265,7 @@ def _add_train(sub: Subparsers) -> None:
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
     from sf2f.paths import user_path
     from sf2f.runtime import select_device
-    from sf2f.train.face_embedder import default_embedder_path, embedder_seed, train_face_embedder
+    from sf2f.trained_embedder import default_embedder_path, embedder_seed, train_face_embedder
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     data = user_path(args.data)
@@ -345,10 +345,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     import json
 
     from sf2f.audio import MelStats
+    from sf2f.checkpoints import load_generator
     from sf2f.infer import generate_face
     from sf2f.paths import user_path
     from sf2f.runtime import select_device
-    from sf2f.train.runs import load_generator
 
     if args.checkpoint:
         checkpoint = user_path(args.checkpoint)

@@ -143,7 +143,7 @@ def export_shipped(
 ) -> dict[str, Any]:
     """Write the generators of finished runs (`runs`: config name -> TrainResult) and the scoring embedder `scorer`
     into `folder`, and the manifest last (its presence means the folder is complete)."""
-    from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
+    from sf2f.checkpoints import load_checkpoint, save_checkpoint
 
     folder = _folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +219,7 @@ def verify_shipped(name: str, folder: Path | None = None) -> Path:
 def load_shipped_generator(name: str, folder: Path | None = None) -> tuple[torch.nn.Module, ExperimentConfig]:
     """A shipped generator (eval mode, float32, on the CPU) and its config, after the SHA-256 check."""
     folder = _folder(folder)
-    from sf2f.train.runs import load_generator
+    from sf2f.checkpoints import load_generator
 
     return load_generator(verify_shipped(name, folder))
 
@@ -227,7 +227,7 @@ def load_shipped_generator(name: str, folder: Path | None = None) -> tuple[torch
 def load_shipped_scorer(folder: Path | None = None) -> torch.nn.Module:
     """The face embedder that scores the shipped generators in notebook 06, after the SHA-256 check."""
     folder = _folder(folder)
-    from sf2f.train.face_embedder import load_trained_embedder
+    from sf2f.trained_embedder import load_trained_embedder
 
     return load_trained_embedder(verify_shipped(SCORER, folder))
 
@@ -236,8 +236,8 @@ def stale_reasons(folder: Path | None = None) -> list[str]:
     """Why the shipped generators no longer match this checkout (empty when they do): the synthetic data they were
     trained on, the `long` recipe, or the generator's architecture (parameter names and shapes)."""
     folder = _folder(folder)
+    from sf2f.checkpoints import load_checkpoint
     from sf2f.models import build_generator
-    from sf2f.train.checkpoints import load_checkpoint
 
     reasons = []
     files = read_manifest(folder)["files"]
@@ -300,7 +300,7 @@ def build_shipped(
 
     from sf2f.data.course_data import prepared_data
     from sf2f.runtime import select_device
-    from sf2f.train.face_embedder import ensure_face_embedder
+    from sf2f.trained_embedder import ensure_face_embedder
 
     chosen = str(select_device(device))
     cfg = shipped_config("sf2f_1st_stage", chosen)
@@ -337,8 +337,8 @@ def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
     `make demo PROFILE=long` has finished them in `runs/course/long/<config>` with today's recipe; else the shipped
     ones (SHA-256 checked). Keys are the course's names: `v2f`, `SF2F w/o fuser`, `SF2F`."""
     folder = _folder(folder)
+    from sf2f.checkpoints import load_generator
     from sf2f.config import load_resolved_config
-    from sf2f.train.runs import load_generator
     from sf2f.train.trainer import TrainResult
 
     names = {"v2f": "v2f", "sf2f_1st_stage": "SF2F w/o fuser", "sf2f_fuser": "SF2F"}

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
+from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from sf2f.config import config_to_dict, load_config
 from sf2f.models import build_generator
-from sf2f.train.checkpoints import save_checkpoint
-from sf2f.train.trainer import CHECKPOINT_FORMAT
 
 
 def untrained_checkpoint(folder: Path, config: str) -> Path:

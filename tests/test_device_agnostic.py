@@ -21,8 +21,8 @@ from sf2f.models import build_discriminators, build_generator
 from sf2f.models.discriminators import Discriminators
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
 from sf2f.models.generator import Generator
-from sf2f.train.face_embedder import cosine_softmax_loss
 from sf2f.train.objectives import DiscriminatorObjective, generator_terms
+from sf2f.trained_embedder import cosine_softmax_loss
 
 GPU = torch.device("cuda")
 

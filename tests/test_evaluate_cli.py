@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 
+from sf2f.checkpoints import load_checkpoint
 from sf2f.cli import main
 from sf2f.config import load_config
 from sf2f.data.cache import PrepareSettings, prepare
 from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
-from sf2f.train.checkpoints import load_checkpoint
-from sf2f.train.face_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
 from sf2f.train.runs import train_or_load
+from sf2f.trained_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
 
 # the pipeline tests' small synthetic world (6 test identities), trained briefly
 OVERRIDES = [

@@ -21,10 +21,10 @@ from fixture_models import untrained_checkpoint
 from PIL import Image
 
 from sf2f.audio import load_audio
+from sf2f.checkpoints import load_generator
 from sf2f.cli import build_parser, main
 from sf2f.infer import FaceFromVoice, NoUsableSpeechError, generate_face, interpolate_faces, speech_segments
 from sf2f.models.inference import optimize_for_inference
-from sf2f.train.runs import load_generator
 
 DATA = Path(__file__).parent / "data"
 SPEECH_A, SPEECH_B = DATA / "arctic_a0007.wav", DATA / "arctic_a0009.wav"

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from fixtures_data import build_dataset
+
+from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from sf2f.config import FaceEmbedderConfig, config_to_dict
 from sf2f.data.cache import prepare
 from sf2f.models import build_generator
@@ -31,9 +32,7 @@ from sf2f.shipped import (
     stale_reasons,
     verify_shipped,
 )
-from sf2f.train.checkpoints import save_checkpoint
-from sf2f.train.face_embedder import train_face_embedder
-from sf2f.train.trainer import CHECKPOINT_FORMAT
+from sf2f.trained_embedder import train_face_embedder
 
 
 def _fake_run(folder: Path, name: str) -> SimpleNamespace:
@@ -143,6 +142,7 @@ def test_the_data_fingerprint_is_what_defines_the_data() -> None:
 def test_weights_check_and_infer_use_the_folder_and_say_what_is_wrong(shipped: Path, tmp_path: Path, monkeypatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from fixtures_data import SPEECH_FILES
+
     from sf2f import shipped as shipped_module
     from sf2f.cli import main
 

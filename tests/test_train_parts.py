@@ -11,9 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from sf2f.config import OptimConfig, load_config
-from sf2f.losses import gan_discriminator_loss, gan_generator_loss, l1_pixel_losses, multiscale_targets
-from sf2f.train.checkpoints import (
+from sf2f.checkpoints import (
     CheckpointError,
     CheckpointManager,
     capture_rng_state,
@@ -22,6 +20,8 @@ from sf2f.train.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
+from sf2f.config import OptimConfig, load_config
+from sf2f.losses import gan_discriminator_loss, gan_generator_loss, l1_pixel_losses, multiscale_targets
 from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
 

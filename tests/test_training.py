@@ -22,6 +22,7 @@ from fixtures_data import build_dataset
 from subprocess_runs import child_env, run_checked
 from torch import nn
 
+from sf2f.checkpoints import CheckpointError, load_checkpoint, load_generator
 from sf2f.cli import main
 from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.cache import PreparedData, prepare
@@ -30,8 +31,14 @@ from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
 from sf2f.paths import folder_lock
-from sf2f.train.checkpoints import CheckpointError, load_checkpoint
-from sf2f.train.face_embedder import (
+from sf2f.train.logs import read_log
+from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
+from sf2f.train.precise_bn import precise_batchnorm
+from sf2f.train.runs import train_or_load
+from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
+from sf2f.train.validation import face_spread, recall_at_k
+from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
+from sf2f.trained_embedder import (
     FaceEmbedderError,
     cosine_softmax_loss,
     embedder_seed,
@@ -40,13 +47,6 @@ from sf2f.train.face_embedder import (
     resolve_face_embedder,
     train_face_embedder,
 )
-from sf2f.train.logs import read_log
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
-from sf2f.train.precise_bn import precise_batchnorm
-from sf2f.train.runs import load_generator, train_or_load
-from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
-from sf2f.train.validation import face_spread, recall_at_k
-from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 
 # a few iterations per run: 8 identities, batch 4 -> 2 per epoch; the LR decay and the eval-mode switch both fire
 SHORT = [

@@ -1,9 +1,9 @@
-"""Finished runs: train or load, where the course keeps its runs, and a trained generator back from a checkpoint.
+"""Finished runs: train or load, and where the course keeps its runs.
 
 The notebooks follow the "train or load" pattern: :func:`train_or_load` reuses a finished run of the same recipe,
 resumes an unfinished one, and trains otherwise. The course keeps its runs in `runs/course/<profile>/<config>/`
 (:func:`course_run_dir`), so notebook 05 trains what notebooks 02, 06 and 07 then load with
-:func:`load_generator`.
+:func:`sf2f.checkpoints.load_generator`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sf2f.config import ExperimentConfig, config_from_dict, load_resolved_config
-from sf2f.errors import MissingPathError, UsageError
-from sf2f.models import build_generator
-from sf2f.models.generator import Generator
+from sf2f.config import ExperimentConfig, load_resolved_config
+from sf2f.errors import UsageError
 from sf2f.paths import RUNS_DIR, folder_lock
-from sf2f.train.checkpoints import CheckpointError, load_checkpoint, load_state_checked
-from sf2f.train.trainer import CHECKPOINT_FORMAT, Callback, Trainer, TrainResult, recipe_diff
+from sf2f.train.trainer import Callback, Trainer, TrainResult, recipe_diff
 
-__all__ = ["course_run_dir", "load_generator", "train_or_load"]
+__all__ = ["course_run_dir", "train_or_load"]
 
 
 def course_run_dir(config_name: str, profile: str) -> Path:
@@ -56,25 +53,3 @@ def train_or_load(
         trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
                           **trainer_options)
         return trainer.fit()
-
-
-def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
-    """A trained generator (eval mode, on the CPU) and its config, from a run folder or a checkpoint file.
-
-    `checkpoint` picks the file in a run folder: `latest` or `best_<metric>` (for example `best_recall_at_5`).
-    """
-    path = Path(source)
-    if path.is_dir():
-        folder = path / "checkpoints"
-        path = folder / f"{checkpoint}.pt"
-        if not path.is_file():
-            names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
-            have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
-            raise MissingPathError(f"{path}: no such checkpoint ({have})")
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an sf2f training checkpoint")
-    cfg = config_from_dict(state["config"], str(path))
-    generator = build_generator(cfg)
-    load_state_checked(generator, state["generator"], "generator", path)
-    return generator.eval(), cfg

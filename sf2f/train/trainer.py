@@ -46,6 +46,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from sf2f.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    CheckpointManager,
+    capture_rng_state,
+    load_checkpoint,
+    load_state_checked,
+    restore_rng_state,
+)
 from sf2f.config import ExperimentConfig, config_to_dict, flatten_config, load_resolved_config, save_config
 from sf2f.data.cache import PreparedData
 from sf2f.data.datasets import dataset_for, generator_inputs
@@ -55,16 +64,7 @@ from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.paths import project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
-from sf2f.train.checkpoints import (
-    CheckpointError,
-    CheckpointManager,
-    capture_rng_state,
-    load_checkpoint,
-    load_state_checked,
-    restore_rng_state,
-)
 from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_ddp
-from sf2f.train.face_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.train.logs import RunLogger, read_log
 from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
 from sf2f.train.precise_bn import average_across_processes, precise_batchnorm
@@ -80,9 +80,9 @@ from sf2f.train.validation import (
     validation_loader,
 )
 from sf2f.train.visualize import save_sample_grid
+from sf2f.trained_embedder import resolve_face_embedder, scoring_embedder
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "MACHINE_KEYS",
     "StopTraining",
     "TrainResult",
@@ -90,7 +90,6 @@ __all__ = [
     "recipe_diff",
 ]
 
-CHECKPOINT_FORMAT = "sf2f-train-v1"
 #: config keys that say where and how fast a run goes, not what it computes: a resume may change them
 MACHINE_KEYS = ("run.device", "run.threads", "run.log_every", "run.compile", "run.output_root", "run.name")
 Callback = Callable[["Trainer", int], None]

@@ -13,7 +13,7 @@ The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNe
   collapsed generator can still score chance recall and a good L1).
 
 The gallery is the mean embedding of all real faces of an identity (§4.2). The trainer passes the embedder that
-scores (:func:`~sf2f.train.face_embedder.scoring_embedder`): with a trained perceptual-loss embedder, a second one,
+scores (:func:`~sf2f.trained_embedder.scoring_embedder`): with a trained perceptual-loss embedder, a second one,
 because the generator learns to please the first whether or not it draws faces.
 
 Every draw comes from the dataset's fixed evaluation samples, so two calls on the same weights give the same numbers.
@@ -39,7 +39,7 @@ from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
-from sf2f.train.face_embedder import embed_faces
+from sf2f.trained_embedder import embed_faces
 
 __all__ = [
     "ValidationMetric",

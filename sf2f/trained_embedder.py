@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from sf2f.checkpoints import load_checkpoint, save_checkpoint
 from sf2f.config import ExperimentConfig, FaceEmbedderConfig
 from sf2f.data.cache import PreparedData, PreparedSplit
 from sf2f.errors import SF2FError
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
-from sf2f.train.checkpoints import load_checkpoint, save_checkpoint
 from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.weights import WeightsError
 

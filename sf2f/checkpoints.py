@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, safe loading, latest plus best-by-metric, and the RNG state for exact resumes.
+"""Checkpoints: atomic writes, safe loading, latest plus best-by-metric, the RNG state for exact resumes, and a trained
+generator back from a run (training writes them; evaluation, inference and the notebooks read them).
 
 The original appends validation samples to every checkpoint (so files grow without limit) and copies whole
 checkpoints for each best metric (recipe §3.5, §6 item 17). Here a checkpoint holds weights, optimiser states,
@@ -17,19 +18,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from sf2f.config import ExperimentConfig, config_from_dict
 from sf2f.errors import MissingPathError, SF2FError
+from sf2f.models import build_generator
+from sf2f.models.generator import Generator
 from sf2f.paths import atomic_path
 from sf2f.weights import torch_load_failure
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "CheckpointError",
     "CheckpointManager",
     "capture_rng_state",
     "load_checkpoint",
+    "load_generator",
     "load_state_checked",
     "restore_rng_state",
     "save_checkpoint",
 ]
+
+
+#: what a training checkpoint says it is (the trainer writes it, :func:`load_generator` checks it)
+CHECKPOINT_FORMAT = "sf2f-train-v1"
 
 
 class CheckpointError(SF2FError, RuntimeError):
@@ -157,3 +167,25 @@ class CheckpointManager:
         state = load_checkpoint(self.latest)
         self.best = {k: float(v) for k, v in state.get("best", {}).items()}
         return state
+
+
+def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
+    """A trained generator (eval mode, on the CPU) and its config, from a run folder or a checkpoint file.
+
+    `checkpoint` picks the file in a run folder: `latest` or `best_<metric>` (for example `best_recall_at_5`).
+    """
+    path = Path(source)
+    if path.is_dir():
+        folder = path / "checkpoints"
+        path = folder / f"{checkpoint}.pt"
+        if not path.is_file():
+            names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+            have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
+            raise MissingPathError(f"{path}: no such checkpoint ({have})")
+    state = load_checkpoint(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an sf2f training checkpoint")
+    cfg = config_from_dict(state["config"], str(path))
+    generator = build_generator(cfg)
+    load_state_checked(generator, state["generator"], "generator", path)
+    return generator.eval(), cfg
