@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sf2f.config import (
     PAPER_CONFIGS,
     PROFILES,
+    RETIRED_KEYS,
     ConfigError,
     ExperimentConfig,
     config_diff,
+    config_from_dict,
+    config_to_dict,
     flatten_config,
     load_config,
     load_resolved_config,
@@ -275,3 +279,17 @@ def test_saved_config_round_trips(tmp_path: Path, name: str) -> None:
     again = load_resolved_config(path)
     assert again == cfg and again.run.seed == 7
 
+
+def test_retired_keys_of_saved_configs_are_dropped_and_other_unknown_keys_are_errors(tmp_path: Path) -> None:
+    """Runs, checkpoints and trained_weights/manifest.json saved before a key retired keep loading."""
+    cfg = load_config("sf2f_fuser", profile="quick")
+    saved = config_to_dict(cfg)
+    saved["model"]["fuser"]["attention"] = "general"  # as every run saved it until the key retired
+    assert "model.fuser.attention" in RETIRED_KEYS
+    assert config_from_dict(saved) == cfg and saved["model"]["fuser"]["attention"] == "general"  # input left as it was
+    path = _write(tmp_path, yaml.safe_dump(saved), "config.yaml")
+    assert load_resolved_config(path) == cfg
+    assert load_config(path).model == cfg.model  # `train --resume` loads a run's config.yaml this way
+    saved["model"]["fuser"]["heads"] = 4
+    with pytest.raises(ConfigError, match="checkpoint.pt: key 'model.fuser.heads': Key 'heads' not in"):
+        config_from_dict(saved, "checkpoint.pt")

@@ -8,6 +8,7 @@
 from sf2f.config.loader import (
     PAPER_CONFIGS,
     PROFILES,
+    RETIRED_KEYS,
     ConfigError,
     config_diff,
     config_from_dict,
@@ -38,6 +39,7 @@ from sf2f.config.schema import (
 __all__ = [
     "PAPER_CONFIGS",
     "PROFILES",
+    "RETIRED_KEYS",
     "AudioConfig",
     "ConfigError",
     "DataConfig",

@@ -9,7 +9,8 @@ may hold a `fuser_stage:` section, applied on top only for the fuser-stage confi
 OmegaConf merges the layers, in order, onto the structured config of the schema, which rejects an unknown key and a
 value that does not convert to its field's type (`8` for a float gives 8.0 and `'false'` for a bool False; `eight`
 for an int is an error); the schema's `validate()` then checks ranges and agreement. Every error is a
-:class:`ConfigError` naming the key and the file, with the nearest key for a misspelled one.
+:class:`ConfigError` naming the key and the file, with the nearest key for a misspelled one. A key the schema has
+retired (:data:`RETIRED_KEYS`) is dropped wherever it appears, so that runs saved before keep loading.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ PAPER_CONFIGS: tuple[str, ...] = ("v2f", "sf2f_1st_stage", "sf2f_fuser", "sf2f_m
 PROFILES: tuple[str, ...] = ("quick", "demo", "long", "paper")
 #: the profile section applied only to fuser-stage configs (see the module docstring)
 FUSER_STAGE_KEY = "fuser_stage"
+#: Keys the schema no longer has, dropped wherever they appear with no error: the saved configs of earlier runs, their
+#: checkpoints and trained_weights/manifest.json hold them. Any other unknown key is an error.
+RETIRED_KEYS: tuple[str, ...] = (
+    # the fuser's score function; "general" (recipe §2.2) was the only value, and nothing read it
+    "model.fuser.attention",
+)
 
 #: (where it comes from, a partial config as plain YAML data), in the order the layers apply
 Layer = tuple[str, dict[str, Any]]
@@ -111,11 +118,13 @@ def _merge(layers: Sequence[Layer], onto: DictConfig | None = None) -> DictConfi
     """Set every key of `layers`, in order, in `onto` (in place; a copy of the schema's defaults when None).
 
     OmegaConf rejects a key the schema lacks (suggesting the nearest) and converts each value to its field's type or
-    rejects it; one key at a time, so that the error names the key and the layer's file.
+    rejects it; one key at a time, so that the error names the key and the layer's file, and a retired key is skipped.
     """
     merged = copy.deepcopy(_schema()) if onto is None else onto
     for source, data in layers:
         for key, value in _leaves(data):
+            if key in RETIRED_KEYS:
+                continue
             try:
                 OmegaConf.update(merged, key, value)
             except OmegaConfBaseException as exc:

@@ -168,7 +168,6 @@ class FuserConfig:
     enabled: bool = False
     dim: int = 512
     dim_out: int = 512
-    attention: Literal["general"] = "general"
     normalize_fusion: bool = True
 
     def validate(self) -> None:
