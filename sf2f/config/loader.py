@@ -6,9 +6,9 @@ paper config: it scales sizes, steps and batch, it never forks the recipe. A pro
 may hold a `fuser_stage:` section, applied on top only for the fuser-stage configs (the paper's fuser stage is short,
 50 epochs against stage 1's 12,000, so a profile that lengthens stage 1 need not lengthen it).
 
-OmegaConf merges the layers, in order, onto the structured config of the schema, which rejects an unknown key and a
-value that does not convert to its field's type (`8` for a float gives 8.0 and `'false'` for a bool False; `eight`
-for an int is an error); the schema's `validate()` then checks ranges and agreement. Every error is a
+OmegaConf sets the keys of every layer, in order, in the structured config of the schema, which rejects an unknown
+key and a value that does not convert to its field's type (`8` for a float gives 8.0 and `'false'` for a bool False;
+`eight` for an int is an error); the schema's `validate()` then checks ranges and agreement. Every error is a
 :class:`ConfigError` naming the key and the file, with the nearest key for a misspelled one. A key the schema has
 retired (:data:`RETIRED_KEYS`) is dropped wherever it appears, so that runs saved before keep loading.
 """
