@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sf2f.config import (
     PAPER_CONFIGS,
     PROFILES,
+    RETIRED_KEYS,
     ConfigError,
     ExperimentConfig,
     config_diff,
+    config_from_dict,
+    config_to_dict,
     flatten_config,
     load_config,
     load_resolved_config,
@@ -98,14 +102,20 @@ def test_long_profile_lengthens_stage_one_and_keeps_the_demo_fuser_stage(name: s
 
 def test_fuser_stage_section_is_checked_and_belongs_to_profiles_only(tmp_path: Path) -> None:
     bad = _write(tmp_path, "fuser_stage:\n  optim:\n    epoch: 3\n", "bad.yaml")
-    with pytest.raises(ConfigError, match=r"bad.yaml \(fuser_stage\): unknown key 'optim.epoch'"):
+    with pytest.raises(ConfigError, match=r"bad.yaml \(fuser_stage\): key 'optim.epoch': .*Did you mean.*'epochs'"):
         load_config("sf2f_fuser", profile=bad)
     scalar = _write(tmp_path, "fuser_stage: 3\n", "scalar.yaml")
     with pytest.raises(ConfigError, match="scalar.yaml: key 'fuser_stage' must hold a mapping"):
         load_config("sf2f_fuser", profile=scalar)
     # a paper config is one recipe: a stage section there is an unknown key
-    with pytest.raises(ConfigError, match="unknown key 'fuser_stage'"):
+    with pytest.raises(ConfigError, match="key 'fuser_stage': Key 'fuser_stage' not in 'ExperimentConfig'"):
         load_config(_write(tmp_path, "base: " + str(Path(load_config("v2f").sources[0])) + "\nfuser_stage: {}\n"))
+
+
+def test_a_fuser_stage_section_is_checked_for_stage_one_configs_too(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "fuser_stage:\n  optim:\n    epoch: 3\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"bad.yaml \(fuser_stage\): key 'optim.epoch'"):
+        load_config("sf2f_1st_stage", profile=bad)
 
 
 def test_profile_base_chain_and_fuser_section_apply_in_order(tmp_path: Path) -> None:
@@ -136,13 +146,32 @@ def test_misspelled_key_names_key_file_and_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     message = str(err.value)
-    assert "optim.bach_size" in message and str(path) in message and "optim.batch_size" in message
+    assert f"{path}: key 'optim.bach_size'" in message and "Did you mean: 'batch_size'?" in message
+
+
+def test_an_unknown_section_or_key_is_named_with_its_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "model:\n  fuser:\n    heads: 4\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: key 'model.fuser.heads': Key 'heads' not in 'FuserConfig'$"):
+        load_config(path)
+    empty = _write(tmp_path, "optm: {}\n", "empty.yaml")  # even with nothing in it
+    with pytest.raises(ConfigError, match="empty.yaml: key 'optm': .*Did you mean.*'optim'"):
+        load_config(empty)
+
+
+def test_values_convert_to_their_fields_type(tmp_path: Path) -> None:
+    # YAML's 3 is an int, the field a float; a quoted 'false' is the bool it spells (the original's untyped flags
+    # took the string "False" as true, recipe §6 item 6)
+    cfg = load_config(_write(tmp_path, "loss:\n  l1_weight: 3\nmodel:\n  encoder:\n    add_noise: 'false'\n"))
+    assert type(cfg.loss.l1_weight) is float and cfg.loss.l1_weight == 3.0
+    assert cfg.model.encoder.add_noise is False
+    betas = load_config("v2f", overrides=["optim.betas=[0, 0.5]"]).optim.betas
+    assert betas == [0.0, 0.5] and all(type(b) is float for b in betas)
 
 
 def test_misspelled_key_in_a_base_file_names_that_file(tmp_path: Path) -> None:
     base = _write(tmp_path, "loss:\n  l1_wieght: 3\n", "base.yaml")
     child = _write(tmp_path, "base: base.yaml\nname: child\n", "child.yaml")
-    with pytest.raises(ConfigError, match="base.yaml: unknown key 'loss.l1_wieght'"):
+    with pytest.raises(ConfigError, match="base.yaml: key 'loss.l1_wieght': .*Did you mean.*'l1_weight'"):
         load_config(child)
     assert base.exists()
 
@@ -151,7 +180,8 @@ def test_misspelled_key_in_a_base_file_names_that_file(tmp_path: Path) -> None:
     ("text", "key"),
     [
         ("optim:\n  batch_size: eight\n", "optim.batch_size"),
-        ("model:\n  encoder:\n    add_noise: 'False'\n", "model.encoder.add_noise"),  # the original's bool-flag trap
+        ("model:\n  encoder:\n    add_noise: perhaps\n", "model.encoder.add_noise"),
+        ("optim:\n  batch_size: true\n", "optim.batch_size"),  # a bool is never taken for a number
         ("model:\n  encoder:\n    kind: lstm\n", "model.encoder.kind"),
         ("data:\n  crop_frames: 100\n", "data.crop_frames"),
         ("optim: 3\n", "optim"),
@@ -189,8 +219,13 @@ def test_impossible_values_are_errors_naming_key_and_file(tmp_path: Path, text: 
 def test_overrides_are_checked_like_files() -> None:
     cfg = load_config("v2f", overrides=["optim.batch_size=4", "model.encoder.noise_in_eval=true"])
     assert cfg.optim.batch_size == 4 and cfg.model.encoder.noise_in_eval
-    with pytest.raises(ConfigError, match="override 'optim.lrr=1'.*optim.lr"):
+    assert cfg.sources[-2:] == ["override 'optim.batch_size=4'", "override 'model.encoder.noise_in_eval=true'"]
+    with pytest.raises(ConfigError, match="override 'optim.lrr=1': key 'optim.lrr': .*Did you mean: 'lr'"):
         load_config("v2f", overrides=["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="override 'optim.epochs=many': key 'optim.epochs'"):
+        load_config("v2f", overrides=["optim.epochs=many"])
+    with pytest.raises(ConfigError, match="override 'optim.epochs=0'.*key 'optim.epochs' must be at least 1"):
+        load_config("v2f", overrides=["optim.epochs=0"])
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_config("v2f", overrides=["optim.lr"])
 
@@ -214,7 +249,7 @@ def test_a_yaml_file_anywhere_can_start_from_a_shipped_config_or_profile(tmp_pat
     profile = _write(tmp_path, "base: demo\noptim:\n  epochs: 7\n", "my_profile.yaml")
     scaled = load_config("v2f", profile=profile)
     assert scaled.optim.epochs == 7 and scaled.model.width_mult == load_config("v2f", profile="demo").model.width_mult
-    with pytest.raises(ConfigError, match=r"nope.yaml: base 'nosuch' is neither .* \(sf2f_1st_stage, .*v2f\)"):
+    with pytest.raises(ConfigError, match=r"nope.yaml: base 'nosuch' is neither .* \(available: sf2f_1st_stage, .*v2f\)"):
         load_config(_write(tmp_path, "base: nosuch\n", "nope.yaml"))
 
 
@@ -229,6 +264,12 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "optim: [unclosed\n")
     with pytest.raises(ConfigError, match=f"{path}: not valid YAML"):
         load_config(path)
+    with pytest.raises(ConfigError, match="list.yaml: a config file must hold a mapping, got list"):
+        load_config(_write(tmp_path, "- optim\n", "list.yaml"))
+    with pytest.raises(ConfigError, match="number.yaml: key 'base' must be a file name, got 3"):
+        load_config(_write(tmp_path, "base: 3\n", "number.yaml"))
+    with pytest.raises(ConfigError, match="override 'optim.betas=\\[0.9': the value is not valid YAML"):
+        load_config("v2f", overrides=["optim.betas=[0.9"])
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
@@ -237,3 +278,18 @@ def test_saved_config_round_trips(tmp_path: Path, name: str) -> None:
     path = save_config(cfg, tmp_path / "resolved" / "config.yaml")
     again = load_resolved_config(path)
     assert again == cfg and again.run.seed == 7
+
+
+def test_retired_keys_of_saved_configs_are_dropped_and_other_unknown_keys_are_errors(tmp_path: Path) -> None:
+    """Runs, checkpoints and trained_weights/manifest.json saved before a key retired keep loading."""
+    cfg = load_config("sf2f_fuser", profile="quick")
+    saved = config_to_dict(cfg)
+    saved["model"]["fuser"]["attention"] = "general"  # as every run saved it until the key retired
+    assert "model.fuser.attention" in RETIRED_KEYS
+    assert config_from_dict(saved) == cfg and saved["model"]["fuser"]["attention"] == "general"  # input left as it was
+    path = _write(tmp_path, yaml.safe_dump(saved), "config.yaml")
+    assert load_resolved_config(path) == cfg
+    assert load_config(path).model == cfg.model  # `train --resume` loads a run's config.yaml this way
+    saved["model"]["fuser"]["heads"] = 4
+    with pytest.raises(ConfigError, match="checkpoint.pt: key 'model.fuser.heads': Key 'heads' not in"):
+        config_from_dict(saved, "checkpoint.pt")

@@ -1,80 +1,14 @@
-"""Typed experiment configuration, loaded from YAML.
+"""The typed experiment configuration: every number of the SF2F and voice2face recipes in one place.
 
-Every number of the original SF2F recipe lives in a field below, with the section of docs/original_recipe.md
-("recipe §N") that it comes from. A config file is YAML whose keys mirror these
-dataclasses; it may name a `base:` file whose values it overrides (the fuser configs extend their stage-1 configs).
-
-A *profile* (`configs/profiles/{quick,demo,long,paper}.yaml`) is a partial config of the same shape, applied on top of
-a paper config. It scales sizes, steps and batch; it never forks the recipe. A profile may name a `base:` profile, and
-may hold a `fuser_stage:` section, a partial config applied on top only for the fuser-stage configs (the paper's fuser
-stage is short, 50 epochs against stage 1's 12,000, so a profile that lengthens stage 1 need not lengthen it). Loading
-checks every layer: an unknown key, a value of the wrong type or an impossible value raises :class:`ConfigError` naming
-the key and the file.
+Each field carries the section of docs/original_recipe.md ("recipe §N") it comes from. A config file is YAML whose
+keys mirror these dataclasses (`sf2f.config.loader` reads, merges and type-checks it); `validate()` checks what a type
+cannot say: ranges, and values that must agree with each other.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
-
-import yaml
-
-from sf2f.errors import SF2FError
-from sf2f.paths import CONFIG_DIR, PROFILE_DIR
-
-__all__ = [
-    "AudioConfig",
-    "ConfigError",
-    "DataConfig",
-    "DecoderConfig",
-    "DiscriminatorConfig",
-    "EncoderConfig",
-    "EvalConfig",
-    "ExperimentConfig",
-    "FaceEmbedderConfig",
-    "FuserConfig",
-    "LossConfig",
-    "ModelConfig",
-    "OptimConfig",
-    "RunConfig",
-    "SyntheticConfig",
-    "PAPER_CONFIGS",
-    "PROFILES",
-    "profile_layers",
-    "load_config",
-    "load_resolved_config",
-    "config_diff",
-    "config_from_dict",
-    "config_to_dict",
-    "flatten_config",
-    "save_config",
-]
-
-PAPER_CONFIGS: tuple[str, ...] = (
-    "v2f",
-    "sf2f_1st_stage",
-    "sf2f_fuser",
-    "sf2f_mid_1st_stage",
-    "sf2f_mid_fuser",
-)
-PROFILES: tuple[str, ...] = ("quick", "demo", "long", "paper")
-#: the profile section applied only to fuser-stage configs (see the module docstring)
-FUSER_STAGE_KEY = "fuser_stage"
-
-
-class ConfigError(SF2FError, ValueError):
-    """A config file holds an unknown key, a value of the wrong type or an impossible value."""
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The schema
-# --------------------------------------------------------------------------------------------------------------------
+from typing import Any, Literal
 
 
 @dataclass
@@ -234,7 +168,6 @@ class FuserConfig:
     enabled: bool = False
     dim: int = 512
     dim_out: int = 512
-    attention: Literal["general"] = "general"
     normalize_fusion: bool = True
 
     def validate(self) -> None:
@@ -525,13 +458,8 @@ class ExperimentConfig:
             _require(self.loss.l1_weight > 0, "optim.pixel_warmup_epochs", "a pixel warm-up needs loss.l1_weight > 0")
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------------------------------------------------
-
-
-class _ValueProblem(Exception):
-    """Raised by `validate()` methods; load_config turns it into a ConfigError naming the key and file."""
+class ValueProblem(Exception):
+    """An impossible value, raised by `validate()` with the dotted key; the loader adds the file (ConfigError)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
@@ -541,14 +469,14 @@ class _ValueProblem(Exception):
 
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
-        raise _ValueProblem(key, message)
+        raise ValueProblem(key, message)
 
 
 def _validate_child(child: Any, name: str) -> None:
     try:
         child.validate()
-    except _ValueProblem as problem:
-        raise _ValueProblem(f"{name}.{problem.key}", problem.message) from None
+    except ValueProblem as problem:
+        raise ValueProblem(f"{name}.{problem.key}", problem.message) from None
 
 
 def _check_arch(arch: str, key: str) -> None:
@@ -559,272 +487,3 @@ def _check_arch(arch: str, key: str) -> None:
         ok = ok and all(p.isdigit() for p in [parts[0][1:], *parts[1:]])
         _require(ok, key, f"bad layer '{layer}' in '{arch}': expected C<kernel>-<channels>-<stride>[-<padding>]")
 
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    """True when a YAML value fits a field type (bool is never taken for int or float, nor 'false' for bool)."""
-    if tp is Any:
-        return True
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    raise TypeError(f"unsupported config field type {tp!r}")
-
-
-def _check_tree(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") -> None:
-    """Check the keys and value types of one (possibly partial) config layer against the schema."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-            raise ConfigError(f"{source}: unknown key '{dotted}'{hint}")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            _check_tree(tp, value, source, f"{dotted}.")
-        elif not _matches(value, tp):
-            raise ConfigError(
-                f"{source}: key '{dotted}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
-            )
-
-
-def _build(cls: type, data: Mapping[str, Any]) -> Any:
-    """Instantiate a dataclass tree from an already checked mapping."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        tp = hints[key]
-        kwargs[key] = _build(tp, value) if dataclasses.is_dataclass(tp) else copy.deepcopy(value)
-        if tp is float and isinstance(value, int):
-            kwargs[key] = float(value)
-        if typing.get_origin(tp) is list and typing.get_args(tp)[0] is float:
-            kwargs[key] = [float(v) for v in value]
-    return cls(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Loading and saving
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _resolve_path(name_or_path: str | Path, folder: Path, kind: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise ConfigError(f"{path}: {kind} file not found")
-        return path
-    candidate = folder / f"{name_or_path}.yaml"
-    if not candidate.exists():
-        names = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"{candidate}: no {kind} named '{name_or_path}' (available: {', '.join(names)})")
-    return candidate
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
-    return data
-
-
-def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-Layers = list[tuple[Path, dict[str, Any]]]
-
-
-def _resolve_base(base: str, path: Path, shipped: Path) -> Path:
-    """The file a `base:` entry of `path` names: a file (or name) next to `path`, else one of the shipped configs or
-    profiles in `shipped`, so that a YAML file anywhere can start from `base: sf2f_fuser`."""
-    try:
-        return _resolve_path(path.parent / base, path.parent, "base config")
-    except ConfigError:
-        if Path(base).is_absolute() or path.parent.resolve() == shipped.resolve():
-            raise
-    try:
-        return _resolve_path(shipped / base if Path(base).suffix else base, shipped, "base config")
-    except ConfigError:
-        names = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
-        raise ConfigError(
-            f"{path}: base '{base}' is neither a file next to it nor one of the shipped ones ({names})"
-        ) from None
-
-
-def _layers_of(
-    path: Path, seen: tuple[Path, ...] = (), fuser_layers: Layers | None = None, shipped: Path = CONFIG_DIR
-) -> Layers:
-    """The chain of `base:` files, outermost base first, each checked against the schema on its own.
-
-    With `fuser_layers` (profiles only), each file's `fuser_stage:` section is checked and appended to it instead.
-    `shipped` is where a base that is not next to its file is looked for (configs/, or configs/profiles/).
-    """
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: circular 'base:' chain through {', '.join(str(p) for p in seen)}")
-    data = _read_yaml(path)
-    base = data.pop("base", None)
-    fuser = data.pop(FUSER_STAGE_KEY, None) if fuser_layers is not None else None
-    _check_tree(ExperimentConfig, data, str(path))
-    layers: Layers = []
-    if base is not None:
-        if not isinstance(base, str):
-            raise ConfigError(f"{path}: key 'base' must be a file name, got {base!r}")
-        layers = _layers_of(_resolve_base(base, path, shipped), (*seen, path.resolve()), fuser_layers, shipped)
-    if fuser is not None:
-        if not isinstance(fuser, dict):
-            raise ConfigError(f"{path}: key '{FUSER_STAGE_KEY}' must hold a mapping, got {fuser!r}")
-        _check_tree(ExperimentConfig, fuser, f"{path} ({FUSER_STAGE_KEY})")
-        fuser_layers.append((Path(f"{path} ({FUSER_STAGE_KEY})"), fuser))
-    return [*layers, (path, data)]
-
-
-def profile_layers(profile: str | Path) -> tuple[Layers, Layers]:
-    """A profile's layers (its `base:` chain, outermost first) and the `fuser_stage:` layers of that chain."""
-    fuser_layers: Layers = []
-    layers = _layers_of(_resolve_path(profile, PROFILE_DIR, "profile"), fuser_layers=fuser_layers, shipped=PROFILE_DIR)
-    return layers, fuser_layers
-
-
-def _merge_layers(layers: Layers) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for _, data in layers:
-        merged = _deep_merge(merged, data)
-    return merged
-
-
-def _parse_override(text: str) -> dict[str, Any]:
-    """`optim.batch_size=8` -> {'optim': {'batch_size': 8}}; the value is parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override '{text}': expected dotted.key=value")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML: {exc}") from None
-    tree: dict[str, Any] = {}
-    node = tree
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return tree
-
-
-def load_config(
-    config: str | Path,
-    profile: str | Path | None = None,
-    overrides: Sequence[str] = (),
-) -> ExperimentConfig:
-    """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides.
-
-    Raises ConfigError naming the key and the file for unknown keys, wrong types and impossible values.
-    """
-    path = _resolve_path(config, CONFIG_DIR, "config")
-    layers = _layers_of(path)
-    if profile is not None:
-        general, fuser = profile_layers(profile)
-        layers += general
-        # the stage is the paper config's (a profile scales a config, it does not turn stage 1 into the fuser stage)
-        if _merge_layers(layers).get("optim", {}).get("stage") == "fuser":
-            layers += fuser
-    for text in overrides:
-        tree = _parse_override(text)
-        _check_tree(ExperimentConfig, tree, f"override '{text}'")
-        layers.append((Path(f"<override {text}>"), tree))
-
-    merged = _merge_layers(layers)
-    merged["profile"] = None if profile is None else Path(profile).stem
-    merged["sources"] = [str(p) for p, _ in layers]
-    cfg = _build(ExperimentConfig, merged)
-    try:
-        cfg.validate()
-    except _ValueProblem as problem:
-        where = " + ".join(str(p) for p, _ in layers)
-        raise ConfigError(f"{where}: key '{problem.key}' {problem.message}") from None
-    return cfg
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain-YAML view of a config tree."""
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
-    """Write the fully resolved config, so a run records exactly what it ran with."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
-    return path
-
-
-def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentConfig:
-    """A config from the plain mapping :func:`config_to_dict` made (for example the copy inside a checkpoint)."""
-    _check_tree(ExperimentConfig, data, source)
-    cfg = _build(ExperimentConfig, data)
-    try:
-        cfg.validate()
-    except _ValueProblem as problem:
-        raise ConfigError(f"{source}: key '{problem.key}' {problem.message}") from None
-    return cfg
-
-
-def load_resolved_config(path: str | Path) -> ExperimentConfig:
-    """Read back a config written by :func:`save_config` (every key present, no base or profile)."""
-    return config_from_dict(_read_yaml(Path(path)), str(path))
-
-
-def flatten_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """`{'optim.lr': 5e-4, ...}`: every leaf of a config tree under its dotted key."""
-    flat: dict[str, Any] = {}
-    for key, value in (config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg).items():
-        if isinstance(value, dict):
-            flat.update(flatten_config(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def config_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
-    """The dotted keys whose values differ between two configs, with both values (bookkeeping keys left out)."""
-    fa, fb = flatten_config(a), flatten_config(b)
-    return {k: (fa[k], fb[k]) for k in fa if fa[k] != fb[k] and k not in ("profile", "sources")}
