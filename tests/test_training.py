@@ -33,6 +33,7 @@ from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
 from sf2f.paths import folder_lock
 from sf2f.train.checkpoints import CheckpointError, load_checkpoint
+from sf2f.train.distributed import parameter_hash
 from sf2f.train.face_embedder import (
     FaceEmbedderError,
     cosine_softmax_loss,
@@ -46,7 +47,7 @@ from sf2f.train.iteration import PerceptualTargets, TrainingStep
 from sf2f.train.logs import read_log
 from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.runs import load_generator, train_or_load
-from sf2f.train.trainer import Trainer, _parameter_hash
+from sf2f.train.trainer import Trainer
 from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 
@@ -663,6 +664,6 @@ def test_two_processes_train_identical_replicas_through_the_cli(data: Path, tmp_
     g, d = build_generator(cfg), build_discriminators(cfg, state["num_ids"])
     g.load_state_dict(state["generator"])
     d.load_state_dict(state["discriminators"])
-    assert _parameter_hash(g, d) == done["replica_hashes"][0]  # rank 0 saved what every replica holds
+    assert parameter_hash(g, d) == done["replica_hashes"][0]  # rank 0 saved what every replica holds
     fresh_g, fresh_d = build_generator(cfg), build_discriminators(cfg, state["num_ids"])
-    assert _parameter_hash(fresh_g, fresh_d) != done["replica_hashes"][0]
+    assert parameter_hash(fresh_g, fresh_d) != done["replica_hashes"][0]

@@ -10,6 +10,7 @@ rank 0's are the ones saved."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ __all__ = [
     "average_across_processes",
     "average_gradients_before_steps",
     "init_distributed",
+    "parameter_hash",
+    "replica_hashes",
     "shutdown",
     "wrap_ddp",
 ]
@@ -95,6 +98,27 @@ def average_gradients_before_steps(optimizer: torch.optim.Optimizer) -> None:
         average_across_processes(p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None)
 
     optimizer.register_step_pre_hook(average)
+
+
+def parameter_hash(*modules: nn.Module) -> str:
+    """SHA-256 of the modules' parameter names and bytes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, p in module.named_parameters():
+            digest.update(name.encode())
+            digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
+    """:func:`parameter_hash` of every process's copy of the modules (one entry per rank): the averaged gradients keep
+    the replicas identical, and a run records that they did."""
+    own = parameter_hash(*modules)
+    if not ctx.distributed:
+        return [own]
+    gathered: list[object] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, own)
+    return [str(h) for h in gathered]
 
 
 def shutdown(ctx: DistContext) -> None:

@@ -21,7 +21,6 @@ and writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +33,7 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
@@ -54,7 +53,13 @@ from sf2f.train.checkpoints import (
     load_state_checked,
     restore_rng_state,
 )
-from sf2f.train.distributed import average_across_processes, average_gradients_before_steps, init_distributed, wrap_ddp
+from sf2f.train.distributed import (
+    average_across_processes,
+    average_gradients_before_steps,
+    init_distributed,
+    replica_hashes,
+    wrap_ddp,
+)
 from sf2f.train.face_embedder import resolve_face_embedder
 from sf2f.train.iteration import PerceptualTargets, TrainingStep
 from sf2f.train.logs import RunLogger, TrainResult, read_log
@@ -91,15 +96,6 @@ def _adam(params: Any, lr: float, cfg: ExperimentConfig) -> torch.optim.Adam:
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _parameter_hash(*modules: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, p in module.named_parameters():
-            digest.update(name.encode())
-            digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class Trainer:
@@ -411,7 +407,7 @@ class Trainer:
         bar.close()
         result = TrainResult(
             self.run_dir, counters.step, counters.skipped, time.perf_counter() - start_time, dict(self.last_metrics),
-            self.replica_hashes(),
+            replica_hashes(self.ctx, self.generator, self.discriminators),
         )
         if self.ctx.is_main:
             result.write()
@@ -486,13 +482,3 @@ class Trainer:
         }
         tracked = {k: v for k, v in (values or {}).items() if k in self.track}
         return self.checkpoints.save(state, tracked)
-
-    def replica_hashes(self) -> list[str]:
-        """A hash of each process's generator and discriminator weights (one entry per rank): DDP keeps them
-        identical, and the run records that it did."""
-        own = _parameter_hash(self.generator, self.discriminators)
-        if not self.ctx.distributed:
-            return [own]
-        gathered: list[Any] = [None] * self.ctx.world_size
-        dist.all_gather_object(gathered, own)
-        return [str(h) for h in gathered]
