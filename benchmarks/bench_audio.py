@@ -31,9 +31,8 @@ product, log, normalisation), each one to a few milliseconds here.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import python_speech_features

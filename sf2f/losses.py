@@ -1,7 +1,9 @@
 """Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3).
 
 Adversarial losses take raw discriminator logits, whatever their shape (a patch discriminator gives a map of
-logits, the AC discriminator one logit per image), and average over every logit, as the original does.
+logits, the AC discriminator one logit per image), and average over every logit, as the original does. The pixel
+term is torch's `l1_loss` per output scale, against :func:`multiscale_targets`; one iteration puts them all together
+in :mod:`sf2f.train.iteration`.
 """
 
 from __future__ import annotations
@@ -16,15 +18,7 @@ from torch import Tensor, nn
 from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embedder_input
 
-__all__ = [
-    "FeatureCache",
-    "GanType",
-    "PerceptualLoss",
-    "gan_discriminator_loss",
-    "gan_generator_loss",
-    "l1_pixel_losses",
-    "multiscale_targets",
-]
+__all__ = ["GanType", "PerceptualLoss", "gan_discriminator_loss", "gan_generator_loss", "multiscale_targets"]
 
 GanType = Literal["gan", "lsgan", "wgan"]
 
@@ -74,22 +68,13 @@ def multiscale_targets(target: Tensor, sizes: Sequence[int]) -> list[Tensor]:
     return out
 
 
-def l1_pixel_losses(preds: Sequence[Tensor], target: Tensor) -> list[Tensor]:
-    """Mean absolute error per output scale, in ImageNet-normalised image space (§3.1 "L1 pixel").
-
-    Each scale carries the same weight in the original (`L1_pixel_loss_{i}`); the caller applies it.
-    """
-    targets = multiscale_targets(target, [p.shape[-1] for p in preds])
-    return [F.l1_loss(p, t) for p, t in zip(preds, targets)]
-
-
 class PerceptualLoss(nn.Module):
     """The FaceNet perceptual loss of SF2F (§3.1): L1 between face-embedder hidden states of generated and real faces.
 
     loss = sum_k w_k * mean|h_k(pred) - h_k(real)| over [repeat_1, repeat_2, repeat_3, embedding] with
     w = [1/16, 1/8, 1/4, 1]. The embedder is frozen (the original computed and discarded its gradients). Real faces
-    never change, so their features can be computed once and reused (:class:`FeatureCache`); the original recomputed
-    them at every step, about half of the loss's cost.
+    never change, so their features can be computed once and reused (:class:`~sf2f.train.iteration.PerceptualTargets`);
+    the original recomputed them at every step, about half of the loss's cost.
     """
 
     def __init__(
@@ -125,37 +110,3 @@ class PerceptualLoss(nn.Module):
         if len(states) != len(self.layer_weights) or len(target) != len(states):
             raise ValueError(f"{len(states)} hidden states, {len(target)} targets, {len(self.layer_weights)} weights")
         return sum(w * F.l1_loss(p, t) for w, p, t in zip(self.layer_weights, states, target))
-
-
-class FeatureCache:
-    """Perceptual-loss targets of real faces, keyed by the face's row in the prepared cache, up to a memory budget.
-
-    Stored in float16 on the CPU: one 64 px face costs about 230 KB at the SF2F FaceNet's sizes, so the synthetic
-    default (about 1,200 faces) fits in the default budget; beyond it, features are simply recomputed.
-    """
-
-    def __init__(self, max_bytes: int = 2 << 30) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._store: dict[int, list[Tensor]] = {}
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def get(self, keys: Sequence[int], device: torch.device | str) -> list[Tensor] | None:
-        """The stacked features of every key, or None when any is missing."""
-        if not all(k in self._store for k in keys):
-            return None
-        layers = zip(*(self._store[k] for k in keys))
-        return [torch.stack(layer).to(device=device, dtype=torch.float32) for layer in layers]
-
-    def put(self, keys: Sequence[int], features: Sequence[Tensor]) -> None:
-        for i, key in enumerate(keys):
-            if key in self._store:
-                continue
-            item = [f[i].detach().to("cpu", torch.float16) for f in features]
-            size = sum(t.numel() * t.element_size() for t in item)
-            if self.bytes + size > self.max_bytes:
-                return
-            self._store[key] = item
-            self.bytes += size

@@ -1,4 +1,5 @@
-"""sf2f.data.datasets: stage-1 and fuser samples, the crop and segment collates (recipe §1.6)."""
+"""sf2f.data.datasets and sf2f.data.segments: stage-1 and fuser samples, the crop and segment collates, the batches
+of an epoch and their loader (recipe §1.6)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from sf2f.data.datasets import (
     SegmentCollate,
     SegmentDataset,
     VoiceFaceDataset,
-    cut_segments,
+    epoch_batches,
     face_keys,
     make_loader,
 )
+from sf2f.data.segments import cut_segments
 from sf2f.faces import normalize_images
 
 AUDIO = AudioConfig()
@@ -76,7 +78,6 @@ def test_stage1_randomness_is_seeded_per_epoch_and_evaluation_is_fixed(split) ->
     assert draws(train, index, range(12)) != draws(VoiceFaceDataset(split, AUDIO, train=True, seed=1), index, range(12))
     evaluation = VoiceFaceDataset(split, AUDIO, train=False, seed=0)
     assert len(draws(evaluation, index, range(12))) == 1
-    assert len(draws(VoiceFaceDataset(split, AUDIO, train=False, random_eval=True), index, range(12))) > 1
 
 
 def fake_batch(lengths: list[int], seed: int) -> list[dict]:
@@ -163,21 +164,38 @@ def test_dataset_normalisation_uses_the_prepared_statistics(split) -> None:
     assert ds.pad_value == pytest.approx(-stats.mean / stats.std)
 
 
-def test_loader_batches_are_reproducible(split) -> None:
-    def run(seed: int) -> list[torch.Tensor]:
-        ds = VoiceFaceDataset(split, AUDIO, train=True, seed=seed)
-        loader = make_loader(ds, batch_size=3, collate=CropCollate(pad=ds.pad_value), seed=seed)
-        return [b["mel"] for b in loader] + [b["label"] for b in loader]
+def test_epoch_batches_are_whole_seeded_and_shared_out_between_processes() -> None:
+    first = epoch_batches(10, 3, seed=0, epoch=0)
+    assert [len(b) for b in first] == [3, 3, 3] and len({i for b in first for i in b}) == 9  # the last one dropped
+    assert first == epoch_batches(10, 3, seed=0, epoch=0)
+    assert first != epoch_batches(10, 3, seed=0, epoch=1) and first != epoch_batches(10, 3, seed=1, epoch=0)
+    # two processes: a batch each, from one permutation, no identity in both
+    shares = [epoch_batches(10, 2, seed=0, epoch=0, rank=r, world_size=2) for r in (0, 1)]
+    assert [len(s) for s in shares] == [2, 2]
+    assert not {i for b in shares[0] for i in b} & {i for b in shares[1] for i in b}
 
-    a, b = run(0), run(0)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert a[0].shape[0] == 3 and 100 <= a[0].shape[2] <= 150
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_loader_gives_the_same_batches_whatever_the_number_of_workers(split, workers: int) -> None:
+    def run(num_workers: int) -> list[torch.Tensor]:
+        ds = VoiceFaceDataset(split, AUDIO, train=True, seed=3)
+        batches = epoch_batches(len(ds), 2, seed=3, epoch=0)
+        loader = make_loader(ds, CropCollate(pad=ds.pad_value), batches, seed=3, num_workers=num_workers)
+        return [t for b in loader for t in (b["mel"], b["label"], b["image"])]
+
+    torch.manual_seed(0)
+    a = run(workers)
+    state = torch.random.get_rng_state()
+    b = run(0)
+    assert len(a) == 3 * (len(split) // 2) >= 6 and all(torch.equal(x, y) for x, y in zip(a, b))
+    assert a[0].shape[0] == 2 and 100 <= a[0].shape[2] <= 150
+    assert torch.equal(state, torch.random.get_rng_state())  # the loader never draws from the global random state
 
 
-def test_gallery_and_hflip(split) -> None:
+def test_hflip(split) -> None:
     ds = VoiceFaceDataset(split, AUDIO, train=True, hflip=True, seed=0)
-    assert ds.faces_of(2).shape == (len(split.face_rows(2)), 3, 64, 64)
-    (face,) = ds.faces_of(0)  # identity 0 has one face: every draw is it or its mirror image
+    (row,) = split.face_rows(0)  # identity 0 has one face: every draw is it or its mirror image
+    face = normalize_images(split.face(row))
     seen = []
     for epoch in range(20):
         ds.set_epoch(epoch)

@@ -16,12 +16,12 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from sf2f.config import ExperimentConfig, load_config
 from sf2f.faces import normalize_images, to_pixel_range
-from sf2f.losses import PerceptualLoss, multiscale_targets
+from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.discriminators import Discriminators
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
 from sf2f.models.generator import Generator
-from sf2f.train.objectives import DiscriminatorObjective, generator_terms
+from sf2f.train.iteration import TrainingStep
 from sf2f.trained_embedder import cosine_softmax_loss
 
 GPU = torch.device("cuda")
@@ -48,25 +48,33 @@ def test_image_normalisation_stays_on_the_images_device():
 
 
 @pytest.mark.parametrize("name", ["v2f", "sf2f_1st_stage", "sf2f_mid_1st_stage", "sf2f_fuser"])
-def test_generator_discriminators_and_losses_run_on_the_gpu(name):
-    """A stage's forward passes and every loss term, all on 'cuda' (the fuser with whole segment stacks)."""
-    cfg = load_config(name, profile="quick")
+def test_a_training_iteration_runs_on_the_gpu(name, monkeypatch):
+    """A stage's training iteration, its forward passes and every loss term, all on 'cuda' (the fuser with whole
+    segment stacks). The backward passes need a real device (so they do nothing here, and the optimisers find no
+    gradients to step with), and so does the check for a non-finite loss (off)."""
+    cfg = load_config(name, profile="quick", overrides=["optim.skip_nonfinite=false"])
     generator, discriminators = build_generator(cfg), build_discriminators(cfg, 10)
+    monkeypatch.setattr(torch.Tensor, "backward", lambda *args, **kwargs: None)
     with fake_gpu():
         _check_stage(cfg, generator.to(GPU), discriminators.to(GPU))
 
 
 def _check_stage(cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators) -> None:
-    shape = (4, 3, 40, 125) if generator.fuser is not None else (4, 40, 125)  # segment stacks for the fuser
-    voice = torch.randn(shape, device=GPU)
-    fakes = generator(voice).images
-    reals = multiscale_targets(torch.randn(4, 3, cfg.data.image_size, cfg.data.image_size, device=GPU),
-                               generator.image_sizes)
-    labels = torch.randint(0, 10, (4,), device=GPU)
-    terms = generator_terms(fakes, reals, labels, discriminators, cfg.loss, True, True)
-    d_terms = DiscriminatorObjective(discriminators, cfg.loss)(reals, [f.detach() for f in fakes], labels)
-    assert {t.value.device.type for t in [*terms, *d_terms]} == {"cuda"}
-    assert [f.shape[-1] for f in fakes] == list(generator.image_sizes)
+    def adam(module: torch.nn.Module) -> torch.optim.Adam:
+        return torch.optim.Adam(module.parameters())
+
+    step = TrainingStep(cfg, generator, discriminators, adam(generator), [adam(d) for d in discriminators.image],
+                        [adam(d) for d in discriminators.ac])
+    # the fuser's segment stacks go in without a mask: selecting the masked segments needs real values
+    shape = (4, 3, 40, 125) if generator.fuser is not None else (4, 40, 125)
+    batch = {
+        "mel": torch.randn(shape, device=GPU),
+        "image": torch.randn(4, 3, cfg.data.image_size, cfg.data.image_size, device=GPU),
+        "label": torch.randint(0, 10, (4,), device=GPU),
+    }
+    terms = step(batch)
+    assert terms is not None and {v.device.type for v in terms.values()} == {"cuda"}
+    assert {f"l1_{s}" for s in generator.image_sizes} <= set(terms) and "d_total" in terms
 
 
 @pytest.mark.parametrize("embedder", [SmallFaceEmbedder(64, 8), FaceNetEmbedder(InceptionResnetV1(pretrained=None))],

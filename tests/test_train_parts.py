@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from sf2f.checkpoints import (
     CheckpointError,
@@ -21,7 +23,7 @@ from sf2f.checkpoints import (
     save_checkpoint,
 )
 from sf2f.config import OptimConfig, load_config
-from sf2f.losses import gan_discriminator_loss, gan_generator_loss, l1_pixel_losses, multiscale_targets
+from sf2f.losses import gan_discriminator_loss, gan_generator_loss, multiscale_targets
 from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
 
@@ -54,12 +56,6 @@ def test_multiscale_targets_use_nearest_downsampling() -> None:
     assert torch.equal(small, torch.tensor([[[[0.0, 2.0], [8.0, 10.0]]]]))
     with pytest.raises(ValueError, match="cannot make a 3 px target"):
         multiscale_targets(target, [3])
-
-
-def test_l1_pixel_losses_one_term_per_scale() -> None:
-    target = torch.zeros(2, 3, 8, 8)
-    preds = [torch.full((2, 3, 4, 4), 0.5), torch.full((2, 3, 8, 8), -2.0)]
-    assert [x.item() for x in l1_pixel_losses(preds, target)] == [pytest.approx(0.5), pytest.approx(2.0)]
 
 
 # ------------------------------------------------------------------------------------------------------- schedule
@@ -173,16 +169,17 @@ def test_rng_state_survives_a_checkpoint(tmp_path: Path) -> None:
 def test_run_logger_writes_a_pandas_readable_long_log(tmp_path: Path) -> None:
     from sf2f.train.logs import RunLogger, read_log
 
-    with RunLogger(tmp_path, tensorboard=False) as log:
-        log.log(1, 0, {"g_l1": 2.0, "d_img": 1.5})
-        log.log(2, 0, {"g_l1": 1.0})
-        log.log(2, 0, {"recall@10": 0.3}, split="val")
-        log.log(3, 1, {"g_l1": 0.5, "g_new": 7.0})
+    log = RunLogger(tmp_path)
+    log.log(1, 0, {"g_l1": 2.0, "d_img": 1.5})
+    log.log(2, 0, {"g_l1": 1.0})
+    log.log(2, 0, {"recall@10": 0.3}, split="val")
+    log.log(3, 1, {"g_l1": 0.5, "g_new": 7.0})
+    log.close()
     table = read_log(tmp_path)
     assert list(table.columns) == ["step", "epoch", "split", "name", "value"]
     wide = table[table.split == "train"].pivot_table(index="step", columns="name", values="value")
     assert wide["g_l1"].tolist() == [2.0, 1.0, 0.5] and wide["g_new"].dropna().tolist() == [7.0]
-    RunLogger(tmp_path, tensorboard=False).truncate_after(2)
+    RunLogger(tmp_path).truncate_after(2)
     assert read_log(tmp_path)["step"].max() == 2
     RunLogger(tmp_path / "rank1", enabled=False).log(1, 0, {"x": 1.0})
     assert not (tmp_path / "rank1").exists()
@@ -215,7 +212,8 @@ class _ProbeEmbedder(torch.nn.Module):
 
 
 def test_perceptual_loss_weights_layers_and_freezes_the_embedder() -> None:
-    from sf2f.losses import FeatureCache, PerceptualLoss
+    from sf2f.losses import PerceptualLoss
+    from sf2f.train.iteration import PerceptualTargets
 
     loss_fn = PerceptualLoss(_ProbeEmbedder())
     loss_fn.train()
@@ -231,14 +229,19 @@ def test_perceptual_loss_weights_layers_and_freezes_the_embedder() -> None:
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert loss_fn(real, target).item() == 0.0
 
-    cache = FeatureCache()
-    assert cache.get([5, 9], "cpu") is None
-    cache.put([5, 9], target)
-    cached = cache.get([9, 5], "cpu")
-    assert len(cache) == 2 and torch.allclose(cached[0][0], target[0][1], atol=1e-3)
-    tiny = FeatureCache(max_bytes=10)
-    tiny.put([1], target)
-    assert len(tiny) == 0 and tiny.get([1], "cpu") is None
+    # the real faces' targets, stored (in float16) and served by key; beyond the budget, computed in the batch
+    targets = PerceptualTargets(loss_fn, [64], budget_bytes=1 << 20)
+    faces = torch.randn(2, 3, 64, 64)
+    targets.add(faces, [5, 9])
+    features = loss_fn.target_features(faces)
+    cached = targets(0, torch.zeros(2, 3, 64, 64), [9, 5])  # stored: the images passed along are not looked at
+    assert len(targets) == 2 and torch.allclose(cached[0][0], features[0][1], atol=1e-3, rtol=1e-3)
+    assert cached[0].dtype == torch.float32
+    tiny = PerceptualTargets(loss_fn, [64], budget_bytes=10)
+    tiny.add(faces, [1])
+    assert len(tiny) == 0
+    other = torch.randn(2, 3, 64, 64)
+    assert all(torch.equal(a, b) for a, b in zip(tiny(0, other, [1, 2]), loss_fn.target_features(other)))
 
 
 def test_precise_batchnorm_sets_the_mean_of_the_batch_statistics_and_restores_the_modes() -> None:
@@ -246,8 +249,8 @@ def test_precise_batchnorm_sets_the_mean_of_the_batch_statistics_and_restores_th
     net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU()).eval()
     net[2].train()  # one submodule in another mode than its parent: restored as it was
     batches = [torch.randn(8, 3) + k for k in range(3)]
-    with precise_batchnorm(net) as layers:
-        assert layers == [net[1]] and net.training and net[1].momentum is None and not torch.is_grad_enabled()
+    with precise_batchnorm(net):
+        assert net.training and net[1].momentum is None and not torch.is_grad_enabled()
         for batch in batches:
             net(batch)
     hidden = [net[0](b).detach() for b in batches]
@@ -255,3 +258,21 @@ def test_precise_batchnorm_sets_the_mean_of_the_batch_statistics_and_restores_th
     assert torch.allclose(net[1].running_var, torch.stack([h.var(0) for h in hidden]).mean(0), atol=1e-6)
     assert (net.training, net[1].training, net[2].training, net[1].momentum) == (False, False, True, 0.3)
     assert torch.is_grad_enabled()  # back on after the block
+
+
+def test_torchs_update_bn_gives_the_statistics_of_precise_batchnorm() -> None:
+    """What lets the trainer use `torch.optim.swa_utils.update_bn` for precise BN at the eval-mode switch."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU(), nn.Linear(4, 2),
+                        nn.BatchNorm1d(2))
+    for _ in range(3):  # running statistics that are not a fresh start
+        net(torch.randn(8, 3))
+    other, before = copy.deepcopy(net), copy.deepcopy(net.state_dict())
+    batches = [torch.randn(8, 3) + k for k in range(3)]
+    with precise_batchnorm(net):
+        for batch in batches:
+            net(batch)
+    update_bn(batches, other)
+    mine, theirs = net.state_dict(), other.state_dict()
+    assert all(torch.allclose(mine[k].float(), theirs[k].float(), atol=1e-6) for k in mine)
+    assert not torch.allclose(mine["1.running_mean"], before["1.running_mean"])  # the statistics were recomputed

@@ -1,4 +1,5 @@
-"""The trainer (recipe §3.2-3.5): loss terms and weights, the step order, the fuser stage, exact resume, validation,
+"""The trainer (recipe §3.2-3.5): one iteration's terms, weights and order (and the original's numbers), the fuser
+stage, exact resume, validation,
 the face embedder, logs and grids, the CLI, and two processes with DDP. Everything runs on a tiny prepared dataset
 (8 training and 2 validation identities) with the `quick` networks, a few iterations each.
 """
@@ -22,6 +23,7 @@ from fixtures_data import build_dataset
 from subprocess_runs import child_env, run_checked
 from torch import nn
 
+from benchmarks.original_train import original_training_step
 from sf2f.checkpoints import CheckpointError, load_checkpoint, load_generator
 from sf2f.cli import main
 from sf2f.config import FaceEmbedderConfig, load_config
@@ -31,11 +33,12 @@ from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
 from sf2f.paths import folder_lock
+from sf2f.train.distributed import parameter_hash
+from sf2f.train.iteration import PerceptualTargets, TrainingStep
 from sf2f.train.logs import read_log
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets, generator_terms, perceptual_terms
 from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.runs import train_or_load
-from sf2f.train.trainer import StopTraining, Trainer, _parameter_hash
+from sf2f.train.trainer import Trainer
 from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 from sf2f.trained_embedder import (
@@ -117,9 +120,26 @@ def assert_same_checkpoints(a: Path, b: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- loss terms
 
 
-def test_generator_terms_and_weights_follow_section_3_3() -> None:
+def quick_iteration(name: str, *overrides: str) -> tuple[TrainingStep, dict[str, torch.Tensor]]:
+    """A TrainingStep of a quick-profile config (3 identities, perceptual targets computed in the batch, as the
+    original does) and a random batch of 2 for it."""
+    cfg = load_config(name, profile="quick", overrides=list(overrides))
     torch.manual_seed(0)
-    labels = torch.tensor([0, 2])
+    g, d = build_generator(cfg), build_discriminators(cfg, num_ids=3)
+    size = g.image_sizes[-1]
+    batch = {"mel": torch.randn(2, cfg.data.audio.n_mels, 125), "image": torch.randn(2, 3, size, size),
+             "label": torch.tensor([0, 2]), "face_row": torch.tensor([0, 1]),
+             "flipped": torch.zeros(2, dtype=torch.bool)}
+    loss = PerceptualLoss(SmallFaceEmbedder(64, 4), cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
+    targets = PerceptualTargets(loss, g.image_sizes, budget_bytes=0)
+
+    def adam(module: nn.Module) -> torch.optim.Adam:
+        return torch.optim.Adam(module.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+    return TrainingStep(cfg, g, d, adam(g), [adam(m) for m in d.image], [adam(m) for m in d.ac], targets), batch
+
+
+def test_the_generator_terms_and_weights_follow_section_3_3() -> None:
     for name, expected in [
         ("sf2f_1st_stage", {"l1_64": 10, "g_gan_img_64": 1, "g_ac_ce_64": 0.05, "g_gan_ac_64": 0.05,
                             "perceptual_64": 100}),
@@ -128,39 +148,74 @@ def test_generator_terms_and_weights_follow_section_3_3() -> None:
                                 [("l1", 100), ("g_gan_img", 1), ("g_ac_ce", 0.05), ("g_gan_ac", 0.05),
                                  ("perceptual", 100)]}),
     ]:
-        cfg = load_config(name, profile="quick")
-        g = build_generator(cfg)
-        d = build_discriminators(cfg, num_ids=3)
-        sizes = g.image_sizes
-        real = torch.randn(2, 3, sizes[-1], sizes[-1])
-        reals = [nn.functional.interpolate(real, size=(s, s), mode="nearest") for s in sizes]
-        fakes = [torch.randn(2, 3, s, s) for s in sizes]
-        loss = PerceptualLoss(SmallFaceEmbedder(64, 4))
-        targets = PerceptualTargets(loss, sizes, 0)
-        terms = generator_terms(fakes, reals, labels, d, cfg.loss) + perceptual_terms(fakes, reals, [0, 2], targets,
-                                                                                      cfg.loss)
-        assert {t.name: t.weight for t in terms} == pytest.approx(expected), name
-        by_name = {t.name: t.value for t in terms}
-        assert by_name[f"l1_{sizes[-1]}"].item() == pytest.approx((fakes[-1] - real).abs().mean().item(), rel=1e-6)
+        step, batch = quick_iteration(name)
+        with torch.no_grad():  # in train mode BatchNorm uses the batch's statistics: the faces the step makes
+            fake = step.generator(batch["mel"]).images[-1]
+        terms = step(batch)
+        assert terms is not None
+        assert {k for k in terms if not k.startswith("d_") and k != "g_total"} == set(expected), name
+        weighted = sum(w * terms[k] for k, w in expected.items())
+        assert terms["g_total"].item() == pytest.approx(weighted.item(), rel=1e-5), name
+        assert terms[f"l1_{fake.shape[-1]}"].item() == pytest.approx((fake - batch["image"]).abs().mean().item(),
+                                                                    rel=1e-5)
         # the L1 switch of §3.4 drops the pixel terms only
-        off = generator_terms(fakes, reals, labels, d, cfg.loss, l1_on=False)
-        assert {t.name for t in off} == {t.name for t in terms if not t.name.startswith(("l1_", "perceptual_"))}
+        step, batch = quick_iteration(name)
+        off = step(batch, l1_on=False)
+        assert off is not None and set(off) == {k for k in terms if not k.startswith("l1_")}, name
 
 
-def test_discriminator_objective_sees_fakes_then_reals_unscaled_unless_asked() -> None:
-    cfg = load_config("sf2f_1st_stage", profile="quick")
-    d = build_discriminators(cfg, num_ids=3)
-    seen: list[str] = []
-    real, fake = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
-    for module in (d.image[0], d.ac[0]):
-        module.register_forward_pre_hook(lambda m, args: seen.append("real" if args[0] is real else "fake"))
-    terms = DiscriminatorObjective(d, cfg.loss)([real], [fake], torch.tensor([0, 1]))
-    assert seen == ["fake", "real", "fake", "real"]  # separate calls, fakes first (sg2im's order)
-    assert {t.name: t.weight for t in terms} == {"d_img_64": 1.0, "d_ac_gan_64": 1.0, "d_ac_ce_real_64": 1.0}
-    scaled = load_config("sf2f_1st_stage", profile="quick", overrides=["loss.scale_discriminator_update=true"])
-    terms = DiscriminatorObjective(d, scaled.loss)([real], [fake], torch.tensor([0, 1]))
-    assert {t.name: t.weight for t in terms} == pytest.approx({"d_img_64": 1.0, "d_ac_gan_64": 0.05,
-                                                               "d_ac_ce_real_64": 0.05})
+def test_the_discriminators_are_updated_unweighted_unless_asked() -> None:
+    for scaled, weights in [("false", {"d_img_64": 1.0, "d_ac_gan_64": 1.0, "d_ac_ce_real_64": 1.0}),
+                            ("true", {"d_img_64": 1.0, "d_ac_gan_64": 0.05, "d_ac_ce_real_64": 0.05})]:
+        step, batch = quick_iteration("sf2f_1st_stage", f"loss.scale_discriminator_update={scaled}")
+        terms = step(batch)
+        assert terms is not None and {k for k in terms if k.startswith("d_") and k != "d_total"} == set(weights)
+        weighted = sum(w * terms[k] for k, w in weights.items())
+        assert terms["d_total"].item() == pytest.approx(weighted.item(), rel=1e-5)
+        assert terms["d_ac_gan_64"].item() != pytest.approx(terms["d_total"].item())  # the weights tell them apart
+
+
+def test_one_iteration_runs_in_the_order_of_section_3_2() -> None:
+    """G forward (through the discriminators on the fakes), G step, then the image discriminators' step, then the AC
+    discriminators'; each discriminator sees the detached fakes and the reals in separate calls, fakes first."""
+    step, batch = quick_iteration("sf2f_1st_stage")
+    events: list[str] = []
+    real = batch["image"]
+    for who, module in (("image D", step.discriminators.image[0]), ("AC D", step.discriminators.ac[0])):
+        module.register_forward_pre_hook(
+            lambda m, args, who=who: events.append(f"{who} on {'real' if args[0] is real else 'fake'}"))
+    step.generator.register_forward_hook(lambda *_: events.append("G forward"))
+    for who, optimizer in (("G step", step.g_optimizer), ("image D step", step.image_d_optimizers[0]),
+                           ("AC D step", step.ac_d_optimizers[0])):
+        optimizer.register_step_post_hook(lambda *_, who=who: events.append(who))
+    step(batch)
+    assert events == ["G forward", "image D on fake", "AC D on fake", "G step",
+                      "image D on fake", "image D on real", "image D step", "AC D on fake", "AC D on real", "AC D step"]
+
+
+@pytest.mark.parametrize("name", ["sf2f_1st_stage", "sf2f_mid_1st_stage"])
+def test_the_iteration_computes_the_originals_losses_and_updates(name: str) -> None:
+    """One TrainingStep against the original's iteration written plainly (benchmarks/original_train.py), from the
+    same weights and batch: the same generator loss, and the same weights and BatchNorm statistics after it (up to
+    float rounding: the terms are summed in another order)."""
+    step, batch = quick_iteration(name)
+    g, d = copy.deepcopy(step.generator), copy.deepcopy(step.discriminators)
+    embedder = copy.deepcopy(step.perceptual.loss.embedder)
+
+    def adam(module: nn.Module) -> torch.optim.Adam:
+        return torch.optim.Adam(module.parameters(), lr=step.cfg.optim.lr, betas=tuple(step.cfg.optim.betas))
+
+    torch.manual_seed(1)
+    terms = step(batch)
+    torch.manual_seed(1)
+    total = original_training_step(batch, g, d, embedder, adam(g), [adam(m) for m in [*d.image, *d.ac]], step.cfg.loss)
+    assert terms is not None and terms["g_total"].item() == pytest.approx(total, rel=1e-5)
+    for ours, theirs in ((step.generator, g), (step.discriminators, d)):
+        mine, other = ours.state_dict(), theirs.state_dict()
+        assert mine.keys() == other.keys()
+        assert all(torch.allclose(mine[k].float(), other[k].float(), rtol=1e-4, atol=1e-6) for k in mine)
+    moved = quick_iteration(name)[0].generator.state_dict()
+    assert any(not torch.equal(moved[k], v) for k, v in step.generator.state_dict().items())  # the step did something
 
 
 def test_cosine_softmax_loss_on_a_hand_computed_case() -> None:
@@ -461,11 +516,14 @@ def test_a_stopped_run_resumes_to_the_same_weights(stage1: Path, data: Path, tmp
     quiet = {"progress": False, "log": lambda _: None}
     Trainer(cfg, data, tmp_path / "whole", **quiet).fit()
 
+    class Stop(Exception):
+        """Raised by a callback: the run ends after this step without a final checkpoint, as a kill would."""
+
     def stop(trainer: Trainer, step: int) -> None:
         if step == stop_at:
-            raise StopTraining
+            raise Stop
 
-    with pytest.raises(StopTraining):
+    with pytest.raises(Stop):
         Trainer(cfg, data, tmp_path / "split", callbacks=[stop], **quiet).fit()
     result = Trainer(cfg, data, tmp_path / "split", resume=True, **quiet).fit()
     assert result.steps == 8
@@ -606,6 +664,6 @@ def test_two_processes_train_identical_replicas_through_the_cli(data: Path, tmp_
     g, d = build_generator(cfg), build_discriminators(cfg, state["num_ids"])
     g.load_state_dict(state["generator"])
     d.load_state_dict(state["discriminators"])
-    assert _parameter_hash(g, d) == done["replica_hashes"][0]  # rank 0 saved what every replica holds
+    assert parameter_hash(g, d) == done["replica_hashes"][0]  # rank 0 saved what every replica holds
     fresh_g, fresh_d = build_generator(cfg), build_discriminators(cfg, state["num_ids"])
-    assert _parameter_hash(fresh_g, fresh_d) != done["replica_hashes"][0]
+    assert parameter_hash(fresh_g, fresh_d) != done["replica_hashes"][0]

@@ -11,9 +11,10 @@ otherwise). The original stacks them with the default collate, which fails as so
 different counts (§6 item 15); here the batch is padded to its largest count with a (B, N) mask of real segments.
 
 All randomness comes from NumPy generators seeded by (seed, epoch, identity): the same seed gives the same samples
-whatever the number of DataLoader workers. Evaluation (`train=False`) draws the same samples at every epoch unless
-`random_eval=True` (the original's evaluation is random, §6 item 16). The collates seed their own generator from the
-keys of the samples they receive, so they are reproducible too.
+whatever the number of DataLoader workers. Evaluation (`train=False`) draws the same samples at every epoch (the
+original's evaluation is random, §6 item 16). The collates seed their own generator from the keys of the samples they
+receive, so they are reproducible too. :func:`epoch_batches` says which identities each batch of an epoch holds and
+:func:`make_loader` loads them: every DataLoader of sf2f comes from there.
 
 Every sample also names its face: `face_row` (its row in the split's face table) and `flipped` (mirrored by the
 optional horizontal flip). The trainer keys the real faces' cached perceptual targets by them (:func:`face_keys`).
@@ -21,16 +22,18 @@ optional horizontal flip). The trainer keys the real faces' cached perceptual ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
 from sf2f.config import AudioConfig, ExperimentConfig
 from sf2f.data.cache import PreparedSplit
+from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.faces import normalize_images
 
 __all__ = [
@@ -38,12 +41,11 @@ __all__ = [
     "SegmentCollate",
     "SegmentDataset",
     "VoiceFaceDataset",
-    "cut_segments",
     "dataset_for",
+    "epoch_batches",
     "face_keys",
     "generator_inputs",
     "make_loader",
-    "pad_to_segment",
 ]
 
 Sample = dict[str, Any]
@@ -59,7 +61,6 @@ class _IdentityDataset(Dataset):
         image_norm: str = "imagenet",
         train: bool = True,
         seed: int = 0,
-        random_eval: bool = False,
         hflip: bool = False,
     ) -> None:
         self.split = split
@@ -67,7 +68,6 @@ class _IdentityDataset(Dataset):
         self.image_norm = image_norm
         self.train = train
         self.seed = seed
-        self.random_eval = random_eval
         # the original's image_random_hflip (p = 0.5, training only), off in every paper config (§1.5)
         self.hflip = hflip and train
         self.epoch = 0
@@ -77,7 +77,7 @@ class _IdentityDataset(Dataset):
         return len(self.split)
 
     def set_epoch(self, epoch: int) -> None:
-        """New draws for a new epoch (training, or evaluation with random_eval)."""
+        """New draws for a new epoch (training only: evaluation draws the same samples every time)."""
         self.epoch = epoch
 
     @property
@@ -85,7 +85,7 @@ class _IdentityDataset(Dataset):
         return pad_value(self.audio, self.stats)
 
     def _rng(self, index: int) -> np.random.Generator:
-        if self.train or self.random_eval:
+        if self.train:
             return np.random.default_rng([self.seed, self.epoch, index])
         return np.random.default_rng([self.seed, index])
 
@@ -102,10 +102,6 @@ class _IdentityDataset(Dataset):
             pixels = pixels[:, ::-1]
         image = normalize_images(np.ascontiguousarray(pixels), self.image_norm)
         return {"image": image, "face_row": row, "flipped": flipped}
-
-    def faces_of(self, index: int) -> torch.Tensor:
-        """Every face of one identity, normalised (n, 3, S, S): the evaluation gallery (§1.7)."""
-        return torch.stack([normalize_images(self.split.face(r), self.image_norm) for r in self.split.face_rows(index)])
 
 
 class VoiceFaceDataset(_IdentityDataset):
@@ -169,42 +165,6 @@ class CropCollate:
         return {**_stack_faces(batch), "mel": mels}
 
 
-def cut_segments(
-    mels: Sequence[torch.Tensor],
-    frames: int = 125,
-    stride: int = 125,
-    max_segments: int = 20,
-    rng: np.random.Generator | None = None,
-) -> list[torch.Tensor]:
-    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6).
-
-    With `rng`, each utterance first loses a random number of leading frames in [0, T - frames) (when T > frames),
-    as the original's training sampler does; without it, windows start at frame 0. Utterances shorter than `frames`
-    give no window.
-    """
-    segments: list[torch.Tensor] = []
-    for mel in mels:
-        total = mel.shape[1]
-        start = int(rng.integers(0, total - frames)) if rng is not None and total > frames else 0
-        while start + frames <= total and len(segments) < max_segments:
-            segments.append(mel[:, start : start + frames])
-            start += stride
-        if len(segments) >= max_segments:
-            break
-    return segments
-
-
-def pad_to_segment(mel: torch.Tensor, frames: int, value: float) -> torch.Tensor:
-    """One segment from an utterance shorter than a segment: the mel right-padded with `value` (the normalised zero).
-
-    Where the original crashed on speakers without a full segment (§6 item 15), training and inference use this one
-    padded segment instead.
-    """
-    padded = torch.full((mel.shape[0], frames), value, dtype=mel.dtype)
-    padded[:, : mel.shape[1]] = mel
-    return padded
-
-
 class SegmentDataset(_IdentityDataset):
     """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label',
     'face_row', 'flipped', 'key'}.
@@ -223,7 +183,7 @@ class SegmentDataset(_IdentityDataset):
         random_start: bool = True,
         **options: Any,
     ) -> None:
-        """`options`: image_norm, train, seed, random_eval, hflip as for :class:`VoiceFaceDataset`."""
+        """`options`: image_norm, train, seed, hflip as for :class:`VoiceFaceDataset`."""
         super().__init__(split, audio, **options)
         self.segment_frames = segment_frames
         self.segment_stride = segment_stride
@@ -279,26 +239,47 @@ def dataset_for(
     return crops, CropCollate(data.crop_frames, crops.pad_value)
 
 
+#: How DataLoader workers start, the one policy of every loader. Fork on Linux (Python's default there up to 3.13),
+#: because the trainer makes new workers at every epoch (each epoch has its own order) and forked workers start in
+#: milliseconds where spawned ones import torch again, 12,000 times in a paper run. Forking a process that has
+#: started threads or the GPU is safe for these workers: they run NumPy and single-threaded torch on the CPU
+#: (DataLoader gives each worker one thread) and never touch the GPU. Elsewhere spawn (macOS's system libraries are
+#: not fork-safe, Windows has no fork); the datasets pickle cheaply for it (a PreparedSplit drops its memory maps).
+WORKER_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def epoch_batches(
+    count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> list[list[int]]:
+    """The whole batches of one process in an epoch of `count` identities: a permutation seeded by (seed, epoch) that
+    every process shares, each taking its share (DistributedSampler's), incomplete batches dropped as in the original
+    (§3.4 "iterations"). The same arguments give the same batches, which is what makes a resume exact."""
+    sampler = DistributedSampler(range(count), world_size, rank, shuffle=True, seed=seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+
+
 def make_loader(
-    dataset: _IdentityDataset,
-    batch_size: int,
-    collate: CropCollate | SegmentCollate,
-    shuffle: bool | None = None,
-    num_workers: int = 0,
+    dataset: Dataset,
+    collate: Callable[[Sequence[Sample]], Sample],
+    batches: Sequence[Sequence[int]],
     seed: int = 0,
-    drop_last: bool = False,
+    num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader whose shuffling is seeded too (shuffle defaults to the dataset's train flag)."""
-    shuffle = dataset.train if shuffle is None else shuffle
-    generator = torch.Generator().manual_seed(seed)
+    """A DataLoader of exactly `batches` (lists of dataset indices, in order), collated by `collate`.
+
+    The caller chooses the batches, so an epoch, the rest of an interrupted epoch and the validation pass each load
+    what they mean. The loader seeds its workers from its own generator (`seed`): without one, DataLoader would draw
+    from torch's global random state, which an exact resume must find untouched.
+    """
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
+        batch_sampler=batches,
         collate_fn=collate,
         num_workers=num_workers,
-        generator=generator,
-        drop_last=drop_last,
-        # not persistent: workers are rebuilt each epoch and so see the epoch set by set_epoch()
-        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
+        multiprocessing_context=WORKER_START_METHOD if num_workers else None,
     )

@@ -6,7 +6,7 @@
     cfg = load_config("sf2f_1st_stage", profile="demo")
     result = train_or_load(cfg, "data/prepared/synthetic-masked-64", "runs/s1")   # or: python -m sf2f train ...
 
-`trainer` runs the loop, `step` one iteration, `objectives` the loss terms, `face_embedder` the network the
-perceptual loss and the metrics look through, `validation` the quick val metrics, `visualize` grids and curves,
-`runs` train-or-load and loading a trained generator.
+`iteration` is one training iteration top to bottom (recipe §3.2), `trainer` the loop around it, `face_embedder`
+the network the perceptual loss and the metrics look through, `validation` the quick val metrics, `visualize` grids
+and curves, `runs` train-or-load and loading a trained generator.
 """

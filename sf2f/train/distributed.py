@@ -1,26 +1,37 @@
 """Several processes, one model: torch.distributed set-up for `torchrun --nproc_per_node=N -m sf2f train ...`.
 
 The original wraps everything in `nn.DataParallel` (recipe §0.3), whose `training` flag caused the fuser stage's
-BatchNorm to flip back to train mode (§3.4). Here each process owns one device and DistributedDataParallel averages
-gradients. `broadcast_buffers=False`: a discriminator sees real and fake images in separate forward calls (§3.2),
-and DDP's default re-broadcast of BatchNorm buffers at every forward would both cost a collective per call and make
-the second call's statistics depend on call order; each replica keeps its own running statistics instead, and rank 0's
-are the ones saved.
-"""
+BatchNorm to flip back to train mode (§3.4). Here each process owns one device, and the gradients are averaged over
+the processes: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they
+step (:func:`average_gradients_before_steps`), since a discriminator is called twice (fakes, then reals, §3.2) before
+its one backward pass, which DDP does not allow. `broadcast_buffers=False`: DDP's default re-broadcast of BatchNorm
+buffers at every forward would cost a collective per call; each replica keeps its own running statistics instead, and
+rank 0's are the ones saved."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sf2f.runtime import select_device
 
-__all__ = ["DistContext", "init_distributed", "shutdown", "wrap_ddp", "unwrap"]
+__all__ = [
+    "DistContext",
+    "average_across_processes",
+    "average_gradients_before_steps",
+    "init_distributed",
+    "parameter_hash",
+    "replica_hashes",
+    "shutdown",
+    "wrap_ddp",
+]
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,46 @@ def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper (what checkpoints store, without a `module.` prefix)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
+def average_across_processes(tensors: Iterable[Tensor]) -> None:
+    """Under torch.distributed, replace each process's copy of every tensor by the mean over the processes; a no-op in
+    a single process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    for tensor in tensors:
+        dist.all_reduce(tensor)  # a sum: gloo has no average
+        tensor.div_(world)
+
+
+def average_gradients_before_steps(optimizer: torch.optim.Optimizer) -> None:
+    """From now on, `optimizer` averages its parameters' gradients over the processes before every step (what DDP
+    does for the generator during its backward pass)."""
+
+    def average(opt: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        average_across_processes(p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None)
+
+    optimizer.register_step_pre_hook(average)
+
+
+def parameter_hash(*modules: nn.Module) -> str:
+    """SHA-256 of the modules' parameter names and bytes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, p in module.named_parameters():
+            digest.update(name.encode())
+            digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
+    """:func:`parameter_hash` of every process's copy of the modules (one entry per rank): the averaged gradients keep
+    the replicas identical, and a run records that they did."""
+    own = parameter_hash(*modules)
+    if not ctx.distributed:
+        return [own]
+    gathered: list[object] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, own)
+    return [str(h) for h in gathered]
 
 
 def shutdown(ctx: DistContext) -> None:

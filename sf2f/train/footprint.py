@@ -1,9 +1,10 @@
 """What one training iteration costs: parameters, optimiser state, activation memory and seconds, from the real networks.
 
 Notebook 08 (scaling up) plans a GPU run with these numbers. Nothing here is a guess about a GPU: parameter counts come
-from the networks a config builds, activation memory from the tensors autograd actually keeps for the backward pass of
-one real :class:`~sf2f.train.step.TrainingStep` (measured at two small batch sizes and extended linearly, since every
-activation of these networks is proportional to the batch), and seconds from timing that step on the device at hand.
+from the networks a config builds, activation memory from the tensors autograd actually keeps for the backward passes
+of one real :class:`~sf2f.train.iteration.TrainingStep` (measured at two small batch sizes and extended linearly, since
+every activation of these networks is proportional to the batch), and seconds from timing that step on the device at
+hand.
 
 The face embedder of the perceptual loss is built with random weights: FaceNet (InceptionResnetV1) for the paper
 configs, whose sizes and cost are those of the VGGFace2 file (needed for training, not for measuring), or the small
@@ -15,8 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,18 +24,17 @@ from torch import Tensor
 
 from sf2f.config import ExperimentConfig
 from sf2f.facenet import facenet_pytorch
-from sf2f.losses import PerceptualLoss, multiscale_targets
+from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator, count_parameters
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
-from sf2f.train.step import TrainingStep
+from sf2f.train.iteration import PerceptualTargets, TrainingStep
 
 __all__ = ["StepFootprint", "measure_step", "module_parameters", "synthetic_batch"]
 
 #: bytes per trainable fp32 parameter during training: the weight, its gradient, Adam's two moments
 TRAINABLE_BYTES = 16
-#: the step's phases, grouped by the backward pass that frees their saved tensors
-PASSES = {"g_forward": "generator", "g_losses": "generator", "perceptual": "generator", "d_steps": "discriminators"}
+#: the iteration's backward passes, in order (recipe §3.2); each frees the tensors saved before it
+PASSES = ("generator", "image discriminators", "AC discriminators")
 
 
 def _face_embedder(cfg: ExperimentConfig) -> FaceEmbedder:
@@ -91,8 +90,8 @@ def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int =
 class StepFootprint:
     """The cost of one training iteration of a config, per process.
 
-    `saved_fixed` and `saved_per_sample` give, for each backward pass (the generator's, the discriminators'), the
-    bytes autograd keeps: `fixed + per_sample * batch`. Parameters are not counted there (they are in the state).
+    `saved_fixed` and `saved_per_sample` give, for each backward pass (:data:`PASSES`), the bytes autograd keeps:
+    `fixed + per_sample * batch`. Parameters are not counted there (they are in the state).
     `seconds`: one whole iteration at batch `seconds_batch` on `device`, as measured (one sample, not a median).
     On CUDA, `peak_bytes` is the allocator's measured peak during that iteration, to hold against `memory_bytes`.
     """
@@ -115,8 +114,8 @@ class StepFootprint:
         return TRAINABLE_BYTES * self.trainable + 4 * self.frozen
 
     def activation_bytes(self, batch: int) -> float:
-        """The larger of the two passes' saved tensors at this per-process batch size (they are never alive
-        together: the generator's backward frees its tensors before the discriminators' forward)."""
+        """The largest of the passes' saved tensors at this per-process batch size (they are never alive together:
+        each backward pass frees its tensors before the next pass's forward)."""
         return max(self.saved_fixed[p] + self.saved_per_sample[p] * batch for p in self.saved_per_sample)
 
     def memory_bytes(self, batch: int) -> float:
@@ -126,28 +125,32 @@ class StepFootprint:
 
 
 class _SavedTensors:
-    """Counts the distinct storages autograd saves for backward, by pass, leaving out the parameters'."""
+    """Counts the distinct storages autograd saves for backward, by pass, leaving out the parameters'. A pass ends
+    when its optimisers step (G's, then the last image discriminator's), seen through their step hooks; voice2face
+    has no image discriminator, so no such pass."""
 
-    def __init__(self, parameters: Sequence[Tensor]) -> None:
+    def __init__(self, parameters: Sequence[Tensor], step: TrainingStep) -> None:
         self.skip = {p.untyped_storage().data_ptr() for p in parameters}
-        self.phase = ""
         self.storages: dict[str, dict[int, int]] = defaultdict(dict)
+        self.passes = iter([p for p in PASSES if p != "image discriminators" or step.image_d_optimizers])
+        self.phase = next(self.passes)
+        ends = [step.g_optimizer, *step.image_d_optimizers[-1:]]
+        self.hooks = [optimizer.register_step_post_hook(self._next_pass) for optimizer in ends]
 
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:  # the TrainingStep timer protocol: names the running phase
-        self.phase = phase
-        yield
-        self.phase = ""
+    def _next_pass(self, *args: object) -> None:
+        self.phase = next(self.passes)
 
     def pack(self, tensor: Tensor) -> Tensor:
-        if self.phase in PASSES and tensor.device.type != "meta":
+        if tensor.device.type != "meta":
             storage = tensor.untyped_storage()
             if storage.data_ptr() not in self.skip:
-                self.storages[PASSES[self.phase]][storage.data_ptr()] = storage.nbytes()
+                self.storages[self.phase][storage.data_ptr()] = storage.nbytes()
         return tensor
 
     def totals(self) -> dict[str, int]:
-        return {p: sum(self.storages[p].values()) for p in set(PASSES.values())}
+        for hook in self.hooks:
+            hook.remove()
+        return {p: sum(self.storages[p].values()) for p in PASSES}
 
 
 def measure_step(
@@ -181,25 +184,22 @@ def measure_step(
     def adam(params):  # noqa: ANN001, ANN202
         return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
 
-    d_optimizers = [adam(d.parameters()) for d in [*discriminators.image, *discriminators.ac]]
-    step = TrainingStep(cfg, generator, discriminators, generator, DiscriminatorObjective(discriminators, cfg.loss),
-                        adam(g_params), d_optimizers, perceptual)
+    step = TrainingStep(cfg, generator, discriminators, adam(g_params),
+                        [adam(d.parameters()) for d in discriminators.image],
+                        [adam(d.parameters()) for d in discriminators.ac], perceptual)
     params = [*generator.parameters(), *discriminators.parameters(), *embedder_params]
     saved: dict[int, dict[str, int]] = {}
     for b in batches:
         batch = synthetic_batch(cfg, b, num_ids, seed)
         if perceptual is not None:  # the trainer fills this cache before training
-            with torch.no_grad():
-                reals = multiscale_targets(batch["image"].to(device), generator.image_sizes)
-                for cache, real in zip(perceptual.caches, reals):
-                    cache.put((batch["face_row"] * 2).tolist(), perceptual.loss.target_features(real))
-        counter = _SavedTensors(params)
+            perceptual.add(batch["image"].to(device), (batch["face_row"] * 2).tolist())
+        counter = _SavedTensors(params, step)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()  # the second (larger) step is timed: the first one pays the warm-up
         with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
-            step(batch, timer=counter)
+            step(batch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start

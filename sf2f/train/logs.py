@@ -1,4 +1,5 @@
-"""Training logs: every loss and metric to a CSV that pandas reads, and to TensorBoard when it is installed.
+"""Training logs: every loss and metric to a CSV that pandas reads, and to TensorBoard when it is installed; the record
+of a finished run (`done.json`, :class:`TrainResult`).
 
 The CSV is in long form (step, epoch, split, name, value): new losses can appear mid-run (for example when a
 switch fires) without rewriting a header, and `read_log(...).pivot_table(...)` gives the wide table for plots.
@@ -7,17 +8,18 @@ switch fires) without rewriting a header, and `read_log(...).pivot_table(...)` g
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pandas as pd
 
 from sf2f.errors import MissingPathError
 
-__all__ = ["RunLogger", "read_log"]
+__all__ = ["RunLogger", "TrainResult", "read_log"]
 
 COLUMNS = ("step", "epoch", "split", "name", "value")
 
@@ -28,7 +30,7 @@ class RunLogger:
     Only the main process of a distributed run should log: others get `enabled=False` and every call is a no-op.
     """
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.csv"
         self.enabled = enabled
         self._writer: Any = None
@@ -37,12 +39,11 @@ class RunLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             self.path.write_text(",".join(COLUMNS) + "\n", encoding="utf-8")
-        if tensorboard:
-            try:  # optional: torch ships the writer, the `tensorboard` package provides the event format
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                return
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+        try:  # optional: torch ships the writer, the `tensorboard` package provides the event format
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
 
     def log(self, step: int, epoch: int, values: Mapping[str, float], split: str = "train") -> None:
         if not self.enabled or not values:
@@ -67,12 +68,6 @@ class RunLogger:
             self._writer.close()
             self._writer = None
 
-    def __enter__(self) -> RunLogger:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
 
 def read_log(run_dir: str | Path) -> pd.DataFrame:
     """The long-form log of a run as a DataFrame with columns step, epoch, split, name, value."""
@@ -80,3 +75,30 @@ def read_log(run_dir: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise MissingPathError(f"{path}: no training log (was the run started with this folder?)")
     return pd.read_csv(path)
+
+
+@dataclass
+class TrainResult:
+    """A finished (or loaded) run: where it is, how far it went, and its last validation metrics."""
+
+    run_dir: Path
+    steps: int
+    skipped_steps: int
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    replica_hashes: list[str] = field(default_factory=list)
+    reused: bool = False
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest.pt"
+
+    def write(self) -> None:
+        record = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "reused"}
+        (self.run_dir / "done.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+    @staticmethod
+    def read(run_dir: str | Path) -> TrainResult:
+        record = json.loads((Path(run_dir) / "done.json").read_text(encoding="utf-8"))
+        record["run_dir"] = Path(run_dir)
+        return TrainResult(**record, reused=True)

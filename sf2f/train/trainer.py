@@ -1,49 +1,40 @@
-"""The two-stage SF2F / voice2face trainer (recipe §3.2-3.5).
+"""The two-stage SF2F / voice2face trainer (recipe §3.2-3.5): the loop around one iteration
+(:class:`~sf2f.train.iteration.TrainingStep`).
 
-One iteration (§3.2): the generator makes faces; its loss (:func:`~sf2f.train.objectives.generator_terms`) is
-checked for finiteness (a non-finite total skips the whole iteration and is counted), back-propagated and stepped;
-then every discriminator takes one step on the detached fakes and the reals
-(:class:`~sf2f.train.objectives.DiscriminatorObjective`). During the generator's pass the discriminators' weights
-are frozen: the original computes their gradients and zeroes them unused, so freezing changes nothing but the time.
-They stay in train mode, so their BatchNorm statistics see the fakes as in the original.
-
-Stages (`optim.stage`):
-
-* `stage1`: encoder + decoder + discriminators, Adam (lr 5e-4, betas 0.9/0.999) for G and for every discriminator.
-* `fuser`: only the attention fuser trains (its own Adam at 1e-4); encoder and decoder are frozen with their
-  BatchNorm in eval mode (`bn_mode: frozen`), or, with `bn_mode: as_original`, the generator runs in eval mode until
-  the first visualisation step and in train mode after it, as the original accidentally did (§3.4). The
-  discriminators keep training, starting from the stage-1 checkpoint (`optim.pretrained`).
+Stages (`optim.stage`): `stage1` trains encoder, decoder and discriminators, with an Adam each (lr 5e-4, betas
+0.9/0.999). `fuser` trains only the attention fuser (its own Adam at 1e-4); encoder and decoder are frozen with their
+BatchNorm in eval mode (`bn_mode: frozen`), or, with `bn_mode: as_original`, the generator runs in eval mode until the
+first visualisation step and in train mode after it, as the original accidentally did (§3.4). The discriminators keep
+training, starting from the stage-1 checkpoint (`optim.pretrained`).
 
 Schedule (§3.4): the learning rate of G and the image discriminators decays linearly from `decay_lr_after_epochs`;
 from `eval_mode_after_epochs` the generator runs in eval mode and its Adam state is reset once.
 
 Runs are exact to resume on the CPU, and on a GPU with `run.deterministic: true` (otherwise cuDNN's autotuner may pick
-other convolution algorithms in the resumed process: the same recipe, not the same bits): the sampler is re-seeded
+other convolution algorithms in the resumed process: the same recipe, not the same bits): the batches are re-drawn
 from (seed, epoch), the batches already done in the interrupted epoch are skipped, and checkpoints carry every
 optimiser and random state; evaluation and sample grids draw from a forked random state, so they never change the
 training stream. Several processes (`torchrun --nproc_per_node=N -m sf2f train ...`) each train on their share of
-every epoch (DistributedSampler), DistributedDataParallel averages the gradients, and rank 0 alone logs, evaluates
+every epoch, the gradients are averaged over them (:mod:`sf2f.train.distributed`), and rank 0 alone logs, evaluates
 and writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch import Tensor
+from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from sf2f.checkpoints import (
@@ -55,85 +46,38 @@ from sf2f.checkpoints import (
     load_state_checked,
     restore_rng_state,
 )
-from sf2f.config import ExperimentConfig, config_to_dict, flatten_config, load_resolved_config, save_config
+from sf2f.config import ExperimentConfig, config_diff, config_to_dict, load_resolved_config, save_config
 from sf2f.data.cache import PreparedData
-from sf2f.data.datasets import dataset_for, generator_inputs
+from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
-from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.paths import project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
-from sf2f.train.distributed import DistContext, init_distributed, unwrap, wrap_ddp
-from sf2f.train.logs import RunLogger, read_log
-from sf2f.train.objectives import DiscriminatorObjective, PerceptualTargets
-from sf2f.train.precise_bn import average_across_processes, precise_batchnorm
-from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
-from sf2f.train.step import TrainingStep
-from sf2f.train.validation import (
-    ValidationMetric,
-    ValidationResult,
-    gallery_embeddings,
-    quick_metrics,
-    run_validation,
-    tracked_metrics,
-    validation_loader,
+from sf2f.train.distributed import (
+    average_across_processes,
+    average_gradients_before_steps,
+    init_distributed,
+    replica_hashes,
+    wrap_ddp,
 )
+from sf2f.train.iteration import PerceptualTargets, TrainingStep
+from sf2f.train.logs import RunLogger, TrainResult, read_log
+from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
+from sf2f.train.validation import RunValidation, ValidationResult, quick_metrics, tracked_metrics
 from sf2f.train.visualize import save_sample_grid
-from sf2f.trained_embedder import resolve_face_embedder, scoring_embedder
+from sf2f.trained_embedder import resolve_face_embedder
 
-__all__ = [
-    "MACHINE_KEYS",
-    "StopTraining",
-    "TrainResult",
-    "Trainer",
-    "recipe_diff",
-]
+__all__ = ["MACHINE_KEYS", "TrainResult", "Trainer", "recipe_diff"]
 
 #: config keys that say where and how fast a run goes, not what it computes: a resume may change them
 MACHINE_KEYS = ("run.device", "run.threads", "run.log_every", "run.compile", "run.output_root", "run.name")
 Callback = Callable[["Trainer", int], None]
 
 
-class StopTraining(Exception):
-    """Raised by a callback to end a run after the current step, without a final checkpoint (as a kill would)."""
-
-
 def recipe_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
-    """The keys whose values differ between two configs, leaving out bookkeeping and :data:`MACHINE_KEYS`."""
-    fa, fb = flatten_config(a), flatten_config(b)
-    skip = ("profile", "sources", *MACHINE_KEYS)
-    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if k not in skip and fa.get(k) != fb.get(k)}
-
-
-@dataclass
-class TrainResult:
-    """A finished (or loaded) run: where it is, how far it went, and its last validation metrics."""
-
-    run_dir: Path
-    steps: int
-    skipped_steps: int
-    seconds: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    replica_hashes: list[str] = field(default_factory=list)
-    reused: bool = False
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "latest.pt"
-
-    def best(self, metric: str) -> Path:
-        return self.run_dir / "checkpoints" / f"best_{metric}.pt"
-
-    def write(self) -> None:
-        record = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "reused"}
-        (self.run_dir / "done.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-
-    @staticmethod
-    def read(run_dir: str | Path) -> TrainResult:
-        record = json.loads((Path(run_dir) / "done.json").read_text(encoding="utf-8"))
-        record["run_dir"] = Path(run_dir)
-        return TrainResult(**record, reused=True)
+    """:func:`~sf2f.config.config_diff` without :data:`MACHINE_KEYS`: what a resumed or reused run may not change."""
+    return {k: v for k, v in config_diff(a, b).items() if k not in MACHINE_KEYS}
 
 
 @dataclass
@@ -154,15 +98,6 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def _parameter_hash(*modules: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, p in module.named_parameters():
-            digest.update(name.encode())
-            digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 class Trainer:
     """Trains one config on a prepared dataset into a run folder.
 
@@ -173,9 +108,7 @@ class Trainer:
         resume: continue the run in `run_dir` from its latest checkpoint (its config must match `cfg`'s recipe).
         progress: show a progress bar with live losses.
         callbacks: called as `callback(trainer, step)` after every iteration (live plots, tests that stop a run).
-        extra_metrics: more validation metrics (issue 7's full evaluation plugs in here), logged with the quick ones.
-        track: metric name -> "min" | "max" for best checkpoints (default: the quick metrics).
-        dist_ctx: the distributed context (default: from torchrun's environment, or a single process).
+        log: where the trainer's messages go (rank 0 only).
     """
 
     def __init__(
@@ -187,26 +120,30 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         callbacks: Sequence[Callback] = (),
-        extra_metrics: Sequence[ValidationMetric] = (),
-        track: Mapping[str, Literal["min", "max"]] | None = None,
-        dist_ctx: DistContext | None = None,
         log: Callable[[str], object] = print,
     ) -> None:
-        self.cfg = cfg
-        self.ctx = dist_ctx or init_distributed(cfg.run.device)
+        self.cfg, self.data, self.progress, self.callbacks = cfg, Path(data), progress, list(callbacks)
+        self.ctx = init_distributed(cfg.run.device)
         self.device = self.ctx.device
-        self.data = Path(data)
-        self.progress = progress
-        self.callbacks = list(callbacks)
-        self.extra_metrics = list(extra_metrics)
         self._log = log if self.ctx.is_main else (lambda _: None)
-        self.counters = _Counters()
-        self.last_metrics: dict[str, float] = {}
-
+        self.counters, self.last_metrics = _Counters(), {}
         set_threads(cfg.run.threads)
         set_determinism(cfg.run.deterministic)
         seed_everything(cfg.run.seed)  # the same initial weights on every rank
+        self._load_data()
+        self._build_networks(resume)
+        self.iteration = self._build_iteration()
+        self.run_dir = self._choose_run_dir(run_dir)
+        self.track = tracked_metrics(cfg.eval.recall_ks, len(self.val_split))
+        self.validation = (RunValidation(cfg, self.val_split, self.data, self.embedder, self.device, self._log)
+                           if self.ctx.is_main else None)
+        self._open_run(resume)
 
+    # ---- set-up steps ---------------------------------------------------------------------------------------------
+
+    def _load_data(self) -> None:
+        """The prepared splits, their datasets, and how many whole batches an epoch gives each process."""
+        cfg = self.cfg
         prepared = PreparedData(self.data)
         prepared_size = int(prepared.manifest["settings"]["image_size"])
         if prepared_size != cfg.data.image_size:
@@ -216,9 +153,7 @@ class Trainer:
             )
         self.train_split = prepared.split("train", cfg.data.max_identities)
         self.val_split = prepared.split("val", cfg.data.max_identities)
-        self.fuser_stage = cfg.optim.stage == "fuser"
         self.train_set, self.collate = dataset_for(cfg, self.train_split, train=True)
-        self.val_set, _ = dataset_for(cfg, self.val_split, train=False)
         world = self.ctx.world_size
         if cfg.optim.batch_size % world:
             raise UsageError(f"optim.batch_size {cfg.optim.batch_size} does not divide among {world} processes")
@@ -231,7 +166,11 @@ class Trainer:
             )
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
 
-        # networks and optimisers
+    def _build_networks(self, resume: bool) -> None:
+        """G and the discriminators (the fuser stage starts from `optim.pretrained`, §3.4), the parameters G's
+        optimiser trains, and the face embedder of the perceptual loss."""
+        cfg = self.cfg
+        self.fuser_stage = cfg.optim.stage == "fuser"
         self.generator = build_generator(cfg).to(self.device)
         self.discriminators = build_discriminators(cfg, len(self.train_split)).to(self.device)
         if cfg.optim.pretrained:
@@ -239,59 +178,33 @@ class Trainer:
         elif self.fuser_stage and not resume:
             self._log("warning: the fuser stage starts from untrained encoder and decoder (no optim.pretrained)")
         if self.fuser_stage:
-            g_params = self.generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
+            self._g_params = self.generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
         else:
-            g_params = list(self.generator.parameters())
-        self._g_params = g_params
-        lr0 = learning_rate(cfg.optim, 0)  # every epoch sets its own (§3.4)
-        self.d_image_optimizers = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.image]
-        self.d_ac_optimizers = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.ac]
-
+            self._g_params = list(self.generator.parameters())
         embedder, described = resolve_face_embedder(cfg, self.data, self._log)
         self.embedder = embedder.to(self.device).freeze()
         self._log(f"face embedder: {described}")
+
+    def _build_iteration(self) -> TrainingStep:
+        """The optimisers (one Adam each, §3.4), the real faces' perceptual targets, the compiled networks and G's
+        DDP wrapper, in one :class:`~sf2f.train.iteration.TrainingStep`."""
+        cfg = self.cfg
+        lr0 = learning_rate(cfg.optim, 0)  # every epoch sets its own (§3.4)
+        image_d = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.image]
+        ac_d = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.ac]
+        if self.ctx.distributed:
+            for optimizer in image_d + ac_d:
+                average_gradients_before_steps(optimizer)
         perceptual: PerceptualTargets | None = None
         if cfg.loss.perceptual_weight > 0:
             loss = PerceptualLoss(self.embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
             perceptual = PerceptualTargets(loss, self.generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
             cached = perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
             self._log(f"perceptual targets of {cached} real faces cached")
-
         if cfg.run.compile:
             self._compile_fixed_shape_modules()
-        g_forward: nn.Module = wrap_ddp(self.generator, self.ctx)
-        d_forward: nn.Module = wrap_ddp(DiscriminatorObjective(self.discriminators, cfg.loss), self.ctx)
-        self.iteration = TrainingStep(
-            cfg, self.generator, self.discriminators, g_forward, d_forward, _adam(g_params, lr0, cfg),
-            self.d_image_optimizers + self.d_ac_optimizers, perceptual,
-        )
-
-        # evaluation, logs and checkpoints (rank 0)
-        self.run_dir = self._choose_run_dir(run_dir)
-        main = self.ctx.is_main
-        # validation scores with a network the generator is not trained against (eval.independent_embedder)
-        self.scorer: FaceEmbedder = self.embedder
-        if main:
-            scorer, described = scoring_embedder(cfg, self.data, self.embedder)
-            self.scorer = scorer.to(self.device).freeze()
-            if described:
-                self._log(f"validation scored by the {described}")
-        self.gallery = gallery_embeddings(self.val_split, self.scorer, cfg.data.image_norm) if main else None
-        self.track = dict(track or tracked_metrics(cfg.eval.recall_ks, len(self.val_split)))
-        self.samples = self._sample_batch() if main else None
-        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", self.track)
-        if resume:
-            self._resume()
-        elif self.ctx.is_main:
-            if (self.run_dir / "checkpoints" / "latest.pt").exists():
-                raise UsageError(f"{self.run_dir} already holds a run: resume it (--resume) or pick another folder")
-            save_config(cfg, self.run_dir / "config.yaml")
-            (self.run_dir / "run.json").write_text(json.dumps({"data": str(self.data)}, indent=1) + "\n")
-        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main)
-        if resume:
-            self.logger.truncate_after(self.counters.step)
-
-    # ---- set-up helpers ---------------------------------------------------------------------------------------------
+        return TrainingStep(cfg, self.generator, self.discriminators, _adam(self._g_params, lr0, cfg), image_d, ac_d,
+                            perceptual, g_forward=wrap_ddp(self.generator, self.ctx))
 
     def _choose_run_dir(self, run_dir: str | Path | None) -> Path:
         if run_dir is None:
@@ -305,38 +218,30 @@ class Trainer:
             path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _loader(self, batches: list[list[int]], dataset: Any, seed: int) -> DataLoader:
-        # an explicit generator: DataLoader would otherwise draw its worker seed from the global RNG
-        return DataLoader(
-            dataset,
-            batch_sampler=batches,
-            collate_fn=self.collate,
-            num_workers=self.cfg.data.num_workers,
-            generator=torch.Generator().manual_seed(seed),
-            pin_memory=self.device.type == "cuda",
-        )
-
-    def _sample_batch(self) -> dict[str, Tensor] | None:
-        """The fixed validation samples of the sample grids (up to 8 identities)."""
-        if not len(self.val_set):
-            return None
-        return next(iter(self._loader([list(range(min(8, len(self.val_set))))], self.val_set, 0)))
+    def _open_run(self, resume: bool) -> None:
+        """The run folder's checkpoints and log: a resume continues them; a new run first records its config."""
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", self.track)
+        if resume:
+            self._resume()
+        elif self.ctx.is_main:
+            if (self.run_dir / "checkpoints" / "latest.pt").exists():
+                raise UsageError(f"{self.run_dir} already holds a run: resume it (--resume) or pick another folder")
+            save_config(self.cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "run.json").write_text(json.dumps({"data": str(self.data)}, indent=1) + "\n")
+        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main)
+        if resume:
+            self.logger.truncate_after(self.counters.step)
 
     def _load_pretrained(self, path: Path) -> None:
         """Stage 2 starts from a stage-1 checkpoint: every generator tensor but the fuser's, and the discriminators
         (§3.4 "stage 2 loading"); anything that does not fit is an error naming the file."""
-        state = self._read_checkpoint(path)
+        state = load_checkpoint(path)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: not an sf2f training checkpoint (format {state.get('format')!r})")
         own_fuser = {k: v for k, v in self.generator.state_dict().items() if k.startswith("fuser.")}
         load_state_checked(self.generator, {**own_fuser, **state["generator"]}, "generator", path)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", path)
         self._log(f"started from {path} (step {state['counters']['step']})")
-
-    @staticmethod
-    def _read_checkpoint(path: Path) -> dict[str, Any]:
-        state = load_checkpoint(path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not an sf2f training checkpoint (format {state.get('format')!r})")
-        return state
 
     def _resume(self) -> None:
         saved = self.run_dir / "config.yaml"
@@ -361,7 +266,7 @@ class Trainer:
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", where)
         self.counters = _Counters(**state["counters"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
-        for optimizer, saved_state in zip(self.d_image_optimizers + self.d_ac_optimizers, state["d_optimizers"]):
+        for optimizer, saved_state in zip(self.d_optimizers, state["d_optimizers"]):
             optimizer.load_state_dict(saved_state)
         restore_rng_state(state["rng"])
         self.last_metrics = dict(state.get("metrics", {}))
@@ -373,21 +278,24 @@ class Trainer:
     def g_optimizer(self) -> torch.optim.Optimizer:
         return self.iteration.g_optimizer
 
+    @property
+    def d_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every discriminator's Adam: the image discriminators', then the AC discriminators'."""
+        return [*self.iteration.image_d_optimizers, *self.iteration.ac_d_optimizers]
+
     def autocast(self) -> AbstractContextManager:
         return self.iteration.autocast()
 
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
-        """This rank's batches of an epoch: a permutation seeded by (seed, epoch), whole batches, the first `skip`
-        left out (they were done before an interruption)."""
+        """This rank's batches of an epoch, the first `skip` left out (they were done before an interruption)."""
+        cfg, ctx = self.cfg, self.ctx
         self.train_set.set_epoch(epoch)
-        sampler = DistributedSampler(
-            self.train_set, self.ctx.world_size, self.ctx.rank, shuffle=True, seed=self.cfg.run.seed, drop_last=True
-        )
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        b = self.batch_size
-        batches = [order[i * b : (i + 1) * b] for i in range(self.steps_per_epoch)][skip:]
-        return iter(self._loader(batches, self.train_set, self.cfg.run.seed * 100_003 + epoch)) if batches else iter(())
+        batches = epoch_batches(len(self.train_set), self.batch_size, cfg.run.seed, epoch, ctx.rank, ctx.world_size)
+        if not batches[skip:]:
+            return iter(())
+        loader = make_loader(self.train_set, self.collate, batches[skip:], cfg.run.seed * 100_003 + epoch,
+                             cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+        return iter(loader)
 
     def _generator_train_mode(self, epoch: int) -> bool:
         optim = self.cfg.optim
@@ -407,9 +315,9 @@ class Trainer:
             self.iteration.g_optimizer = _adam(self._g_params, learning_rate(optim, epoch), self.cfg)
             self.counters.g_optimizer_reset = True
         _set_lr(self.g_optimizer, learning_rate(optim, epoch))
-        for optimizer in self.d_image_optimizers:
+        for optimizer in self.iteration.image_d_optimizers:
             _set_lr(optimizer, learning_rate(optim, epoch))
-        for optimizer in self.d_ac_optimizers:
+        for optimizer in self.iteration.ac_d_optimizers:
             _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
 
     def _compile_fixed_shape_modules(self) -> None:
@@ -425,20 +333,19 @@ class Trainer:
         return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
 
     def _precise_generator_bn(self, epoch: int) -> None:
-        """G's BatchNorm statistics recomputed over this epoch's training batches (the same ones the epoch then
-        trains on), averaged over the processes; the random state is left as it was, so the run goes on as it would
-        have without this pass (but for the statistics)."""
-        with self._forked_rng(), precise_batchnorm(self.generator) as layers:
-            for batch in self._batches(epoch, 0):
-                voice, mask = generator_inputs(batch, self.device)
-                with self.autocast():
-                    self.generator(voice, mask)
-        average_across_processes(layers)
+        """G's BatchNorm statistics recomputed (precise BN, :mod:`sf2f.train.precise_bn`) over this epoch's training
+        batches (the same ones the epoch then trains on), averaged over the processes; the random state is left as it
+        was, so the run goes on as it would have without this pass (but for the statistics)."""
+        voices = (generator_inputs(batch, self.device)[0] for batch in self._batches(epoch, 0))  # stage 1: no mask
+        with self._forked_rng(), self.autocast():
+            update_bn(voices, self.generator)
+        stats = (b for name, b in self.generator.named_buffers() if name.endswith(("running_mean", "running_var")))
+        average_across_processes(stats)
         self._log(f"epoch {epoch}: the generator's BatchNorm statistics recomputed before the eval-mode switch")
 
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
-        """One iteration (§3.2, :class:`~sf2f.train.step.TrainingStep`) in the generator mode of this epoch and step.
-        Returns the detached loss terms, or None when it was skipped (non-finite loss; counted)."""
+        """One iteration (§3.2, :class:`~sf2f.train.iteration.TrainingStep`) in the generator mode of this epoch and
+        step. Returns the detached loss terms, or None when it was skipped (non-finite loss; counted)."""
         self.iteration.g_forward.train(self._generator_train_mode(epoch))
         optim = self.cfg.optim
         terms = self.iteration(batch, l1_enabled(optim, epoch), adversarial_enabled(optim, epoch))
@@ -500,7 +407,7 @@ class Trainer:
         bar.close()
         result = TrainResult(
             self.run_dir, counters.step, counters.skipped, time.perf_counter() - start_time, dict(self.last_metrics),
-            self.replica_hashes(),
+            replica_hashes(self.ctx, self.generator, self.discriminators),
         )
         if self.ctx.is_main:
             result.write()
@@ -530,62 +437,48 @@ class Trainer:
                 self.generator.train(was_training)
 
     def validate(self) -> ValidationResult:
-        """The generator's faces for the whole validation split (deterministic)."""
-        loader = validation_loader(self.cfg, self.val_split, self.batch_size)
+        """The generator's faces for the whole validation split (deterministic; rank 0 only)."""
+        assert self.validation is not None, "validation runs on rank 0"
         with self._evaluating():
-            return run_validation(self.generator, loader, self.scorer, self.gallery, self.cfg.data.image_norm,
-                                  self.autocast)
+            return self.validation(self.generator, self.batch_size, self.autocast)
 
     def evaluate(self) -> dict[str, float] | None:
-        """Quick metrics (and any extra ones) on the validation split, logged; rank 0 only (others get None)."""
-        if not self.ctx.is_main or not len(self.val_set):
+        """Quick metrics on the validation split, logged; rank 0 only (others get None)."""
+        if self.validation is None or not len(self.val_split):
             return None
         result = self.validate()
         values = quick_metrics(result, self.cfg.eval.recall_ks)
-        for metric in self.extra_metrics:
-            values.update(metric(result))
         self._record(values, "val")
         self.last_metrics = values
         return values
 
     def save_samples(self) -> Path | None:
         """A real | generated grid of the fixed validation samples, `<run>/samples/step_<step>.png` (rank 0)."""
-        if not self.ctx.is_main or self.samples is None:
+        samples = self.validation.samples if self.validation is not None else None
+        if samples is None:
             return None
-        voice, mask = generator_inputs(self.samples, self.device)
+        voice, mask = generator_inputs(samples, self.device)
         with self._evaluating(), torch.no_grad(), self.autocast():
             images = self.generator(voice, mask).images
         path = self.run_dir / "samples" / f"step_{self.counters.step:07d}.png"
-        return save_sample_grid(path, self.samples["image"], images, self.cfg.data.image_norm)
+        return save_sample_grid(path, samples["image"], images, self.cfg.data.image_norm)
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything a resume needs, as plain data (read back with weights_only=True)."""
-        return {
+    def save_checkpoint(self, values: Mapping[str, float] | None = None) -> list[str]:
+        """Write `latest.pt` (and `best_<metric>.pt` for each tracked metric that improved); rank 0 only. A checkpoint
+        holds everything a resume needs, as plain data (read back with weights_only=True)."""
+        if not self.ctx.is_main:
+            return []
+        state = {
             "format": CHECKPOINT_FORMAT,
             "config": config_to_dict(self.cfg),
             "num_ids": len(self.train_split),
-            "generator": unwrap(self.generator).state_dict(),
+            "generator": self.generator.state_dict(),
             "discriminators": self.discriminators.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(),
-            "d_optimizers": [o.state_dict() for o in self.d_image_optimizers + self.d_ac_optimizers],
+            "d_optimizers": [o.state_dict() for o in self.d_optimizers],
             "counters": dict(self.counters.__dict__),
             "rng": capture_rng_state(),
             "metrics": dict(self.last_metrics),
         }
-
-    def save_checkpoint(self, values: Mapping[str, float] | None = None) -> list[str]:
-        """Write `latest.pt` (and `best_<metric>.pt` for each tracked metric that improved); rank 0 only."""
-        if not self.ctx.is_main:
-            return []
         tracked = {k: v for k, v in (values or {}).items() if k in self.track}
-        return self.checkpoints.save(self.checkpoint_state(), tracked)
-
-    def replica_hashes(self) -> list[str]:
-        """A hash of each process's generator and discriminator weights (one entry per rank): DDP keeps them
-        identical, and the run records that it did."""
-        own = _parameter_hash(self.generator, self.discriminators)
-        if not self.ctx.distributed:
-            return [own]
-        gathered: list[Any] = [None] * self.ctx.world_size
-        dist.all_gather_object(gathered, own)
-        return [str(h) for h in gathered]
+        return self.checkpoints.save(state, tracked)

@@ -12,12 +12,13 @@ The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNe
   same face for every speaker (the mean face scores 0). Not in the paper; it shows a collapse the others hide (a
   collapsed generator can still score chance recall and a good L1).
 
-The gallery is the mean embedding of all real faces of an identity (§4.2). The trainer passes the embedder that
-scores (:func:`~sf2f.trained_embedder.scoring_embedder`): with a trained perceptual-loss embedder, a second one,
-because the generator learns to please the first whether or not it draws faces.
+The gallery is the mean embedding of all real faces of an identity (§4.2). A run scores with
+:func:`~sf2f.trained_embedder.scoring_embedder`'s embedder (:class:`RunValidation`): with a trained
+perceptual-loss embedder, a second one, because the generator learns to please the first whether or not it draws
+faces.
 
 Every draw comes from the dataset's fixed evaluation samples, so two calls on the same weights give the same numbers.
-The paper's full metrics (issue 7) plug in through `extra` functions that receive the :class:`ValidationResult`.
+The paper's full metrics are `python -m sf2f evaluate`'s (:mod:`sf2f.evaluate`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -34,15 +36,15 @@ from torch.utils.data import DataLoader
 
 from sf2f.config import ExperimentConfig
 from sf2f.data.cache import PreparedSplit
-from sf2f.data.datasets import dataset_for, generator_inputs
+from sf2f.data.datasets import dataset_for, generator_inputs, make_loader
 from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
-from sf2f.trained_embedder import embed_faces
+from sf2f.trained_embedder import embed_faces, scoring_embedder
 
 __all__ = [
-    "ValidationMetric",
+    "RunValidation",
     "ValidationResult",
     "face_spread",
     "gallery_embeddings",
@@ -65,10 +67,6 @@ class ValidationResult:
     gallery: Tensor  # (identities, D) L2-normalised mean embedding of every real face of each identity
 
 
-#: a metric function: validation result -> {name: value}; the trainer logs and can track what it returns
-ValidationMetric = Callable[[ValidationResult], Mapping[str, float]]
-
-
 def gallery_embeddings(split: PreparedSplit, embedder: FaceEmbedder, image_norm: str = "imagenet") -> Tensor:
     """(identities, D): the normalised mean of the normalised embeddings of all real faces of each identity."""
     rows = list(range(split.face_rows(0).start, split.face_rows(len(split) - 1).stop)) if len(split) else []
@@ -83,8 +81,8 @@ def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: i
     """Every identity of a split once, in order, with the dataset's fixed evaluation draws (crops or segments,
     as the config's stage needs)."""
     dataset, collate = dataset_for(cfg, split, train=False)
-    batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, generator=torch.Generator().manual_seed(0))
+    return make_loader(dataset, collate, [list(range(i, min(i + batch_size, len(dataset))))
+                                          for i in range(0, len(dataset), batch_size)])
 
 
 @torch.no_grad()
@@ -108,6 +106,28 @@ def run_validation(
     generated = tuple(torch.cat(parts) for parts in zip(*scales))
     probes = F.normalize(embed_faces(embedder, generated[-1], image_norm), dim=1)
     return ValidationResult(torch.cat(labels), generated, torch.cat(real), probes, gallery)
+
+
+class RunValidation:
+    """What a training run validates with (rank 0): the scoring embedder, a second one the generator is not trained
+    against when `eval.independent_embedder` asks for it; the validation identities' gallery; and the fixed samples
+    (up to 8 identities) of the sample grids."""
+
+    def __init__(self, cfg: ExperimentConfig, split: PreparedSplit, data: Path, embedder: FaceEmbedder,
+                 device: torch.device, log: Callable[[str], object]) -> None:
+        self.cfg, self.split = cfg, split
+        scorer, described = scoring_embedder(cfg, data, embedder)
+        self.scorer = scorer.to(device).freeze()
+        if described:
+            log(f"validation scored by the {described}")
+        self.gallery = gallery_embeddings(split, self.scorer, cfg.data.image_norm)
+        self.samples = next(iter(validation_loader(cfg, split, 8))) if len(split) else None
+
+    def __call__(self, generator: Generator, batch_size: int,
+                 autocast: Callable[[], AbstractContextManager] = nullcontext) -> ValidationResult:
+        """:func:`run_validation` over the whole split (the generator must already be in eval mode)."""
+        loader = validation_loader(self.cfg, self.split, batch_size)
+        return run_validation(generator, loader, self.scorer, self.gallery, self.cfg.data.image_norm, autocast)
 
 
 def recall_at_k(probes: Tensor, gallery: Tensor, labels: Tensor, ks: Sequence[int]) -> dict[int, float]:

@@ -1,0 +1,240 @@
+"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`.
+
+It reads in the recipe's order: (1) the generator G makes a face per output scale from a batch of voices; (2) G's
+losses (§3.1, weights in §3.3); (3) G's Adam step; (4) the image discriminators' step; (5) the AC discriminators'
+step. The fuser stage runs the same iteration: its batches hold stacks of speech segments with a mask, and G's
+optimiser holds the fuser's parameters only (§3.4).
+
+Two changes from the original change no number, only the time. The discriminators' weights are frozen during G's pass
+(the original computes their gradients and zeroes them unused); they stay in train mode, so their BatchNorm statistics
+see the fakes as in the original. The real faces' perceptual targets come from a cache (:class:`PerceptualTargets`).
+A non-finite G loss skips the whole iteration, as the original's `continue` does, and also undoes what its forward
+passes did to BatchNorm's running statistics.
+
+Under torchrun, G runs through its DistributedDataParallel wrapper (`g_forward`) and every discriminator's optimiser
+averages the gradients over the processes before its step
+(:func:`~sf2f.train.distributed.average_gradients_before_steps`).
+Each term is logged under a name that ends with its scale's image size (`l1_64`, `perceptual_128`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sf2f.config import ExperimentConfig
+from sf2f.data.cache import PreparedSplit
+from sf2f.data.datasets import face_keys, generator_inputs
+from sf2f.faces import normalize_images
+from sf2f.losses import PerceptualLoss, gan_discriminator_loss, gan_generator_loss, multiscale_targets
+from sf2f.models.discriminators import Discriminators
+from sf2f.models.generator import Generator
+
+__all__ = ["PerceptualTargets", "TrainingStep"]
+
+
+class Term(NamedTuple):
+    """One loss term: its log name, its weight in the total, its (unweighted) value."""
+
+    name: str
+    weight: float
+    value: Tensor
+
+
+def weighted_total(terms: Sequence[Term]) -> Tensor:
+    return torch.stack([t.weight * t.value.float() for t in terms]).sum()
+
+
+def _descend(total: Tensor, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """One step of each optimiser down `total`, with gradients from this total alone."""
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+
+
+@dataclass
+class TrainingStep:
+    """What one iteration trains, and how; call it with a collated batch.
+
+    `generator` and `discriminators` are the plain modules; `g_forward` runs the generator (the generator itself by
+    default; its DDP wrapper under torchrun). `g_optimizer` may be replaced between calls (the eval-mode switch
+    re-creates it, §3.4). `perceptual` is None when the config has no perceptual loss.
+    """
+
+    cfg: ExperimentConfig
+    generator: Generator
+    discriminators: Discriminators
+    g_optimizer: torch.optim.Optimizer
+    image_d_optimizers: Sequence[torch.optim.Optimizer]
+    ac_d_optimizers: Sequence[torch.optim.Optimizer]
+    perceptual: PerceptualTargets | None = None
+    g_forward: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.g_forward is None:
+            self.g_forward = self.generator
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast when `run.amp` asks for it (GPU, and CPUs with bf16 support), else nothing."""
+        if self.cfg.run.amp == "bf16":
+            return torch.autocast(next(self.generator.parameters()).device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def __call__(
+        self, batch: Mapping[str, Tensor], l1_on: bool = True, adversarial_on: bool = True
+    ) -> dict[str, Tensor] | None:
+        """One iteration. Returns the detached loss terms and totals, or None when it was skipped.
+
+        `l1_on=False` drops the pixel terms (`optim.disable_l1_after_epochs`); `adversarial_on=False` (the pixel
+        warm-up, `optim.pixel_warmup_epochs`) keeps G's L1 terms only and neither runs nor updates the discriminators.
+        """
+        loss, d = self.cfg.loss, self.discriminators
+        device = next(self.generator.parameters()).device
+        voice, mask = generator_inputs(batch, device)
+        labels = batch["label"].to(device)
+        reals = multiscale_targets(batch["image"].to(device), self.generator.image_sizes)
+        buffers = [b for m in (self.generator, d) for b in m.buffers()]
+        saved = [b.clone() for b in buffers] if self.cfg.optim.skip_nonfinite else []
+        image_weight, ac_weight = loss.d_loss_weight * loss.d_img_weight, loss.d_loss_weight * loss.ac_loss_weight
+
+        # 1. G forward: a face per output scale (64 px, or 64 and 128 px)
+        d.requires_grad_(False)  # for G's pass only: the original computes these gradients and zeroes them unused
+        with self.autocast():
+            fakes = [x.float() for x in self.g_forward(voice, mask).images]
+
+            # 2. G losses, per scale: L1, the image D's GAN loss, the AC D's cross-entropy and GAN loss; then perceptual
+            terms: list[Term] = []
+            for i, (fake, real) in enumerate(zip(fakes, reals)):
+                size = fake.shape[-1]
+                if l1_on and loss.l1_weight > 0:
+                    terms.append(Term(f"l1_{size}", loss.l1_weight, F.l1_loss(fake, real)))
+                if not adversarial_on:
+                    continue
+                if i < len(d.image):  # voice2face has no image discriminator
+                    logits = d.image[i](fake).float()
+                    terms.append(Term(f"g_gan_img_{size}", image_weight, gan_generator_loss(logits, loss.gan_type)))
+                out = d.ac[i](fake)
+                terms.append(Term(f"g_ac_ce_{size}", ac_weight, F.cross_entropy(out.id_logits.float(), labels)))
+                gan = gan_generator_loss(out.real_logits.float(), loss.gan_type)
+                terms.append(Term(f"g_gan_ac_{size}", ac_weight, gan))
+            if self.perceptual is not None and adversarial_on and loss.perceptual_weight > 0:
+                keys = face_keys(batch)
+                for i, (fake, real) in enumerate(zip(fakes, reals)):
+                    value = self.perceptual.loss(fake, self.perceptual(i, real, keys))
+                    terms.append(Term(f"perceptual_{fake.shape[-1]}", loss.perceptual_weight, value))
+        g_total = weighted_total(terms)
+        d.requires_grad_(True)
+        if self.cfg.optim.skip_nonfinite and not torch.isfinite(g_total):
+            for buffer, value in zip(buffers, saved):
+                buffer.copy_(value)
+            return None
+
+        # 3. G step
+        _descend(g_total, [self.g_optimizer])
+        logged = {t.name: t.value.detach() for t in terms} | {"g_total": g_total.detach()}
+        if not adversarial_on:
+            return logged
+
+        # 4. image discriminators: real faces towards 1, G's (detached) towards 0, in separate calls, fakes first
+        # (sg2im's order) so that BatchNorm sees one kind at a time; weight 1 unless scale_discriminator_update (§6
+        # item 14)
+        fakes = [f.detach() for f in fakes]
+        scaled = loss.scale_discriminator_update
+        image_terms: list[Term] = []
+        with self.autocast():
+            for i, image_d in enumerate(d.image):
+                fake_logits, real_logits = image_d(fakes[i]), image_d(reals[i])
+                value = gan_discriminator_loss(real_logits.float(), fake_logits.float(), loss.gan_type)
+                image_terms.append(Term(f"d_img_{reals[i].shape[-1]}", image_weight if scaled else 1.0, value))
+        if image_terms:
+            _descend(weighted_total(image_terms), self.image_d_optimizers)
+
+        # 5. AC discriminators: the same GAN loss, plus the identity's cross-entropy on the real faces only
+        ac_terms: list[Term] = []
+        weight = ac_weight if scaled else 1.0
+        with self.autocast():
+            for i, ac_d in enumerate(d.ac):
+                size = reals[i].shape[-1]
+                on_fake, on_real = ac_d(fakes[i]), ac_d(reals[i])
+                value = gan_discriminator_loss(on_real.real_logits.float(), on_fake.real_logits.float(), loss.gan_type)
+                ac_terms.append(Term(f"d_ac_gan_{size}", weight, value))
+                identity = F.cross_entropy(on_real.id_logits.float(), labels)
+                ac_terms.append(Term(f"d_ac_ce_real_{size}", weight, identity))
+        _descend(weighted_total(ac_terms), self.ac_d_optimizers)
+        d_terms = image_terms + ac_terms
+        return logged | {t.name: t.value.detach() for t in d_terms} | {"d_total": weighted_total(d_terms).detach()}
+
+
+class PerceptualTargets:
+    """The perceptual loss (`loss`) and its real faces' targets, one store per output scale, keyed by
+    :func:`~sf2f.data.datasets.face_keys` (face row, mirrored or not).
+
+    :meth:`fill` computes them once before training, in face-row order (so a value never depends on the batch a face
+    first appeared in, which keeps resumes exact), and keeps them in float16 on the CPU up to `budget_bytes`, split
+    evenly between the scales: one 64 px face costs about 230 KB at the SF2F FaceNet's sizes, so the synthetic default
+    (about 1,200 faces) fits in the default budget. Faces beyond it are computed in their batch, as the original does
+    for all of them.
+    """
+
+    def __init__(self, loss: PerceptualLoss, sizes: Sequence[int], budget_bytes: int) -> None:
+        self.loss = loss
+        self.sizes = tuple(sizes)
+        self.budget = budget_bytes // len(self.sizes)
+        self.stores: list[dict[int, list[Tensor]]] = [{} for _ in self.sizes]
+        self.used = [0 for _ in self.sizes]
+
+    def __len__(self) -> int:
+        """How many faces have their targets at every scale."""
+        return min(len(store) for store in self.stores)
+
+    @torch.no_grad()
+    def add(self, images: Tensor, keys: Sequence[int]) -> None:
+        """Compute and keep the targets of real faces (full size, normalised) at every scale, while the budget lasts."""
+        for scale, real in enumerate(multiscale_targets(images, self.sizes)):
+            features, store = self.loss.target_features(real), self.stores[scale]
+            for i, key in enumerate(keys):
+                if key in store:
+                    continue
+                item = [f[i].to("cpu", torch.float16) for f in features]
+                size = sum(t.numel() * t.element_size() for t in item)
+                if self.used[scale] + size > self.budget:
+                    break
+                store[key] = item
+                self.used[scale] += size
+
+    def fill(self, split: PreparedSplit, image_norm: str, hflip: bool, device: torch.device, chunk: int = 64) -> int:
+        """The targets of every face of the split's identities (and of their mirror images when the training flips
+        faces), in face-row order, until the budget is spent. Returns how many faces are stored."""
+        if not len(split) or not self.budget:
+            return 0
+        rows = np.arange(split.face_rows(0).start, split.face_rows(len(split) - 1).stop)
+        attempted = 0
+        for flipped in (False, True) if hflip else (False,):
+            for start in range(0, len(rows), chunk):
+                part = rows[start : start + chunk]
+                pixels = np.asarray(split.face_pixels[part])
+                images = normalize_images(pixels[:, :, ::-1] if flipped else pixels, image_norm).to(device)
+                self.add(images, [int(r) * 2 + flipped for r in part])
+                attempted += len(part)
+                if len(self) < attempted:  # the budget ran out
+                    return len(self)
+        return attempted
+
+    def __call__(self, scale: int, real: Tensor, keys: Sequence[int]) -> list[Tensor]:
+        """The targets of a batch at one scale: stored when every face is, else computed; float32 either way
+        (outside any autocast, as :meth:`add` computed them)."""
+        store = self.stores[scale]
+        with torch.autocast(real.device.type, enabled=False):
+            if all(k in store for k in keys):
+                layers = zip(*(store[k] for k in keys))
+                return [torch.stack(layer).to(device=real.device, dtype=torch.float32) for layer in layers]
+            return self.loss.target_features(real)
