@@ -108,4 +108,4 @@ def test_all_segments_give_the_evaluations_probes(world) -> None:
                              evaluator.box, batch_size=8)
         assert torch.allclose(curve.probes[strategy, 50][0], probes.embeddings, atol=1e-4)
         row = next(r for r in curve.rows if r["strategy"] == strategy)
-        assert row["Cos"] == pytest.approx(evaluator.identity_scores(probes.embeddings)["Cos"], abs=1e-4)
+        assert row["Cos"] == pytest.approx(evaluator.embedding_scores(probes.embeddings)["Cos"], abs=1e-4)

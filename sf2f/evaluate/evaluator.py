@@ -136,9 +136,9 @@ class SplitEvaluator:
     def _split_images(self, rows: Tensor) -> Tensor:
         return normalize_images(np.stack([self.split.face(int(r)) for r in rows]), self.norm)
 
-    def identity_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
-        """The metrics that compare probe embeddings (n, D) with the identities (against `gallery`, default the
-        split's): similarity to the own entry, inter-human similarity, recall at K, 1:2 matching and the chance tests.
+    def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
+        """The metrics of probe embeddings (n, D), which need no image (against `gallery`, default the split's):
+        similarity to the own entry, inter-human similarity, recall at K, 1:2 matching and the chance tests.
         For (draws, n, D), several probe sets of the same identities, each metric is averaged over the draws and the
         tests are those of the draw-averaged statistics."""
         ev = self.cfg.eval
@@ -165,7 +165,7 @@ class SplitEvaluator:
     def score_probes(self, probes: ProbeSet, gallery: Tensor | None = None) -> dict[str, Any]:
         """Every metric of one probe set (against `gallery`, default the split's)."""
         ev = self.cfg.eval
-        row = self.identity_scores(probes.embeddings, gallery)
+        row = self.embedding_scores(probes.embeddings, gallery)
         p = probes.embeddings
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:

@@ -9,7 +9,7 @@ one face by one of two strategies:
 * ``attention``: the generator's own trained attention fuser over the same n segments (generators with a fuser);
   with n = 1 it is the fuser's map of a single crop.
 
-Each face is scored as any probe is (:meth:`~sf2f.evaluate.evaluator.SplitEvaluator.identity_scores`): cosine to the
+Each face is scored as any probe is (:meth:`~sf2f.evaluate.evaluator.SplitEvaluator.embedding_scores`): cosine to the
 speaker's gallery entry, recall at K, 1:2 matching and the permutation tests against chance.
 
 Which n segments a speaker gives is drawn: in each draw, every identity's segments are permuted by a generator seeded
@@ -109,5 +109,5 @@ def segments_curve(
                 probes[strategy, n] = embedded.view(len(picks), identities, -1)
                 rows.append({"model": model, "strategy": strategy, "segments": n,
                              "segments used": float(np.minimum(available, n).mean()), "draws": len(picks),
-                             **evaluator.identity_scores(probes[strategy, n])})
+                             **evaluator.embedding_scores(probes[strategy, n])})
     return SegmentsCurve(rows, probes)
