@@ -1,4 +1,4 @@
-"""How much speech does a face need? The segments curve (issue 24: the fuser's claim, recipe §2.2, the paper's §3.3).
+"""How much speech does a face need? The segments curve: the attention fuser's claim (recipe §2.2), measured.
 
 A speaker gives n of its evaluation segments (the 125-frame windows of
 :func:`~sf2f.evaluate.probes.evaluation_segments`, recipe §4.6), and the voice embeddings of those n segments become
