@@ -10,7 +10,8 @@ One module per concept:
     probes.py           generated faces per identity in the three probe modes, deterministic (§4.2)
     retrieval.py        L2 / L1 / cosine, recall at K in groups and over the split, inter-human similarity (§4.2)
     matching.py         1:2 voice-to-face matching accuracy (voice2face's protocol)
-    significance.py     is a model above chance at all? permutation tests of its ranks and cosines
+    significance.py     is a model above chance at all, or better than another? permutation and paired tests
+    segments_curve.py   how much speech a face needs: metrics over 1..20 segments, plain mean vs the fuser
     fid.py              Fréchet distance in the embedder's space, and with the Inception network when present (§4.4)
     diversity.py        LPIPS between faces from different segments of one speaker, when its weights are present (§4.5)
     attributes.py       do generated faces carry the speaker's sex, age and size (synthetic data)

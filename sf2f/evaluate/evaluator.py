@@ -136,23 +136,37 @@ class SplitEvaluator:
     def _split_images(self, rows: Tensor) -> Tensor:
         return normalize_images(np.stack([self.split.face(int(r)) for r in rows]), self.norm)
 
+    def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
+        """The metrics of probe embeddings (n, D), which need no image (against `gallery`, default the split's):
+        similarity to the own entry, inter-human similarity, recall at K, 1:2 matching and the chance tests.
+        For (draws, n, D), several probe sets of the same identities, each metric is averaged over the draws and the
+        tests are those of the draw-averaged statistics."""
+        ev = self.cfg.eval
+        gallery = self.gallery if gallery is None else gallery
+        draws = []
+        for p in embeddings if embeddings.dim() == 3 else embeddings[None]:
+            row = {**paired_similarity(p, gallery), "Human": inter_human_similarity(p, gallery)}
+            if len(p) >= ev.recall_group_size * ev.recall_groups:
+                grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups,
+                                         ev.recall_method)
+            else:
+                grouped = {k: math.nan for k in ev.recall_ks}
+            row.update({f"R@{k}": v for k, v in grouped.items()})
+            whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
+            row.update({f"split R@{k}": v for k, v in whole.items()})
+            row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
+            draws.append(row)
+        n = embeddings.shape[-2]
+        scores: dict[str, Any] = {"identities": n, **{key: float(np.mean([d[key] for d in draws])) for key in draws[0]}}
+        if n >= 2:
+            scores.update(chance_tests(embeddings, gallery, ev.recall_method, ev.chance_permutations, ev.seed))
+        return scores
+
     def score_probes(self, probes: ProbeSet, gallery: Tensor | None = None) -> dict[str, Any]:
         """Every metric of one probe set (against `gallery`, default the split's)."""
         ev = self.cfg.eval
-        gallery = self.gallery if gallery is None else gallery
+        row = self.embedding_scores(probes.embeddings, gallery)
         p = probes.embeddings
-        row: dict[str, Any] = {"identities": len(p), **paired_similarity(p, gallery)}
-        row["Human"] = inter_human_similarity(p, gallery)
-        if len(p) >= ev.recall_group_size * ev.recall_groups:
-            grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups, ev.recall_method)
-        else:
-            grouped = {k: math.nan for k in ev.recall_ks}
-        row.update({f"R@{k}": v for k, v in grouped.items()})
-        whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
-        row.update({f"split R@{k}": v for k, v in whole.items()})
-        if len(p) >= 2:
-            row.update(chance_tests(p, gallery, ev.recall_method, ev.chance_permutations, ev.seed))
-        row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:
             row["FID (Inception)"] = fid_from_features(self.real_inception, self.inception(probes.images))

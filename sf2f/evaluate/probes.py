@@ -37,7 +37,17 @@ from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 
-__all__ = ["PROBE_MODES", "ProbeMode", "ProbeSet", "evaluation_segments", "make_probes", "segment_batches", "seeded"]
+__all__ = [
+    "PROBE_MODES",
+    "ProbeMode",
+    "ProbeSet",
+    "decode_voices",
+    "evaluation_segments",
+    "make_probes",
+    "seeded",
+    "segment_batches",
+    "segment_voices",
+]
 
 ProbeMode = Literal["naive", "average_facenet_embedding", "average_voice_embedding"]
 PROBE_MODES: tuple[str, ...] = ("naive", "average_facenet_embedding", "average_voice_embedding")
@@ -95,6 +105,22 @@ def segment_batches(dataset: SegmentDataset, batch_size: int) -> Iterator[tuple[
             segments, owners = [], []
     if segments:
         yield torch.cat(segments), torch.cat(owners)
+
+
+def segment_voices(generator: Generator, segments: SegmentDataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+    """The encoder's embedding of every segment (m, D) and the identity each one belongs to (m,), on the CPU (call
+    in eval mode and without gradients, as :func:`make_probes` does)."""
+    voices, owners = [], []
+    for stack, owner in segment_batches(segments, batch_size):
+        voices.append(generator.encoder(stack.to(device_of(generator))).float().cpu())
+        owners.append(owner)
+    return torch.cat(voices), torch.cat(owners)
+
+
+def decode_voices(generator: Generator, voices: Tensor, batch_size: int = 32) -> Tensor:
+    """Faces (n, 3, S, S) at the largest scale, on the CPU, decoded from voice embeddings (n, D)."""
+    device = device_of(generator)
+    return torch.cat([generator.decode(v.to(device))[-1].float().cpu() for v in voices.split(batch_size)])
 
 
 def _generate(generator: Generator, mel: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -156,12 +182,6 @@ def make_probes(
             images = torch.cat(firsts)
             embeddings = group_mean(torch.cat(per_segment), torch.cat(owners), n)
             return ProbeSet(mode, embeddings, images, embed_images(embedder, images, norm, box, batch_size))
-        voices, owners = [], []
-        for stack, owner in segment_batches(segments, batch_size):
-            voices.append(generator.encoder(stack.to(device_of(generator))).float().cpu())
-            owners.append(owner)
-        mean_voice = group_mean(torch.cat(voices), torch.cat(owners), n)
-        device = device_of(generator)
-        images = torch.cat([generator.decode(v.to(device))[-1].float().cpu() for v in mean_voice.split(batch_size)])
+        images = decode_voices(generator, group_mean(*segment_voices(generator, segments, batch_size), n), batch_size)
         embeddings = embed_images(embedder, images, norm, box, batch_size)
         return ProbeSet(mode, embeddings, images, embeddings)
