@@ -5,7 +5,7 @@ under `torch.no_grad()`, with four separate Inception branches and a concatenati
 upsampling materialised before every 3x3 conv. Its layers and parameter counts are the original's (tests assert them),
 so it stands in for the original code, which cannot run here (GPU-only, TF1 imports).
 
-Candidate: `sf2f.models.inference.optimize_for_inference` (BatchNorm folded into the convs, each up-block as four 2x2
+Candidate: `sf2f.models.optimize.optimize_for_inference` (BatchNorm folded into the convs, each up-block as four 2x2
 sub-pixel convs on the small image, the decoders in channels-last memory) under `torch.inference_mode()`. Both compute the same function (tests check 1e-4).
 
 Besides the ratio table, `run` prints our absolute times beside the original's (docs/original_timings.md, 2 threads,
@@ -20,7 +20,7 @@ import torch
 from benchmarks.harness import Comparison, compare
 from sf2f.config import load_config
 from sf2f.models import build_generator
-from sf2f.models.inference import optimize_for_inference
+from sf2f.models.optimize import optimize_for_inference
 
 #: the original's inference times here (docs/original_timings.md), seconds: (config, batch, segments) -> time
 ANCHORS: dict[tuple[str, int, int], float] = {

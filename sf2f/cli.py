@@ -300,9 +300,9 @@ def _add_train_face_embedder(sub: Subparsers) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from sf2f.evaluate.evaluate_runs import evaluate_checkpoints
     from sf2f.evaluate.probes import PROBE_MODES
     from sf2f.evaluate.report import write_results
-    from sf2f.evaluate.runs import evaluate_checkpoints
     from sf2f.paths import RUNS_DIR, user_path
     from sf2f.runtime import select_device
 

@@ -19,7 +19,7 @@ of speech gives one window, right-padded with the normalised zero as the trainin
   original's mean.
 
 :func:`interpolate_faces` decodes points on the way from one voice embedding to another (the slider of notebook 07).
-For speed on many files, :func:`sf2f.models.inference.optimize_for_inference` gives an equivalent faster generator
+For speed on many files, :func:`sf2f.models.optimize.optimize_for_inference` gives an equivalent faster generator
 that these functions accept as well.
 """
 
@@ -206,7 +206,7 @@ def generate_face(
 ) -> FaceFromVoice:
     """One face from the speech in `paths`, fused over all their windows (see the module docstring).
 
-    `generator` (in eval mode, on any device) and `cfg` as :func:`sf2f.train.runs.load_generator` returns them; the
+    `generator` (in eval mode, on any device) and `cfg` as :func:`sf2f.train.train_or_load.load_generator` returns them; the
     audio settings come from `cfg.data`, so the features are those the model was trained on.
     """
     speech = speech_segments(paths, cfg.data, stats)

@@ -82,7 +82,7 @@ def _folder(folder: Path | None) -> Path:
 
 def course_run(name: str) -> Path:
     """Where `make weights` (and notebooks 05-07 under the long profile) keep the run of a config."""
-    from sf2f.train.runs import course_run_dir
+    from sf2f.train.train_or_load import course_run_dir
 
     return course_run_dir(name, PROFILE)
 
@@ -278,7 +278,7 @@ def describe_shipped(name: str, folder: Path | None = None) -> str:
 def _train_one(name: str, device: str, threads: int, progress: bool) -> Any:
     """Train or load one shipped run (a process of its own when several train side by side)."""
     from sf2f.data.course_data import prepared_data
-    from sf2f.train.runs import train_or_load
+    from sf2f.train.train_or_load import train_or_load
 
     cfg = shipped_config(name, device, threads)
     data = prepared_data(cfg.data, progress=False).root

@@ -19,7 +19,7 @@ from sf2f.config import load_config
 from sf2f.data.cache import PrepareSettings, prepare
 from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
-from sf2f.train.runs import train_or_load
+from sf2f.train.train_or_load import train_or_load
 from sf2f.trained_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
 
 # the pipeline tests' small synthetic world (6 test identities), trained briefly

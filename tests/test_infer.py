@@ -24,7 +24,7 @@ from sf2f.audio import load_audio
 from sf2f.checkpoints import load_generator
 from sf2f.cli import build_parser, main
 from sf2f.infer import FaceFromVoice, NoUsableSpeechError, generate_face, interpolate_faces, speech_segments
-from sf2f.models.inference import optimize_for_inference
+from sf2f.models.optimize import optimize_for_inference
 
 DATA = Path(__file__).parent / "data"
 SPEECH_A, SPEECH_B = DATA / "arctic_a0007.wav", DATA / "arctic_a0009.wav"
@@ -205,7 +205,7 @@ def test_infer_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_demo_figures_show_the_attention_only_for_a_fuser(fuser, singles, checkpoints: dict[str, Path]) -> None:
-    from sf2f.demo import face_figure, morph_figure, widgets_available
+    from sf2f.interactive import face_figure, morph_figure, widgets_available
 
     _, cfg = fuser
     real = np.zeros((cfg.data.image_size, cfg.data.image_size, 3), dtype=np.uint8)

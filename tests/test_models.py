@@ -25,7 +25,7 @@ from sf2f.models import (
     scale_width,
 )
 from sf2f.models.discriminators import PatchDiscriminator, build_cnn, parse_arch
-from sf2f.models.inference import optimize_for_inference
+from sf2f.models.optimize import optimize_for_inference
 
 # recipe §2.6 and docs/original_timings.md: encoder, fuser, decoder, generator, image Ds, AC Ds without the id head
 PAPER_COUNTS = {

@@ -17,9 +17,10 @@ One module per concept:
     attributes.py       do generated faces carry the speaker's sex, age and size (synthetic data)
     evaluator.py        SplitEvaluator: all of the above for a Generator on a prepared split
     report.py           the results table (CSV and Markdown) with reference rows and the paper's numbers
-    runs.py             trained checkpoints to that table (python -m sf2f evaluate); the evaluator a dataset allows
+    evaluate_runs.py    trained checkpoints to that table (python -m sf2f evaluate); the evaluator a dataset allows
 
-    (runs.py is imported as `sf2f.evaluate.runs`: it loads training runs, so the package does not import it)
+    (evaluate_runs.py is imported as `sf2f.evaluate.evaluate_runs`: it loads checkpoints and trained embedders, so the
+    package does not import it)
 
     from sf2f.evaluate import SplitEvaluator, results_table, write_results
 """
