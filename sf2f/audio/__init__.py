@@ -35,22 +35,7 @@ from sf2f.audio.pipeline import Utterance, extract_log_mels, voice2face_audio_co
 from sf2f.audio.vad import VadResult, voice_activity
 
 __all__ = [
-    "LOG_MEL_FLOAT32_TOLERANCE",
-    "AudioError",
-    "MelStats",
-    "Utterance",
-    "VadResult",
-    "Waveform",
-    "extract_log_mels",
-    "frame_count",
-    "hz_to_mel",
-    "load_audio",
-    "log_mel",
-    "log_mel_batch",
-    "mel_filterbank",
-    "mel_to_hz",
-    "normalize_mel",
-    "pad_value",
-    "voice2face_audio_config",
-    "voice_activity",
+    "LOG_MEL_FLOAT32_TOLERANCE", "AudioError", "MelStats", "Utterance", "VadResult", "Waveform", "extract_log_mels",
+    "frame_count", "hz_to_mel", "load_audio", "log_mel", "log_mel_batch", "mel_filterbank", "mel_to_hz",
+    "normalize_mel", "pad_value", "voice2face_audio_config", "voice_activity",
 ]

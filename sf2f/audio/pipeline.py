@@ -94,17 +94,7 @@ def voice2face_audio_config() -> AudioConfig:
     normalisation. The framing is python_speech_features' (voice2face's Sphinx code ends one frame earlier or later).
     """
     return AudioConfig(
-        vad_aggressiveness=2,
-        vad_frame_ms=20,
-        vad_padding_ms=50,
-        n_mels=64,
-        n_fft=1024,
-        window="hamming",
-        f_min=20.0,
-        f_max=7200.0,
-        filterbank_norm="area",
-        power_scale="none",
-        log_floor=1e-5,
-        log_floor_mode="clip",
+        vad_aggressiveness=2, vad_frame_ms=20, vad_padding_ms=50, n_mels=64, n_fft=1024, window="hamming",
+        f_min=20.0, f_max=7200.0, filterbank_norm="area", power_scale="none", log_floor=1e-5, log_floor_mode="clip",
         mel_norm="utterance",
     )
