@@ -10,7 +10,6 @@ shapes and CPUs, and round differently in the last bit.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,17 +108,21 @@ def _emphasised_end_to_end(signals: Sequence[np.ndarray], cfg: AudioConfig, dtyp
     return buffer, firsts[:-1]
 
 
-@functools.lru_cache(maxsize=8)
-def _fft_window_and_filterbank(cfg_values: tuple, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The analysis window zero-padded to n_fft (psf pads each frame with zeros up to n_fft), and the filterbank
-    scaled for the power spectrum, of the AudioConfig with these field values (computed once per config)."""
-    cfg = AudioConfig(*cfg_values)
-    win, _ = win_hop(cfg)
-    window = torch.zeros(cfg.n_fft, dtype=dtype)
-    # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
-    window[:win] = 1.0 if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win))
-    scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
-    return window, torch.from_numpy(mel_filterbank(cfg) * scale).to(dtype)
+_CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _fft_window_and_filterbank(cfg: AudioConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The analysis window zero-padded to n_fft (python_speech_features pads each frame with zeros up to n_fft), and
+    the filterbank scaled for the power spectrum; made once per config and dtype."""
+    key = (tuple(vars(cfg).items()), dtype)  # (the config's fields are scalars)
+    if key not in _CONSTANTS:
+        win, _ = win_hop(cfg)
+        window = torch.zeros(cfg.n_fft, dtype=dtype)
+        # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
+        window[:win] = 1.0 if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win))
+        scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
+        _CONSTANTS[key] = window, torch.from_numpy(mel_filterbank(cfg) * scale).to(dtype)
+    return _CONSTANTS[key]
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
@@ -135,7 +138,7 @@ def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | 
     if not signals:
         return []
     np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
-    window, filterbank = _fft_window_and_filterbank(tuple(vars(cfg).values()), torch_dtype)
+    window, filterbank = _fft_window_and_filterbank(cfg, torch_dtype)
     buffer, firsts = _emphasised_end_to_end(signals, cfg, np_dtype)
     # n_fft samples from every hop-th one: each frame and what follows it, which the zero-padded window removes (one
     # product that also makes the FFT's input contiguous, faster than padding each frame)
