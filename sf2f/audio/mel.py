@@ -1,5 +1,7 @@
 """Steps 3 and 4 of the audio pipeline: python_speech_features 0.6 ``logfbank`` (recipe §1.4 step 3; voice2face's
-Sphinx variant, §7.2) for many signals at once, in torch, and the normalisation of its output (§1.4, §7.2).
+Sphinx variant, §7.2) for many signals at once, and the normalisation of its output (§1.4, §7.2). numpy writes the
+pre-emphasised signals into one buffer (with python_speech_features' roundings; torch's fused multiply-add rounds
+otherwise), torch frames them, takes the FFTs, the power spectra, the filterbank product and the log.
 
 ``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding of
 the power spectrum, amplified by the log in near-silent bins). A file's float32 log-mel is the same, within
@@ -86,7 +88,9 @@ def frame_count(n_samples: int, cfg: AudioConfig) -> int:
     return 1 + math.ceil((1.0 * n_samples - win) / hop)
 
 
-def _emphasised_end_to_end(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: type) -> tuple[np.ndarray, list[int]]:
+def _emphasised_end_to_end(
+    signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: type
+) -> tuple[np.ndarray, list[int]]:
     """All `signals`, pre-emphasised, in one zero-filled buffer, and the frame number at which each one starts.
 
     Each signal starts at a multiple of the hop and is followed by the zeros that python_speech_features pads its last
