@@ -1,7 +1,7 @@
 """sf2f.audio against the original recipe: python_speech_features 0.6 logfbank and the webrtcvad state machine (§1.4).
 
 The oracle, benchmarks/original_audio.py, is the original's recipe written plainly per frame and per file, so the
-vectorised code in sf2f.audio is checked against an independent implementation, on real speech.
+batched code in sf2f.audio is checked against an independent implementation, on real speech.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import python_speech_features as psf
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-import webrtcvad
 from fixtures_data import SPEECH_FILES, real_speech
 
 from benchmarks import original_audio as original
 from sf2f import audio
-from sf2f.audio import AudioError, MelStats
+from sf2f.audio import AudioError, MelStats, decode
+from sf2f.audio import mel as mel_module
+from sf2f.audio.vad import ring_buffer_keep
 from sf2f.config import AudioConfig
 
 CFG = AudioConfig()
@@ -45,8 +46,8 @@ def speech_with_pauses() -> np.ndarray:
 
 @pytest.mark.parametrize("ring, ratio", [(1, 0.9), (2, 0.9), (5, 0.9), (10, 0.9), (10, 0.5), (7, 0.3), (4, 0.75)])
 def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: int, ratio: float) -> None:
-    """The compiled collector against the original's Python one; ratios below 0.9 can trigger on a partly filled
-    buffer, which 0.9 never does."""
+    """The counting collector against the original's deque of frames; ratios below 0.9 can trigger on a partly
+    filled buffer, which 0.9 never does."""
     rng = np.random.default_rng(ring * 100 + int(ratio * 100))
     for trial in range(300):
         p = rng.uniform(0.05, 0.95)
@@ -54,75 +55,24 @@ def test_ring_buffer_matches_the_original_collector_on_random_decisions(ring: in
             decisions = np.repeat(rng.random(30) < p, rng.integers(1, 40, 30))[: int(rng.integers(0, 400))]
         else:
             decisions = rng.random(int(rng.integers(0, 120))) < p
-        ours = np.flatnonzero(audio._ring_buffer_keep(decisions, ring, ratio))
+        ours = np.flatnonzero(ring_buffer_keep(decisions.tolist(), ring, ratio))
         segments = original.collect_voiced(enumerate(decisions.tolist()), ring, ratio)
         assert ours.tolist() == [k for segment in segments for k in segment], f"trial {trial}"
 
 
-def test_compiled_webrtcvad_calls_match_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    """voice_activity calls webrtcvad's C function from a compiled loop; the public Vad.is_speech fallback gives the
-    same decisions (both paths run here, on speech and pauses, at every aggressiveness, frame length and rate)."""
-    assert audio._webrtcvad_process() is not None, "this webrtcvad exports no WebRtcVad_Process: no fast path"
-    assert audio._vad_handle(webrtcvad.Vad(1)) is not None, "the detector's address cannot be read: no fast path"
-    assert audio._vad_handle(object()) is None  # another packaging's detector: the public API is used instead
+@pytest.mark.parametrize("rate", [8000, 16000, 32000, 48000])
+def test_vad_is_the_originals_at_every_rate_aggressiveness_and_frame_length(rate: int) -> None:
+    """Speech with pauses at each rate webrtcvad accepts, every aggressiveness and frame length: the same samples as
+    the oracle keeps, and webrtcvad really calls some frames speech and some not."""
     x = speech_with_pauses()
-    for rate in (8000, 16000, 32000):
-        signal = x
-        if rate != 16000:
-            signal = AF.resample(torch.from_numpy(x.astype(np.float32)), 16000, rate).round().short().numpy()
-        for mode in range(4):
-            for frame_ms in (10, 20, 30):
-                cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
-                compiled = audio.voice_activity(signal, rate, cfg).speech
-                with monkeypatch.context() as patch:
-                    patch.setattr(audio, "_webrtcvad_process", lambda: None)
-                    public = audio.voice_activity(signal, rate, cfg).speech
-                np.testing.assert_array_equal(compiled, public)
-                assert 0 < compiled.sum() < len(compiled)
-
-
-def webrtcvads_own_halving(x: np.ndarray) -> np.ndarray:
-    """`x` at half the rate as webrtcvad's C code halves it (its exported WebRtcVad_Downsampling, from zero state)."""
-    halve = audio._webrtcvad_halving()
-    assert halve is not None, "this webrtcvad exports no WebRtcVad_Downsampling"
-    out, state = np.empty(len(x) // 2, np.int16), np.zeros(2, np.int32)
-    halve(x.ctypes.data, out.ctypes.data, state.ctypes.data, len(x))
-    return out
-
-
-def test_halving_is_webrtcvads_own_bit_for_bit() -> None:
-    """sf2f halves 16 kHz signals for webrtcvad's detector itself, several at once; the samples must be the ones
-    webrtcvad's C code makes: full-scale noise (int16 wrap-around inside the filters), real speech, odd lengths,
-    groups of 1 to 7 signals of different lengths (the four-at-once loop and the tails after the shortest), and
-    signals of 7, 1 and 0 samples among them."""
-    assert audio._halving_matches_webrtcvad(), "the 16 kHz VAD would take the slower path"
-    rng = np.random.default_rng(1)
-    noise = rng.integers(-32768, 32768, 20001).astype(np.int16)
-    long = [noise, real_speech(0), real_speech(1), speech_with_pauses()]
-    long += [rng.integers(-32768, 32768, int(n)).astype(np.int16) for n in rng.integers(2000, 9000, 3)]
-    groups = [long[:count] for count in range(1, 8)] + [long + [noise[:7], noise[:1], noise[:0]]]
-    for group in groups:
-        for ours, x in zip(audio._halved(group), group):
-            np.testing.assert_array_equal(ours, webrtcvads_own_halving(np.ascontiguousarray(x)))
-
-
-def test_batched_vad_gives_the_16khz_detectors_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """voice_activity_batch at 16 kHz (the signals halved here, the 8 kHz detector on them) decides every frame as
-    webrtcvad's 16 kHz detector does, for every aggressiveness and frame length, on signals of different lengths."""
-    x = speech_with_pauses()
-    # sorted by length, the four longest are halved together: the four-at-once loop decides too
-    signals = [x, x[: 48000 + 479], x[5000:60000], real_speech(0), real_speech(1), x[1000:], x[:480], x[:200]]
+    if rate != 16000:
+        x = AF.resample(torch.from_numpy(x.astype(np.float32)), 16000, rate).round().short().numpy()
     for mode in range(4):
         for frame_ms in (10, 20, 30):
             cfg = dataclasses.replace(CFG, vad_aggressiveness=mode, vad_frame_ms=frame_ms)
-            batched = audio.voice_activity_batch(signals, 16000, cfg)
-            with monkeypatch.context() as patch:
-                patch.setattr(audio, "_halving_matches_webrtcvad", lambda: False)  # webrtcvad halves every frame
-                direct = [audio.voice_activity(s, 16000, cfg) for s in signals]
-            for ours, theirs in zip(batched, direct):
-                np.testing.assert_array_equal(ours.speech, theirs.speech)
-                np.testing.assert_array_equal(ours.keep, theirs.keep)
-            assert 0 < batched[0].speech.sum() < batched[0].n_frames
+            result = audio.voice_activity(x, rate, cfg)
+            np.testing.assert_array_equal(result.apply(x), original.vad(x, rate, mode, frame_ms))
+            assert 0 < result.speech.sum() < result.n_frames
 
 
 def test_vad_names_the_rates_webrtcvad_accepts() -> None:
@@ -211,7 +161,7 @@ def test_filterbank_is_python_speech_features(nfilt: int, nfft: int, rate: int, 
 def test_batching_does_not_change_the_values(monkeypatch: pytest.MonkeyPatch, chunk_frames: int) -> None:
     """Signals batched together, in chunks of frames that cut through signals (7) or hold several whole ones."""
     signals = [real_speech(0)[: 400 + 37 * k] for k in range(1, 6)] + [real_speech(1)]
-    monkeypatch.setattr(audio, "_CHUNK_FRAMES", chunk_frames)
+    monkeypatch.setattr(mel_module, "_CHUNK_FRAMES", chunk_frames)
     batched = audio.log_mel_batch(signals, CFG, "float64")
     for signal, mel in zip(signals, batched):
         torch.testing.assert_close(mel, audio.log_mel(signal, CFG, "float64"), rtol=0, atol=1e-12)
@@ -236,6 +186,17 @@ def test_voice2face_features() -> None:
     normed = audio.normalize_mel(mel, cfg)
     torch.testing.assert_close(normed.mean(dim=1), torch.zeros(64), atol=1e-4, rtol=0)
     torch.testing.assert_close(normed.std(dim=1, unbiased=False), torch.ones(64), atol=1e-3, rtol=0)
+
+
+def test_voice2face_framing_is_python_speech_features_with_a_hamming_window() -> None:
+    """The voice2face path (Hamming window, 1024-point spectrum, no 1/n_fft, log clipped at 1e-5) against
+    python_speech_features' own framing and power spectrum with those settings, on signals batched together."""
+    cfg = audio.voice2face_audio_config()
+    signals = [real_speech(0), real_speech(1)[:5000], np.zeros(900, np.int16)]
+    for signal, ours in zip(signals, audio.log_mel_batch(signals, cfg, "float64")):
+        frames = psf.sigproc.framesig(psf.sigproc.preemphasis(signal, 0.97), 400, 160, winfunc=np.hamming)
+        energies = psf.sigproc.powspec(frames, 1024) * 1024 @ audio.mel_filterbank(cfg)
+        np.testing.assert_allclose(ours.numpy(), np.log(np.maximum(energies, 1e-5)).T, rtol=0, atol=1e-8)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -310,12 +271,12 @@ def test_stereo_is_averaged(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000])
 def test_unusual_rates_are_resampled_to_16k(tmp_path: Path, rate: int) -> None:
     x = torch.from_numpy(speech_float())
-    at_rate = audio.AF.resample(x, 16000, rate).numpy()
+    at_rate = AF.resample(x, 16000, rate).numpy()
     sf.write(tmp_path / "r.wav", at_rate, rate, subtype="PCM_16")
     wave = audio.load_audio(tmp_path / "r.wav")
     assert wave.sample_rate == 16000 and abs(len(wave.samples) - 64000) <= 2
     assert any(f"from {rate} Hz" in n for n in wave.notes)
-    reference = audio.AF.resample(torch.from_numpy(at_rate), rate, 16000).numpy() * 32768  # same band limit
+    reference = AF.resample(torch.from_numpy(at_rate), rate, 16000).numpy() * 32768  # same band limit
     n = min(len(reference), len(wave.samples))
     assert np.corrcoef(reference[:n], wave.samples[:n])[0, 1] > 0.999
 
@@ -367,8 +328,9 @@ def _riff(chunks: list[tuple[bytes, bytes]], data_size: int | None = None) -> by
     ["list-before-data", "chunk-after-data", "odd-byte-count", "streaming-size", "extensible", "data-before-fmt"],
 )
 def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path, layout: str) -> None:
-    """The direct RIFF reader gives what Python's `wave` gives the original; WAVE_FORMAT_EXTENSIBLE, which it leaves
-    alone, goes through soundfile and gives the same samples; data before fmt is a clear error, as before."""
+    """load_audio gives the samples Python's `wave` gives the original, whatever the chunks around them, also from
+    WAVE_FORMAT_EXTENSIBLE (which `wave` refuses before Python 3.12: soundfile reads it) and with a streaming
+    encoder's unknown data size (which is no truncation); data before fmt is a clear error."""
     x = real_speech(1)[:16001]
     pcm = x.astype("<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
@@ -385,14 +347,12 @@ def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path
     path = tmp_path / f"{layout}.wav"
     path.write_bytes(_riff(chunks, 0xFFFFFFFF if layout == "streaming-size" else None))
     if layout == "data-before-fmt":  # neither `wave` nor libsndfile reads it
-        assert audio._read_plain_wav(path, 16000) is None
         with pytest.raises(AudioError, match="not a readable audio file"):
             audio.load_audio(path)
         return
     wave = audio.load_audio(path)
     assert wave.samples.dtype == np.int16 and wave.notes == ()
     np.testing.assert_array_equal(wave.samples, x)
-    assert (audio._read_plain_wav(path, 16000) is None) == (layout == "extensible")
     if layout not in ("extensible", "streaming-size"):
         np.testing.assert_array_equal(np.frombuffer(original.read_pcm(path)[0], "<i2"), x)
 
@@ -400,7 +360,7 @@ def test_unusual_riff_layouts_read_like_the_originals_wave_module(tmp_path: Path
 def test_m4a_without_ffmpeg_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "00001.m4a"
     path.write_bytes(b"\x00\x00\x00\x20ftypM4A ")
-    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    monkeypatch.setattr(decode.shutil, "which", lambda name: None)
     with pytest.raises(AudioError, match="needs ffmpeg, which is not installed.*apt-get install ffmpeg"):
         audio.load_audio(path)
 

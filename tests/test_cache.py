@@ -18,6 +18,7 @@ from PIL import Image
 
 from sf2f import audio
 from sf2f.cli import build_parser, main
+from sf2f.config import AudioConfig
 from sf2f.data.cache import PreparedData, PrepareError, PrepareSettings, prepare
 from sf2f.faces import load_image, resize_face
 from sf2f.paths import folder_lock
@@ -58,8 +59,8 @@ def test_layout_and_counts(tiny, prepared: Path) -> None:
 def test_cached_values_are_the_pipelines(tiny, prepared: Path) -> None:
     train = PreparedData(prepared).split("train")
     row = train.utterances.iloc[3]
-    (direct,) = audio.extract_log_mels([tiny.root / row["path"]], audio.AudioConfig())
-    # preparation batched this file with others: the same values up to float32 rounding (sf2f.audio's docstring)
+    (direct,) = audio.extract_log_mels([tiny.root / row["path"]], AudioConfig())
+    # preparation batched this file with others: the same values up to float32 rounding (sf2f/audio/mel.py's docstring)
     np.testing.assert_allclose(train.mel(3), direct.mel.numpy(), rtol=0, atol=audio.LOG_MEL_FLOAT32_TOLERANCE)
     assert train.mel(3).shape == (40, row["frames"])
     face = train.faces.iloc[2]

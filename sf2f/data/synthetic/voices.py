@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.fft import next_fast_len
-from scipy.signal import oaconvolve
+from scipy.signal import istft, oaconvolve, stft
 
 from sf2f.data.synthetic.traits import AGE_RANGE, Identity
 
@@ -288,18 +287,19 @@ def _formant_envelope(score: _Score, n_frames: int) -> np.ndarray:
     return num / np.sqrt(den)
 
 
+# scipy.signal's pair, vectorised over frames (ShortTimeFFT loops over them in Python); not torch's: the writer's
+# workers are forked, and a forked child that uses torch's thread pool can hang. stft divides the spectra by the
+# window's sum and istft multiplies it back: the filter in between is linear, so the scale does not matter.
 def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
-    padded = np.zeros((n_frames - 1) * _HOP + _N_FFT)
-    padded[_HOP:_HOP + x.size] = x
-    return np.fft.rfft(sliding_window_view(padded, _N_FFT)[::_HOP] * _WINDOW, axis=1)
+    """(n_frames, bins) spectra of the frames centred on samples 0, _HOP, 2 _HOP, ... of `x` (zeros around it)."""
+    padded = np.zeros((n_frames - 1) * _HOP)  # which scipy cuts into n_frames frames
+    padded[: x.size] = x
+    return stft(padded, window=_WINDOW, nperseg=_N_FFT, noverlap=_N_FFT - _HOP)[2].T
 
 
 def _istft(spec: np.ndarray, n: int) -> np.ndarray:
-    frames = np.fft.irfft(spec, n=_N_FFT, axis=1) * _WINDOW
-    out = np.zeros((spec.shape[0] + 1) * _HOP)
-    out[:-_HOP] += frames[:, :_HOP].ravel()
-    out[_HOP:] += frames[:, _HOP:].ravel()
-    return out[_HOP:_HOP + n]
+    """The `n` samples whose :func:`_stft` is `spec` (overlap-add: the squared windows add up to one)."""
+    return istft(spec.T, window=_WINDOW, nperseg=_N_FFT, noverlap=_N_FFT - _HOP)[1][:n]
 
 
 def _room(x: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,221 @@
+"""Steps 3 and 4 of the audio pipeline: python_speech_features 0.6 ``logfbank`` (recipe §1.4 step 3; voice2face's
+Sphinx variant, §7.2) for many signals at once, and the normalisation of its output (§1.4, §7.2). numpy writes the
+pre-emphasised signals into one buffer (with python_speech_features' roundings; torch's fused multiply-add rounds
+otherwise), torch frames them, takes the FFTs, the power spectra, the filterbank product and the log.
+
+``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding of
+the power spectrum, amplified by the log in near-silent bins). A file's float32 log-mel is the same, within
+:data:`LOG_MEL_FLOAT32_TOLERANCE`, whichever files share its batch, however many threads run and on whichever CPU: the
+FFT, the filterbank's sums and the log take other code paths (vector widths, loop tails, blockings) for other batch
+shapes and CPUs, and round differently in the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sf2f.config import AudioConfig
+
+__all__ = [
+    "LOG_MEL_FLOAT32_TOLERANCE", "MelStats", "frame_count", "hz_to_mel", "log_mel", "log_mel_batch", "mel_filterbank",
+    "mel_to_hz", "normalize_mel", "pad_value",
+]
+
+#: How far a float32 log-mel value may move with its batch, the thread count or the CPU (absolute, in log-mel units):
+#: each of the FFT, the filterbank's sums and the log is accurate to a few float32 ulps, and the log turns a relative
+#: error of an energy into an absolute one; a few ulps of values up to about 40 (the loudest bins) stay below it.
+LOG_MEL_FLOAT32_TOLERANCE = 1e-5
+_DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
+# frames per FFT call: enough to amortise torch's per-call costs, few enough that the frames, their spectra and powers
+# stay in the CPU's cache from one step to the next (see benchmarks/bench_audio.py)
+_CHUNK_FRAMES = 512
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """The HTK mel scale, 2595 log10(1 + f / 700), used by both python_speech_features and Sphinx."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def _triangles(left: np.ndarray, centre: np.ndarray, right: np.ndarray, n_bins: int, peak: np.ndarray) -> np.ndarray:
+    """(n_bins, n_filters) triangles rising on [left, centre), falling on [centre, right), worth `peak` at centre."""
+    i = np.arange(n_bins, dtype=np.float64)[:, None]
+    rise = np.where((i >= left) & (i < centre), (i - left) / np.maximum(centre - left, 1e-300), 0.0)
+    fall = np.where((i >= centre) & (i < right), (right - i) / np.maximum(right - centre, 1e-300), 0.0)
+    return (rise + fall) * peak
+
+
+def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
+    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64.
+
+    `peak` (python_speech_features, §1.4): n_mels + 2 points equally spaced in mel from f_min to f_max, FFT bin
+    floor((n_fft + 1) * hz / sr), triangles of height 1 that include their left edge and centre and exclude the right
+    edge. `area` (Sphinx, as voice2face uses it, §7.2): bins round(hz / (sr / n_fft)), height 2 / width in Hz.
+    """
+    n_bins = cfg.n_fft // 2 + 1
+    mel_points = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
+    hz_points = mel_to_hz(mel_points)
+    if cfg.filterbank_norm == "peak":
+        edges = np.floor((cfg.n_fft + 1) * hz_points / cfg.sample_rate)
+        return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, np.ones(cfg.n_mels))
+    hz_per_bin = cfg.sample_rate / cfg.n_fft
+    edges = np.round(hz_points / hz_per_bin)
+    height = 2.0 / np.maximum((edges[2:] - edges[:-2]) * hz_per_bin, 1e-300)
+    # Sphinx starts each rising edge one bin after the left edge, which is also where (i - left) makes it zero
+    return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, height)
+
+
+def win_hop(cfg: AudioConfig) -> tuple[int, int]:
+    """The analysis window and the hop in samples."""
+    # python_speech_features rounds half up: 0.025 * 16000 = 400.00000000000006 -> 400
+    return math.floor(cfg.win_ms * cfg.sample_rate / 1000 + 0.5), math.floor(cfg.hop_ms * cfg.sample_rate / 1000 + 0.5)
+
+
+def frame_count(n_samples: int, cfg: AudioConfig) -> int:
+    """Frames python_speech_features makes: 1 if n <= window, else 1 + ceil((n - window) / hop), the last one
+    zero-padded."""
+    win, hop = win_hop(cfg)
+    if n_samples <= win:
+        return 1
+    return 1 + math.ceil((1.0 * n_samples - win) / hop)
+
+
+def _emphasised_end_to_end(
+    signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: type
+) -> tuple[np.ndarray, list[int]]:
+    """All `signals`, pre-emphasised, in one zero-filled buffer, and the frame number at which each one starts.
+
+    Each signal starts at a multiple of the hop and is followed by the zeros that python_speech_features pads its last
+    frame with (after pre-emphasis, §1.4 step 3), so that every hop-th window of the buffer is a frame of one signal:
+    one unfold frames them all. Pre-emphasis: x[i] - c x[i-1], the first sample kept, written straight into the
+    buffer (computed as c x[i-1] subtracted from x[i]: the roundings of python_speech_features in float64).
+    """
+    win, hop = win_hop(cfg)
+    spans = [(frame_count(len(x), cfg) - 1) * hop + win for x in signals]
+    firsts = np.cumsum([0] + [-(-span // hop) for span in spans]).tolist()
+    # n_fft - win more zeros: the last frame's FFT input reaches that far (see log_mel_batch)
+    buffer = np.zeros(firsts[-1] * hop + cfg.n_fft - win, dtype=dtype)
+    for signal, first in zip(signals, firsts):
+        x = signal.astype(dtype)  # (numpy's loops over one type are vectorised, those that mix types less)
+        emphasised = buffer[first * hop : first * hop + len(x)]
+        np.multiply(x[:-1], -dtype(cfg.preemphasis), out=emphasised[1:])
+        emphasised[1:] += x[1:]
+        emphasised[0] = x[0]
+    return buffer, firsts[:-1]
+
+
+_CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _fft_window_and_filterbank(cfg: AudioConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The analysis window zero-padded to n_fft (python_speech_features pads each frame with zeros up to n_fft), and
+    the filterbank scaled for the power spectrum; made once per config and dtype."""
+    key = (tuple(vars(cfg).items()), dtype)  # (the config's fields are scalars)
+    if key not in _CONSTANTS:
+        win, _ = win_hop(cfg)
+        window = torch.zeros(cfg.n_fft, dtype=dtype)
+        # numpy.hamming (symmetric) is what voice2face's Sphinx code multiplies each frame by (§7.2)
+        window[:win] = 1.0 if cfg.window == "rectangular" else torch.from_numpy(np.hamming(win))
+        scale = 1.0 / cfg.n_fft if cfg.power_scale == "per_nfft" else 1.0
+        _CONSTANTS[key] = window, torch.from_numpy(mel_filterbank(cfg) * scale).to(dtype)
+    return _CONSTANTS[key]
+
+
+def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
+    """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
+
+    All signals are framed together (see :func:`_emphasised_end_to_end`); chunks of frames go through torch's FFT,
+    the power spectrum, the filterbank and the log into one time-major (frames, n_mels) array, the layout the cache
+    stores. Each result is a transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64
+    reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
+    """
+    if any(len(s) == 0 for s in signals):
+        raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
+    if not signals:
+        return []
+    np_dtype, torch_dtype = _DTYPES[dtype or cfg.dtype]
+    window, filterbank = _fft_window_and_filterbank(cfg, torch_dtype)
+    buffer, firsts = _emphasised_end_to_end(signals, cfg, np_dtype)
+    # n_fft samples from every hop-th one: each frame and what follows it, which the zero-padded window removes (one
+    # product that also makes the FFT's input contiguous, faster than padding each frame)
+    frames = torch.from_numpy(buffer).unfold(0, cfg.n_fft, win_hop(cfg)[1])
+    logs = torch.empty(len(frames), cfg.n_mels, dtype=torch_dtype)
+    for c in range(0, len(frames), _CHUNK_FRAMES):
+        spectrum = torch.fft.rfft(frames[c : c + _CHUNK_FRAMES] * window)
+        squares = torch.view_as_real(spectrum).square_()
+        energies = torch.matmul(squares[..., 0] + squares[..., 1], filterbank, out=logs[c : c + _CHUNK_FRAMES])
+        if cfg.log_floor_mode == "clip":
+            energies.clamp_min_(cfg.log_floor)
+        energies.log_()
+    if cfg.log_floor_mode == "replace_zeros":  # zero energies (digital silence) count as log_floor, log(0) = -inf
+        logs.nan_to_num_(neginf=math.log(cfg.log_floor))
+    return [logs[first : first + frame_count(len(x), cfg)].T for x, first in zip(signals, firsts)]
+
+
+def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> torch.Tensor:
+    """Log-mel features (n_mels, T) of one int16-scale signal; see :func:`log_mel_batch`."""
+    return log_mel_batch([signal], cfg, dtype)[0].contiguous()
+
+
+@dataclass(frozen=True)
+class MelStats:
+    """Mean and standard deviation of every raw log-mel value of a dataset's training split (one scalar each)."""
+
+    mean: float
+    std: float
+    count: int
+
+    @staticmethod
+    def from_sums(total: float, total_sq: float, count: int) -> MelStats:
+        """From float64 sums of x and x^2 (exact over the whole split, unlike the original's average of per-batch
+        statistics in a script that no longer runs, §1.4)."""
+        if count == 0:
+            raise ValueError("no log-mel values to compute statistics from")
+        mean = total / count
+        return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
+
+
+def normalize_mel(
+    mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says, into a new tensor or into `out` (which may be `mel`
+    itself: a packed array normalised in place costs no second array, whose fresh pages the kernel must fault in).
+
+    `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
+    of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
+    """
+    # (x - mean) then a division in place: the same two roundings as (mel - mean) / std
+    if cfg.mel_norm == "global":
+        return torch.sub(mel, cfg.mel_mean, out=out).div_(cfg.mel_std)
+    if cfg.mel_norm == "dataset":
+        if stats is None:
+            raise ValueError(
+                "mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)"
+            )
+        return torch.sub(mel, stats.mean, out=out).div_(stats.std)
+    eps = float(np.finfo(np.float32).eps)
+    # both statistics are taken before `out` (possibly `mel`) is overwritten
+    mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
+    return torch.sub(mel, mean, out=out).div_(std + eps)
+
+
+def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:
+    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6).
+
+    Per-utterance normalisation has no fixed map for a raw 0; it pads with 0, the utterance mean.
+    """
+    if cfg.mel_norm == "global":
+        return cfg.normalised_zero
+    if cfg.mel_norm == "dataset":
+        if stats is None:
+            raise ValueError("mel_norm 'dataset' needs the training split's statistics to know the padding value")
+        return (0.0 - stats.mean) / stats.std
+    return 0.0

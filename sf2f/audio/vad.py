@@ -1,0 +1,102 @@
+"""Step 2 of the audio pipeline: the original's voice activity detection (recipe §1.4 step 2; voice2face's, §7.2).
+
+webrtcvad decides for each frame of 10, 20 or 30 ms whether it holds speech; its detector adapts to what it has heard,
+so one detector sees every frame of a file, in order. The original then runs those decisions through a ring buffer:
+it starts keeping frames when more than `vad_trigger_ratio` of the last `vad_padding_ms` of frames are voiced (and
+keeps the buffered ones too), and stops when more than that share are unvoiced. Short clicks are dropped, and speech
+keeps a little of the silence around it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from sf2f.config import AudioConfig
+
+__all__ = ["VadResult", "voice_activity"]
+
+#: the sample rates webrtcvad accepts
+WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
+
+
+@dataclass(frozen=True)
+class VadResult:
+    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring-buffer state machine keeps.
+
+    Frames are `frame_samples` long and start at `k * frame_samples`; samples after the last frame are dropped, as
+    the original drops them (its frame loop runs while `offset + frame_bytes < len(audio)`, §1.4 step 2).
+    """
+
+    frame_samples: int
+    sample_rate: int
+    speech: np.ndarray
+    keep: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.speech)
+
+    def frame_times(self) -> np.ndarray:
+        """Start time of every frame in seconds (for plotting the decision over time)."""
+        return np.arange(self.n_frames) * self.frame_samples / self.sample_rate
+
+    def sample_mask(self, n_samples: int) -> np.ndarray:
+        """One boolean per input sample: True where the sample is kept."""
+        mask = np.zeros(n_samples, dtype=bool)
+        mask[: self.n_frames * self.frame_samples] = np.repeat(self.keep, self.frame_samples)
+        return mask
+
+    def apply(self, samples: np.ndarray) -> np.ndarray:
+        """The kept frames, concatenated (the original joins its voiced segments into one signal); a view of
+        `samples` where the kept frames are one run (most utterances: speech between leading and trailing silence)."""
+        # where `keep` switches on, and off again
+        edges = np.flatnonzero(np.diff(self.keep, prepend=False, append=False)) * self.frame_samples
+        runs = [samples[start:stop] for start, stop in zip(edges[::2], edges[1::2])]
+        return runs[0] if len(runs) == 1 else np.concatenate([samples[:0], *runs])
+
+
+def ring_buffer_keep(speech: Sequence[bool], ring: int, ratio: float) -> np.ndarray:
+    """Which frames the original's collector keeps, given webrtcvad's decisions (§1.4 step 2).
+
+    Not triggered, it holds the last `ring` frames (since it was last emptied) and triggers when more than `ratio` of
+    `ring` of them are voiced: it keeps them all and every later frame, until more than that many of the last frames
+    are unvoiced. The buffer empties at every trigger and release. Frames since the last trigger are kept at the end.
+    """
+    need = math.floor(ratio * ring) + 1  # "more than ratio * ring" frames, a whole number of them
+    keep = [False] * len(speech)
+    start, voiced, triggered = 0, 0, False  # the buffer holds frames k - held + 1 .. k, `voiced` of them
+    for k, is_voiced in enumerate(speech):
+        voiced += is_voiced
+        held = k - start + 1
+        if held > ring:  # the buffer is full: its oldest frame drops out
+            voiced -= speech[k - ring]
+            held = ring
+        if triggered:
+            keep[k] = True
+            if held - voiced >= need:
+                triggered, start, voiced = False, k + 1, 0
+        elif voiced >= need:
+            keep[k - held + 1 : k + 1] = [True] * held
+            triggered, start, voiced = True, k + 1, 0
+    return np.array(keep, dtype=bool)
+
+
+def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
+    """webrtcvad's decision on every frame (aggressiveness and frame length from `cfg`), and the frames the original's
+    ring buffer keeps, for int16 `samples` at `sample_rate`."""
+    if sample_rate not in WEBRTCVAD_RATES:
+        raise ValueError(f"webrtcvad works at {', '.join(map(str, WEBRTCVAD_RATES))} Hz, not {sample_rate} Hz")
+    frame = sample_rate * cfg.vad_frame_ms // 1000
+    # the original takes frames while offset + frame < len: a signal of whole frames loses its last one (§1.4)
+    n_frames = max(0, (len(samples) - 1) // frame)
+    pcm = memoryview(np.ascontiguousarray(samples, dtype="<i2")).cast("B")
+    is_speech, step = webrtcvad.Vad(cfg.vad_aggressiveness).is_speech, 2 * frame
+    speech = [is_speech(pcm[k : k + step], sample_rate, frame) for k in range(0, n_frames * step, step)]
+    # int(300 / 30) = 10 frames in the original's ring buffer (§1.4); voice2face: int(50 / 20) = 2 (§7.2)
+    keep = ring_buffer_keep(speech, int(cfg.vad_padding_ms / cfg.vad_frame_ms), cfg.vad_trigger_ratio)
+    return VadResult(frame, sample_rate, np.array(speech, dtype=bool), keep)
