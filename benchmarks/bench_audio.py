@@ -70,7 +70,7 @@ def make_wavs(folder: Path, count: int = 48, seed: int = 0) -> list[Path]:
 
 def sf2f_pipeline(paths: list[Path], out: Path, cfg: AudioConfig, batch: int = 16) -> None:
     """What one preparation worker does with an identity's utterances (features, packed into one time-major array by
-    np.concatenate as sf2f.data.cache packs them, written), plus the normalisation training applies (global: one
+    np.concatenate as sf2f.data.prepare packs them, written), plus the normalisation training applies (global: one
     elementwise step, done once, in place, on the packed (frames, n_mels) array)."""
     mels = []
     for start in range(0, len(paths), batch):

@@ -149,8 +149,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     from sf2f.audio import voice2face_audio_config
     from sf2f.config import AudioConfig, DataConfig
-    from sf2f.data.cache import PrepareSettings, prepare
     from sf2f.data.course_data import prepared_dir
+    from sf2f.data.prepare import PrepareSettings, prepare
     from sf2f.paths import project_path, user_path
 
     audio = voice2face_audio_config() if args.features == "voice2face" else AudioConfig()

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import denormalize_images
 from sf2f.infer import FaceFromVoice
 

@@ -103,7 +103,7 @@ def data_fingerprint(data: DataConfig) -> str:
     The generated files themselves are left out on purpose: their last bits may differ between CPUs, while everything
     hashed here comes out the same on every machine (the traits are stored rounded).
     """
-    from sf2f.data.cache import PrepareSettings
+    from sf2f.data.prepare import PrepareSettings
     from sf2f.data.synthetic.traits import draw_identities, traits_table
     from sf2f.data.synthetic.writer import GENERATOR_VERSION
 

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from sf2f.checkpoints import load_checkpoint, save_checkpoint
 from sf2f.config import ExperimentConfig, FaceEmbedderConfig
-from sf2f.data.cache import PreparedData, PreparedSplit
+from sf2f.data.prepared import PreparedData, PreparedSplit
 from sf2f.errors import SF2FError
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
-from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.weights import WeightsError
 
 __all__ = [
@@ -155,14 +155,13 @@ def _recalibrate_batchnorm(
     the embedder in eval mode.
 
     The running averages lag behind the weights, by a lot after a short training; in eval mode that lag shifts every
-    embedding the same way and makes all faces look alike to the cosine (:mod:`sf2f.train.precise_bn`).
+    embedding the same way and makes all faces look alike to the cosine ("precise BN", Wu & Johnson, *Rethinking
+    "Batch" in BatchNorm*, 2021). torch's `update_bn` averages the statistics of the batches it is given.
     """
-    with precise_batchnorm(embedder):
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            if len(part) > 1:
-                images = _faces(split, part, norm).to(device)
-                embedder(embedder_input(images, embedder.input_size, norm))
+    parts = [rows[start : start + batch] for start in range(0, len(rows), batch)]
+    inputs = (embedder_input(_faces(split, part, norm).to(device), embedder.input_size, norm)
+              for part in parts if len(part) > 1)
+    update_bn(inputs, embedder)
     embedder.eval()
 
 

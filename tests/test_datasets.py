@@ -12,7 +12,6 @@ from fixtures_data import Person, write_meta, write_person
 
 from sf2f.audio import normalize_mel
 from sf2f.config import AudioConfig
-from sf2f.data.cache import PreparedData, prepare
 from sf2f.data.datasets import (
     CropCollate,
     SegmentCollate,
@@ -22,6 +21,8 @@ from sf2f.data.datasets import (
     face_keys,
     make_loader,
 )
+from sf2f.data.prepare import prepare
+from sf2f.data.prepared import PreparedData
 from sf2f.data.segments import cut_segments
 from sf2f.faces import normalize_images
 

@@ -16,7 +16,7 @@ from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 from sf2f.checkpoints import load_checkpoint
 from sf2f.cli import main
 from sf2f.config import load_config
-from sf2f.data.cache import PrepareSettings, prepare
+from sf2f.data.prepare import PrepareSettings, prepare
 from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
 from sf2f.train.train_or_load import train_or_load

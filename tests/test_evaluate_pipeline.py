@@ -14,7 +14,8 @@ from torch import nn
 
 from sf2f.audio import normalize_mel
 from sf2f.config import load_config
-from sf2f.data.cache import PreparedData, PrepareSettings, prepare
+from sf2f.data.prepare import PrepareSettings, prepare
+from sf2f.data.prepared import PreparedData
 from sf2f.data.synthetic import ensure_synthetic_dataset, read_traits
 from sf2f.evaluate import (
     PROBE_MODES,

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sf2f.config import load_config
-from sf2f.data.cache import PreparedData, PrepareSettings, prepare
+from sf2f.data.prepare import PrepareSettings, prepare
+from sf2f.data.prepared import PreparedData
 from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.errors import UsageError
 from sf2f.evaluate import SplitEvaluator, make_probes

@@ -17,7 +17,7 @@ from fixtures_data import build_dataset
 
 from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from sf2f.config import FaceEmbedderConfig, config_to_dict
-from sf2f.data.cache import prepare
+from sf2f.data.prepare import prepare
 from sf2f.models import build_generator
 from sf2f.shipped import (
     MODELS,

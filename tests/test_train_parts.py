@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from pathlib import Path
@@ -24,7 +23,6 @@ from sf2f.checkpoints import (
 )
 from sf2f.config import OptimConfig, load_config
 from sf2f.losses import gan_discriminator_loss, gan_generator_loss, multiscale_targets
-from sf2f.train.precise_bn import precise_batchnorm
 from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
 
 # ---------------------------------------------------------------------------------------------------------- losses
@@ -244,35 +242,17 @@ def test_perceptual_loss_weights_layers_and_freezes_the_embedder() -> None:
     assert all(torch.equal(a, b) for a, b in zip(tiny(0, other, [1, 2]), loss_fn.target_features(other)))
 
 
-def test_precise_batchnorm_sets_the_mean_of_the_batch_statistics_and_restores_the_modes() -> None:
+def test_update_bn_sets_the_mean_of_the_batch_statistics() -> None:
+    """Precise BN as the trainer and the trained embedder compute it (`torch.optim.swa_utils.update_bn`): running
+    statistics replaced by the plain mean of the batches' statistics, the momentum and the mode kept."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU()).eval()
-    net[2].train()  # one submodule in another mode than its parent: restored as it was
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU())
+    for _ in range(3):  # running statistics that are not a fresh start
+        net(torch.randn(8, 3))
+    net.eval()
     batches = [torch.randn(8, 3) + k for k in range(3)]
-    with precise_batchnorm(net):
-        assert net.training and net[1].momentum is None and not torch.is_grad_enabled()
-        for batch in batches:
-            net(batch)
+    update_bn(batches, net)
     hidden = [net[0](b).detach() for b in batches]
     assert torch.allclose(net[1].running_mean, torch.stack([h.mean(0) for h in hidden]).mean(0), atol=1e-6)
     assert torch.allclose(net[1].running_var, torch.stack([h.var(0) for h in hidden]).mean(0), atol=1e-6)
-    assert (net.training, net[1].training, net[2].training, net[1].momentum) == (False, False, True, 0.3)
-    assert torch.is_grad_enabled()  # back on after the block
-
-
-def test_torchs_update_bn_gives_the_statistics_of_precise_batchnorm() -> None:
-    """What lets the trainer use `torch.optim.swa_utils.update_bn` for precise BN at the eval-mode switch."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.ReLU(), nn.Linear(4, 2),
-                        nn.BatchNorm1d(2))
-    for _ in range(3):  # running statistics that are not a fresh start
-        net(torch.randn(8, 3))
-    other, before = copy.deepcopy(net), copy.deepcopy(net.state_dict())
-    batches = [torch.randn(8, 3) + k for k in range(3)]
-    with precise_batchnorm(net):
-        for batch in batches:
-            net(batch)
-    update_bn(batches, other)
-    mine, theirs = net.state_dict(), other.state_dict()
-    assert all(torch.allclose(mine[k].float(), theirs[k].float(), atol=1e-6) for k in mine)
-    assert not torch.allclose(mine["1.running_mean"], before["1.running_mean"])  # the statistics were recomputed
+    assert not net.training and net[1].momentum == 0.3

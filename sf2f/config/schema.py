@@ -324,7 +324,7 @@ class OptimConfig:
     eval_mode_after_epochs: int = 10000
     # not in the original (False in every paper config): at the eval-mode switch, recompute G's BatchNorm statistics
     # over one pass of the epoch's training batches before freezing them, instead of freezing moving averages that
-    # lag behind the weights (sf2f.train.precise_bn); the statistics stay in G's checkpoint either way
+    # lag behind the weights (torch.optim.swa_utils.update_bn); the statistics stay in G's checkpoint either way
     precise_bn_at_switch: bool = False
     disable_l1_after_epochs: int = 10_000_000
     # not in the paper (0 in every paper config): for this many epochs the generator learns from the L1 pixel loss

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sf2f.config import DataConfig
-from sf2f.data.cache import PreparedData, PrepareSettings, prepare
+from sf2f.data.prepare import PrepareSettings, prepare
+from sf2f.data.prepared import PreparedData
 from sf2f.errors import MissingPathError
 from sf2f.paths import DATA_DIR, project_path
 

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
 from sf2f.config import AudioConfig, ExperimentConfig
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.faces import normalize_images
 

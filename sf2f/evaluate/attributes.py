@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import embed_images, face_batches
 from sf2f.faces import VGG_BOX, to_pixel_range
 from sf2f.models.face_embedders import FaceEmbedder

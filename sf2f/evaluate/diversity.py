@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from sf2f.config import DataConfig
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import device_of, eval_mode
 from sf2f.evaluate.probes import evaluation_segments, seeded
 from sf2f.faces import denormalize_images

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import VGG_BOX, normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embedder_input
 

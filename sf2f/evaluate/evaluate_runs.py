@@ -30,8 +30,8 @@ import torch
 
 from sf2f.checkpoints import CheckpointError, load_generator
 from sf2f.config import ExperimentConfig, load_config
-from sf2f.data.cache import PreparedData
 from sf2f.data.course_data import prepared_data
+from sf2f.data.prepared import PreparedData
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.diversity import lpips_or_reason

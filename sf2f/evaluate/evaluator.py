@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from sf2f.config import ExperimentConfig
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.attributes import AttributeProbe, shared_trait_faces, split_traits
 from sf2f.evaluate.diversity import LpipsDistance, lpips_diversity, segment_face_pairs
 from sf2f.evaluate.embeddings import embed_images, face_batches, real_faces

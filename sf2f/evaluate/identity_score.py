@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from torch import Tensor
 
-from sf2f.data.cache import PreparedSplit
+from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import embed_images, real_faces
 from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from sf2f.config import DataConfig
-from sf2f.data.cache import PreparedSplit
 from sf2f.data.datasets import CropCollate, SegmentCollate, SegmentDataset, VoiceFaceDataset
+from sf2f.data.prepared import PreparedSplit
 from sf2f.errors import UsageError
 from sf2f.evaluate.embeddings import device_of, embed_images, eval_mode, group_mean
 from sf2f.faces import VGG_BOX

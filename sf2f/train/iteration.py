@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sf2f.config import ExperimentConfig
-from sf2f.data.cache import PreparedSplit
 from sf2f.data.datasets import face_keys, generator_inputs
+from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import normalize_images
 from sf2f.losses import PerceptualLoss, gan_discriminator_loss, gan_generator_loss, multiscale_targets
 from sf2f.models.discriminators import Discriminators

@@ -47,8 +47,8 @@ from sf2f.checkpoints import (
     restore_rng_state,
 )
 from sf2f.config import ExperimentConfig, config_diff, config_to_dict, load_resolved_config, save_config
-from sf2f.data.cache import PreparedData
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
+from sf2f.data.prepared import PreparedData
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
@@ -333,7 +333,7 @@ class Trainer:
         return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
 
     def _precise_generator_bn(self, epoch: int) -> None:
-        """G's BatchNorm statistics recomputed (precise BN, :mod:`sf2f.train.precise_bn`) over this epoch's training
+        """G's BatchNorm statistics recomputed (precise BN, `torch.optim.swa_utils.update_bn`) over this epoch's training
         batches (the same ones the epoch then trains on), averaged over the processes; the random state is left as it
         was, so the run goes on as it would have without this pass (but for the statistics)."""
         voices = (generator_inputs(batch, self.device)[0] for batch in self._batches(epoch, 0))  # stage 1: no mask

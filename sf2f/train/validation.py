@@ -35,8 +35,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from sf2f.config import ExperimentConfig
-from sf2f.data.cache import PreparedSplit
 from sf2f.data.datasets import dataset_for, generator_inputs, make_loader
+from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder

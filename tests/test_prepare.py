@@ -1,4 +1,4 @@
-"""sf2f.data.cache: the packed cache, its report of bad input, and resuming a killed preparation."""
+"""sf2f.data.prepare: the packed cache, its report of bad input, and resuming a killed preparation."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from PIL import Image
 from sf2f import audio
 from sf2f.cli import build_parser, main
 from sf2f.config import AudioConfig
-from sf2f.data.cache import PreparedData, PrepareError, PrepareSettings, prepare
+from sf2f.data.prepare import PrepareSettings, prepare
+from sf2f.data.prepared import PreparedData, PrepareError
 from sf2f.faces import load_image, resize_face
 from sf2f.paths import folder_lock
 
@@ -121,7 +122,7 @@ def test_other_settings_are_refused_unless_overwritten(tiny, tmp_path: Path) -> 
 
 KILLER = """
 import os, signal, sys
-from sf2f.data.cache import prepare
+from sf2f.data.prepare import prepare
 
 def die(done, total):
     if done == int(sys.argv[3]):
@@ -158,7 +159,7 @@ def test_a_run_killed_while_packing_repacks_identically(tiny, prepared: Path, tm
 
 def test_two_processes_preparing_one_folder_take_turns(tiny, prepared: Path, tmp_path: Path) -> None:
     out = tmp_path / "shared"
-    code = ("import sys; from sf2f.data.cache import prepare; "
+    code = ("import sys; from sf2f.data.prepare import prepare; "
             "r = prepare(sys.argv[1], sys.argv[2], progress=False); print(r.computed, r.reused)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny.root), str(out)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

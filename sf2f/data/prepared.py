@@ -1,0 +1,136 @@
+"""Reading a prepared cache (what :mod:`sf2f.data.prepare` writes): the split tables and memory-mapped arrays, opened
+lazily so that DataLoader workers map the files themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sf2f.audio import MelStats
+from sf2f.data.layouts import SPLITS
+from sf2f.errors import SF2FError, UsageError
+
+__all__ = ["PrepareError", "PreparedData", "PreparedSplit", "open_array", "read_manifest"]
+
+
+class PrepareError(SF2FError, RuntimeError):
+    """The output folder holds a preparation with other settings, or is not a prepared dataset."""
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A prepared folder's manifest.json, or None when it is missing or unreadable (an unfinished preparation)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+
+def open_array(path: Path) -> np.ndarray:
+    """Memory-map a .npy file (an empty one cannot be mapped, so it is read)."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError:
+        return np.load(path)
+
+
+class PreparedSplit:
+    """One split of a prepared cache: identity table, utterance and face tables, and the memory-mapped arrays.
+
+    The arrays are opened lazily and dropped when pickled, so DataLoader workers map the files themselves instead of
+    receiving copies. `max_identities` keeps the first identities (labels stay 0..n-1, as the profiles scale data).
+    """
+
+    def __init__(self, root: str | Path, split: str, max_identities: int | None = None) -> None:
+        self.root = Path(root)
+        self.split = split
+        manifest = read_manifest(self.root / "manifest.json")
+        if manifest is None:
+            raise PrepareError(f"{self.root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
+        if split not in SPLITS:
+            raise UsageError(f"unknown split '{split}' (train, val or test)")
+        self.settings = manifest["settings"]
+        self.image_size = int(self.settings["image_size"])
+        folder = self.root / split
+        self.identities = pd.read_csv(folder / "identities.csv", keep_default_na=False)
+        if max_identities is not None:
+            self.identities = self.identities.iloc[:max_identities]
+        self.utterances = pd.read_csv(folder / "utterances.csv", keep_default_na=False)
+        self.faces = pd.read_csv(folder / "faces.csv", keep_default_na=False)
+        self._utt = self.utterances[["offset", "frames"]].to_numpy()
+        self._ranges = self.identities[["utt_start", "utt_stop", "face_start", "face_stop"]].to_numpy()
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": {}}
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = open_array(self.root / self.split / name)
+        return self._arrays[name]
+
+    @property
+    def mels(self) -> np.ndarray:
+        return self._array("mels.npy")
+
+    @property
+    def face_pixels(self) -> np.ndarray:
+        return self._array(f"faces_{self.image_size}.npy")
+
+    def stats(self) -> MelStats:
+        data = json.loads((self.root / "stats.json").read_text(encoding="utf-8"))
+        return MelStats(float(data["mean"]), float(data["std"]), int(data["count"]))
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    def utterance_rows(self, label: int) -> range:
+        return range(int(self._ranges[label, 0]), int(self._ranges[label, 1]))
+
+    def face_rows(self, label: int) -> range:
+        return range(int(self._ranges[label, 2]), int(self._ranges[label, 3]))
+
+    def mel(self, row: int) -> np.ndarray:
+        """Raw log-mels (n_mels, T) of utterance `row`, copied out of the memory map."""
+        offset, frames = self._utt[row]
+        return np.array(self.mels[offset : offset + frames].T, dtype=np.float32)
+
+    def face(self, row: int) -> np.ndarray:
+        """uint8 RGB pixels (S, S, 3) of face `row`."""
+        return np.array(self.face_pixels[row])
+
+
+class PreparedData:
+    """A prepared cache folder: its manifest, report and splits."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        manifest = read_manifest(self.root / "manifest.json")
+        if manifest is None:
+            raise PrepareError(f"{self.root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
+        self.manifest = manifest
+
+    def split(self, name: str, max_identities: int | None = None) -> PreparedSplit:
+        return PreparedSplit(self.root, name, max_identities)
+
+    def report(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "report.csv", keep_default_na=False)
+
+    def statistics(self) -> pd.DataFrame:
+        """One row per prepared identity of every split: utterances, faces, seconds of audio and of kept speech
+        (what the data-preparation notebook plots)."""
+        tables = []
+        for split in SPLITS:
+            part = self.split(split)
+            utt = part.utterances.groupby("label")[["seconds", "voiced_seconds", "frames"]].sum()
+            table = part.identities[["label", "sub", "name", "gender"]].join(utt, on="label")
+            table["utterances"] = part.identities["utt_stop"] - part.identities["utt_start"]
+            table["faces"] = part.identities["face_stop"] - part.identities["face_start"]
+            tables.append(table.assign(split=split))
+        return pd.concat(tables, ignore_index=True)
