@@ -7,9 +7,11 @@ for code that does not (for example a notebook cell) and picks the device.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +20,13 @@ import torch
 from sf2f.errors import UnavailableError
 
 __all__ = ["RuntimeInfo", "seed_everything", "select_device", "set_threads", "set_determinism", "setup_runtime"]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for the data pipelines and `make weights`, started with spawn on every platform: a forked child
+    of a process that has used torch's thread pools can deadlock, and one start method behaves alike on Linux, macOS
+    and Windows (a script that starts a pool needs the usual `if __name__ == "__main__":` guard)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -295,11 +295,8 @@ def build_shipped(
     """`make weights`: the data and its face embedders, then the three `long` runs (voice2face and SF2F's first stage
     side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`. `command` is
     what the manifest records as having made the files."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     from sf2f.data.course_data import prepared_data
-    from sf2f.runtime import select_device
+    from sf2f.runtime import process_pool, select_device
     from sf2f.trained_embedder import ensure_face_embedder
 
     chosen = str(select_device(device))
@@ -312,7 +309,7 @@ def build_shipped(
     first: Sequence[str] = ("v2f", "sf2f_1st_stage")
     if jobs > 1:
         # each run on one thread: two small networks train faster side by side than one after the other on two
-        with ProcessPoolExecutor(min(jobs, len(first)), mp_context=get_context("spawn")) as pool:
+        with process_pool(min(jobs, len(first))) as pool:
             futures = {name: pool.submit(_train_one, name, chosen, 1, False) for name in first}
             runs = {name: future.result() for name, future in futures.items()}
     else:

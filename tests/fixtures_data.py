@@ -7,12 +7,18 @@ faces does not detect faces, so any image does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
+
+from sf2f.config import ExperimentConfig, load_config
+from sf2f.data.prepare import PrepareSettings, prepare
+from sf2f.data.prepared import PreparedData
+from sf2f.data.synthetic import ensure_synthetic_dataset
 
 DATA_DIR = Path(__file__).parent / "data"
 SPEECH_FILES = (DATA_DIR / "arctic_a0007.wav", DATA_DIR / "arctic_a0009.wav")
@@ -194,3 +200,15 @@ def _add_bad_inputs(data: TinyDataset, rng: np.random.Generator) -> None:
 
 def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def prepared_synthetic(
+    root: Path, config: str, overrides: Sequence[str], out: Path | None = None
+) -> tuple[ExperimentConfig, PreparedData]:
+    """A `quick` config with `overrides` and its synthetic data, generated in `root` and prepared into `out` (default
+    `root/prepared`): both inside a temporary folder, where the repository's default cache would not be."""
+    cfg = load_config(config, profile="quick", overrides=[f"data.root={root}", *overrides])
+    ensure_synthetic_dataset(root, cfg.data.synthetic, progress=False, log=None)
+    out = out or root / "prepared"
+    prepare(root, out, PrepareSettings.from_data_config(cfg.data), progress=False)
+    return cfg, PreparedData(out)

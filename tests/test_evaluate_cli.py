@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fixtures_data import prepared_synthetic
 from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 
 from sf2f.checkpoints import load_checkpoint
 from sf2f.cli import main
-from sf2f.config import load_config
-from sf2f.data.prepare import PrepareSettings, prepare
-from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.evaluate import PROBE_MODES
 from sf2f.train.train_or_load import train_or_load
 from sf2f.trained_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
@@ -41,10 +39,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A finished stage-1 run (one epoch) on a prepared synthetic dataset with its trained face embedder."""
     base = tmp_path_factory.mktemp("evaluate_cli")
     root = base / "synthetic"
-    cfg = load_config("sf2f_1st_stage", profile="quick", overrides=[f"data.root={root}", *OVERRIDES])
-    ensure_synthetic_dataset(root, cfg.data.synthetic, progress=False, log=None)
     data = base / "prepared"
-    prepare(root, data, PrepareSettings.from_data_config(cfg.data), progress=False)
+    cfg, _ = prepared_synthetic(root, "sf2f_1st_stage", OVERRIDES, data)
     ensure_face_embedder(cfg, data, progress=False)
     run = train_or_load(cfg, data, base / "run", progress=False).run_dir
     return {"base": base, "root": root, "data": data, "run": run}

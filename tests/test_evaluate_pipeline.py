@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fixtures_data import prepared_synthetic
 from torch import nn
 
 from sf2f.audio import normalize_mel
 from sf2f.config import load_config
-from sf2f.data.prepare import PrepareSettings, prepare
-from sf2f.data.prepared import PreparedData
-from sf2f.data.synthetic import ensure_synthetic_dataset, read_traits
+from sf2f.data.synthetic import read_traits
 from sf2f.evaluate import (
     PROBE_MODES,
     AttributeProbe,
@@ -48,11 +47,7 @@ OVERRIDES = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("synthetic")
-    cfg = load_config("sf2f_1st_stage", profile="quick", overrides=[f"data.root={root}", *OVERRIDES])
-    # generated and prepared inside the temporary folder (prepared_data's default cache lives under the repository)
-    ensure_synthetic_dataset(root, cfg.data.synthetic, progress=False, log=None)
-    prepare(root, root / "prepared", PrepareSettings.from_data_config(cfg.data), progress=False)
-    data = PreparedData(root / "prepared")
+    cfg, data = prepared_synthetic(root, "sf2f_1st_stage", OVERRIDES)
     torch.manual_seed(0)
     embedder = SmallFaceEmbedder(input_size=64, width=8).eval()
     train = data.split("train")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from fixtures_data import prepared_synthetic
 
 from sf2f.config import load_config
-from sf2f.data.prepare import PrepareSettings, prepare
-from sf2f.data.prepared import PreparedData
-from sf2f.data.synthetic import ensure_synthetic_dataset
 from sf2f.errors import UsageError
 from sf2f.evaluate import SplitEvaluator, make_probes
 from sf2f.evaluate.probes import evaluation_segments
@@ -33,10 +31,8 @@ COUNTS = (1, 2, 3, 50)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("synthetic")
-    cfg = load_config("sf2f_fuser", profile="quick", overrides=[f"data.root={root}", *OVERRIDES])
-    ensure_synthetic_dataset(root, cfg.data.synthetic, progress=False, log=None)
-    prepare(root, root / "prepared", PrepareSettings.from_data_config(cfg.data), progress=False)
-    split = PreparedData(root / "prepared").split("train")
+    cfg, data = prepared_synthetic(root, "sf2f_fuser", OVERRIDES)
+    split = data.split("train")
     torch.manual_seed(0)
     evaluator = SplitEvaluator(split, cfg, SmallFaceEmbedder(input_size=64, width=8).eval(), batch_size=8)
     generators = {}

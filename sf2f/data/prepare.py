@@ -27,11 +27,10 @@ import dataclasses
 import functools
 import hashlib
 import json
-import multiprocessing
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from sf2f.data.layouts import SPLITS, DatasetIndex, build_index, load_or_create_
 from sf2f.data.prepared import PrepareError, open_array, read_manifest
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
 from sf2f.paths import atomic_path, folder_lock, write_atomic
+from sf2f.runtime import process_pool
 
 __all__ = [
     "CACHE_VERSION",
@@ -241,9 +241,7 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool, on_done: Callable[
                 _prepare_identity(job)
                 finished()
             return
-        # spawn: a forked child of a process that has used torch's thread pools can deadlock
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             for future in as_completed([pool.submit(_prepare_identity, job) for job in jobs]):
                 future.result()
                 finished()

@@ -28,7 +28,7 @@ import os
 import time
 import wave
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,9 +294,10 @@ def _run(jobs: list[tuple[str, Identity, dict[str, int]]], workers: int, bar: tq
             yield _write_identity_job(job)
             bar.update()
         return
-    # the platform's default start method (fork on Linux): workers run numpy, scipy and PIL only, never torch, and
-    # start in milliseconds; with spawn (macOS, Windows) a calling script needs the usual `if __name__ == "__main__"`
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # imported here: the workers import this module and must not pay for torch, which sf2f.runtime imports
+    from sf2f.runtime import process_pool
+
+    with process_pool(workers) as pool:
         for future in as_completed([pool.submit(_write_identity_job, job) for job in jobs]):
             yield future.result()
             bar.update()
