@@ -263,9 +263,9 @@ def _add_train(sub: Subparsers) -> None:
 
 
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
+    from sf2f.embedder_weights import default_embedder_path, embedder_seed, train_face_embedder
     from sf2f.paths import user_path
     from sf2f.runtime import select_device
-    from sf2f.trained_embedder import default_embedder_path, embedder_seed, train_face_embedder
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     data = user_path(args.data)

@@ -227,7 +227,7 @@ def load_shipped_generator(name: str, folder: Path | None = None) -> tuple[torch
 def load_shipped_scorer(folder: Path | None = None) -> torch.nn.Module:
     """The face embedder that scores the shipped generators in notebook 06, after the SHA-256 check."""
     folder = _folder(folder)
-    from sf2f.trained_embedder import load_trained_embedder
+    from sf2f.embedder_weights import load_trained_embedder
 
     return load_trained_embedder(verify_shipped(SCORER, folder))
 
@@ -296,8 +296,8 @@ def build_shipped(
     side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`. `command` is
     what the manifest records as having made the files."""
     from sf2f.data.course_data import prepared_data
+    from sf2f.embedder_weights import ensure_face_embedder
     from sf2f.runtime import process_pool, select_device
-    from sf2f.trained_embedder import ensure_face_embedder
 
     chosen = str(select_device(device))
     cfg = shipped_config("sf2f_1st_stage", chosen)

@@ -15,6 +15,7 @@ from facenet_pytorch import InceptionResnetV1
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from sf2f.config import ExperimentConfig, load_config
+from sf2f.embedder_weights import cosine_softmax_loss
 from sf2f.faces import normalize_images, to_pixel_range
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
@@ -22,7 +23,6 @@ from sf2f.models.discriminators import Discriminators
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
 from sf2f.models.generator import Generator
 from sf2f.train.iteration import TrainingStep
-from sf2f.trained_embedder import cosine_softmax_loss
 
 GPU = torch.device("cuda")
 

@@ -16,9 +16,9 @@ from test_evaluate_pipeline import OVERRIDES as SMALL_WORLD
 
 from sf2f.checkpoints import load_checkpoint
 from sf2f.cli import main
+from sf2f.embedder_weights import EVAL_EMBEDDER_SEED, ensure_face_embedder
 from sf2f.evaluate import PROBE_MODES
 from sf2f.train.train_or_load import train_or_load
-from sf2f.trained_embedder import EVAL_EMBEDDER_SEED, ensure_face_embedder
 
 # the pipeline tests' small synthetic world (6 test identities), trained briefly
 OVERRIDES = [

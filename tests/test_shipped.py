@@ -18,6 +18,7 @@ from fixtures_data import build_dataset
 from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from sf2f.config import FaceEmbedderConfig, config_to_dict
 from sf2f.data.prepare import prepare
+from sf2f.embedder_weights import train_face_embedder
 from sf2f.models import build_generator
 from sf2f.shipped import (
     MODELS,
@@ -32,7 +33,6 @@ from sf2f.shipped import (
     stale_reasons,
     verify_shipped,
 )
-from sf2f.trained_embedder import train_face_embedder
 
 
 def _fake_run(folder: Path, name: str) -> SimpleNamespace:

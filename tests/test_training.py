@@ -30,6 +30,15 @@ from sf2f.config import FaceEmbedderConfig, load_config
 from sf2f.data.datasets import generator_inputs
 from sf2f.data.prepare import prepare
 from sf2f.data.prepared import PreparedData
+from sf2f.embedder_weights import (
+    FaceEmbedderError,
+    cosine_softmax_loss,
+    embedder_seed,
+    ensure_face_embedder,
+    load_trained_embedder,
+    resolve_face_embedder,
+    train_face_embedder,
+)
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
@@ -41,15 +50,6 @@ from sf2f.train.train_or_load import train_or_load
 from sf2f.train.trainer import Trainer
 from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
-from sf2f.trained_embedder import (
-    FaceEmbedderError,
-    cosine_softmax_loss,
-    embedder_seed,
-    ensure_face_embedder,
-    load_trained_embedder,
-    resolve_face_embedder,
-    train_face_embedder,
-)
 
 # a few iterations per run: 8 identities, batch 4 -> 2 per epoch; the LR decay and the eval-mode switch both fire
 SHORT = [

@@ -2,7 +2,7 @@
 
 :func:`split_evaluator` assembles a :class:`~sf2f.evaluate.evaluator.SplitEvaluator` with every part the data allows:
 
-* the face embedder of the config (:func:`~sf2f.trained_embedder.resolve_face_embedder`: FaceNet when its
+* the face embedder of the config (:func:`~sf2f.embedder_weights.resolve_face_embedder`: FaceNet when its
   weights verify, as the paper scores; else, with `eval.independent_embedder`, a *second* embedder trained on the
   data from another seed, because a generator scored by the network its perceptual loss was trained against games
   it);
@@ -32,6 +32,7 @@ from sf2f.checkpoints import CheckpointError, load_generator
 from sf2f.config import ExperimentConfig, load_config
 from sf2f.data.course_data import prepared_data
 from sf2f.data.prepared import PreparedData
+from sf2f.embedder_weights import resolve_face_embedder, scoring_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.diversity import lpips_or_reason
@@ -44,7 +45,6 @@ from sf2f.evaluate.vggface_score import VGGFaceClassifier
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 from sf2f.paths import project_path, user_path
-from sf2f.trained_embedder import resolve_face_embedder, scoring_embedder
 from sf2f.weights import WeightsError
 
 __all__ = ["LoadedModel", "check_fits", "evaluate_checkpoints", "evaluation_data", "load_models", "split_evaluator"]

@@ -8,5 +8,5 @@
 
 `iteration` is one training iteration top to bottom (recipe §3.2), `trainer` the loop around it, `validation` the
 quick val metrics, `visualize` grids and curves, `train_or_load` the course's train-or-load. The network the
-perceptual loss and the metrics look through is `sf2f.trained_embedder`'s; checkpoints are `sf2f.checkpoints`.
+perceptual loss and the metrics look through is `sf2f.embedder_weights`'s; checkpoints are `sf2f.checkpoints`.
 """

@@ -49,6 +49,7 @@ from sf2f.checkpoints import (
 from sf2f.config import ExperimentConfig, config_diff, config_to_dict, load_resolved_config, save_config
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
+from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
@@ -66,7 +67,6 @@ from sf2f.train.logs import RunLogger, TrainResult, read_log
 from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.validation import RunValidation, ValidationResult, quick_metrics, tracked_metrics
 from sf2f.train.visualize import save_sample_grid
-from sf2f.trained_embedder import resolve_face_embedder
 
 __all__ = ["MACHINE_KEYS", "TrainResult", "Trainer", "recipe_diff"]
 

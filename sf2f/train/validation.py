@@ -13,7 +13,7 @@ The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNe
   collapsed generator can still score chance recall and a good L1).
 
 The gallery is the mean embedding of all real faces of an identity (§4.2). A run scores with
-:func:`~sf2f.trained_embedder.scoring_embedder`'s embedder (:class:`RunValidation`): with a trained
+:func:`~sf2f.embedder_weights.scoring_embedder`'s embedder (:class:`RunValidation`): with a trained
 perceptual-loss embedder, a second one, because the generator learns to please the first whether or not it draws
 faces.
 
@@ -37,11 +37,11 @@ from torch.utils.data import DataLoader
 from sf2f.config import ExperimentConfig
 from sf2f.data.datasets import dataset_for, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedSplit
+from sf2f.embedder_weights import embed_faces, scoring_embedder
 from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
-from sf2f.trained_embedder import embed_faces, scoring_embedder
 
 __all__ = [
     "RunValidation",
