@@ -33,6 +33,7 @@ __all__ = [
     "load_checkpoint",
     "load_generator",
     "load_state_checked",
+    "require_training_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -169,6 +170,13 @@ class CheckpointManager:
         return state
 
 
+def require_training_checkpoint(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """`state`, read from `path`, when the trainer wrote it (its format); else a CheckpointError naming the file."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an sf2f training checkpoint (format {state.get('format')!r})")
+    return state
+
+
 def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
     """A trained generator (eval mode, on the CPU) and its config, from a run folder or a checkpoint file.
 
@@ -182,9 +190,7 @@ def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Gene
             names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
             have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
             raise MissingPathError(f"{path}: no such checkpoint ({have})")
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an sf2f training checkpoint")
+    state = require_training_checkpoint(load_checkpoint(path), path)
     cfg = config_from_dict(state["config"], str(path))
     generator = build_generator(cfg)
     load_state_checked(generator, state["generator"], "generator", path)

@@ -33,7 +33,14 @@ from typing import Any
 
 import torch
 
-from sf2f.config import DataConfig, ExperimentConfig, config_from_dict, flatten_config, load_config
+from sf2f.config import (
+    DataConfig,
+    ExperimentConfig,
+    config_from_dict,
+    describe_diff,
+    flatten_config,
+    load_config,
+)
 from sf2f.errors import SF2FError
 from sf2f.paths import REPO_ROOT
 from sf2f.weights import sha256_of
@@ -251,10 +258,9 @@ def stale_reasons(folder: Path | None = None) -> list[str]:
             reasons.append(f"{name}: trained on other synthetic data (generator version, size, seed, traits or "
                            "preparation settings differ)")
         was, now = _recipe(entry["config"]), _recipe(cfg)
-        changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        changed = {k: (was.get(k), now.get(k)) for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)}
         if changed:
-            shown = "; ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
-            reasons.append(f"{name}: trained with another recipe ({shown})")
+            reasons.append(f"{name}: trained with another recipe ({describe_diff(changed, 4)})")
         own = {k: tuple(v.shape) for k, v in build_generator(cfg).state_dict().items()}
         saved = {k: tuple(v.shape) for k, v in load_checkpoint(verify_shipped(name, folder))["generator"].items()}
         if own != saved:

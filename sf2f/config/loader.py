@@ -214,3 +214,8 @@ def config_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any
     """The dotted keys whose values differ between two configs, with both values (bookkeeping keys left out)."""
     fa, fb = flatten_config(a), flatten_config(b)
     return {k: (fa[k], fb[k]) for k in fa if fa[k] != fb[k] and k not in ("profile", "sources")}
+
+
+def describe_diff(diff: Mapping[str, tuple[Any, Any]], limit: int = 5) -> str:
+    """The first `limit` entries of a :func:`config_diff` for an error message: `key: old -> new; ...`."""
+    return "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:limit])

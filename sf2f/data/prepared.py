@@ -31,6 +31,13 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _complete_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of a finished preparation in `root`; PrepareError when there is none."""
+    manifest = read_manifest(root / "manifest.json")
+    if manifest is None:
+        raise PrepareError(f"{root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
+    return manifest
+
 
 def open_array(path: Path) -> np.ndarray:
     """Memory-map a .npy file (an empty one cannot be mapped, so it is read)."""
@@ -50,9 +57,7 @@ class PreparedSplit:
     def __init__(self, root: str | Path, split: str, max_identities: int | None = None) -> None:
         self.root = Path(root)
         self.split = split
-        manifest = read_manifest(self.root / "manifest.json")
-        if manifest is None:
-            raise PrepareError(f"{self.root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
+        manifest = _complete_manifest(self.root)
         if split not in SPLITS:
             raise UsageError(f"unknown split '{split}' (train, val or test)")
         self.settings = manifest["settings"]
@@ -111,10 +116,7 @@ class PreparedData:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        manifest = read_manifest(self.root / "manifest.json")
-        if manifest is None:
-            raise PrepareError(f"{self.root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
-        self.manifest = manifest
+        self.manifest = _complete_manifest(self.root)
 
     def split(self, name: str, max_identities: int | None = None) -> PreparedSplit:
         return PreparedSplit(self.root, name, max_identities)

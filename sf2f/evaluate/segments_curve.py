@@ -17,8 +17,8 @@ with (seed, draw, identity) and the first n are used. So the sets of one draw ar
 segment), and every model and strategy gets the same segments: two curves differ by what the models make of the same
 speech, not by the draw. Which one of about 20 segments a speaker gives at n = 1 moves its face, so one draw is noisy;
 the metrics are averaged over `draws` draws, and the tests are those of the draw-averaged statistics. A speaker with
-fewer than n segments gives all it has, in every draw (`segments used` is the mean count); a count that every speaker
-reaches needs a single draw.
+fewer than n segments gives all it has, in every draw (`segments used` is the mean count); a count that no speaker
+exceeds (each gives all its segments) needs a single draw.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sf2f.config import ExperimentConfig, load_resolved_config
+from sf2f.config import ExperimentConfig, describe_diff, load_resolved_config
 from sf2f.errors import UsageError
 from sf2f.paths import RUNS_DIR, folder_lock
 from sf2f.train.trainer import Callback, Trainer, TrainResult, recipe_diff
@@ -45,9 +45,8 @@ def train_or_load(
         if saved.exists():
             diff = recipe_diff(load_resolved_config(saved), cfg)
             if diff:
-                shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
-                raise UsageError(f"{run_dir} holds a run of another recipe ({shown}); delete it or choose another "
-                                 "folder")
+                raise UsageError(f"{run_dir} holds a run of another recipe ({describe_diff(diff)}); delete it or "
+                                 "choose another folder")
             if (run_dir / "done.json").exists():
                 return TrainResult.read(run_dir)
         trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,

@@ -44,9 +44,17 @@ from sf2f.checkpoints import (
     capture_rng_state,
     load_checkpoint,
     load_state_checked,
+    require_training_checkpoint,
     restore_rng_state,
 )
-from sf2f.config import ExperimentConfig, config_diff, config_to_dict, load_resolved_config, save_config
+from sf2f.config import (
+    ExperimentConfig,
+    config_diff,
+    config_to_dict,
+    describe_diff,
+    load_resolved_config,
+    save_config,
+)
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
@@ -235,9 +243,7 @@ class Trainer:
     def _load_pretrained(self, path: Path) -> None:
         """Stage 2 starts from a stage-1 checkpoint: every generator tensor but the fuser's, and the discriminators
         (§3.4 "stage 2 loading"); anything that does not fit is an error naming the file."""
-        state = load_checkpoint(path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not an sf2f training checkpoint (format {state.get('format')!r})")
+        state = require_training_checkpoint(load_checkpoint(path), path)
         own_fuser = {k: v for k, v in self.generator.state_dict().items() if k.startswith("fuser.")}
         load_state_checked(self.generator, {**own_fuser, **state["generator"]}, "generator", path)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", path)
@@ -249,9 +255,8 @@ class Trainer:
             raise MissingPathError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
         diff = recipe_diff(load_resolved_config(saved), self.cfg)
         if diff:
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
             raise CheckpointError(
-                f"{self.run_dir}: the run was made with another config ({shown}). A resume continues the run's own "
+                f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A resume continues the run's own "
                 f"recipe to the weights an uninterrupted run reaches, so only {', '.join(MACHINE_KEYS)} may change; "
                 "train other settings as a new run"
             )
@@ -259,9 +264,8 @@ class Trainer:
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
             return
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{self.checkpoints.latest}: not an sf2f training checkpoint")
         where = self.checkpoints.latest
+        require_training_checkpoint(state, where)
         load_state_checked(self.generator, state["generator"], "generator", where)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", where)
         self.counters = _Counters(**state["counters"])
