@@ -1,10 +1,6 @@
 """Checkpoints: atomic writes, safe loading, latest plus best-by-metric, the RNG state for exact resumes, and a trained
-generator back from a run (training writes them; evaluation, inference and the notebooks read them).
-
-The original appends validation samples to every checkpoint (so files grow without limit) and copies whole
-checkpoints for each best metric (recipe §3.5, §6 item 17). Here a checkpoint holds weights, optimiser states,
-counters, RNG states and the resolved config as plain data, and is read back with `torch.load(weights_only=True)`,
-so loading a downloaded file cannot run code.
+generator back from a run. Unlike the original's (recipe §3.5, §6 item 17), a checkpoint holds plain data only (no
+validation samples) and is read with `torch.load(weights_only=True)`, so loading a downloaded file cannot run code.
 """
 
 from __future__ import annotations
@@ -25,19 +21,9 @@ from sf2f.models.generator import Generator
 from sf2f.paths import atomic_path
 from sf2f.weights import torch_load_failure
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "CheckpointError",
-    "CheckpointManager",
-    "capture_rng_state",
-    "load_checkpoint",
-    "load_generator",
-    "load_state_checked",
-    "require_training_checkpoint",
-    "restore_rng_state",
-    "save_checkpoint",
-]
-
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointManager", "capture_rng_state", "load_checkpoint",
+           "load_generator", "load_state_checked", "require_training_checkpoint", "restore_rng_state",
+           "save_checkpoint"]
 
 #: what a training checkpoint says it is (the trainer writes it, :func:`load_generator` checks it)
 CHECKPOINT_FORMAT = "sf2f-train-v1"
@@ -72,25 +58,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, source: str | Path) -> None:
     """Load a state dict strictly, with an error that lists what does not fit (missing, unexpected, wrong shape)."""
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s), e.g. {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s), e.g. {unexpected[:3]}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[:2]}")
-        raise CheckpointError(
-            f"{source}: the {what} in this checkpoint does not fit the config ({'; '.join(parts)}); "
-            "was it trained with another config or profile?"
-        )
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    problems = {"missing key(s)": missing, "unexpected key(s)": unexpected, "shape mismatch(es)": shapes}
+    parts = [f"{len(keys)} {name}, e.g. {keys[:3]}" for name, keys in problems.items() if keys]
+    if parts:
+        raise CheckpointError(f"{source}: the {what} in this checkpoint does not fit the config ({'; '.join(parts)}); "
+                              "was it trained with another config or profile?")
     module.load_state_dict(state)
 
 
@@ -122,11 +97,8 @@ def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.G
 
 
 class CheckpointManager:
-    """`latest.pt` after every save, and `best_<metric>.pt` whenever a tracked metric improves.
-
-    `metrics` maps a metric name to "max" or "min" (for example recall@10 is better higher, L1 distance lower).
-    The best values travel inside each checkpoint, so a resumed run keeps comparing against the true best.
-    """
+    """`latest.pt` after every save, and `best_<metric>.pt` whenever a tracked metric improves (`metrics`: name to
+    "max" or "min"). The best values travel inside each checkpoint, so a resumed run compares against the true best."""
 
     def __init__(self, folder: str | Path, metrics: Mapping[str, Literal["max", "min"]]) -> None:
         self.folder = Path(folder)
@@ -141,9 +113,8 @@ class CheckpointManager:
         return self.folder / f"best_{metric}.pt"
 
     def _improves(self, metric: str, value: float) -> bool:
-        if metric not in self.best:
-            return True
-        return value > self.best[metric] if self.metrics[metric] == "max" else value < self.best[metric]
+        best = self.best.get(metric)
+        return best is None or (value > best if self.metrics[metric] == "max" else value < best)
 
     def save(self, state: Mapping[str, Any], values: Mapping[str, float] | None = None) -> list[str]:
         """Save `state` as latest; also as best for each improved metric. Returns the improved metric names."""
@@ -160,9 +131,8 @@ class CheckpointManager:
         return improved
 
     def resume(self) -> dict[str, Any] | None:
-        """The latest checkpoint's state, on the CPU (and its best values restored), or None when there is none yet.
-        `load_state_dict` moves weights and optimiser moments to their parameters' device; the RNG states must stay
-        CPU byte tensors (torch.set_rng_state rejects a GPU copy)."""
+        """The latest checkpoint's state (its best values restored), or None when there is none yet. On the CPU: the RNG
+        states must stay CPU byte tensors (torch.set_rng_state rejects a GPU copy)."""
         if not self.latest.exists():
             return None
         state = load_checkpoint(self.latest)
@@ -178,10 +148,8 @@ def require_training_checkpoint(state: dict[str, Any], path: str | Path) -> dict
 
 
 def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
-    """A trained generator (eval mode, on the CPU) and its config, from a run folder or a checkpoint file.
-
-    `checkpoint` picks the file in a run folder: `latest` or `best_<metric>` (for example `best_recall_at_5`).
-    """
+    """A trained generator (eval mode, on the CPU) and its config, from a checkpoint file or a run folder's
+    `checkpoint` (`latest` or `best_<metric>`, for example `best_recall_at_5`)."""
     path = Path(source)
     if path.is_dir():
         folder = path / "checkpoints"

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import yaml
 
 from sf2f.config import PAPER_CONFIGS, PROFILES, config_to_dict, load_config, save_config
 from sf2f.errors import MissingPathError, SF2FError, UsageError
+from sf2f.paths import RUNS_DIR, project_path, user_path
 
 __all__ = ["build_parser", "main"]
 
-Handler = Callable[[argparse.Namespace], int]
 #: what `ArgumentParser.add_subparsers()` returns (argparse names its type only privately)
 Subparsers = Any
 
 
 def _command(sub: Subparsers, name: str, help: str, description: str, examples: Sequence[str],
-             handler: Handler | None = None) -> argparse.ArgumentParser:
-    """A (sub)command's parser with its help, description, examples and handler. It stores itself in the parsed
-    arguments, so that `main` reports an unknown option with this command's usage (argparse would show the top-level
-    usage, which lists no option of the command)."""
+             handler: Callable[[argparse.Namespace], int | None] | None = None) -> argparse.ArgumentParser:
+    """A subcommand's parser. It stores itself in the parsed arguments, so that `main` reports an unknown option with
+    this command's usage (argparse would show the top-level usage, which lists no option of the command)."""
     parser = sub.add_parser(name, help=help, description=description,
                             epilog="\n".join(["examples:", *(f"  {e}" for e in examples)]),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,16 +45,15 @@ def _no_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _cmd_config(args: argparse.Namespace) -> int:
+def _cmd_config(args: argparse.Namespace) -> int | None:
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     if args.out:
         print(f"wrote {save_config(cfg, args.out)}")
     else:
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
-    return 0
 
 
-def _cmd_course(args: argparse.Namespace) -> int:
+def _cmd_course(args: argparse.Namespace) -> int | None:
     from sf2f.course import run_course
 
     summary = run_course(profile=args.profile, data_root=args.data_root, device=args.device, run_dir=args.run_dir,
@@ -62,30 +64,26 @@ def _cmd_course(args: argparse.Namespace) -> int:
     if failure is not None:
         print(f"course stopped: {failure.error}\nsee the executed notebook {failure.output}", file=sys.stderr)
         return 1
-    return 0
 
 
-def _cmd_data_synthetic(args: argparse.Namespace) -> int:
+def _cmd_data_synthetic(args: argparse.Namespace) -> int | None:
     from sf2f.data.synthetic import generate_dataset
 
     report = generate_dataset(args.out, identities=args.identities, utterances=args.utterances, faces=args.faces,
                               seed=args.seed, workers=args.workers, progress=not args.no_progress)
     print(report.describe())
-    return 0
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace) -> int | None:
     from sf2f.runtime import setup_runtime
 
     print(setup_runtime(seed=0, device=args.device).describe())
-    return 0
 
 
 def _add_config(sub: Subparsers) -> None:
     p = _command(sub, "config", "print or save a fully resolved config",
                  "Resolve a paper config (by name or path), scaled by a profile, with key=value overrides.",
-                 ["python -m sf2f config sf2f_fuser --profile demo",
-                  "python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml",
+                 ["python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml",
                   f"(paper configs: {', '.join(PAPER_CONFIGS)}; profiles: {', '.join(PROFILES)})"], _cmd_config)
     p.add_argument("config", help="a paper config name (for example sf2f_1st_stage) or a YAML file")
     _recipe_options(p)
@@ -97,8 +95,7 @@ def _add_course(sub: Subparsers) -> None:
                  "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
                  "notebook and cell), and write summary.md, summary.json and results.md.",
                  ["python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs",
-                  "python -m sf2f course --profile quick --only 00 01",
-                  "python -m sf2f course --profile paper --data-root /data/VoxCeleb --device cuda"], _cmd_course)
+                  "python -m sf2f course --profile quick --only 00 01"], _cmd_course)
     p.add_argument("--profile", default="demo", choices=PROFILES)
     p.add_argument("--data-root", default="", help="dataset root (default: data/synthetic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -116,17 +113,14 @@ def _add_data(sub: Subparsers) -> None:
                  ["python -m sf2f data synthetic --out data/synthetic"])
     group = p.add_subparsers(dest="data_command", metavar="<data command>", required=True)
     defaults = SyntheticConfig()
-    s = _command(
-        group, "synthetic", "generate (or finish, or reuse) the synthetic paired voice-face dataset",
-        "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out: wavs, masked and origin faces, meta files, "
-        "split.json and traits.csv. Deterministic for a seed. A complete dataset with the same parameters is reused, "
-        "a half-written one is finished, one with other parameters is an error.",
-        ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
-         "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
-         "   # the quick profile's",
-         "python -m sf2f data synthetic --out /data/synth5k --identities 5000 --workers 16 --seed 1"],
-        _cmd_data_synthetic,
-    )
+    s = _command(group, "synthetic", "generate (or finish, or reuse) the synthetic paired voice-face dataset",
+                 "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out (wavs, faces, meta files, split.json, "
+                 "traits.csv), deterministic for a seed. A complete dataset with the same parameters is reused, a "
+                 "half-written one is finished, one with other parameters is an error.",
+                 ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
+                  "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
+                  "   # the quick profile's"],
+                 _cmd_data_synthetic)
     s.add_argument("--out", required=True, help="dataset folder (created; relative paths from the current folder)")
     s.add_argument("--identities", type=int, default=defaults.identities, help="number of people (default %(default)s)")
     s.add_argument("--utterances", type=int, default=defaults.utterances, help="wavs per person (default %(default)s)")
@@ -143,15 +137,11 @@ def _add_info(sub: Subparsers) -> None:
     p.add_argument("--device", default="auto")
 
 
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    import dataclasses
-    import os
-
+def _cmd_prepare(args: argparse.Namespace) -> int | None:
     from sf2f.audio import voice2face_audio_config
     from sf2f.config import AudioConfig, DataConfig
     from sf2f.data.course_data import prepared_dir
     from sf2f.data.prepare import PrepareSettings, prepare
-    from sf2f.paths import project_path, user_path
 
     audio = voice2face_audio_config() if args.features == "voice2face" else AudioConfig()
     settings = PrepareSettings(audio=dataclasses.replace(audio, dtype=args.dtype), image_size=args.image_size,
@@ -166,27 +156,22 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     result = prepare(root, out, settings, workers=workers, progress=not args.no_progress, overwrite=args.overwrite,
                      keep_parts=args.keep_parts, faces_root=faces_root)
     print(result.summary())
-    return 0
 
 
 def _add_prepare(sub: Subparsers) -> None:
-    p = _command(
-        sub, "prepare", "speech and faces to the packed training cache (log-mels, face crops, split, report)",
-        "Read a dataset in the layout of data/README.md (VoxCeleb audio + HQ-VoxCeleb faces, or the synthetic "
-        "default), run the original's VAD and log-mel features and the face resize, and pack every split into a few "
-        "memory-mapped files. Resumable: re-run the same command after an interruption. Every skipped file is listed "
-        "with its reason in <out>/report.csv.",
-        ["python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64",
-         "python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128 --workers 16",
-         "python -m sf2f prepare --data-root data/VoxCeleb --faces-root ~/downloads/HQ-VoxCeleb --out data/prepared/hq",
-         "python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces --split-rule seeded",
-         "python -m sf2f prepare --data-root data/VoxCeleb --out data/prepared/v2f --features voice2face"],
-        _cmd_prepare,
-    )
+    p = _command(sub, "prepare", "speech and faces to the packed training cache (log-mels, face crops, split, report)",
+                 "Read a dataset in the layout of data/README.md (VoxCeleb + HQ-VoxCeleb, or the synthetic default), "
+                 "run the original's VAD, log-mels and face resize, and pack every split into a few memory-mapped "
+                 "files. Resumable; every skipped file is listed with its reason in <out>/report.csv.",
+                 ["python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64",
+                  "python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128",
+                  "python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces"],
+                 _cmd_prepare)
     p.add_argument("--data-root", default="", help="dataset folder (default: the repository's data/synthetic)")
-    p.add_argument("--faces-root", default="",
-                   help="folder of the face tree <sub>/<type>_faces/<name>/ if not in --data-root (HQ-VoxCeleb as unpacked)")
-    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-<image size>)")
+    p.add_argument("--faces-root", default="", help="folder of the face tree <sub>/<type>_faces/<name>/ if not in "
+                   "--data-root (HQ-VoxCeleb as unpacked)")
+    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-"
+                   "<image size>)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 0 = in process)")
     p.add_argument("--image-size", type=int, default=64, choices=(64, 128), help="face size in pixels")
     p.add_argument("--face-type", default="masked", choices=("masked", "origin"), help="HQ-VoxCeleb face folders")
@@ -200,15 +185,12 @@ def _add_prepare(sub: Subparsers) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="float64 reproduces the original's values to about 1e-12 (twice the disk)")
     p.add_argument("--overwrite", action="store_true", help="replace a preparation made with other settings")
-    p.add_argument("--keep-parts", action="store_true", help="keep per-identity parts (faster re-runs after adding data)")
+    p.add_argument("--keep-parts", action="store_true", help="keep per-identity parts (faster re-runs with more data)")
     _no_progress(p)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-
+def _cmd_train(args: argparse.Namespace) -> int | None:
     from sf2f.data.course_data import prepared_dir
-    from sf2f.paths import user_path
     from sf2f.train.distributed import shutdown
     from sf2f.train.trainer import Trainer
 
@@ -234,24 +216,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{result.steps} steps ({result.skipped_steps} skipped) in {result.seconds:.0f} s; {metrics}")
         print(f"run folder: {result.run_dir}")
     shutdown(trainer.ctx)
-    return 0
 
 
 def _add_train(sub: Subparsers) -> None:
-    p = _command(
-        sub, "train", "train a config (stage 1 or the fuser stage) on a prepared dataset",
-        "Train the generator and discriminators of a paper config (recipe §3) on a prepared dataset (python -m sf2f "
-        "prepare). The run folder gets the resolved config, metrics.csv (and TensorBoard events when installed), "
-        "sample grids and checkpoints (latest and best per validation metric). A killed run continues exactly with "
-        "--resume. Several processes: launch with torchrun.",
-        ["python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote",
-         "python -m sf2f train sf2f_fuser --profile demo --data data/prepared/synthetic-masked-64 "
-         "--pretrained runs/s1/checkpoints/latest.pt",
-         "python -m sf2f train v2f --profile quick --set optim.epochs=5 --set run.amp=bf16",
-         "python -m sf2f train --resume runs/s1",
-         "torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"],
-        _cmd_train,
-    )
+    p = _command(sub, "train", "train a config (stage 1 or the fuser stage) on a prepared dataset",
+                 "Train the networks of a paper config (recipe §3) on a prepared dataset. The run folder gets the "
+                 "resolved config, metrics.csv, sample grids and checkpoints (latest and best per validation metric). "
+                 "A killed run continues exactly with --resume. Several processes: launch with torchrun.",
+                 ["python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote",
+                  "python -m sf2f train sf2f_fuser --profile demo --pretrained runs/s1/checkpoints/latest.pt",
+                  "python -m sf2f train --resume runs/s1",
+                  "torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"],
+                 _cmd_train)
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
     _recipe_options(p)
     p.add_argument("--data", default="", help="prepared dataset folder (default: where `prepare` puts data.root's: "
@@ -262,48 +238,37 @@ def _add_train(sub: Subparsers) -> None:
     _no_progress(p)
 
 
-def _cmd_train_face_embedder(args: argparse.Namespace) -> int:
+def _cmd_train_face_embedder(args: argparse.Namespace) -> int | None:
     from sf2f.embedder_weights import default_embedder_path, embedder_seed, train_face_embedder
-    from sf2f.paths import user_path
     from sf2f.runtime import select_device
 
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     data = user_path(args.data)
     out = user_path(args.out) if args.out else default_embedder_path(cfg, data)
-    result = train_face_embedder(
-        data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg), select_device(cfg.run.device),
-        progress=not args.no_progress,
-    )
+    result = train_face_embedder(data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg),
+                                 select_device(cfg.run.device), progress=not args.no_progress)
     print(result.describe())
-    return 0
 
 
 def _add_train_face_embedder(sub: Subparsers) -> None:
-    p = _command(
-        sub, "train-face-embedder", "train a face embedder on the training identities (for data without FaceNet weights)",
-        "Train a small CNN to tell the training identities apart from their faces (cosine-softmax classification); "
-        "the perceptual loss and the validation metrics then look at faces through it. Settings come from "
-        "model.face_embedder of the config (width, epochs, batch size, learning rate). The file goes to "
-        "<data>/face_embedder.pt by default, where `train` looks for it.",
-        ["python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo",
-         "python -m sf2f train-face-embedder --data data/prepared/mine --set model.face_embedder.epochs=50 "
-         "--out embedder.pt"],
-        _cmd_train_face_embedder,
-    )
+    p = _command(sub, "train-face-embedder", "train a face embedder on the training identities (without FaceNet)",
+                 "Train a small CNN to tell the training identities apart from their faces, for the perceptual loss "
+                 "and the validation metrics to look through, with the config's model.face_embedder settings. The file "
+                 "goes to <data>/face_embedder.pt by default, where `train` looks for it.",
+                 ["python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo"],
+                 _cmd_train_face_embedder)
     p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
-    p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or <data>/face_embedder.pt)")
+    p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or "
+                   "<data>/face_embedder.pt)")
     p.add_argument("--config", default="sf2f_1st_stage", help="config whose model.face_embedder settings to use")
     _recipe_options(p, "model.face_embedder.width=32")
     _no_progress(p)
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
+def _cmd_evaluate(args: argparse.Namespace) -> int | None:
     from sf2f.evaluate.evaluate_runs import evaluate_checkpoints
     from sf2f.evaluate.probes import PROBE_MODES
     from sf2f.evaluate.report import write_results
-    from sf2f.paths import RUNS_DIR, user_path
     from sf2f.runtime import select_device
 
     table = evaluate_checkpoints(args.checkpoint, args.data or None, args.split, args.probe_modes or PROBE_MODES,
@@ -312,22 +277,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     csv_path, md_path = write_results(table, out, notes=table.attrs["notes"])
     print(md_path.read_text(encoding="utf-8"), end="")
     print(f"wrote {csv_path} and {md_path}")
-    return 0
 
 
 def _add_evaluate(sub: Subparsers) -> None:
-    p = _command(
-        sub, "evaluate",
-        "evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
-        "Evaluate one or more trained generators (run folders or checkpoint files) on a split of a prepared dataset "
-        "with the metrics of recipe §4 and those the paper lacked: one row per model and probe mode, then chance, the "
-        "ground-truth-faces upper bound, the mean-face lower bound, on synthetic data the shared-trait mean face, and "
-        "the paper's numbers where they exist. Deterministic: the same command gives the same numbers.",
-        ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser",
-         "python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val --out eval/s1",
-         "python -m sf2f evaluate --checkpoint runs/s1 --data data/prepared/synthetic-masked-64 --probe-modes naive"],
-        _cmd_evaluate,
-    )
+    p = _command(sub, "evaluate",
+                 "evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
+                 "Evaluate trained generators on a split of a prepared dataset with the metrics of recipe §4 and those "
+                 "the paper lacked: one row per model and probe mode, then chance, the ground-truth and mean-face "
+                 "bounds and the paper's numbers where they exist. Deterministic: the same command gives the same "
+                 "numbers.",
+                 ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser",
+                  "python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val"],
+                 _cmd_evaluate)
     p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
                    help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
     p.add_argument("--profile", default=None,
@@ -341,13 +302,10 @@ def _add_evaluate(sub: Subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
 
 
-def _cmd_infer(args: argparse.Namespace) -> int:
-    import json
-
+def _cmd_infer(args: argparse.Namespace) -> int | None:
     from sf2f.audio import MelStats
     from sf2f.checkpoints import load_generator
     from sf2f.infer import generate_face
-    from sf2f.paths import user_path
     from sf2f.runtime import select_device
 
     if args.checkpoint:
@@ -365,24 +323,18 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     print(f"{len(face.speech)} segment(s) of {len(face.speech.files)} file(s), fused by {face.fusion}:")
     for path in written:
         print(f"  {path}")
-    return 0
 
 
 def _add_infer(sub: Subparsers) -> None:
-    p = _command(
-        sub, "infer", "a face from speech files with a trained generator",
-        "Generate a face from one or more recordings (wav, flac, ogg, m4a; any sample rate and channel count; at least "
-        "one second of speech each). The speech is cut into 1.25 s windows with the checkpoint's audio settings; a "
-        "fuser model fuses all windows of all files with its attention, a stage-1 model averages their embeddings. "
-        "Writes face_<size>.png per output scale and face.json (files and windows used).",
-        ["python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)",
-         "python -m sf2f infer --checkpoint runs/course/demo/sf2f_fuser --wav me.wav --out faces/me",
-         "python -m sf2f infer --checkpoint runs/s2/checkpoints/best_recall_at_5.pt --wav a.flac b.wav --out out"],
-        _cmd_infer,
-    )
-    p.add_argument("--checkpoint", default="",
-                   help="a run folder or a checkpoint file (.pt); default: the shipped SF2F "
-                   "(trained_weights/sf2f_fuser.pt)")
+    p = _command(sub, "infer", "a face from speech files with a trained generator",
+                 "Generate a face from recordings (wav, flac, ogg, m4a; at least one second of speech each), cut into "
+                 "1.25 s windows: a fuser model fuses all windows with its attention, a stage-1 model averages their "
+                 "embeddings. Writes face_<size>.png per output scale and face.json (files and windows used).",
+                 ["python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)",
+                  "python -m sf2f infer --checkpoint runs/s2 --wav a.flac b.wav --out faces/ab"],
+                 _cmd_infer)
+    p.add_argument("--checkpoint", default="", help="a run folder or a checkpoint file (.pt); default: the shipped "
+                   "SF2F (trained_weights/sf2f_fuser.pt)")
     p.add_argument("--which", default="latest", help="checkpoint of a run folder: latest or best_<metric>")
     p.add_argument("--wav", nargs="+", required=True, metavar="AUDIO", help="one or more speech recordings")
     p.add_argument("--out", required=True, help="output folder (created)")
@@ -391,8 +343,7 @@ def _add_infer(sub: Subparsers) -> None:
                    help="stats.json of the prepared training data (only for audio.mel_norm: dataset)")
 
 
-def _cmd_weights(args: argparse.Namespace) -> int:
-    from sf2f.paths import user_path
+def _cmd_weights(args: argparse.Namespace) -> int | None:
     from sf2f.shipped import MODELS, SCORER, SHIPPED_DIR, build_shipped, read_manifest, stale_reasons, verify_shipped
 
     folder = user_path(args.folder) if args.folder else SHIPPED_DIR
@@ -416,20 +367,16 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         print("the shipped weights were trained on other data or another recipe: run `make weights`", file=sys.stderr)
         return 1
     print("up to date: the synthetic data, the long recipe and the generators' architecture match the manifest")
-    return 0
 
 
 def _add_weights(sub: Subparsers) -> None:
-    p = _command(
-        sub, "weights", "the trained weights shipped with the course: rebuild them (make weights) or check them",
-        "trained_weights/ holds the long profile's voice2face, SF2F without fuser and SF2F generators and the face "
-        "embedder that scores them, with a manifest (SHA-256, config, data fingerprint, iterations, machine, command). "
-        "`build` trains the three runs into runs/course/long/<config> (finished runs are reused) and exports them; "
-        "`check` verifies every file and says whether data, recipe and architecture still match.",
-        ["python -m sf2f weights check",
-         "python -m sf2f weights build                 # what `make weights` runs (an evening on 2 CPU cores)",
-         "python -m sf2f weights build --device cuda   # minutes on a GPU"],
-    )
+    p = _command(sub, "weights", "the trained weights shipped with the course: rebuild (make weights) or check them",
+                 "trained_weights/ holds the long profile's three generators and the face embedder that scores them, "
+                 "with a manifest. `build` trains the runs into runs/course/long/<config> (finished runs are reused) "
+                 "and exports them; `check` verifies every file and says whether data, recipe and architecture still "
+                 "match.",
+                 ["python -m sf2f weights check",
+                  "python -m sf2f weights build   # `make weights`: an evening on 2 CPU cores, minutes on a GPU"])
     group = p.add_subparsers(dest="weights_command", metavar="<weights command>", required=True)
     for name, text, example in (
         ("build", "train (or reuse) the three long runs and export them", "python -m sf2f weights build --jobs 1"),
@@ -449,16 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sf2f",
         description="sf2f: voice-to-face generation (SF2F, ACM MM 2022, and the voice2face baseline), as a course.",
         epilog=(
-            "Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave "
-            "(a path, a config key, a file) are one line; add --debug before the command for their traceback."
+            "Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave (a "
+            "path, a config key, a file) are one line; add --debug before the command for their traceback."
         ),
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of every error, also of input and config errors")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every error, also of input errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    commands = (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
-                _add_evaluate, _add_infer, _add_info, _add_weights)
-    for add in commands:
+    for add in (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,
+                _add_evaluate, _add_infer, _add_info, _add_weights):
         add(sub)
     return parser
 
@@ -469,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return args.handler(args)
+        return args.handler(args) or 0
     except SF2FError as exc:
         # the project's own errors name the input and what to do: one line, unless the user asks for the traceback
         if args.debug:

@@ -1,8 +1,8 @@
 """Run the numbered notebooks in order with papermill: the batch form of the course (`make demo`).
 
-Each notebook is executed into `runs/<timestamp>/<notebook>.ipynb` with the same parameters (profile, data root,
-device, output folder, figures folder); the paper configs resolved under the profile are saved in `configs/` there. The run stops at the first failing notebook and names it and the failing cell;
-a `summary.md` / `summary.json` and a `results.md` (every `results/*.csv` the notebooks wrote) close the run.
+Each notebook runs into `runs/<timestamp>/<notebook>.ipynb` with the same parameters, beside the paper configs resolved
+under the profile; the run stops at the first failing notebook, naming it and the cell, and ends with `summary.md`,
+`summary.json` and `results.md` (every `results/*.csv` the notebooks wrote).
 """
 
 from __future__ import annotations
@@ -21,15 +21,7 @@ from sf2f.config import PAPER_CONFIGS, PROFILES, load_config, save_config
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.paths import NOTEBOOK_DIR, REPO_ROOT, RUNS_DIR
 
-__all__ = [
-    "COURSE_MAP",
-    "CourseSummary",
-    "NotebookRun",
-    "collect_results",
-    "discover_notebooks",
-    "new_run_dir",
-    "run_course",
-]
+__all__ = ["COURSE_MAP", "CourseSummary", "NotebookRun", "collect_results", "discover_notebooks", "run_course"]
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
@@ -72,25 +64,17 @@ class CourseSummary:
     figures: list[str] = field(default_factory=list)
     results: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return all(nb.status == "ok" for nb in self.notebooks)
-
     def failure(self) -> NotebookRun | None:
         return next((nb for nb in self.notebooks if nb.status == "failed"), None)
 
     def to_markdown(self) -> str:
-        rows = [
-            "| notebook | status | seconds | note |",
-            "|---|---|---|---|",
-            *[
-                f"| {nb.name} | {nb.status} | {nb.seconds:.1f} | {nb.error.splitlines()[0] if nb.error else ''} |"
-                for nb in self.notebooks
-            ],
-        ]
+        rows = ["| notebook | status | seconds | note |", "|---|---|---|---|",
+                *[f"| {nb.name} | {nb.status} | {nb.seconds:.1f} | {nb.error.splitlines()[0] if nb.error else ''} |"
+                  for nb in self.notebooks]]
         total = sum(nb.seconds for nb in self.notebooks)
+        passed = all(nb.status == "ok" for nb in self.notebooks)
         head = f"# Course run `{Path(self.run_dir).name}`\n\nprofile `{self.profile}`, device `{self.device}`, "
-        head += f"{total:.0f} s in notebooks, {'all notebooks passed' if self.ok else 'FAILED'}\n\n"
+        head += f"{total:.0f} s in notebooks, {'all notebooks passed' if passed else 'FAILED'}\n\n"
         figures = "\n".join(f"- `{f}`" for f in self.figures) or "- (none)"
         return head + "\n".join(rows) + f"\n\n## Figures written\n{figures}\n"
 
@@ -105,7 +89,7 @@ def discover_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_PATTERN.match(p.name))
 
 
-def new_run_dir(root: Path = RUNS_DIR) -> Path:
+def _new_run_dir(root: Path = RUNS_DIR) -> Path:
     """A fresh `runs/<YYYYmmdd-HHMMSS>` folder (suffixed when two runs start in the same second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate, n = root / stamp, 1
@@ -140,18 +124,12 @@ def _select(notebooks: list[Path], only: Sequence[str]) -> list[Path]:
 
 
 def _execute(notebook: Path, output: Path, parameters: dict[str, object], progress: bool) -> None:
-    # papermill pulls in Jupyter machinery; import it only when a course actually runs
-    import papermill
+    import papermill  # Jupyter machinery: imported only when a course actually runs
 
     accepted = papermill.inspect_notebook(str(notebook))  # its parameters cell: pass only what it declares
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters={name: value for name, value in parameters.items() if name in accepted},
-        cwd=str(notebook.parent),
-        progress_bar=progress,
-        request_save_on_cell_execute=True,
-    )
+    papermill.execute_notebook(str(notebook), str(output), cwd=str(notebook.parent), progress_bar=progress,
+                               parameters={name: value for name, value in parameters.items() if name in accepted},
+                               request_save_on_cell_execute=True)
 
 
 def run_course(
@@ -170,15 +148,14 @@ def run_course(
     notebooks = _select(discover_notebooks(notebook_dir), only)
     if not notebooks:
         raise MissingPathError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) to run")
-    out = Path(run_dir).resolve() if run_dir else new_run_dir()
+    out = Path(run_dir).resolve() if run_dir else _new_run_dir()
     out.mkdir(parents=True, exist_ok=True)
     summary = CourseSummary(run_dir=str(out), profile=profile, device=device)
     # record exactly what the notebooks train and evaluate with: every paper config, resolved under this profile
     for name in PAPER_CONFIGS:
         save_config(load_config(name, profile=profile), out / "configs" / f"{name}.yaml")
     figures_abs = str(Path(figures_dir).resolve()) if figures_dir else ""
-    before = _figure_times(out, figures_abs)
-
+    started = time.time()
     failed = False
     for notebook in notebooks:
         if failed:
@@ -209,8 +186,9 @@ def run_course(
         record.seconds = time.perf_counter() - start
         summary.notebooks.append(record)
 
-    after = _figure_times(out, figures_abs)
-    summary.figures = sorted(_shown(path) for path, mtime in after.items() if before.get(path) != mtime)
+    roots = [out] + ([Path(figures_abs)] if figures_abs else [])
+    summary.figures = sorted(_shown(p) for root in roots if root.exists() for p in root.rglob("*")
+                             if p.suffix in (".png", ".jpg", ".svg", ".gif") and p.stat().st_mtime >= started)
     summary.results = str(out / "results.md")
     Path(summary.results).write_text(collect_results(out), encoding="utf-8")
     summary.write()
@@ -218,10 +196,8 @@ def run_course(
 
 
 def _cell_line(executed: Path, execution_count: int) -> str:
-    """The first line of the executed cell with this count, to name the failing cell in messages.
-
-    (papermill puts an error banner cell on top of a failed notebook, so cell indices shift; counts do not.)
-    """
+    """The first line of the executed cell with this count (papermill puts an error banner on top of a failed
+    notebook, so cell indices shift; counts do not)."""
     import nbformat
 
     try:
@@ -235,21 +211,6 @@ def _cell_line(executed: Path, execution_count: int) -> str:
     return "?"
 
 
-def _shown(path: str) -> str:
+def _shown(path: Path) -> str:
     """A path as a reader wants it: relative to the repository when it lies inside it."""
-    try:
-        return str(Path(path).relative_to(REPO_ROOT))
-    except ValueError:
-        return path
-
-
-def _figure_times(run_dir: Path, figures_dir: str) -> dict[str, float]:
-    """Modification times of every image under the run and figures folders, to list what a run wrote."""
-    roots = [run_dir] + ([Path(figures_dir)] if figures_dir else [])
-    return {
-        str(p): p.stat().st_mtime
-        for root in roots
-        if root.exists()
-        for p in root.rglob("*")
-        if p.suffix in (".png", ".jpg", ".svg", ".gif")
-    }
+    return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)

@@ -1,16 +1,9 @@
 """The face embedder a run uses, and training one when no pretrained weights fit the data.
 
-SF2F's perceptual loss and its retrieval metrics look at faces through FaceNet (recipe §2.7, §3.1, §4.2). FaceNet's
-VGGFace2 weights know real faces; they know nothing of the synthetic course faces, and users may not have them. For
-such data, :func:`train_face_embedder` trains :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
-*training* identities apart from their faces (identity classification with a cosine-softmax head), which is what
-FaceNet was trained to do on VGGFace2. It sees faces exactly as it will in use: through
-:func:`~sf2f.models.face_embedders.embedder_input` (VGG-box crop, resize, standardisation).
-
-:func:`resolve_face_embedder` picks the embedder of a config: FaceNet when `model.face_embedder.kind` is `facenet`
-and its weights verify, else a trained embedder file when there is one, else an error that names what is missing.
-
-    python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo
+SF2F's perceptual loss and retrieval metrics look at faces through FaceNet (recipe §2.7, §3.1, §4.2), whose VGGFace2
+weights know nothing of the synthetic faces (and users may not have them). For such data :func:`train_face_embedder`
+(`python -m sf2f train-face-embedder`) trains a :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
+training identities apart, as FaceNet was trained on VGGFace2, seeing faces as it will in use (`embedder_input`).
 """
 
 from __future__ import annotations
@@ -36,6 +29,7 @@ from sf2f.data.prepared import PreparedData, PreparedSplit
 from sf2f.errors import SF2FError
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
+from sf2f.runtime import select_device
 from sf2f.weights import WeightsError
 
 __all__ = [
@@ -70,11 +64,8 @@ class FaceEmbedderError(SF2FError, RuntimeError):
 
 
 def cosine_softmax_loss(embeddings: Tensor, weight: Tensor, labels: Tensor, scale: float, margin: float) -> Tensor:
-    """Cross-entropy over s * cos(embedding, class centre), with the margin m taken off the true class (CosFace).
-
-    Both sides are L2-normalised, so identities are told apart by angle alone: the same measure the cosine metrics
-    and the recall use later.
-    """
+    """Cross-entropy over s * cos(embedding, class centre), the margin m taken off the true class (CosFace): identities
+    told apart by angle alone, the measure the cosine metrics and the recall use later."""
     cos = F.normalize(embeddings, dim=1) @ F.normalize(weight, dim=1).T
     cos = cos - margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
     return F.cross_entropy(scale * cos, labels)
@@ -95,11 +86,9 @@ class EmbedderTraining:
     seconds: float = 0.0
 
     def describe(self) -> str:
-        return (
-            f"face embedder: {self.identities} training identities, {self.faces} faces, {len(self.loss)} epochs in "
-            f"{self.seconds:.0f} s; train accuracy {self.accuracy[-1]:.2f}; val nearest-face identity match "
-            f"{self.val_top1:.2f} (chance {self.val_chance:.2f}) -> {self.path}"
-        )
+        return (f"face embedder: {self.identities} training identities, {self.faces} faces, {len(self.loss)} epochs in "
+                f"{self.seconds:.0f} s; train accuracy {self.accuracy[-1]:.2f}; val nearest-face identity match "
+                f"{self.val_top1:.2f} (chance {self.val_chance:.2f}) -> {self.path}")
 
 
 def _faces(split: PreparedSplit, rows: Sequence[int], norm: str) -> Tensor:
@@ -151,13 +140,9 @@ def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[
 def _recalibrate_batchnorm(
     embedder: FaceEmbedder, split: PreparedSplit, rows: np.ndarray, norm: str, device: torch.device, batch: int = 256
 ) -> None:
-    """Replace BatchNorm's running averages by the exact statistics of the (unaugmented) training faces, and leave
-    the embedder in eval mode.
-
-    The running averages lag behind the weights, by a lot after a short training; in eval mode that lag shifts every
-    embedding the same way and makes all faces look alike to the cosine ("precise BN", Wu & Johnson, *Rethinking
-    "Batch" in BatchNorm*, 2021). torch's `update_bn` averages the statistics of the batches it is given.
-    """
+    """BatchNorm's statistics recomputed on the unaugmented training faces, the embedder left in eval mode: the running
+    averages lag behind the weights after a short training, which shifts every embedding the same way and makes all
+    faces look alike to the cosine ("precise BN", Wu & Johnson, *Rethinking "Batch" in BatchNorm*, 2021)."""
     parts = [rows[start : start + batch] for start in range(0, len(rows), batch)]
     inputs = (embedder_input(_faces(split, part, norm).to(device), embedder.input_size, norm)
               for part in parts if len(part) > 1)
@@ -173,14 +158,10 @@ def train_face_embedder(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
-    on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> EmbedderTraining:
-    """Train a :class:`SmallFaceEmbedder` on the training split's faces of a prepared folder and save it to `out`.
-
-    Identity classification with a cosine-softmax head (:func:`cosine_softmax_loss`), Adam with a cosine learning-
-    rate decay, random mirror and shift. Seeded: the same inputs give the same file. `on_epoch(epoch, loss,
-    accuracy)` is called after every epoch (live plots).
-    """
+    """Train a :class:`SmallFaceEmbedder` on the training faces of a prepared folder and save it to `out`: identity
+    classification (:func:`cosine_softmax_loss`), Adam with a cosine learning-rate decay, random mirror and shift.
+    Seeded: the same inputs give the same file."""
     settings = settings or FaceEmbedderConfig()
     start_time = time.perf_counter()
     prepared = PreparedData(data)
@@ -201,7 +182,7 @@ def train_face_embedder(
     batch = min(settings.batch_size, len(rows))
     result = EmbedderTraining(Path(out), len(train), len(rows))
     bar = tqdm(range(settings.epochs), desc="face embedder", disable=not progress, leave=False)
-    for epoch in bar:
+    for _ in bar:
         embedder.train()
         order = torch.randperm(len(rows), generator=generator)
         total, correct, seen = 0.0, 0, 0
@@ -223,8 +204,6 @@ def train_face_embedder(
         result.loss.append(total / seen)
         result.accuracy.append(correct / seen)
         bar.set_postfix(loss=f"{result.loss[-1]:.3f}", acc=f"{result.accuracy[-1]:.2f}")
-        if on_epoch is not None:
-            on_epoch(epoch, result.loss[-1], result.accuracy[-1])
     _recalibrate_batchnorm(embedder, train, rows, image_norm, device)
     val = prepared.split("val")
     result.val_top1, result.val_chance = _val_top1(embedder, val, image_norm) if len(val) else (math.nan, math.nan)
@@ -238,12 +217,8 @@ def train_face_embedder(
             "data_fingerprint": prepared.manifest.get("fingerprint", ""),
             "identities": len(train),
             "state": {k: v.cpu() for k, v in embedder.state_dict().items()},
-            "history": {
-                "loss": result.loss,
-                "accuracy": result.accuracy,
-                "val_top1": result.val_top1,
-                "val_chance": result.val_chance,
-            },
+            "history": {"loss": result.loss, "accuracy": result.accuracy, "val_top1": result.val_top1,
+                        "val_chance": result.val_chance},
         },
         out,
     )
@@ -264,10 +239,8 @@ def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> S
     if data is not None:
         expected = PreparedData(data).manifest.get("fingerprint", "")
         if state["data_fingerprint"] != expected:
-            raise FaceEmbedderError(
-                f"{path}: this face embedder was trained on another prepared dataset than {data}; train one for it "
-                f"with `python -m sf2f train-face-embedder --data {data}`"
-            )
+            raise FaceEmbedderError(f"{path}: this face embedder was trained on another prepared dataset than {data}; "
+                                    f"train one for it with `python -m sf2f train-face-embedder --data {data}`")
     settings = state["settings"]
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten: it must not shift the caller's stream
         embedder = SmallFaceEmbedder(settings["input_size"], settings["width"])
@@ -292,12 +265,8 @@ def embedder_seed(cfg: ExperimentConfig, role: EmbedderRole = "loss") -> int:
 def resolve_face_embedder(
     cfg: ExperimentConfig, data: str | Path, log: Callable[[str], object] = print
 ) -> tuple[FaceEmbedder, str]:
-    """The face embedder of a run and a line that says which one it is.
-
-    `facenet`: the VGGFace2 FaceNet when its file verifies; otherwise the trained embedder if one exists (said in
-    the log line, as it changes the loss); `trained`: the trained embedder file. Anything missing is an error that
-    names the file and how to get it.
-    """
+    """The face embedder of a run and a line that says which: for `facenet`, FaceNet when its weights verify, else the
+    trained embedder if there is one (logged, as it changes the loss); for `trained`, the trained embedder file."""
     settings = cfg.model.face_embedder
     trained = default_embedder_path(cfg, data)
     if settings.kind == "facenet":
@@ -322,12 +291,9 @@ def resolve_face_embedder(
 def scoring_embedder(
     cfg: ExperimentConfig, data: str | Path, loss_embedder: FaceEmbedder
 ) -> tuple[FaceEmbedder, str | None]:
-    """The embedder that scores generated faces, and a line saying so when it is not `loss_embedder`.
-
-    With `eval.independent_embedder` and a trained (not FaceNet) loss embedder: the second embedder of the data
-    (:func:`ensure_face_embedder` with `role="eval"`, trained on first use), because a generator scored by the network
-    its perceptual loss trained it against games it. Otherwise the loss's own embedder, as the paper scores.
-    """
+    """The embedder that scores generated faces, and a line saying so when it is not `loss_embedder`: with
+    `eval.independent_embedder` and a trained loss embedder, the data's second one (trained on first use), because a
+    generator scored by the network its perceptual loss trained it against games it; else the loss's, as the paper."""
     if not (cfg.eval.independent_embedder and isinstance(loss_embedder, SmallFaceEmbedder)):
         return loss_embedder, None
     path = ensure_face_embedder(cfg, data, progress=False, role="eval")
@@ -339,9 +305,8 @@ def scoring_embedder(
 def ensure_face_embedder(
     cfg: ExperimentConfig, data: str | Path, progress: bool = True, role: EmbedderRole = "loss"
 ) -> Path:
-    """Train or load: the trained embedder file of a config, trained only when no file with its settings, seed and
-    data exists yet. Returns its path. `role="eval"` is the second embedder that scores generated faces
-    (`eval.independent_embedder`): the same settings, another seed."""
+    """The path of the config's trained embedder, trained only when no file with its settings, seed and data exists
+    yet. `role="eval"`: the second embedder that scores generated faces (the same settings, another seed)."""
     path = default_embedder_path(cfg, data, role)
     seed = embedder_seed(cfg, role)
     if path.is_file():
@@ -349,18 +314,10 @@ def ensure_face_embedder(
             state = _read_embedder_file(path)
         except (FaceEmbedderError, RuntimeError):
             state = {}
-        fits = (
-            state.get("settings") == dataclasses.asdict(cfg.model.face_embedder)
-            and state.get("image_norm") == cfg.data.image_norm
-            and state.get("seed") == seed
-            and state.get("data_fingerprint") == PreparedData(data).manifest.get("fingerprint", "")
-        )
-        if fits:
+        wanted = {"settings": dataclasses.asdict(cfg.model.face_embedder), "image_norm": cfg.data.image_norm,
+                  "seed": seed, "data_fingerprint": PreparedData(data).manifest.get("fingerprint", "")}
+        if all(state.get(k) == v for k, v in wanted.items()):
             return path
-    from sf2f.runtime import select_device
-
-    result = train_face_embedder(
-        data, path, cfg.model.face_embedder, cfg.data.image_norm, seed, select_device(cfg.run.device), progress
-    )
-    print(result.describe())
+    settings, device = cfg.model.face_embedder, select_device(cfg.run.device)
+    print(train_face_embedder(data, path, settings, cfg.data.image_norm, seed, device, progress).describe())
     return path

@@ -1,22 +1,13 @@
-"""The errors a user can act on, as opposed to bugs.
-
-Every error sf2f raises about what a user asked for or gave it (a config key, a path, a dataset, a checkpoint, an
-audio file, a device) derives from :class:`SF2FError`. The command line reports those in one line, since the message
-already says what is wrong and what to do; anything else (a shape mismatch deep in a network, an out-of-memory, a
-bug) keeps its traceback (`python -m sf2f --debug ...` shows the traceback of an :class:`SF2FError` too).
-
-The concrete classes also derive from the built-in exception a caller would expect (ValueError for a bad value,
-FileNotFoundError for a missing path, RuntimeError for a state that does not allow the request), so code that catches
-those keeps working.
+"""The errors a user can act on, as opposed to bugs: every error about what a user asked for or gave derives from
+:class:`SF2FError`, which the command line reports in one line (anything else keeps its traceback). Each also derives
+from the built-in exception a caller would expect (ValueError, FileNotFoundError, RuntimeError).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = [
-    "BadInputError", "MissingPathError", "SF2FError", "UnavailableError", "UsageError", "require_nonempty_file",
-]
+__all__ = ["BadInputError", "MissingPathError", "SF2FError", "UnavailableError", "UsageError", "require_nonempty_file"]
 
 
 class SF2FError(Exception):
@@ -32,8 +23,7 @@ class UnavailableError(SF2FError, RuntimeError):
 
 
 class MissingPathError(SF2FError, FileNotFoundError):
-    """A file or folder the user named (or a default location) that is not there; the message says what belongs
-    there."""
+    """A file or folder the user named (or a default location) that is not there."""
 
 
 class BadInputError(SF2FError, ValueError):

@@ -13,9 +13,7 @@ from types import ModuleType
 
 from sf2f.errors import UnavailableError
 
-__all__ = ["INSTALL_HINT", "facenet_pytorch"]
-
-INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
+__all__ = ["facenet_pytorch"]
 
 
 def facenet_pytorch(purpose: str) -> ModuleType:
@@ -25,7 +23,5 @@ def facenet_pytorch(purpose: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != "facenet_pytorch":
             raise
-        raise UnavailableError(
-            f"{purpose} needs facenet-pytorch, which is not installed: `{INSTALL_HINT}` (without its dependencies, "
-            "whose pins are stale; `make venv` does this)"
-        ) from None
+        raise UnavailableError(f"{purpose} needs facenet-pytorch, which is not installed: `pip install --no-deps "
+                               "facenet-pytorch==2.6.0` (without its stale pins; `make venv` does this)") from None

@@ -1,12 +1,8 @@
 """Face images: any image file to an RGB face crop at 64 or 128 pixels, its normalisation, and the VGG box.
 
-HQ-VoxCeleb's faces are already aligned square crops (recipe §1.1), so preparing them is reading, converting to RGB
-and resizing with PIL bilinear (§1.5). Raw photos first go through MTCNN (facenet-pytorch, whose wheel ships the
-detector weights): :class:`FaceAligner` finds the face, levels the eyes and cuts a square around it.
-
-The networks see images in ImageNet-normalised space (§1.5); :func:`denormalize_images` maps them back to bytes with
-the original's display rule (truncation, not rounding). :func:`crop_vgg_box` is the non-square face box that the
-FaceNet perceptual loss and the FaceNet metrics look at (§4.3).
+HQ-VoxCeleb's faces are aligned square crops (recipe §1.1): preparing them is reading, converting to RGB and resizing
+(§1.5). Raw photos first go through MTCNN (:class:`FaceAligner`). The networks see ImageNet-normalised images (§1.5);
+:func:`crop_vgg_box` is the face box the FaceNet loss and metrics look at (§4.3).
 """
 
 from __future__ import annotations
@@ -23,28 +19,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sf2f.errors import BadInputError, require_nonempty_file
 from sf2f.facenet import facenet_pytorch
 
-__all__ = [
-    "IMAGE_NORMS",
-    "VGG_BOX",
-    "FaceAligner",
-    "FaceDetection",
-    "FaceImage",
-    "FaceImageError",
-    "NoFaceError",
-    "crop_vgg_box",
-    "denormalize_images",
-    "load_image",
-    "normalize_images",
-    "resize_face",
-    "to_pixel_range",
-    "vgg_box_slices",
-]
+__all__ = ["IMAGE_NORMS", "VGG_BOX", "FaceAligner", "FaceDetection", "FaceImage", "FaceImageError", "NoFaceError",
+           "crop_vgg_box", "denormalize_images", "load_image", "normalize_images", "resize_face", "to_pixel_range",
+           "vgg_box_slices"]
 
 # mean and std per RGB channel (§1.5): `imagenet` is what every config uses; `standard` exists in the original, unused
 IMAGE_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "standard": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
+ImageNorm = Literal["imagenet", "standard"]
 # (left, top, right, bottom) fractions of the mean VGGFace2 face box, rounded as the original uses them (§4.3)
 VGG_BOX: tuple[float, float, float, float] = (0.235, 0.195, 0.765, 0.915)
 
@@ -91,8 +75,8 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.I
 
 
 def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> FaceImage:
-    """Open any image PIL reads as RGB: EXIF orientation applied; grey, 16-bit, CMYK, palette converted; transparent
-    pixels composited on `background`. Raises :class:`FaceImageError` for empty, unreadable or truncated files."""
+    """Any image PIL reads as RGB (EXIF orientation applied, transparency composited on `background`), with notes of
+    what was converted; :class:`FaceImageError` for empty, unreadable or truncated files."""
     path = Path(path)
     require_nonempty_file(path, FaceImageError)
     try:
@@ -111,20 +95,17 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
 
 
 def resize_face(img: Image.Image, size: int) -> Image.Image:
-    """Squash to size x size with PIL bilinear, which antialiases when shrinking, as torchvision's Resize on a PIL
-    image does in the original (§1.5); non-square sources are squashed, not cropped."""
+    """Squash (not crop) to size x size with PIL bilinear, antialiased as the original's torchvision Resize (§1.5)."""
     return img.resize((size, size), Image.BILINEAR)
 
 
 def _norm_tensors(norm: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if norm not in IMAGE_NORMS:
         raise ValueError(f"unknown image normalisation '{norm}' (known: {', '.join(IMAGE_NORMS)})")
-    mean, std = IMAGE_NORMS[norm]
-    shape = (3, 1, 1)
-    return tuple(torch.tensor(v, dtype=like.dtype, device=like.device).view(shape) for v in (mean, std))
+    return tuple(torch.tensor(v, dtype=like.dtype, device=like.device).view(3, 1, 1) for v in IMAGE_NORMS[norm])
 
 
-def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
+def normalize_images(pixels: np.ndarray | torch.Tensor, norm: ImageNorm = "imagenet") -> torch.Tensor:
     """uint8 images (..., H, W, 3) to float (..., 3, H, W): ToTensor's /255, then (x - mean) / std (§1.5)."""
     x = pixels.to(torch.float32) if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.array(pixels, np.float32))
     x = x.movedim(-1, -3) / 255.0
@@ -132,24 +113,19 @@ def normalize_images(pixels: np.ndarray | torch.Tensor, norm: Literal["imagenet"
     return (x - mean) / std
 
 
-def to_pixel_range(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
-    """Normalised images (..., 3, H, W) back to float pixels in [0, 255] (x * std + mean, times 255, clamped).
-
-    Differentiable: the perceptual loss and the FaceNet metrics feed generated images through it (§3.1, §4.2).
-    """
+def to_pixel_range(x: torch.Tensor, norm: ImageNorm = "imagenet") -> torch.Tensor:
+    """Normalised images (..., 3, H, W) back to float pixels in [0, 255], differentiably (§3.1, §4.2)."""
     mean, std = _norm_tensors(norm, x)
     return ((x * std + mean) * 255.0).clamp(0, 255)
 
 
-def denormalize_images(x: torch.Tensor, norm: Literal["imagenet", "standard"] = "imagenet") -> torch.Tensor:
-    """Normalised images (..., 3, H, W) to uint8 the way the original displays them: :func:`to_pixel_range`, then
-    `.byte()`, which truncates rather than rounds (§1.5)."""
+def denormalize_images(x: torch.Tensor, norm: ImageNorm = "imagenet") -> torch.Tensor:
+    """Normalised images (..., 3, H, W) to uint8 as the original displays them: truncated, not rounded (§1.5)."""
     return to_pixel_range(x.detach(), norm).to(torch.uint8)
 
 
 def vgg_box_slices(height: int, width: int, box: tuple[float, ...] = VGG_BOX) -> tuple[slice, slice]:
-    """Rows int(top H)..int(bottom H) and columns int(left W)..int(right W), both inclusive (§4.3):
-    64 -> 47 x 34, 128 -> 94 x 68."""
+    """Rows int(top H)..int(bottom H), columns int(left W)..int(right W), inclusive (§4.3): 64 -> 47 x 34 pixels."""
     left, top, right, bottom = box
     return slice(int(top * height), int(bottom * height) + 1), slice(int(left * width), int(right * width) + 1)
 
@@ -176,17 +152,12 @@ class FaceDetection:
 
 
 class FaceAligner:
-    """Detect a face with MTCNN and cut an eye-levelled square around it, for raw photos (not needed for HQ-VoxCeleb).
-
-    The square is centred where the detected box's centre lands after rotating the photo about the eye midpoint, and
-    is `1 + 2 * margin` times the larger side of the box (HQ-VoxCeleb crops show some hair and neck around the face).
-    Parts of the square outside the photo are black, as in a PIL crop.
-    """
+    """Detect a face with MTCNN and cut an eye-levelled square around it, for raw photos: centred where the box's
+    centre lands after rotating about the eyes, `1 + 2 * margin` times the box's larger side (HQ-VoxCeleb crops show
+    some hair and neck); parts outside the photo are black, as in a PIL crop."""
 
     def __init__(self, margin: float = 0.25, min_probability: float = 0.9, device: str = "cpu") -> None:
-        # a heavy import (about 4 s): only when raw photos are aligned
-        mtcnn = facenet_pytorch("aligning faces with MTCNN (--align-faces)").MTCNN
-
+        mtcnn = facenet_pytorch("aligning faces with MTCNN (--align-faces)").MTCNN  # a 4 s import: only when used
         self.margin = margin
         self.min_probability = min_probability
         self._mtcnn = mtcnn(keep_all=True, device=device)

@@ -1,26 +1,10 @@
 """A face from speech files with a trained generator: what `python -m sf2f infer` and notebook 07 run.
 
-:func:`speech_segments` turns any audio files (wav, flac, ogg, m4a; any sample rate, any number of channels) into the
-generator's input with the checkpoint config's own audio settings: decoding to 16 kHz mono, the original's VAD and
-log-mel features and their normalisation (:mod:`sf2f.audio`, recipe §1.4), then windows of 125 frames (1.25 s)
-every 125 frames, as the original evaluates a fuser model (§4.6, §1.6). A file with between one second and one window
-of speech gives one window, right-padded with the normalised zero as the training crops are (§1.6).
-
-:func:`generate_face` makes one face from all the windows of all the files:
-
-* a generator **with the attention fuser** (SF2F's second stage) encodes every window and fuses them all in one
-  (1, N, D) stack with a mask of real windows (§2.2, §4.6). Unlike the training and evaluation loaders it does not
-  stop at 20 windows (§1.6): every second of speech a user gives is heard;
-* a generator **without a fuser** (stage 1, voice2face) averages the windows' encoder embeddings, the original's
-  `average_voice_embedding` probe mode (§4.2), its way of giving a stage-1 model several segments. The original does
-  not re-normalise the mean; here it is scaled back to unit length when the encoder L2-normalises its embeddings
-  (§2.1), since the decoder only ever saw unit vectors: the mean of windows that disagree is shorter (about 0.7 for
-  a demo-profile speaker's 20 windows) and decodes to a smaller, fainter face. `renormalize_mean=False` gives the
-  original's mean.
-
-:func:`interpolate_faces` decodes points on the way from one voice embedding to another (the slider of notebook 07).
-For speed on many files, :func:`sf2f.models.optimize.optimize_for_inference` gives an equivalent faster generator
-that these functions accept as well.
+Any audio file goes through the checkpoint config's own features (16 kHz mono, the original's VAD and log-mels, recipe
+§1.4) and is cut into windows of 125 frames (1.25 s) every 125 frames, as the original evaluates a fuser (§4.6, §1.6);
+between one second and one window of speech gives one window, padded as the training crops are. A fuser model fuses
+every window of every file (not only 20, as the loaders do, §1.6); a stage-1 model averages the windows' embeddings,
+the original's `average_voice_embedding` (§4.2). :func:`interpolate_faces` walks from one voice to another.
 """
 
 from __future__ import annotations
@@ -44,16 +28,8 @@ from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 
-__all__ = [
-    "MIN_SPEECH_SECONDS",
-    "FaceFromVoice",
-    "NoUsableSpeechError",
-    "SpeechFile",
-    "SpeechSegments",
-    "generate_face",
-    "interpolate_faces",
-    "speech_segments",
-]
+__all__ = ["MIN_SPEECH_SECONDS", "FaceFromVoice", "NoUsableSpeechError", "SpeechFile", "SpeechSegments",
+           "generate_face", "interpolate_faces", "speech_segments"]
 
 # the shortest voice crop the generator trains on is 100 frames, one second (§1.6): less is not a voice it knows
 MIN_SPEECH_SECONDS = 1.0
@@ -101,16 +77,10 @@ def _windows(utterance: Utterance, data: DataConfig, stats: MelStats | None) -> 
     return [pad_to_segment(mel, data.segment_frames, pad_value(data.audio, stats))], True
 
 
-def speech_segments(
-    paths: Sequence[str | Path], data: DataConfig, stats: MelStats | None = None
-) -> SpeechSegments:
-    """Every file's speech as windows of `data.segment_frames` frames, with `data.audio`'s features.
-
-    Raises :class:`NoUsableSpeechError` listing every file that is missing, empty, not audio, silent to the VAD or
-    holds less than :data:`MIN_SPEECH_SECONDS` of speech; nothing is computed from the others then, since a face
-    fused from fewer files than asked for would silently be another face. `stats`: the training split's log-mel
-    statistics, needed only for `audio.mel_norm: dataset` (the prepared data's stats.json).
-    """
+def speech_segments(paths: Sequence[str | Path], data: DataConfig, stats: MelStats | None = None) -> SpeechSegments:
+    """Every file's speech as windows of `data.segment_frames` frames, with `data.audio`'s features (`stats`: the
+    prepared data's stats.json, only for `audio.mel_norm: dataset`). Any file that gives no usable speech is an error
+    naming it, and nothing is computed from the others: a face fused from fewer files would silently be another."""
     if not paths:
         raise UsageError("give at least one audio file")
     results = extract_log_mels(list(paths), data.audio)
@@ -124,8 +94,7 @@ def speech_segments(
     if errors:
         raise NoUsableSpeechError(errors)
     segments: list[Tensor] = []
-    index: list[int] = []
-    files = []
+    index, files = [], []
     for k, utterance in enumerate(results):
         windows, padded = _windows(utterance, data, stats)
         segments += windows
@@ -137,13 +106,9 @@ def speech_segments(
 
 @dataclass(frozen=True)
 class FaceFromVoice:
-    """One generated face and how it was made (tensors on the CPU).
-
-    `images`: one (3, H, W) image per output scale, smallest first, ImageNet-normalised as the generator outputs them;
-    `embedding`: the (D,) voice embedding the decoder saw; `segment_embeddings`: the encoder's (N, D) embedding of
-    every window; `attention`: the fuser's (N, N) weights (row n: how window n's query spreads over all windows), None
-    without a fuser; `fusion`: "attention" or "mean".
-    """
+    """One generated face and how it was made (tensors on the CPU): one normalised (3, H, W) image per output scale,
+    smallest first; the (D,) voice embedding the decoder saw; each window's (N, D) embedding; the fuser's (N, N)
+    attention (row n: how window n's query spreads over all windows; None without a fuser)."""
 
     images: tuple[Tensor, ...]
     embedding: Tensor
@@ -165,21 +130,14 @@ class FaceFromVoice:
 
     def summary(self) -> dict[str, Any]:
         """What went into the face, as plain data (written next to the images)."""
-        return {
-            "fusion": self.fusion,
-            "segments": len(self.speech),
-            "segment_frames": int(self.speech.segments.shape[-1]),
-            "image_sizes": [int(img.shape[-1]) for img in self.images],
-            "files": [
-                {"path": f.path, "seconds": round(f.seconds, 3), "speech_seconds": round(f.speech_seconds, 3),
-                 "segments": f.segments, "padded": f.padded, "notes": list(f.notes)}
-                for f in self.speech.files
-            ],
-        }
+        files = [{"path": f.path, "seconds": round(f.seconds, 3), "speech_seconds": round(f.speech_seconds, 3),
+                  "segments": f.segments, "padded": f.padded, "notes": list(f.notes)} for f in self.speech.files]
+        return {"fusion": self.fusion, "segments": len(self.speech),
+                "segment_frames": int(self.speech.segments.shape[-1]),
+                "image_sizes": [int(img.shape[-1]) for img in self.images], "files": files}
 
     def save(self, out_dir: str | Path, stem: str = "face", info: Mapping[str, Any] | None = None) -> list[Path]:
-        """Write `<stem>_<size>.png` for every output scale and `<stem>.json` (:meth:`summary` and `info`, for
-        example the checkpoint); return the paths."""
+        """Write `<stem>_<size>.png` for every output scale and `<stem>.json` (:meth:`summary` and `info`)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
@@ -192,10 +150,6 @@ class FaceFromVoice:
         return [*written, summary]
 
 
-def _device(generator: Generator) -> torch.device:
-    return next(generator.parameters()).device
-
-
 @torch.inference_mode()
 def generate_face(
     generator: Generator,
@@ -204,13 +158,15 @@ def generate_face(
     stats: MelStats | None = None,
     renormalize_mean: bool = True,
 ) -> FaceFromVoice:
-    """One face from the speech in `paths`, fused over all their windows (see the module docstring).
+    """One face from the speech in `paths`, fused over all their windows; `generator` and `cfg` as
+    :func:`sf2f.checkpoints.load_generator` returns them (or :func:`sf2f.models.optimize.optimize_for_inference`'s).
 
-    `generator` (in eval mode, on any device) and `cfg` as :func:`sf2f.train.train_or_load.load_generator` returns them; the
-    audio settings come from `cfg.data`, so the features are those the model was trained on.
+    The original does not re-normalise a stage-1 model's mean embedding; here it is scaled back to unit length when the
+    encoder L2-normalises (§2.1), as the decoder only saw unit vectors: the mean of windows that disagree is shorter
+    (about 0.7 for a demo speaker's 20) and decodes to a fainter face. `renormalize_mean=False` keeps the original's.
     """
     speech = speech_segments(paths, cfg.data, stats)
-    device = _device(generator)
+    device = next(generator.parameters()).device
     segments = speech.segments.to(device)
     if generator.fuser is not None:
         mask = torch.ones(1, len(segments), dtype=torch.bool, device=device)
@@ -229,14 +185,10 @@ def generate_face(
 
 @torch.inference_mode()
 def interpolate_faces(generator: Generator, start: Tensor, end: Tensor, weights: Sequence[float]) -> tuple[Tensor, ...]:
-    """Faces decoded from voice embeddings between `start` and `end` (D,), one per weight t (0 = start, 1 = end).
-
-    The mix is the straight line (1 - t) start + t end, rescaled to the length interpolated between the two
-    endpoints' lengths: fused embeddings are unit vectors (§2.2 `normalize_fusion`) and the decoder never saw the
-    shorter vectors in the middle of the chord. Returns one (T, 3, H, W) batch per output scale (on the CPU);
-    t = 0 and t = 1 reproduce the two faces.
-    """
-    device = _device(generator)
+    """One (T, 3, H, W) batch per output scale of faces decoded between voice embeddings `start` and `end`, one per
+    weight t: (1 - t) start + t end, rescaled to the length between the endpoints' lengths, since fused embeddings are
+    unit vectors (§2.2) and the decoder never saw the shorter ones in the middle of the chord."""
+    device = next(generator.parameters()).device
     t = torch.tensor(list(weights), dtype=start.dtype, device=device)[:, None]
     a, b = start.to(device), end.to(device)
     mix = (1 - t) * a + t * b

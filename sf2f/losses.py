@@ -1,9 +1,6 @@
-"""Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3).
-
-Adversarial losses take raw discriminator logits, whatever their shape (a patch discriminator gives a map of
-logits, the AC discriminator one logit per image), and average over every logit, as the original does. The pixel
-term is torch's `l1_loss` per output scale, against :func:`multiscale_targets`; one iteration puts them all together
-in :mod:`sf2f.train.iteration`.
+"""Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3); :mod:`sf2f.train.iteration` puts them
+together. Adversarial losses average over every logit, whatever their shape (a patch map, one per image), as the
+original does; the pixel term is torch's `l1_loss` per output scale against :func:`multiscale_targets`.
 """
 
 from __future__ import annotations
@@ -69,13 +66,9 @@ def multiscale_targets(target: Tensor, sizes: Sequence[int]) -> list[Tensor]:
 
 
 class PerceptualLoss(nn.Module):
-    """The FaceNet perceptual loss of SF2F (§3.1): L1 between face-embedder hidden states of generated and real faces.
-
-    loss = sum_k w_k * mean|h_k(pred) - h_k(real)| over [repeat_1, repeat_2, repeat_3, embedding] with
-    w = [1/16, 1/8, 1/4, 1]. The embedder is frozen (the original computed and discarded its gradients). Real faces
-    never change, so their features can be computed once and reused (:class:`~sf2f.train.iteration.PerceptualTargets`);
-    the original recomputed them at every step, about half of the loss's cost.
-    """
+    """The FaceNet perceptual loss of SF2F (§3.1): sum_k w_k * mean|h_k(pred) - h_k(real)| over the frozen embedder's
+    hidden states [repeat_1, repeat_2, repeat_3, embedding], w = [1/16, 1/8, 1/4, 1]. Real faces never change, so
+    their features can be computed once (:meth:`target_features`); the original recomputed them at every step."""
 
     def __init__(
         self,
@@ -106,7 +99,4 @@ class PerceptualLoss(nn.Module):
         return self.features(images)
 
     def forward(self, pred: Tensor, target: Sequence[Tensor]) -> Tensor:
-        states = self.features(pred)
-        if len(states) != len(self.layer_weights) or len(target) != len(states):
-            raise ValueError(f"{len(states)} hidden states, {len(target)} targets, {len(self.layer_weights)} weights")
-        return sum(w * F.l1_loss(p, t) for w, p, t in zip(self.layer_weights, states, target))
+        return sum(w * F.l1_loss(p, t) for w, p, t in zip(self.layer_weights, self.features(pred), target, strict=True))

@@ -1,7 +1,5 @@
-"""The first code cell of every notebook: one call gives each lesson the same set-up (fastbook's idea).
-
-`setup_notebook` checks the papermill parameters, seeds everything, picks the device, sets the plotting style, and
-returns a :class:`CourseContext` that knows where this notebook writes its outputs and figures.
+"""The first code cell of every notebook: one call gives each lesson the same set-up (fastbook's idea), seeded, on
+its device, with the plotting style, and a :class:`CourseContext` that knows where the notebook writes.
 """
 
 from __future__ import annotations
@@ -34,11 +32,8 @@ class CourseContext:
     runtime: RuntimeInfo
 
     def save_figure(self, fig: matplotlib.figure.Figure, name: str) -> Path:
-        """Save a figure as PNG into this notebook's output folder, and into the figures folder when one is set.
-
-        `make demo` sets the figures folder to the repository's `figures/`, so the README shows what the last demo
-        run produced; interactive and test runs leave it unset and write under `runs/` only.
-        """
+        """Save a figure as PNG into this notebook's output folder, and into the figures folder when one is set
+        (`make demo` sets the repository's `figures/`, which the README shows)."""
         target = self.output_dir / "figures" / f"{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(target, dpi=120, bbox_inches="tight")
@@ -54,10 +49,6 @@ class CourseContext:
         return path
 
 
-def _profile_data_root(profile: str) -> str:
-    return load_config("sf2f_1st_stage", profile=profile).data.root
-
-
 def setup_notebook(
     name: str,
     profile: str,
@@ -67,24 +58,18 @@ def setup_notebook(
     figures_dir: str = "",
     seed: int = 0,
 ) -> CourseContext:
-    """Apply a notebook's parameters. Empty paths mean the project's defaults, in the repository: the profile's
-    `data.root` (quick: `data/synthetic_quick`, demo: `data/synthetic`) and `runs/notebooks/<name>`. A path given
-    is taken from the working folder, as on the command line (JupyterLab runs a notebook in its own folder,
-    `notebooks/`; papermill in the folder it is started from)."""
+    """Apply a notebook's parameters. Empty paths mean the profile's `data.root` and `runs/notebooks/<name>`; a path
+    given is taken from the working folder, as on the command line."""
     if profile not in PROFILES:
         raise UsageError(f"profile must be one of {', '.join(PROFILES)}, got '{profile}' (check SF2F_PROFILE)")
     runtime = setup_runtime(seed=seed, device=device)
     sns.set_theme(context="notebook", style="whitegrid")
     plt.rcParams["figure.dpi"] = 100
     pd.set_option("display.precision", 4)
-    ctx = CourseContext(
-        name=name,
-        profile=profile,
-        data_root=user_path(data_root) if data_root else project_path(_profile_data_root(profile)),
-        output_dir=user_path(output_dir) if output_dir else RUNS_DIR / "notebooks" / name,
-        figures_dir=user_path(figures_dir) if figures_dir else None,
-        runtime=runtime,
-    )
+    default_data = load_config("sf2f_1st_stage", profile=profile).data.root
+    ctx = CourseContext(name, profile, user_path(data_root) if data_root else project_path(default_data),
+                        user_path(output_dir) if output_dir else RUNS_DIR / "notebooks" / name,
+                        user_path(figures_dir) if figures_dir else None, runtime)
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     print(f"{name}: profile '{profile}', {runtime.describe()}")
     print(f"data: {ctx.data_root}\noutputs: {ctx.output_dir}")

@@ -1,11 +1,9 @@
-"""Where the repository keeps things (sf2f is installed editable, so the package sits inside the checkout), what a
-relative path means, a lock for processes that work on the same folder (prepare, train), and writing a file so that
-a killed process never leaves half of it.
+"""Where the repository keeps things (sf2f is installed editable, inside the checkout), what a relative path means, a
+lock for processes that work on one folder, and writing a file so that a killed process never leaves half of it.
 
-Two kinds of relative path, two rules: what a user types (`--wav me.wav`, `--out faces/me`, a notebook's
-`data_root`) is taken from the current working folder, as with any command-line tool (:func:`user_path`); paths
-inside config files (`data.root: data/synthetic`, `run.output_root: runs`) and the project's own defaults are taken
-from the repository root (:func:`project_path`). Library functions take a path as Python does, from the working folder.
+What a user types (`--out faces/me`, a notebook's `data_root`) is taken from the working folder (:func:`user_path`);
+paths in config files (`data.root: data/synthetic`) and the project's defaults from the repository root
+(:func:`project_path`), so that a config means the same folders wherever a command starts.
 """
 
 from __future__ import annotations
@@ -21,31 +19,27 @@ CONFIG_DIR: Path = REPO_ROOT / "configs"
 PROFILE_DIR: Path = CONFIG_DIR / "profiles"
 NOTEBOOK_DIR: Path = REPO_ROOT / "notebooks"
 DATA_DIR: Path = REPO_ROOT / "data"
-FIGURES_DIR: Path = REPO_ROOT / "figures"
 RUNS_DIR: Path = REPO_ROOT / "runs"
 
 
 def user_path(path: str | Path) -> Path:
-    """A path the user typed (a command-line option, a notebook parameter), made absolute the way every command-line
-    tool does: `~` expanded, relative paths taken from the current working folder."""
+    """A path the user typed, made absolute as every command-line tool does: `~` expanded, relative to the working
+    folder."""
     return Path(path).expanduser().absolute()
 
 
 def project_path(path: str | Path) -> Path:
-    """A path from a config file or one of the project's defaults (`data/synthetic`, `runs`, ...), made absolute:
-    relative paths are taken from the repository root, where the shipped configs and data live, so that a config
-    means the same folders whichever folder a command is started from. Absolute paths are kept."""
+    """A path from a config file or a project default (`data/synthetic`, `runs`), made absolute from the repository
+    root."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else REPO_ROOT / path
 
 
 @contextmanager
 def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
-    """Hold an exclusive lock (the file `folder/name`) while the block runs, so that processes working on the same
-    folder take turns: a second one waits, then finds the first one's work done. `waiting` goes to stderr (where
-    progress bars go) when it has to wait. POSIX `flock`: released by the system even when the holder is killed.
-    Where there is no `fcntl` (Windows), the block runs unlocked: one process at a time is then the user's care.
-    """
+    """Hold an exclusive lock (the file `folder/name`) while the block runs, so that processes working on one folder
+    take turns: a second one waits (saying `waiting` on stderr), then finds the first one's work done. POSIX `flock`
+    is released even when the holder is killed; without `fcntl` (Windows) the block runs unlocked."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -67,12 +61,10 @@ def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
 
 @contextmanager
 def atomic_path(path: Path, durable: bool = False) -> Iterator[Path]:
-    """A temporary path to write `path`'s new content to; when the block ends, it is renamed over `path` (a rename
-    within a folder is atomic), so readers see the old file or the new one, never half of one, even when the writer
-    is killed. On an error the temporary file is removed. The name is hidden and ends in `.part`, which the synthetic
-    data's writer sweeps up after a killed run. `durable` also flushes the data to disk before the rename (for
-    checkpoints: a power cut then leaves the previous one, not an empty file).
-    """
+    """A temporary path for `path`'s new content, renamed over `path` when the block ends (atomic within a folder):
+    readers see the old file or the new one, never half of one. The hidden `.part` name is what the synthetic data's
+    writer sweeps up after a killed run. `durable` flushes to disk before the rename (a power cut then leaves the
+    previous checkpoint, not an empty file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:

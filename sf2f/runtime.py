@@ -1,8 +1,7 @@
-"""The one place for seeding, device choice, thread count and determinism switches.
+"""Seeding, device choice, thread count and determinism switches, in one place.
 
 The original seeds nothing and sets `cudnn.benchmark = True`, so no two of its runs agree (recipe §1.7, §6 item 16).
-Everything in sf2f that draws random numbers takes a seed or a `torch.Generator`; this module sets the global seeds
-for code that does not (for example a notebook cell) and picks the device.
+sf2f passes seeds or `torch.Generator`s explicitly; the global seeds here serve code that does not (a notebook cell).
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ import torch
 
 from sf2f.errors import UnavailableError
 
-__all__ = ["RuntimeInfo", "seed_everything", "select_device", "set_threads", "set_determinism", "setup_runtime"]
+__all__ = ["RuntimeInfo", "process_pool", "seed_everything", "select_device", "set_threads", "set_determinism",
+           "setup_runtime"]
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes for the data pipelines and `make weights`, started with spawn on every platform: a forked child
-    of a process that has used torch's thread pools can deadlock, and one start method behaves alike on Linux, macOS
-    and Windows (a script that starts a pool needs the usual `if __name__ == "__main__":` guard)."""
+    """Worker processes for the data pipelines and `make weights`, spawned on every platform: a forked child of a
+    process that has used torch's thread pools can deadlock, and one start method behaves alike everywhere."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
@@ -49,7 +48,7 @@ def select_device(preference: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UnavailableError(f"device '{preference}' was asked for, but torch sees no CUDA GPU (use 'auto' or 'cpu')")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UnavailableError(f"device '{preference}' was asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+        raise UnavailableError(f"device '{preference}' was asked for, but there are {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UnavailableError(f"device '{preference}' was asked for, but MPS is not available on this machine")
     return device
@@ -65,13 +64,9 @@ def set_threads(threads: int) -> int:
 
 
 def set_determinism(enabled: bool) -> None:
-    """Deterministic kernels (slower on GPU) or the fastest ones.
-
-    With `enabled`, cuDNN autotuning is off and torch raises on ops that have no deterministic implementation;
-    CUBLAS_WORKSPACE_CONFIG is set as CUDA's deterministic GEMMs require.
-    """
+    """Deterministic kernels (slower on GPU; torch raises on ops that have none) or the fastest ones."""
     if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # CUDA's deterministic GEMMs require it
     torch.use_deterministic_algorithms(enabled, warn_only=False)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
@@ -87,9 +82,7 @@ class RuntimeInfo:
     deterministic: bool
 
     def describe(self) -> str:
-        gpu = ""
-        if self.device.type == "cuda":
-            gpu = f" ({torch.cuda.get_device_name(self.device)})"
+        gpu = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""
         return (
             f"device {self.device}{gpu}, {self.threads} CPU thread(s), seed {self.seed}, "
             f"deterministic {self.deterministic}; torch {torch.__version__}, Python {platform.python_version()}"

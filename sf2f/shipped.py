@@ -1,22 +1,13 @@
-"""The trained weights shipped with the course, in `trained_weights/`: what they are, how `make weights` rebuilds them,
-and how they are checked and loaded.
+"""The trained weights shipped with the course in `trained_weights/`: how `make weights` builds them, and how they
+are checked and loaded.
 
-The `demo` profile trains each model for a few minutes: enough to show the mechanics, not to draw a face from a
-voice. The same recipe trained about 19,600 iterations (the `long` profile) draws faces that resemble their speakers,
-but that takes an evening on a CPU. So the course ships those generators (voice2face, SF2F without the fuser, SF2F),
-and the face embedder that scores them in notebook 06, as float32 state dicts (16 MB in all; float16 halved that but
-moved one speaker in 30 across the sex probe's boundary and the R² columns by up to 0.46) with one manifest:
-
-    trained_weights/manifest.json      per file: SHA-256, resolved config, data fingerprint, iterations, seed; and the
-                                       machine, the date and the command that made them
-    trained_weights/<config>.pt        a generator checkpoint (`load_generator` and `python -m sf2f infer` read it)
-    trained_weights/face_embedder_eval.pt   the evaluation embedder trained on the same data
-
-`make weights` (`python -m sf2f weights build`) trains the three runs with the `long` profile into
-`runs/course/long/<config>` (train or load: finished runs are reused, as notebooks 05 and 06 reuse them), then
-exports them. Every file is checked against the manifest's SHA-256 before it is loaded; `python -m sf2f weights
-check` (and a test) also says when the synthetic data, the `long` recipe or the generator's architecture no longer
-match what the weights were trained on.
+The `demo` profile trains for minutes: enough to show the mechanics, not to draw a face from a voice. The `long`
+profile (about 19,600 iterations, an evening on a CPU) draws faces that resemble their speakers, so the course ships
+its generators (voice2face, SF2F without the fuser, SF2F) and the face embedder that scores them in notebook 06, as
+float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json that
+records per file its SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
+Every file is checked against its SHA-256 before it is loaded; `python -m sf2f weights check` also says when the
+synthetic data, the `long` recipe or the generator's architecture no longer match the weights.
 """
 
 from __future__ import annotations
@@ -26,45 +17,39 @@ import hashlib
 import json
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sf2f.checkpoints import CheckpointError, load_checkpoint, load_generator, load_state_checked, save_checkpoint
 from sf2f.config import (
     DataConfig,
     ExperimentConfig,
+    config_diff,
     config_from_dict,
     describe_diff,
-    flatten_config,
     load_config,
+    load_resolved_config,
 )
+from sf2f.data.course_data import prepared_data
+from sf2f.data.prepare import PrepareSettings
+from sf2f.data.synthetic.traits import draw_identities, traits_table
+from sf2f.data.synthetic.writer import GENERATOR_VERSION
+from sf2f.embedder_weights import ensure_face_embedder, load_trained_embedder
 from sf2f.errors import SF2FError
+from sf2f.models import build_generator
 from sf2f.paths import REPO_ROOT
+from sf2f.runtime import process_pool, select_device
+from sf2f.train.train_or_load import course_run_dir, train_or_load
+from sf2f.train.trainer import MACHINE_KEYS, TrainResult
 from sf2f.weights import sha256_of
 
-__all__ = [
-    "BUILD_COMMAND",
-    "MODELS",
-    "PROFILE",
-    "SCORER",
-    "SHIPPED_DIR",
-    "ShippedWeightsError",
-    "TrainedModel",
-    "build_shipped",
-    "data_fingerprint",
-    "describe_shipped",
-    "export_shipped",
-    "load_shipped_generator",
-    "load_shipped_scorer",
-    "read_manifest",
-    "shipped_config",
-    "stale_reasons",
-    "trained_models",
-    "verify_shipped",
-]
+__all__ = ["MODELS", "SCORER", "SHIPPED_DIR", "ShippedWeightsError", "build_shipped", "data_fingerprint",
+           "describe_shipped", "export_shipped", "load_shipped_scorer", "read_manifest", "shipped_config",
+           "stale_reasons", "trained_models", "verify_shipped"]
 
 #: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set
 SHIPPED_DIR: Path = Path(os.environ.get("SF2F_TRAINED_WEIGHTS", "") or REPO_ROOT / "trained_weights")
@@ -74,8 +59,8 @@ SCORER = "face_embedder_eval"
 MANIFEST = "manifest.json"
 BUILD_COMMAND = "make weights"
 FORMAT = 1
-#: config keys that say where or how a run ran, not what it learned: left out when recipes are compared
-_NOT_RECIPE = ("profile", "sources", "optim.pretrained", "data.root", "model.face_embedder.trained_path")
+#: config keys that say where a run read its inputs, not what it learned: left out when recipes are compared
+_NOT_RECIPE = ("optim.pretrained", "data.root", "model.face_embedder.trained_path")
 
 
 class ShippedWeightsError(SF2FError, RuntimeError):
@@ -87,33 +72,18 @@ def _folder(folder: Path | None) -> Path:
     return SHIPPED_DIR if folder is None else Path(folder)
 
 
-def course_run(name: str) -> Path:
-    """Where `make weights` (and notebooks 05-07 under the long profile) keep the run of a config."""
-    from sf2f.train.train_or_load import course_run_dir
-
-    return course_run_dir(name, PROFILE)
-
-
 def shipped_config(name: str, device: str = "auto", threads: int = 0) -> ExperimentConfig:
-    """The config a shipped generator is trained with: the paper config `name` under the `long` profile; the fuser
-    starts from the stage-1 run's checkpoint."""
+    """The paper config `name` under the `long` profile; the fuser starts from the stage-1 run's checkpoint."""
     overrides = [f"run.device={device}", f"run.threads={threads}"]
     if name == "sf2f_fuser":
-        overrides.append(f"optim.pretrained={course_run('sf2f_1st_stage') / 'checkpoints' / 'latest.pt'}")
+        overrides.append(f"optim.pretrained={course_run_dir('sf2f_1st_stage', PROFILE) / 'checkpoints' / 'latest.pt'}")
     return load_config(name, profile=PROFILE, overrides=overrides)
 
 
 def data_fingerprint(data: DataConfig) -> str:
-    """What defines the synthetic data a model trains on, hashed: the generator's version, its size and seed, the
-    people's traits (drawn, not read from disk) and the preparation settings.
-
-    The generated files themselves are left out on purpose: their last bits may differ between CPUs, while everything
-    hashed here comes out the same on every machine (the traits are stored rounded).
-    """
-    from sf2f.data.prepare import PrepareSettings
-    from sf2f.data.synthetic.traits import draw_identities, traits_table
-    from sf2f.data.synthetic.writer import GENERATOR_VERSION
-
+    """The synthetic data's definition, hashed: the generator's version, size, seed, the people's traits (drawn, not
+    read from disk) and the preparation settings. Not the generated files: their last bits may differ between CPUs,
+    while all of this comes out the same on every machine (the traits are stored rounded)."""
     if data.kind != "synthetic":
         raise ShippedWeightsError(f"data.kind is '{data.kind}': only the synthetic data is defined by its parameters")
     people = traits_table(draw_identities(data.synthetic.identities, data.synthetic.seed))
@@ -126,18 +96,15 @@ def data_fingerprint(data: DataConfig) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _recipe(cfg: ExperimentConfig | Mapping[str, Any]) -> dict[str, Any]:
-    from sf2f.train.trainer import MACHINE_KEYS
-
-    flat = flatten_config(cfg if isinstance(cfg, ExperimentConfig) else config_from_dict(dict(cfg), "manifest"))
-    return {k: v for k, v in flat.items() if k not in (*_NOT_RECIPE, *MACHINE_KEYS)}
+def _recipe_diff(was: ExperimentConfig, now: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
+    """What differs in what two configs train, leaving out where and how fast they ran."""
+    return {k: v for k, v in config_diff(was, now).items() if k not in (*_NOT_RECIPE, *MACHINE_KEYS)}
 
 
 def _machine(device: str) -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+    if Path("/proc/cpuinfo").is_file():  # Linux names the CPU model only here
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                  if line.startswith("model name")]
         cpu = f"{names[0]} x {len(names)}" if names else cpu
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else ""
@@ -145,13 +112,10 @@ def _machine(device: str) -> dict[str, str]:
             "torch": torch.__version__}
 
 
-def export_shipped(
-    runs: Mapping[str, Any], scorer: Path, folder: Path | None = None, device: str = "cpu", command: str = BUILD_COMMAND
-) -> dict[str, Any]:
+def export_shipped(runs: Mapping[str, Any], scorer: Path, folder: Path | None = None, device: str = "cpu",
+                   command: str = BUILD_COMMAND) -> dict[str, Any]:
     """Write the generators of finished runs (`runs`: config name -> TrainResult) and the scoring embedder `scorer`
     into `folder`, and the manifest last (its presence means the folder is complete)."""
-    from sf2f.checkpoints import load_checkpoint, save_checkpoint
-
     folder = _folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
@@ -159,8 +123,7 @@ def export_shipped(
     for name, run in runs.items():
         state = load_checkpoint(run.checkpoint)
         cfg = config_from_dict(state["config"], str(run.checkpoint))
-        path = save_checkpoint({"format": state["format"], "config": state["config"],
-                                "generator": state["generator"]}, folder / f"{name}.pt")
+        path = save_checkpoint({k: state[k] for k in ("format", "config", "generator")}, folder / f"{name}.pt")
         files[path.name] = {
             "kind": "generator",
             "config_name": name,
@@ -180,29 +143,21 @@ def export_shipped(
     path = save_checkpoint(embedder, folder / f"{SCORER}.pt")  # load_checkpoint mapped it to the CPU
     files[path.name] = {"kind": "face embedder", "sha256": sha256_of(path), "bytes": path.stat().st_size,
                         "settings": embedder["settings"], "seed": embedder["seed"]}
-    manifest = {
-        "format": FORMAT,
-        "profile": PROFILE,
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(device),
-        "files": files,
-    }
+    manifest = {"format": FORMAT, "profile": PROFILE, "command": command,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(device),
+                "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
 
 def read_manifest(folder: Path | None = None) -> dict[str, Any]:
-    folder = _folder(folder)
-    path = folder / MANIFEST
+    path = _folder(folder) / MANIFEST
     if not path.is_file():
         raise ShippedWeightsError(f"{path}: no shipped weights here; `{BUILD_COMMAND}` makes them")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ShippedWeightsError(
-            f"{path}: not a readable manifest ({exc}); `{BUILD_COMMAND}` writes it anew"
-        ) from None
+        raise ShippedWeightsError(f"{path}: unreadable manifest ({exc}); `{BUILD_COMMAND}` writes it anew") from None
     if manifest.get("format") != FORMAT:
         raise ShippedWeightsError(f"{path}: manifest format {manifest.get('format')!r}, this sf2f reads {FORMAT}")
     return manifest
@@ -223,29 +178,14 @@ def verify_shipped(name: str, folder: Path | None = None) -> Path:
     return path
 
 
-def load_shipped_generator(name: str, folder: Path | None = None) -> tuple[torch.nn.Module, ExperimentConfig]:
-    """A shipped generator (eval mode, float32, on the CPU) and its config, after the SHA-256 check."""
-    folder = _folder(folder)
-    from sf2f.checkpoints import load_generator
-
-    return load_generator(verify_shipped(name, folder))
-
-
 def load_shipped_scorer(folder: Path | None = None) -> torch.nn.Module:
     """The face embedder that scores the shipped generators in notebook 06, after the SHA-256 check."""
-    folder = _folder(folder)
-    from sf2f.embedder_weights import load_trained_embedder
-
     return load_trained_embedder(verify_shipped(SCORER, folder))
 
 
 def stale_reasons(folder: Path | None = None) -> list[str]:
     """Why the shipped generators no longer match this checkout (empty when they do): the synthetic data they were
     trained on, the `long` recipe, or the generator's architecture (parameter names and shapes)."""
-    folder = _folder(folder)
-    from sf2f.checkpoints import load_checkpoint
-    from sf2f.models import build_generator
-
     reasons = []
     files = read_manifest(folder)["files"]
     for name in MODELS:
@@ -257,54 +197,39 @@ def stale_reasons(folder: Path | None = None) -> list[str]:
         if entry["data_fingerprint"] != data_fingerprint(cfg.data):
             reasons.append(f"{name}: trained on other synthetic data (generator version, size, seed, traits or "
                            "preparation settings differ)")
-        was, now = _recipe(entry["config"]), _recipe(cfg)
-        changed = {k: (was.get(k), now.get(k)) for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)}
+        changed = _recipe_diff(config_from_dict(entry["config"], MANIFEST), cfg)
         if changed:
             reasons.append(f"{name}: trained with another recipe ({describe_diff(changed, 4)})")
-        own = {k: tuple(v.shape) for k, v in build_generator(cfg).state_dict().items()}
-        saved = {k: tuple(v.shape) for k, v in load_checkpoint(verify_shipped(name, folder))["generator"].items()}
-        if own != saved:
-            differ = sorted(set(own) ^ set(saved) | {k for k in set(own) & set(saved) if own[k] != saved[k]})
-            reasons.append(f"{name}: the generator's architecture changed ({', '.join(differ[:4])})")
+        path = verify_shipped(name, folder)
+        try:
+            load_state_checked(build_generator(cfg), load_checkpoint(path)["generator"], "generator", path)
+        except CheckpointError as exc:
+            reasons.append(f"{name}: the generator's architecture changed ({exc})")
     return reasons
 
 
 def describe_shipped(name: str, folder: Path | None = None) -> str:
     """One line for a figure or a log: which shipped weights, how long they trained, how they were made."""
-    folder = _folder(folder)
     files = read_manifest(folder)["files"]
-    entry = files[f"{name}.pt"]
+    iterations = files[f"{name}.pt"]["iterations"]
     if name == "sf2f_fuser":  # the fuser stage is short and starts from the trained stage 1
-        stage1 = files["sf2f_1st_stage.pt"]["iterations"]
-        return (f"shipped {name}, {entry['iterations']:,} fuser-stage iterations on the shipped stage 1 "
-                f"({stage1:,}), trained with `{BUILD_COMMAND}`")
-    return f"shipped {name}, trained for {entry['iterations']:,} iterations with `{BUILD_COMMAND}`"
+        return (f"shipped {name}, {iterations:,} fuser-stage iterations on the shipped stage 1 "
+                f"({files['sf2f_1st_stage.pt']['iterations']:,}), trained with `{BUILD_COMMAND}`")
+    return f"shipped {name}, trained for {iterations:,} iterations with `{BUILD_COMMAND}`"
 
 
 def _train_one(name: str, device: str, threads: int, progress: bool) -> Any:
     """Train or load one shipped run (a process of its own when several train side by side)."""
-    from sf2f.data.course_data import prepared_data
-    from sf2f.train.train_or_load import train_or_load
-
     cfg = shipped_config(name, device, threads)
     data = prepared_data(cfg.data, progress=False).root
-    return train_or_load(cfg, data, course_run(name), progress=progress)
+    return train_or_load(cfg, data, course_run_dir(name, PROFILE), progress=progress)
 
 
-def build_shipped(
-    folder: Path | None = None,
-    device: str = "auto",
-    jobs: int | None = None,
-    progress: bool = True,
-    command: str = BUILD_COMMAND,
-) -> dict[str, Any]:
-    """`make weights`: the data and its face embedders, then the three `long` runs (voice2face and SF2F's first stage
-    side by side when `jobs` > 1, one thread each; then the fuser stage), then the export into `folder`. `command` is
-    what the manifest records as having made the files."""
-    from sf2f.data.course_data import prepared_data
-    from sf2f.embedder_weights import ensure_face_embedder
-    from sf2f.runtime import process_pool, select_device
-
+def build_shipped(folder: Path | None = None, device: str = "auto", jobs: int | None = None, progress: bool = True,
+                  command: str = BUILD_COMMAND) -> dict[str, Any]:
+    """`make weights`: the data and its face embedders, then the three `long` runs into `runs/course/long/<config>`
+    (finished runs are reused; voice2face and SF2F's first stage side by side when `jobs` > 1, one thread each; then
+    the fuser stage), then the export into `folder`. `command` is what the manifest records as having made them."""
     chosen = str(select_device(device))
     cfg = shipped_config("sf2f_1st_stage", chosen)
     data = prepared_data(cfg.data, progress=progress).root
@@ -312,7 +237,7 @@ def build_shipped(
     scorer = ensure_face_embedder(cfg, data, progress=progress, role="eval")
     if jobs is None:
         jobs = 2 if chosen == "cpu" and (os.cpu_count() or 1) >= 2 else 1
-    first: Sequence[str] = ("v2f", "sf2f_1st_stage")
+    first = ("v2f", "sf2f_1st_stage")
     if jobs > 1:
         # each run on one thread: two small networks train faster side by side than one after the other on two
         with process_pool(min(jobs, len(first))) as pool:
@@ -328,33 +253,24 @@ def build_shipped(
 class TrainedModel:
     """A trained generator the course evaluates and shows, with where it came from in words."""
 
-    name: str
     generator: torch.nn.Module
     cfg: ExperimentConfig
-    source: Path
     label: str
 
 
 def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
-    """The three `long` generators the course shows (notebooks 06 and 07): the learner's own, when `make weights` or
-    `make demo PROFILE=long` has finished them in `runs/course/long/<config>` with today's recipe; else the shipped
-    ones (SHA-256 checked). Keys are the course's names: `v2f`, `SF2F w/o fuser`, `SF2F`."""
-    folder = _folder(folder)
-    from sf2f.checkpoints import load_generator
-    from sf2f.config import load_resolved_config
-    from sf2f.train.trainer import TrainResult
-
+    """The three `long` generators notebooks 06 and 07 show, under the course's names (`v2f`, `SF2F w/o fuser`,
+    `SF2F`): the learner's own when `make weights` or `make demo PROFILE=long` finished them with today's recipe,
+    else the shipped ones (SHA-256 checked)."""
     names = {"v2f": "v2f", "sf2f_1st_stage": "SF2F w/o fuser", "sf2f_fuser": "SF2F"}
     models = {}
     for config, shown in names.items():
-        own = course_run(config)
-        saved = own / "config.yaml"
-        if (own / "done.json").is_file() and saved.is_file():
-            if _recipe(load_resolved_config(saved)) == _recipe(shipped_config(config)):
-                generator, cfg = load_generator(own)
-                label = f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
-                models[shown] = TrainedModel(shown, generator, cfg, own, label)
-                continue
-        generator, cfg = load_shipped_generator(config, folder)
-        models[shown] = TrainedModel(shown, generator, cfg, folder / f"{config}.pt", describe_shipped(config, folder))
+        own = course_run_dir(config, PROFILE)
+        finished = (own / "done.json").is_file() and (own / "config.yaml").is_file()
+        if finished and not _recipe_diff(load_resolved_config(own / "config.yaml"), shipped_config(config)):
+            label = f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
+            models[shown] = TrainedModel(*load_generator(own), label)
+        else:
+            models[shown] = TrainedModel(*load_generator(verify_shipped(config, folder)),
+                                         describe_shipped(config, folder))
     return models

@@ -1,13 +1,8 @@
 """Pretrained weight files that users fetch themselves: where they are looked for, and how they are checked.
 
-Nothing in sf2f downloads weights at run time (the original fetched them from Google Drive and model zoos on import,
-recipe §1.1, §6 items 1 and 3). Each file is registered with its expected size and SHA-256, looked up at a path the
-user gives or in a documented default place, and verified before it is loaded; a missing file gives a message with
-the link to fetch it. The default course path (the synthetic data) needs none of them.
-
-Where the exact bytes are not known here, an entry says less: `size` None skips the size check, and `sha256` may be a
-prefix (torch hub names its files `<name>-<first hex digits of the SHA-256>.pth` and checks only that prefix) or None.
-The loader of such a file must then check its structure (keys and shapes) itself; its docstring says so.
+Nothing downloads weights at run time (the original fetched them on import, recipe §1.1, §6 items 1 and 3): each file
+is registered with its size and SHA-256 where known, looked up at a given path or under torch's hub folder, and
+verified before it is loaded; a missing file gives the link to fetch it. The synthetic course needs none of them.
 """
 
 from __future__ import annotations
@@ -32,16 +27,15 @@ class WeightsError(SF2FError, RuntimeError):
 
 @dataclass(frozen=True)
 class WeightFile:
-    """A weight file users download themselves."""
+    """A weight file users download themselves. `size` None: unknown here; `sha256`: the digest, a prefix of it (torch
+    hub's file names carry one) or None. Without both, the file's loader checks its keys and shapes instead."""
 
     name: str
     filename: str
     url: str
-    # None: unknown here (the loader checks the structure instead)
     size: int | None
-    # the full digest, a prefix of it (torch hub's file-name convention), or None when unknown
     sha256: str | None
-    # where it is looked for when no path is given: under torch's hub folder ($TORCH_HOME, default ~/.cache/torch)
+    # looked for under $TORCH_HOME (default ~/.cache/torch) when no path is given
     hub_subdir: str
     purpose: str
 
@@ -91,14 +85,11 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 
-def _torch_home() -> Path:
-    # facenet-pytorch caches under $TORCH_HOME/checkpoints, the same folder torch.hub uses
-    return Path(os.environ.get("TORCH_HOME", Path(torch.hub.get_dir()).parent)).expanduser()
-
-
 def default_path(entry: WeightFile) -> Path:
-    """Where a file is looked for when the user names no path."""
-    return _torch_home() / entry.hub_subdir / entry.filename
+    """Where a file is looked for when the user names no path: facenet-pytorch caches under $TORCH_HOME/checkpoints,
+    torch.hub under $TORCH_HOME/hub/checkpoints."""
+    home = Path(os.environ.get("TORCH_HOME", Path(torch.hub.get_dir()).parent)).expanduser()
+    return home / entry.hub_subdir / entry.filename
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -111,18 +102,13 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool = True) -> Path:
     """The verified path of a registered weight file, or a WeightsError that says how to get it."""
-    if isinstance(entry, str):
-        if entry not in REGISTRY:
-            raise KeyError(f"unknown weight file '{entry}'; registered: {', '.join(REGISTRY)}")
-        entry = REGISTRY[entry]
+    entry = REGISTRY[entry] if isinstance(entry, str) else entry
     target = Path(path).expanduser() if path else default_path(entry)
     if not target.is_file():
         size = f" ({entry.size:,} bytes)" if entry.size is not None else ""
-        raise WeightsError(
-            f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. Download "
-            f"{entry.url}{size} as {entry.filename} and put it there, or pass its path. The synthetic course does "
-            "not need them."
-        )
+        raise WeightsError(f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. "
+                           f"Download {entry.url}{size} as {entry.filename} and put it there, or pass its path. The "
+                           "synthetic course does not need them.")
     if verify:
         size = target.stat().st_size
         if entry.size is not None and size != entry.size:
@@ -130,28 +116,20 @@ def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool
         if entry.sha256:
             digest = sha256_of(target)
             if not digest.startswith(entry.sha256):
-                raise WeightsError(
-                    f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; re-download it"
-                )
+                raise WeightsError(f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; "
+                                   "re-download it")
     return target
 
 
 def torch_load_failure(path: Path, exc: Exception) -> str:
-    """One line on why `torch.load(path, weights_only=True)` raised `exc`, for messages about user-given files.
-
-    torch's own message runs to several paragraphs and, for a file that carries code, advises loading it with
-    `weights_only=False` or allowlisting the callable it names: advice not to pass on about a file of unknown origin.
-    """
+    """One line on why `torch.load(path, weights_only=True)` raised `exc`: torch's own message runs to paragraphs and
+    advises `weights_only=False` for a file that carries code, advice not to pass on about a file of unknown origin."""
     if path.stat().st_size == 0:
         return "the file is empty"
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
         return "not the zip archive torch.save writes (a truncated file, or another kind of file)"
     if isinstance(exc, pickle.UnpicklingError) and "WeightsUnpickler error:" in str(exc):
-        # "... WeightsUnpickler error: Unsupported global: GLOBAL builtins.print was not an allowed global by
-        # default. Please use ..."
         detail = str(exc).split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0].strip()
-        return (
-            f"it holds objects other than tensors and plain containers ({detail}); they were not unpickled, so no "
-            "code in the file ran"
-        )
+        return (f"it holds objects other than tensors and plain containers ({detail}); they were not unpickled, so no "
+                "code in the file ran")
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"

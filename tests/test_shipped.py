@@ -15,7 +15,7 @@ import pytest
 import torch
 from fixtures_data import build_dataset
 
-from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+from sf2f.checkpoints import CHECKPOINT_FORMAT, load_generator, save_checkpoint
 from sf2f.config import FaceEmbedderConfig, config_to_dict
 from sf2f.data.prepare import prepare
 from sf2f.embedder_weights import train_face_embedder
@@ -26,7 +26,6 @@ from sf2f.shipped import (
     ShippedWeightsError,
     data_fingerprint,
     export_shipped,
-    load_shipped_generator,
     load_shipped_scorer,
     read_manifest,
     shipped_config,
@@ -72,7 +71,7 @@ def test_export_writes_the_weights_and_a_complete_manifest(shipped: Path) -> Non
 
 
 def test_loaded_generators_compute_as_the_originals(shipped: Path) -> None:
-    generator, cfg = load_shipped_generator("sf2f_1st_stage", shipped)
+    generator, cfg = load_generator(verify_shipped("sf2f_1st_stage", shipped))
     torch.manual_seed(0)
     original = build_generator(shipped_config("sf2f_1st_stage")).eval()
     assert all(p.dtype == torch.float32 for p in generator.parameters())
@@ -96,7 +95,7 @@ def test_an_altered_file_is_refused(shipped: Path, tmp_path: Path) -> None:
     data[-100] ^= 1
     (folder / "sf2f_fuser.pt").write_bytes(bytes(data))
     with pytest.raises(ShippedWeightsError, match="SHA-256"):
-        load_shipped_generator("sf2f_fuser", folder)
+        load_generator(verify_shipped("sf2f_fuser", folder))
     (folder / "v2f.pt").unlink()
     with pytest.raises(ShippedWeightsError, match="missing"):
         verify_shipped("v2f", folder)

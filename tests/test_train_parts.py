@@ -125,7 +125,7 @@ def test_state_that_does_not_fit_is_a_clear_error() -> None:
     other = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 2))
     with pytest.raises(CheckpointError, match=r"run.pt: the generator .* shape mismatch"):
         load_state_checked(model, other.state_dict(), "generator", "run.pt")
-    with pytest.raises(CheckpointError, match="missing 2 key"):
+    with pytest.raises(CheckpointError, match="2 missing key"):
         load_state_checked(model, {k: v for k, v in model.state_dict().items() if k.startswith("0.")}, "g", "x")
     load_state_checked(model, nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)).state_dict(), "generator", "run.pt")
 
