@@ -132,16 +132,9 @@ def _execute(notebook: Path, output: Path, parameters: dict[str, object], progre
                                request_save_on_cell_execute=True)
 
 
-def run_course(
-    profile: str = "demo",
-    data_root: str | Path = "",
-    device: str = "auto",
-    run_dir: str | Path | None = None,
-    figures_dir: str | Path = "",
-    only: Sequence[str] = (),
-    notebook_dir: Path = NOTEBOOK_DIR,
-    progress: bool = True,
-) -> CourseSummary:
+def run_course(profile: str = "demo", data_root: str | Path = "", device: str = "auto",
+               run_dir: str | Path | None = None, figures_dir: str | Path = "", only: Sequence[str] = (),
+               notebook_dir: Path = NOTEBOOK_DIR, progress: bool = True) -> CourseSummary:
     """Execute the course notebooks in order; stop at the first failure. Returns (and writes) the summary."""
     if profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")

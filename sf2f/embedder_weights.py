@@ -137,9 +137,8 @@ def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[
 
 
 @torch.no_grad()
-def _recalibrate_batchnorm(
-    embedder: FaceEmbedder, split: PreparedSplit, rows: np.ndarray, norm: str, device: torch.device, batch: int = 256
-) -> None:
+def _recalibrate_batchnorm(embedder: FaceEmbedder, split: PreparedSplit, rows: np.ndarray, norm: str,
+                           device: torch.device, batch: int = 256) -> None:
     """BatchNorm's statistics recomputed on the unaugmented training faces, the embedder left in eval mode: the running
     averages lag behind the weights after a short training, which shifts every embedding the same way and makes all
     faces look alike to the cosine ("precise BN", Wu & Johnson, *Rethinking "Batch" in BatchNorm*, 2021)."""
@@ -150,15 +149,9 @@ def _recalibrate_batchnorm(
     embedder.eval()
 
 
-def train_face_embedder(
-    data: str | Path,
-    out: str | Path,
-    settings: FaceEmbedderConfig | None = None,
-    image_norm: str = "imagenet",
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> EmbedderTraining:
+def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedderConfig | None = None,
+                        image_norm: str = "imagenet", seed: int = 0, device: str | torch.device = "cpu",
+                        progress: bool = True) -> EmbedderTraining:
     """Train a :class:`SmallFaceEmbedder` on the training faces of a prepared folder and save it to `out`: identity
     classification (:func:`cosine_softmax_loss`), Adam with a cosine learning-rate decay, random mirror and shift.
     Seeded: the same inputs give the same file."""
@@ -262,9 +255,8 @@ def embedder_seed(cfg: ExperimentConfig, role: EmbedderRole = "loss") -> int:
     return LOSS_EMBEDDER_SEED if role == "loss" else EVAL_EMBEDDER_SEED + cfg.eval.seed
 
 
-def resolve_face_embedder(
-    cfg: ExperimentConfig, data: str | Path, log: Callable[[str], object] = print
-) -> tuple[FaceEmbedder, str]:
+def resolve_face_embedder(cfg: ExperimentConfig, data: str | Path,
+                          log: Callable[[str], object] = print) -> tuple[FaceEmbedder, str]:
     """The face embedder of a run and a line that says which: for `facenet`, FaceNet when its weights verify, else the
     trained embedder if there is one (logged, as it changes the loss); for `trained`, the trained embedder file."""
     settings = cfg.model.face_embedder
@@ -288,9 +280,8 @@ def resolve_face_embedder(
     return load_trained_embedder(trained, data), f"trained face embedder {trained}"
 
 
-def scoring_embedder(
-    cfg: ExperimentConfig, data: str | Path, loss_embedder: FaceEmbedder
-) -> tuple[FaceEmbedder, str | None]:
+def scoring_embedder(cfg: ExperimentConfig, data: str | Path,
+                     loss_embedder: FaceEmbedder) -> tuple[FaceEmbedder, str | None]:
     """The embedder that scores generated faces, and a line saying so when it is not `loss_embedder`: with
     `eval.independent_embedder` and a trained loss embedder, the data's second one (trained on first use), because a
     generator scored by the network its perceptual loss trained it against games it; else the loss's, as the paper."""
@@ -302,9 +293,8 @@ def scoring_embedder(
     return load_trained_embedder(path, data), described
 
 
-def ensure_face_embedder(
-    cfg: ExperimentConfig, data: str | Path, progress: bool = True, role: EmbedderRole = "loss"
-) -> Path:
+def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool = True,
+                         role: EmbedderRole = "loss") -> Path:
     """The path of the config's trained embedder, trained only when no file with its settings, seed and data exists
     yet. `role="eval"`: the second embedder that scores generated faces (the same settings, another seed)."""
     path = default_embedder_path(cfg, data, role)

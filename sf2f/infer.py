@@ -151,13 +151,8 @@ class FaceFromVoice:
 
 
 @torch.inference_mode()
-def generate_face(
-    generator: Generator,
-    cfg: ExperimentConfig,
-    paths: Sequence[str | Path],
-    stats: MelStats | None = None,
-    renormalize_mean: bool = True,
-) -> FaceFromVoice:
+def generate_face(generator: Generator, cfg: ExperimentConfig, paths: Sequence[str | Path],
+                  stats: MelStats | None = None, renormalize_mean: bool = True) -> FaceFromVoice:
     """One face from the speech in `paths`, fused over all their windows; `generator` and `cfg` as
     :func:`sf2f.checkpoints.load_generator` returns them (or :func:`sf2f.models.optimize.optimize_for_inference`'s).
 

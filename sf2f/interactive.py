@@ -84,9 +84,8 @@ def face_figure(face: FaceFromVoice, real: np.ndarray | None = None, title: str 
     return fig
 
 
-def morph_figure(
-    images: Tensor, weights: Sequence[float], names: tuple[str, str], image_norm: str = "imagenet"
-) -> Figure:
+def morph_figure(images: Tensor, weights: Sequence[float], names: tuple[str, str],
+                 image_norm: str = "imagenet") -> Figure:
     """A row of faces decoded along the way from one voice embedding to another, (T, 3, H, W) for weights t."""
     pixels = denormalize_images(images, image_norm).permute(0, 2, 3, 1).numpy()
     fig, axes = plt.subplots(1, len(weights), figsize=(1.9 * len(weights), 2.4), squeeze=False)

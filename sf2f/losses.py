@@ -20,42 +20,31 @@ __all__ = ["GanType", "PerceptualLoss", "gan_discriminator_loss", "gan_generator
 GanType = Literal["gan", "lsgan", "wgan"]
 
 
-def gan_generator_loss(fake_logits: Tensor, gan_type: GanType = "gan") -> Tensor:
-    """The generator's adversarial loss on the discriminator's logits for generated images.
-
-    `gan`: non-saturating BCE against "real" (the original's choice for every config); `lsgan`: sigmoid, then MSE
-    against 1 (as the original implements it); `wgan`: minus the mean critic score.
-    """
+def _towards(logits: Tensor, target: float, gan_type: GanType) -> Tensor:
+    """`gan`: BCE of the logits against `target`; `lsgan`: MSE of their sigmoid (as the original implements it)."""
     if gan_type == "gan":
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
     if gan_type == "lsgan":
-        return F.mse_loss(torch.sigmoid(fake_logits), torch.ones_like(fake_logits))
-    if gan_type == "wgan":
-        return -fake_logits.mean()
+        return F.mse_loss(torch.sigmoid(logits), torch.full_like(logits, target))
     raise ValueError(f"unknown gan_type '{gan_type}' (gan, lsgan or wgan)")
+
+
+def gan_generator_loss(fake_logits: Tensor, gan_type: GanType = "gan") -> Tensor:
+    """The generator's adversarial loss: generated images towards "real" (non-saturating, the original's choice for
+    every config), or minus the mean critic score (`wgan`)."""
+    return -fake_logits.mean() if gan_type == "wgan" else _towards(fake_logits, 1.0, gan_type)
 
 
 def gan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, gan_type: GanType = "gan") -> Tensor:
     """The discriminator's loss: real images towards 1, generated ones towards 0 (summed, as in §3.2 step 3)."""
-    if gan_type == "gan":
-        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        return real + fake
-    if gan_type == "lsgan":
-        real = F.mse_loss(torch.sigmoid(real_logits), torch.ones_like(real_logits))
-        fake = F.mse_loss(torch.sigmoid(fake_logits), torch.zeros_like(fake_logits))
-        return real + fake
     if gan_type == "wgan":
         return fake_logits.mean() - real_logits.mean()
-    raise ValueError(f"unknown gan_type '{gan_type}' (gan, lsgan or wgan)")
+    return _towards(real_logits, 1.0, gan_type) + _towards(fake_logits, 0.0, gan_type)
 
 
 def multiscale_targets(target: Tensor, sizes: Sequence[int]) -> list[Tensor]:
-    """The real image at each output size of a multi-resolution generator.
-
-    The original makes the 64 px target by *nearest* down-sampling of the 128 px tensor with scale 0.5 (§2.5), not by
-    a fresh resize of the source photo; nearest interpolation to the exact size does the same for any factor of 2.
-    """
+    """The real image at each output size of a multi-resolution generator: *nearest* down-sampling of the full-size
+    tensor, as the original makes its 64 px target from the 128 px one (§2.5), not a fresh resize of the photo."""
     full = target.shape[-1]
     out = []
     for size in sizes:
@@ -70,13 +59,8 @@ class PerceptualLoss(nn.Module):
     hidden states [repeat_1, repeat_2, repeat_3, embedding], w = [1/16, 1/8, 1/4, 1]. Real faces never change, so
     their features can be computed once (:meth:`target_features`); the original recomputed them at every step."""
 
-    def __init__(
-        self,
-        embedder: FaceEmbedder,
-        layer_weights: Sequence[float] = (0.0625, 0.125, 0.25, 1.0),
-        image_norm: Literal["imagenet", "standard"] = "imagenet",
-        box: tuple[float, ...] = VGG_BOX,
-    ) -> None:
+    def __init__(self, embedder: FaceEmbedder, layer_weights: Sequence[float] = (0.0625, 0.125, 0.25, 1.0),
+                 image_norm: Literal["imagenet", "standard"] = "imagenet", box: tuple[float, ...] = VGG_BOX) -> None:
         super().__init__()
         self.embedder = embedder.freeze()
         self.layer_weights = tuple(float(w) for w in layer_weights)

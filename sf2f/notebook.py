@@ -49,15 +49,8 @@ class CourseContext:
         return path
 
 
-def setup_notebook(
-    name: str,
-    profile: str,
-    data_root: str = "",
-    device: str = "auto",
-    output_dir: str = "",
-    figures_dir: str = "",
-    seed: int = 0,
-) -> CourseContext:
+def setup_notebook(name: str, profile: str, data_root: str = "", device: str = "auto", output_dir: str = "",
+                   figures_dir: str = "", seed: int = 0) -> CourseContext:
     """Apply a notebook's parameters. Empty paths mean the profile's `data.root` and `runs/notebooks/<name>`; a path
     given is taken from the working folder, as on the command line."""
     if profile not in PROFILES:
