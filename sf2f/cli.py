@@ -344,9 +344,9 @@ def _add_infer(sub: Subparsers) -> None:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int | None:
-    from sf2f.shipped import MODELS, SCORER, SHIPPED_DIR, build_shipped, read_manifest, stale_reasons, verify_shipped
+    from sf2f.shipped import MODELS, SCORER, build_shipped, read_manifest, stale_reasons, verify_shipped
 
-    folder = user_path(args.folder) if args.folder else SHIPPED_DIR
+    folder = user_path(args.folder) if args.folder else None
     if args.weights_command == "build":
         options = [*(["--device", args.device] if args.device != "auto" else []),
                    *(["--jobs", str(args.jobs)] if args.jobs is not None else [])]

@@ -155,14 +155,10 @@ def run_course(profile: str = "demo", data_root: str | Path = "", device: str = 
             summary.notebooks.append(NotebookRun(notebook.stem, "not run"))
             continue
         output = out / notebook.name
-        parameters = {
-            "profile": profile,
-            "data_root": str(Path(data_root).resolve()) if data_root else "",
-            "device": device,
-            "output_dir": str(out / notebook.stem),
-            "figures_dir": figures_abs,
-            "interactive": False,  # a batch run has no browser: no widget controls, whose text stand-ins clutter it
-        }
+        # a batch run has no browser: no widget controls (`interactive`), whose text stand-ins would clutter it
+        parameters = {"profile": profile, "data_root": str(Path(data_root).resolve()) if data_root else "",
+                      "device": device, "output_dir": str(out / notebook.stem), "figures_dir": figures_abs,
+                      "interactive": False}
         start = time.perf_counter()
         record = NotebookRun(notebook.stem, "ok", output=str(output))
         try:

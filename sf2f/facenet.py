@@ -1,9 +1,6 @@
-"""facenet-pytorch (MTCNN face detection, InceptionResnetV1 = FaceNet), imported in one place.
-
-facenet-pytorch 2.6.0 pins torch<2.3, numpy<2 and Pillow<10.3 in its metadata yet works with the current stack, so it
-cannot be a dependency of the sf2f package (pip would downgrade torch to satisfy the pins): `make venv` installs it
-with `--no-deps`. Only the paper profile (FaceNet perceptual loss), face alignment of raw photos and the footprint
-estimate need it; the synthetic course runs without it.
+"""facenet-pytorch (MTCNN face detection, InceptionResnetV1 = FaceNet), imported in one place: its metadata pins
+torch<2.3, numpy<2 and Pillow<10.3, yet it works with today's, so it is no dependency of sf2f (pip would downgrade
+torch) and `make venv` installs it with `--no-deps`. The synthetic course runs without it.
 """
 
 from __future__ import annotations

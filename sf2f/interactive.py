@@ -1,9 +1,6 @@
 """The pieces of the interactive demo (notebook 07): figures of a generated face and its attention, a face morph, a
-speaker's recordings, and whether widgets can be shown.
-
-The notebook always draws its figures statically and shows ipywidgets controls on top when it runs in a Jupyter kernel
-(:func:`widgets_available`): in a browser the controls work; in a batch run (papermill, nbval) they are stored without
-being rendered, and the static figures carry the same content, so nothing fails and nothing is missing.
+speaker's recordings, and whether widgets can be shown (the notebook draws every figure statically too, so a batch
+run, which renders no widget, misses nothing).
 """
 
 from __future__ import annotations
