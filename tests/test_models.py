@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sf2f.config import PAPER_CONFIGS, ConfigError, ExperimentConfig, load_config
+from sf2f.config.schema import parse_arch
 from sf2f.models import (
     AcDiscriminator,
     AttentionFuser,
@@ -24,7 +25,6 @@ from sf2f.models import (
     count_parameters,
     scale_width,
 )
-from sf2f.config.schema import parse_arch
 from sf2f.models.discriminators import PatchDiscriminator, build_cnn
 from sf2f.models.optimize import optimize_for_inference
 
