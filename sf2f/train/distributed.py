@@ -29,7 +29,6 @@ class DistContext:
 
     rank: int
     world_size: int
-    local_rank: int
     device: torch.device
 
     @property
@@ -47,7 +46,7 @@ def init_distributed(device: str = "auto") -> DistContext:
     LOCAL_RANK; gloo on the CPU), or run as a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return DistContext(0, 1, 0, select_device(device))
+        return DistContext(0, 1, select_device(device))
     local_rank = int(os.environ["LOCAL_RANK"])
     wants_cuda = device != "cpu" and torch.cuda.is_available()
     if wants_cuda:
@@ -55,7 +54,7 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
     chosen = torch.device("cuda", local_rank) if wants_cuda else torch.device("cpu")
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, chosen)
+    return DistContext(dist.get_rank(), dist.get_world_size(), chosen)
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
