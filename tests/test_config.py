@@ -10,7 +10,6 @@ import yaml
 from sf2f.config import (
     PAPER_CONFIGS,
     PROFILES,
-    RETIRED_KEYS,
     ConfigError,
     ExperimentConfig,
     config_diff,
@@ -19,9 +18,9 @@ from sf2f.config import (
     flatten_config,
     load_config,
     load_resolved_config,
-    profile_layers,
     save_config,
 )
+from sf2f.config.loader import RETIRED_KEYS, profile_layers
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)

@@ -15,8 +15,6 @@ import torchaudio.functional as AF
 
 from sf2f.errors import BadInputError, require_nonempty_file
 
-__all__ = ["AudioError", "Waveform", "load_audio"]
-
 # decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
 FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
 INT16_SCALE = 32768.0
@@ -42,13 +40,9 @@ class Waveform:
 
 def _read_with_wave(path: Path, sample_rate: int) -> tuple[np.ndarray | None, int | None]:
     """What Python's `wave`, the original's reader, makes of a .wav: its samples where they are 16-bit mono at
-    `sample_rate` (else None), and the frame count its header declares (None where `wave` cannot read the header, or
-    where a streaming encoder wrote 0xFFFFFFFF, not knowing the length).
-
-    The declared count tells a file cut short during a download, which libsndfile would read as a valid, shorter one.
-    The common case (VoxCeleb1, the synthetic data) is read here too: `wave` takes half the time of libsndfile, a tenth
-    of the whole pipeline's (benchmarks/bench_audio.py).
-    """
+    `sample_rate` (else None; `wave` takes half libsndfile's time, benchmarks/bench_audio.py), and the frame count its
+    header declares, which tells a file cut short during a download (None where `wave` cannot read the header, or a
+    streaming encoder wrote 0xFFFFFFFF)."""
     try:
         with wave.open(str(path), "rb") as f:
             declared, frame_bytes = f.getnframes(), f.getsampwidth() * f.getnchannels()
@@ -116,11 +110,9 @@ def _decode_soundfile(path: Path, sample_rate: int, declared: int | None) -> tup
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
     """Decode an audio file to 16-bit mono PCM at `sample_rate`, raising :class:`AudioError` with a clear reason.
-
-    16-bit mono .wav files at the target rate are read by Python's `wave`, bit-exactly as the original reads them.
-    Anything else goes through soundfile (m4a through ffmpeg) and is converted: 8/24/32-bit or float samples to 16
-    bits, channels averaged, torchaudio resamples (windowed sinc), rounded to int16; `notes` list each conversion.
-    """
+    16-bit mono .wav files at that rate are read bit-exactly as the original reads them; anything else goes through
+    soundfile (m4a through ffmpeg) and is converted (samples to 16 bits, channels averaged, torchaudio's resampling);
+    `notes` list each conversion."""
     path = Path(path)
     require_nonempty_file(path, AudioError)
     suffix = path.suffix.lower()

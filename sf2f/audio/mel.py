@@ -1,13 +1,8 @@
 """Steps 3 and 4 of the audio pipeline: python_speech_features 0.6 ``logfbank`` (recipe §1.4 step 3; voice2face's
 Sphinx variant, §7.2) for many signals at once, and the normalisation of its output (§1.4, §7.2). numpy writes the
-pre-emphasised signals into one buffer (with python_speech_features' roundings; torch's fused multiply-add rounds
-otherwise), torch frames them, takes the FFTs, the power spectra, the filterbank product and the log.
-
-``dtype="float64"`` reproduces the original to about 1e-12; the default float32 is within 1e-3 (float32 rounding of
-the power spectrum, amplified by the log in near-silent bins). A file's float32 log-mel is the same, within
-:data:`LOG_MEL_FLOAT32_TOLERANCE`, whichever files share its batch, however many threads run and on whichever CPU: the
-FFT, the filterbank's sums and the log take other code paths (vector widths, loop tails, blockings) for other batch
-shapes and CPUs, and round differently in the last bit.
+pre-emphasised signals into one buffer (with python_speech_features' roundings), torch frames them, takes the FFTs,
+the power spectra, the filterbank product and the log. ``dtype="float64"`` reproduces the original to about 1e-12;
+the default float32 is within 1e-3 (float32 rounding of the power spectrum, amplified by the log in near-silent bins).
 """
 
 from __future__ import annotations
@@ -21,14 +16,8 @@ import torch
 
 from sf2f.config import AudioConfig
 
-__all__ = [
-    "LOG_MEL_FLOAT32_TOLERANCE", "MelStats", "frame_count", "hz_to_mel", "log_mel", "log_mel_batch", "mel_filterbank",
-    "mel_to_hz", "normalize_mel", "pad_value",
-]
-
-#: How far a float32 log-mel value may move with its batch, the thread count or the CPU (absolute, in log-mel units):
-#: each of the FFT, the filterbank's sums and the log is accurate to a few float32 ulps, and the log turns a relative
-#: error of an energy into an absolute one; a few ulps of values up to about 40 (the loudest bins) stay below it.
+#: How far a float32 log-mel value may move with its batch, the thread count or the CPU (the FFT, the sums and the log
+#: take other code paths for other shapes and CPUs): a few float32 ulps of values up to about 40, the loudest bins
 LOG_MEL_FLOAT32_TOLERANCE = 1e-5
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
 # frames per FFT call: enough to amortise torch's per-call costs, few enough that the frames, their spectra and powers
@@ -54,12 +43,9 @@ def _triangles(left: np.ndarray, centre: np.ndarray, right: np.ndarray, n_bins: 
 
 
 def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
-    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64.
-
-    `peak` (python_speech_features, §1.4): n_mels + 2 points equally spaced in mel from f_min to f_max, FFT bin
-    floor((n_fft + 1) * hz / sr), triangles of height 1 that include their left edge and centre and exclude the right
-    edge. `area` (Sphinx, as voice2face uses it, §7.2): bins round(hz / (sr / n_fft)), height 2 / width in Hz.
-    """
+    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64, on n_mels + 2 points equally spaced in mel. `peak`
+    (python_speech_features, §1.4): FFT bin floor((n_fft + 1) * hz / sr), height 1, the right edge excluded. `area`
+    (Sphinx, as voice2face uses it, §7.2): bins round(hz / (sr / n_fft)), height 2 / width in Hz."""
     n_bins = cfg.n_fft // 2 + 1
     mel_points = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
     hz_points = mel_to_hz(mel_points)
@@ -94,9 +80,8 @@ def _emphasised_end_to_end(
     """All `signals`, pre-emphasised, in one zero-filled buffer, and the frame number at which each one starts.
 
     Each signal starts at a multiple of the hop and is followed by the zeros that python_speech_features pads its last
-    frame with (after pre-emphasis, §1.4 step 3), so that every hop-th window of the buffer is a frame of one signal:
-    one unfold frames them all. Pre-emphasis: x[i] - c x[i-1], the first sample kept, written straight into the
-    buffer (computed as c x[i-1] subtracted from x[i]: the roundings of python_speech_features in float64).
+    frame with (§1.4 step 3), so that one unfold frames them all. Pre-emphasis x[i] - c x[i-1] is computed as c x[i-1]
+    subtracted from x[i]: python_speech_features' roundings in float64.
     """
     win, hop = win_hop(cfg)
     spans = [(frame_count(len(x), cfg) - 1) * hop + win for x in signals]
@@ -130,13 +115,9 @@ def _fft_window_and_filterbank(cfg: AudioConfig, dtype: torch.dtype) -> tuple[to
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
-    """Log-mel features (n_mels, T) of several int16-scale signals, computed together.
-
-    All signals are framed together (see :func:`_emphasised_end_to_end`); chunks of frames go through torch's FFT,
-    the power spectrum, the filterbank and the log into one time-major (frames, n_mels) array, the layout the cache
-    stores. Each result is a transposed (n_mels, T) view of its rows. `dtype` (default `cfg.dtype`): float64
-    reproduces python_speech_features to about 1e-12, float32 to about 1e-4.
-    """
+    """Log-mel features (n_mels, T) of several int16-scale signals, framed together (:func:`_emphasised_end_to_end`):
+    chunks of frames go through the FFT, the power spectrum, the filterbank and the log into one time-major
+    (frames, n_mels) array, the layout the cache stores, and each result is a transposed view of its rows."""
     if any(len(s) == 0 for s in signals):
         raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
     if not signals:
@@ -183,39 +164,34 @@ class MelStats:
         return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
 
 
+def _scalars(cfg: AudioConfig, stats: MelStats | None) -> tuple[float, float]:
+    """The mean and std of `global` normalisation (the original's, §1.4) or of `dataset` (the training split's)."""
+    if cfg.mel_norm == "global":
+        return cfg.mel_mean, cfg.mel_std
+    if stats is None:
+        raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
+    return stats.mean, stats.std
+
+
 def normalize_mel(
     mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None, out: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says, into a new tensor or into `out` (which may be `mel`
-    itself: a packed array normalised in place costs no second array, whose fresh pages the kernel must fault in).
-
-    `global`: (x - mel_mean) / mel_std with the original's scalars (10.9915, 3.1661). `dataset`: the same with `stats`
-    of the training split. `utterance`: voice2face's mean and variance per mel bin over this utterance's frames (§7.2).
-    """
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says (`utterance`: voice2face's mean and variance per mel
+    bin over the utterance's frames, §7.2), into a new tensor or into `out`, which may be `mel` itself (a packed array
+    normalised in place costs no second array, whose fresh pages the kernel must fault in)."""
+    if cfg.mel_norm == "utterance":
+        # both statistics are taken before `out` (possibly `mel`) is overwritten
+        mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
+        return torch.sub(mel, mean, out=out).div_(std + float(np.finfo(np.float32).eps))
+    mean, std = _scalars(cfg, stats)
     # (x - mean) then a division in place: the same two roundings as (mel - mean) / std
-    if cfg.mel_norm == "global":
-        return torch.sub(mel, cfg.mel_mean, out=out).div_(cfg.mel_std)
-    if cfg.mel_norm == "dataset":
-        if stats is None:
-            raise ValueError(
-                "mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)"
-            )
-        return torch.sub(mel, stats.mean, out=out).div_(stats.std)
-    eps = float(np.finfo(np.float32).eps)
-    # both statistics are taken before `out` (possibly `mel`) is overwritten
-    mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
-    return torch.sub(mel, mean, out=out).div_(std + eps)
+    return torch.sub(mel, mean, out=out).div_(std)
 
 
 def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:
-    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6).
-
-    Per-utterance normalisation has no fixed map for a raw 0; it pads with 0, the utterance mean.
-    """
-    if cfg.mel_norm == "global":
-        return cfg.normalised_zero
-    if cfg.mel_norm == "dataset":
-        if stats is None:
-            raise ValueError("mel_norm 'dataset' needs the training split's statistics to know the padding value")
-        return (0.0 - stats.mean) / stats.std
-    return 0.0
+    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6); 0, the
+    utterance mean, under per-utterance normalisation, which has no fixed map for a raw 0."""
+    if cfg.mel_norm == "utterance":
+        return 0.0
+    mean, std = _scalars(cfg, stats)
+    return (0.0 - mean) / std

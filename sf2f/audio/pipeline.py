@@ -14,16 +14,11 @@ from sf2f.audio.mel import log_mel_batch, win_hop
 from sf2f.audio.vad import voice_activity
 from sf2f.config import AudioConfig
 
-__all__ = ["Utterance", "extract_log_mels", "voice2face_audio_config"]
-
 
 @dataclass(frozen=True)
 class Utterance:
-    """Raw (not normalised) log-mel features of one file, with what was done to get them.
-
-    `mel` is (n_mels, T), stored time-major (a transposed view of a contiguous (T, n_mels) block): `mel.T` is what
-    the cache stores, without a copy.
-    """
+    """Raw (not normalised) log-mel features (n_mels, T) of one file, with what was done to get them; `mel` is a
+    transposed view of a time-major block, so `mel.T` is what the cache stores, without a copy."""
 
     path: str
     mel: torch.Tensor
@@ -57,12 +52,9 @@ def _voiced(path: str | Path, cfg: AudioConfig) -> tuple[np.ndarray, float, tupl
 def extract_log_mels(
     paths: Sequence[str | Path], cfg: AudioConfig, batch_samples: int = 4_000_000
 ) -> list[Utterance | AudioError]:
-    """Decode, VAD and featurise many files; a file that gives no features yields an :class:`AudioError` in its place.
-
-    Reasons for skipping: unreadable or empty files, ffmpeg missing for m4a, audio shorter than one analysis window,
-    and speech the VAD does not find (the original crashes or writes a single log(eps) frame for those, §1.4).
-    The voiced samples of about `batch_samples` samples of files (4M: about 4 minutes of audio) are featurised at once.
-    """
+    """Decode, VAD and featurise many files; a file that gives no features (unreadable, too short, no speech found:
+    the original crashes or writes a single log(eps) frame, §1.4) yields an :class:`AudioError` in its place. About
+    `batch_samples` voiced samples (4M: about 4 minutes of audio) are featurised at once."""
     results: list[Utterance | AudioError | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray, float, tuple[str, ...]]] = []
 

@@ -1,10 +1,7 @@
 """Step 2 of the audio pipeline: the original's voice activity detection (recipe §1.4 step 2; voice2face's, §7.2).
-
-webrtcvad decides for each frame of 10, 20 or 30 ms whether it holds speech; its detector adapts to what it has heard,
-so one detector sees every frame of a file, in order. The original then runs those decisions through a ring buffer:
-it starts keeping frames when more than `vad_trigger_ratio` of the last `vad_padding_ms` of frames are voiced (and
-keeps the buffered ones too), and stops when more than that share are unvoiced. Short clicks are dropped, and speech
-keeps a little of the silence around it.
+webrtcvad decides for each frame whether it holds speech (its detector adapts to what it has heard, so one detector
+sees every frame of a file, in order); the original's ring buffer then drops short clicks and keeps a little of the
+silence around speech.
 """
 
 from __future__ import annotations
@@ -18,19 +15,14 @@ import webrtcvad
 
 from sf2f.config import AudioConfig
 
-__all__ = ["VadResult", "voice_activity"]
-
 #: the sample rates webrtcvad accepts
 WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
 
 
 @dataclass(frozen=True)
 class VadResult:
-    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring-buffer state machine keeps.
-
-    Frames are `frame_samples` long and start at `k * frame_samples`; samples after the last frame are dropped, as
-    the original drops them (its frame loop runs while `offset + frame_bytes < len(audio)`, §1.4 step 2).
-    """
+    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring buffer keeps. Frames of
+    `frame_samples` start at `k * frame_samples`; samples after the last frame are dropped, as the original does."""
 
     frame_samples: int
     sample_rate: int
@@ -52,8 +44,8 @@ class VadResult:
         return mask
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
-        """The kept frames, concatenated (the original joins its voiced segments into one signal); a view of
-        `samples` where the kept frames are one run (most utterances: speech between leading and trailing silence)."""
+        """The kept frames, concatenated as the original joins its voiced segments; a view of `samples` where they are
+        one run (most utterances)."""
         # where `keep` switches on, and off again
         edges = np.flatnonzero(np.diff(self.keep, prepend=False, append=False)) * self.frame_samples
         runs = [samples[start:stop] for start, stop in zip(edges[::2], edges[1::2])]
@@ -61,12 +53,10 @@ class VadResult:
 
 
 def ring_buffer_keep(speech: Sequence[bool], ring: int, ratio: float) -> np.ndarray:
-    """Which frames the original's collector keeps, given webrtcvad's decisions (§1.4 step 2).
-
-    Not triggered, it holds the last `ring` frames (since it was last emptied) and triggers when more than `ratio` of
-    `ring` of them are voiced: it keeps them all and every later frame, until more than that many of the last frames
-    are unvoiced. The buffer empties at every trigger and release. Frames since the last trigger are kept at the end.
-    """
+    """Which frames the original's collector keeps, given webrtcvad's decisions (§1.4 step 2): not triggered, it holds
+    the last `ring` frames (since it was last emptied) and triggers when more than `ratio` of `ring` are voiced,
+    keeping them and every later frame until more than that many of the last frames are unvoiced; the buffer empties
+    at every trigger and release."""
     need = math.floor(ratio * ring) + 1  # "more than ratio * ring" frames, a whole number of them
     keep = [False] * len(speech)
     start, voiced, triggered = 0, 0, False  # the buffer holds frames k - held + 1 .. k, `voiced` of them

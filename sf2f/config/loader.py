@@ -1,16 +1,10 @@
 """YAML files to a checked :class:`ExperimentConfig`: `base:` chains, profiles, `--set` overrides, saved configs.
 
-A config file may name a `base:` file whose values it overrides (the fuser configs extend their stage-1 configs). A
-*profile* (`configs/profiles/{quick,demo,long,paper}.yaml`) is a partial config of the same shape, applied on top of a
-paper config: it scales sizes, steps and batch, it never forks the recipe. A profile may name a `base:` profile, and
-may hold a `fuser_stage:` section, applied on top only for the fuser-stage configs (the paper's fuser stage is short,
-50 epochs against stage 1's 12,000, so a profile that lengthens stage 1 need not lengthen it).
-
-OmegaConf sets the keys of every layer, in order, in the structured config of the schema, which rejects an unknown
-key and a value that does not convert to its field's type (`8` for a float gives 8.0 and `'false'` for a bool False;
-`eight` for an int is an error); the schema's `validate()` then checks ranges and agreement. Every error is a
-:class:`ConfigError` naming the key and the file, with the nearest key for a misspelled one. A key the schema has
-retired (:data:`RETIRED_KEYS`) is dropped wherever it appears, so that runs saved before keep loading.
+A config file may name a `base:` file it overrides. A *profile* (`configs/profiles/*.yaml`) is a partial config
+applied on top of a paper config: it scales sizes, steps and batch, never the recipe; its `fuser_stage:` section
+applies to the fuser-stage configs only (the paper's fuser stage is 50 epochs against stage 1's 12,000). OmegaConf sets
+each key in the schema's structured config, which rejects unknown keys and unconvertible values; every error is a
+:class:`ConfigError` naming the key and the file.
 """
 
 from __future__ import annotations
@@ -26,20 +20,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sf2f.config.schema import ExperimentConfig, ValueProblem
+from sf2f.config.schema import ExperimentConfig, ValueProblem, check_tree
 from sf2f.errors import SF2FError
 from sf2f.paths import CONFIG_DIR, PROFILE_DIR
 
 PAPER_CONFIGS: tuple[str, ...] = ("v2f", "sf2f_1st_stage", "sf2f_fuser", "sf2f_mid_1st_stage", "sf2f_mid_fuser")
 PROFILES: tuple[str, ...] = ("quick", "demo", "long", "paper")
-#: the profile section applied only to fuser-stage configs (see the module docstring)
 FUSER_STAGE_KEY = "fuser_stage"
-#: Keys the schema no longer has, dropped wherever they appear with no error: the saved configs of earlier runs, their
-#: checkpoints and trained_weights/manifest.json hold them. Any other unknown key is an error.
-RETIRED_KEYS: tuple[str, ...] = (
-    # the fuser's score function; "general" (recipe §2.2) was the only value, and nothing read it
-    "model.fuser.attention",
-)
+#: keys the schema no longer has, skipped where earlier runs' saved configs and trained_weights/manifest.json hold
+#: them: the fuser's score function ("general", recipe §2.2, was its only value)
+RETIRED_KEYS: tuple[str, ...] = ("model.fuser.attention",)
 
 #: (where it comes from, a partial config as plain YAML data), in the order the layers apply
 Layer = tuple[str, dict[str, Any]]
@@ -60,9 +50,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _find(name: str | Path, shipped: Path, what: str, near: Path | None = None) -> Path:
-    """The YAML file `name` means: a path from the working folder (or, for a `base:` entry, from `near`, the folder of
-    the file naming it, where a stem will do: a base next to a file wins over a shipped one), else a shipped file of
-    that name or stem in `shipped` (configs/ or configs/profiles/). `what` starts the error."""
+    """The YAML file `name` means: a path (for a `base:`, next to the naming file `near`, where a stem will do), else a
+    shipped file of that name or stem in `shipped`. `what` starts the error."""
     here = [Path(name)] if near is None else [near / name, near / f"{name}.yaml"]
     for candidate in [*here, shipped / name, shipped / f"{name}.yaml"]:
         if candidate.is_file():
@@ -115,11 +104,8 @@ def _schema() -> DictConfig:
 
 
 def _merge(layers: Sequence[Layer], onto: DictConfig | None = None) -> DictConfig:
-    """Set every key of `layers`, in order, in `onto` (in place; a copy of the schema's defaults when None).
-
-    OmegaConf rejects a key the schema lacks (suggesting the nearest) and converts each value to its field's type or
-    rejects it; one key at a time, so that the error names the key and the layer's file, and a retired key is skipped.
-    """
+    """Set every key of `layers`, in order, in `onto` (in place; a copy of the schema's defaults when None), one key at
+    a time so that an error names the key and the layer's file (OmegaConf suggests the nearest key)."""
     merged = copy.deepcopy(_schema()) if onto is None else onto
     for source, data in layers:
         for key, value in _leaves(data):
@@ -133,10 +119,10 @@ def _merge(layers: Sequence[Layer], onto: DictConfig | None = None) -> DictConfi
 
 
 def _instantiate(merged: DictConfig, where: str) -> ExperimentConfig:
-    """The dataclass tree of a merged config, its values checked by the schema's `validate()`."""
+    """The dataclass tree of a merged config, its values checked by :func:`~sf2f.config.schema.check_tree`."""
     try:
         cfg = OmegaConf.to_object(merged)
-        cfg.validate()
+        check_tree(cfg)
     except OmegaConfBaseException as exc:  # a `${...}` interpolation that does not resolve
         raise ConfigError(f"{where}: key '{exc.full_key}': {str(exc).splitlines()[0]}") from None
     except ValueProblem as problem:
@@ -145,8 +131,7 @@ def _instantiate(merged: DictConfig, where: str) -> ExperimentConfig:
 
 
 def _override(text: str) -> Layer:
-    """`optim.batch_size=8` as a layer, {'optim.batch_size': 8}: the value read as YAML, the dotted key left for
-    `OmegaConf.update` to follow."""
+    """`optim.batch_size=8` as the layer {'optim.batch_size': 8}, the value read as YAML."""
     key, equals, value = text.partition("=")
     source = f"override '{text}'"
     if not equals:
@@ -162,10 +147,7 @@ def load_config(
     profile: str | Path | None = None,
     overrides: Sequence[str] = (),
 ) -> ExperimentConfig:
-    """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides.
-
-    Raises ConfigError naming the key and the file for unknown keys, wrong types and impossible values.
-    """
+    """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides."""
     layers = _chain(_find(config, CONFIG_DIR, f"config '{config}'"), CONFIG_DIR)
     merged = _merge(layers)
     scaling = [_override(text) for text in overrides]

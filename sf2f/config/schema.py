@@ -1,14 +1,67 @@
 """The typed experiment configuration: every number of the SF2F and voice2face recipes in one place.
 
-Each field carries the section of docs/original_recipe.md ("recipe §N") it comes from. A config file is YAML whose
-keys mirror these dataclasses (`sf2f.config.loader` reads, merges and type-checks it); `validate()` checks what a type
-cannot say: ranges, and values that must agree with each other.
+Each field cites the section of docs/original_recipe.md ("recipe §N") it comes from. `validate()` checks what a type
+cannot say: ranges, and values that must agree with each other; :func:`check_tree` runs it over a whole config.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+
+class ValueProblem(ValueError):
+    """An impossible value, with its dotted key; the loader adds the file (ConfigError)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ValueProblem(key, message)
+
+
+def _each(cfg: Any, test: Callable[[Any], bool], message: str, *keys: str) -> None:
+    for key in keys:
+        _require(test(getattr(cfg, key)), key, message)
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _not_negative(value: float) -> bool:
+    return value >= 0
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One `C{kernel}-{channels}-{stride}[-{padding}]` layer; ``padding`` None means "from the padding option"."""
+
+    kernel: int
+    channels: int
+    stride: int
+    padding: int | None = None
+
+    def __str__(self) -> str:
+        return f"C{self.kernel}-{self.channels}-{self.stride}" + ("" if self.padding is None else f"-{self.padding}")
+
+
+def parse_arch(arch: str, key: str = "arch") -> list[ConvSpec]:
+    """A discriminator arch string (recipe §2.5), ``"C4-64-2,C1-32-1-0"``, as its layers; a malformed layer is a
+    :class:`ValueProblem` (a ValueError) under `key`."""
+    specs = []
+    for layer in arch.split(","):
+        parts = layer.strip().split("-")
+        numbers = [parts[0][1:], *parts[1:]]
+        ok = parts[0].startswith("C") and len(parts) in (3, 4) and all(p.isdigit() for p in numbers)
+        _require(ok, key, f"bad layer '{layer}' in arch '{arch}': expected C<kernel>-<channels>-<stride>[-<padding>]")
+        specs.append(ConvSpec(*(int(p) for p in numbers)))
+    return specs
 
 
 @dataclass
@@ -40,7 +93,7 @@ class AudioConfig:
     # below log_floor instead (voice2face clips at 1e-5, §7.2)
     log_floor: float = 2.220446049250313e-16
     log_floor_mode: Literal["replace_zeros", "clip"] = "replace_zeros"
-    # float64 matches the original within 1e-4, float32 (default, faster) within 1e-3 (issue 4)
+    # float64 matches the original within 1e-4, float32 (default, faster) within 1e-3
     dtype: Literal["float32", "float64"] = "float32"
     # one global scalar for all bins: (x - 10.9915) / 3.1661 (§1.4, VOX_MEL_MEAN / VOX_MEL_STD)
     mel_norm: Literal["global", "dataset", "utterance"] = "global"
@@ -48,24 +101,18 @@ class AudioConfig:
     mel_std: float = 3.1661
 
     def validate(self) -> None:
-        _require(self.sample_rate > 0, "sample_rate", "must be positive")
+        _each(self, _positive, "must be positive", "sample_rate", "n_mels", "log_floor", "mel_std")
         _require(self.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "webrtcvad accepts 0, 1, 2 or 3")
         _require(self.vad_frame_ms in (10, 20, 30), "vad_frame_ms", "webrtcvad accepts 10, 20 or 30 ms frames")
         _require(self.vad_padding_ms >= self.vad_frame_ms, "vad_padding_ms", "must be at least one VAD frame")
-        _require(
-            not self.vad or self.sample_rate in (8000, 16000, 32000, 48000),
-            "sample_rate",
-            "webrtcvad needs 8000, 16000, 32000 or 48000 Hz",
-        )
+        _require(not self.vad or self.sample_rate in (8000, 16000, 32000, 48000), "sample_rate",
+                 "webrtcvad needs 8000, 16000, 32000 or 48000 Hz")
         _require(0.0 < self.vad_trigger_ratio < 1.0, "vad_trigger_ratio", "must lie in (0, 1)")
-        _require(self.n_mels > 0, "n_mels", "must be positive")
         _require(0 < self.hop_ms <= self.win_ms, "hop_ms", "must be positive and no longer than win_ms")
         win = round(self.win_ms * self.sample_rate / 1000)
         _require(self.n_fft >= win, "n_fft", f"must be at least the window length ({win} samples)")
         _require(0.0 <= self.preemphasis < 1.0, "preemphasis", "must lie in [0, 1)")
         _require(0.0 <= self.f_min < self.f_max <= self.sample_rate / 2, "f_max", "need 0 <= f_min < f_max <= sr/2")
-        _require(self.log_floor > 0, "log_floor", "must be positive")
-        _require(self.mel_std > 0, "mel_std", "must be positive")
 
     @property
     def normalised_zero(self) -> float:
@@ -75,7 +122,7 @@ class AudioConfig:
 
 @dataclass
 class SyntheticConfig:
-    """Size and seed of the offline synthetic dataset (`sf2f.data.synthetic`, issue 3); not part of the paper."""
+    """Size and seed of the offline synthetic dataset (`sf2f.data.synthetic`); not part of the paper."""
 
     identities: int = 300
     utterances: int = 8  # per identity, 2-8 s each
@@ -84,8 +131,7 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
-        _require(self.utterances >= 1, "utterances", "must be at least 1")
-        _require(self.faces >= 1, "faces", "must be at least 1")
+        _each(self, _positive, "must be at least 1", "utterances", "faces")
         _require(self.seed >= 0, "seed", "must be >= 0")
 
 
@@ -120,23 +166,15 @@ class DataConfig:
 
     def validate(self) -> None:
         _require(self.image_size in (64, 128), "image_size", "must be 64 or 128 (the sizes the decoders produce)")
-        _require(len(self.crop_frames) == 2, "crop_frames", "must be [low, high]")
-        lo, hi = self.crop_frames
-        _require(0 < lo <= hi, "crop_frames", "need 0 < low <= high")
-        _require(self.segment_frames > 0, "segment_frames", "must be positive")
-        _require(self.segment_stride > 0, "segment_stride", "must be positive")
-        _require(self.max_segments > 0, "max_segments", "must be positive")
-        _require(len(self.split_fractions) == 3, "split_fractions", "must be [train, val, test]")
-        _require(
-            all(f >= 0 for f in self.split_fractions) and abs(sum(self.split_fractions) - 1.0) < 1e-6,
-            "split_fractions",
-            "must be non-negative and sum to 1",
-        )
+        _require(len(self.crop_frames) == 2 and 0 < self.crop_frames[0] <= self.crop_frames[1], "crop_frames",
+                 "must be [low, high] with 0 < low <= high")
+        _each(self, _positive, "must be positive", "segment_frames", "segment_stride", "max_segments")
+        fractions = self.split_fractions
+        _require(len(fractions) == 3 and min(fractions) >= 0 and abs(sum(fractions) - 1.0) < 1e-6, "split_fractions",
+                 "must be [train, val, test], non-negative, summing to 1")
         _require(self.max_identities is None or self.max_identities > 0, "max_identities", "must be positive")
         _require(self.num_workers >= 0, "num_workers", "must be >= 0")
         _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
-        _validate_child(self.audio, "audio")
-        _validate_child(self.synthetic, "synthetic")
 
 
 @dataclass
@@ -154,9 +192,9 @@ class EncoderConfig:
     noise_in_eval: bool = False
 
     def validate(self) -> None:
-        _require(len(self.channels) > 0 and all(c > 0 for c in self.channels), "channels", "must be positive")
-        if self.kind == "inception":
-            _require(all(c % 4 == 0 for c in self.channels), "channels", "inception widths must divide by 4")
+        _require(len(self.channels) > 0 and min(self.channels) > 0, "channels", "must be positive")
+        _require(self.kind != "inception" or all(c % 4 == 0 for c in self.channels), "channels",
+                 "inception widths must divide by 4 (four equal branches)")
         _require(self.embed_dim > 0, "embed_dim", "must be positive")
         _require(self.noise_std >= 0, "noise_std", "must be >= 0")
 
@@ -171,7 +209,7 @@ class FuserConfig:
     normalize_fusion: bool = True
 
     def validate(self) -> None:
-        _require(self.dim > 0 and self.dim_out > 0, "dim", "must be positive")
+        _each(self, _positive, "must be positive", "dim", "dim_out")
 
 
 @dataclass
@@ -186,7 +224,7 @@ class DecoderConfig:
     leaky_slope: float = 0.01
 
     def validate(self) -> None:
-        _require(len(self.channels) > 0 and all(c > 0 for c in self.channels), "channels", "must be positive")
+        _require(len(self.channels) > 0 and min(self.channels) > 0, "channels", "must be positive")
         _require(self.mid_channels > 0, "mid_channels", "must be positive")
 
 
@@ -204,12 +242,9 @@ class DiscriminatorConfig:
     def validate(self) -> None:
         for key in ("image_archs", "ac_archs"):
             for arch in getattr(self, key):
-                _check_arch(arch, key)
-        _require(
-            self.activation in ("relu", "leakyrelu") or self.activation.startswith("leakyrelu-"),
-            "activation",
-            "must be relu, leakyrelu or leakyrelu-<slope>",
-        )
+                parse_arch(arch, key)
+        _require(self.activation in ("relu", "leakyrelu") or self.activation.startswith("leakyrelu-"), "activation",
+                 "must be relu, leakyrelu or leakyrelu-<slope>")
         _require(self.ac_hidden > 0, "ac_hidden", "must be positive")
 
 
@@ -240,11 +275,8 @@ class FaceEmbedderConfig:
 
     def validate(self) -> None:
         _require(self.input_size >= 16, "input_size", "must be at least 16 (four stride-2 stages)")
-        _require(self.width >= 1, "width", "must be positive")
-        _require(self.epochs >= 1, "epochs", "must be at least 1")
         _require(self.batch_size >= 2, "batch_size", "must be at least 2")
-        _require(self.lr > 0, "lr", "must be positive")
-        _require(self.cosine_scale > 0, "cosine_scale", "must be positive")
+        _each(self, _positive, "must be positive", "width", "epochs", "lr", "cosine_scale")
         _require(0 <= self.cosine_margin < 1, "cosine_margin", "must lie in [0, 1)")
 
 
@@ -262,10 +294,8 @@ class ModelConfig:
 
     def validate(self) -> None:
         _require(0 < self.width_mult <= 4, "width_mult", "must lie in (0, 4]")
-        for name in ("encoder", "fuser", "decoder", "discriminators", "face_embedder"):
-            _validate_child(getattr(self, name), name)
-        if self.fuser.enabled:
-            _require(self.fuser.dim == self.encoder.embed_dim, "fuser.dim", "must equal encoder.embed_dim")
+        _require(not self.fuser.enabled or self.fuser.dim == self.encoder.embed_dim, "fuser.dim",
+                 "must equal encoder.embed_dim")
 
 
 @dataclass
@@ -288,12 +318,9 @@ class LossConfig:
     perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
-        _require(self.l1_weight >= 0, "l1_weight", "must be >= 0")
-        _require(self.perceptual_weight >= 0, "perceptual_weight", "must be >= 0")
+        _each(self, _not_negative, "must be >= 0", "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight",
+              "perceptual_cache_mb")
         _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
-        _require(self.d_loss_weight >= 0, "d_loss_weight", "must be >= 0")
-        _require(self.ac_loss_weight >= 0, "ac_loss_weight", "must be >= 0")
-        _require(self.perceptual_cache_mb >= 0, "perceptual_cache_mb", "must be >= 0")
 
 
 @dataclass
@@ -313,8 +340,7 @@ class OptimConfig:
     # iterations between sample grids (real | generated); the original's visualize_every (§3.2 step 5)
     visualize_every: int = 10
     checkpoint_every_epochs: int = 1000
-    # also write the latest checkpoint every this many iterations (0: only at epoch ends), so a killed run loses
-    # little; resuming from any checkpoint gives the same weights as an uninterrupted run
+    # also write the latest checkpoint every this many iterations (0: only at epoch ends): a killed run loses little
     checkpoint_every_steps: int = 0
     # linear decay to lr * 1e-3 from epoch 10000 on (G and image-D optimisers; the AC-D lr never decays)
     decay_lr_after_epochs: int = 10000
@@ -323,13 +349,11 @@ class OptimConfig:
     # at this epoch G goes to eval mode (BatchNorm frozen) and its Adam state is reset
     eval_mode_after_epochs: int = 10000
     # not in the original (False in every paper config): at the eval-mode switch, recompute G's BatchNorm statistics
-    # over one pass of the epoch's training batches before freezing them, instead of freezing moving averages that
-    # lag behind the weights (torch.optim.swa_utils.update_bn); the statistics stay in G's checkpoint either way
+    # over the epoch's batches (torch.optim.swa_utils.update_bn) instead of freezing moving averages that lag behind
     precise_bn_at_switch: bool = False
     disable_l1_after_epochs: int = 10_000_000
     # not in the paper (0 in every paper config): for this many epochs the generator learns from the L1 pixel loss
-    # alone and the discriminators rest, a pixel-loss pre-training as in ESRGAN (Wang et al. 2018, §3.4 there);
-    # the adversarial and perceptual terms start from this epoch (sf2f.train.schedule.adversarial_enabled)
+    # alone and the discriminators rest, a pixel-loss pre-training as in ESRGAN (Wang et al. 2018, §3.4 there)
     pixel_warmup_epochs: int = 0
     # stage 2: `frozen` keeps encoder/decoder BatchNorm in eval mode (intended); `as_original` flips it back to
     # train mode after the first visualisation step, as the original accidentally did (§3.4 "stage 2 BN mode")
@@ -339,20 +363,15 @@ class OptimConfig:
     skip_nonfinite: bool = True
 
     def validate(self) -> None:
-        _require(self.lr > 0, "lr", "must be positive")
-        _require(self.lr_scale > 0, "lr_scale", "must be positive")
+        _each(self, _positive, "must be positive", "lr", "lr_scale")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
-        _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        _require(self.batch_size >= 1, "batch_size", "must be at least 1")
-        _require(self.epochs >= 1, "epochs", "must be at least 1")
+        _each(self, _not_negative, "must be >= 0", "weight_decay", "checkpoint_every_steps")
+        _each(self, _positive, "must be at least 1", "batch_size", "epochs", "eval_every_epochs", "visualize_every",
+              "checkpoint_every_epochs")
         _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
         # during the warm-up L1 is the generator's only loss: it must still be on
         _require(self.pixel_warmup_epochs <= self.disable_l1_after_epochs, "pixel_warmup_epochs",
                  "must not outlast the L1 loss (disable_l1_after_epochs)")
-        _require(self.eval_every_epochs >= 1, "eval_every_epochs", "must be at least 1")
-        _require(self.visualize_every >= 1, "visualize_every", "must be at least 1")
-        _require(self.checkpoint_every_epochs >= 1, "checkpoint_every_epochs", "must be at least 1")
-        _require(self.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0")
         _require(0 < self.decay_lr_final_ratio <= 1, "decay_lr_final_ratio", "must lie in (0, 1]")
 
 
@@ -362,8 +381,7 @@ class EvalConfig:
 
     # probe mode of §4.2; the stage-1 configs evaluate with the average FaceNet embedding, fuser configs naive
     face_gen_mode: Literal["naive", "average_facenet_embedding", "average_voice_embedding"] = (
-        "average_facenet_embedding"
-    )
+        "average_facenet_embedding")
     recall_ks: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
     # extraction_size [100, 200, 300]: three groups of 100 identities (§4.2)
     recall_group_size: int = 100
@@ -377,23 +395,20 @@ class EvalConfig:
     vfs_channel_order: Literal["rgb", "bgr"] = "rgb"
     vfs_input_size: int = 224
     seed: int = 0
-    # trained face embedders only (the synthetic data): score with a second embedder, trained like the perceptual
-    # loss's one but from another seed. A generator trained against the network that scores it learns what that
-    # network reads rather than faces, and every embedder metric rewards it (on the demo runs: SF2F's R@10 0.53 with
-    # the loss's embedder, 0.37 with a second one, chance 0.33). False scores with the loss's embedder, as the
-    # paper does with FaceNet (§4.2); FaceNet runs always do (there is no second FaceNet).
+    # trained embedders only: score with a second one, from another seed, since a generator trained against its scorer
+    # learns what that network reads, not faces (demo runs: SF2F's R@10 0.53 with the loss's embedder, 0.37 with a
+    # second, chance 0.33). False, and every FaceNet run, scores with the loss's embedder, as the paper (§4.2)
     independent_embedder: bool = True
     # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.significance)
     chance_permutations: int = 10_000
 
     def validate(self) -> None:
         _require(all(k >= 1 for k in self.recall_ks), "recall_ks", "must be >= 1")
-        _require(self.chance_permutations >= 1, "chance_permutations", "must be >= 1")
-        _require(self.recall_group_size >= 1 and self.recall_groups >= 1, "recall_group_size", "must be >= 1")
+        _each(self, _positive, "must be >= 1", "chance_permutations", "recall_group_size", "recall_groups",
+              "vfs_splits")
         _require(len(self.vgg_box) == 4, "vgg_box", "needs (left, top, right, bottom)")
         left, top, right, bottom = self.vgg_box
         _require(0 <= left < right <= 1 and 0 <= top < bottom <= 1, "vgg_box", "must be fractions with left<right")
-        _require(self.vfs_splits >= 1, "vfs_splits", "must be >= 1")
 
 
 @dataclass
@@ -409,17 +424,13 @@ class RunConfig:
     deterministic: bool = False
     output_root: str = "runs"
     amp: Literal["none", "bf16"] = "none"
-    # torch.compile the decoder, the discriminators and the face embedder (fixed input shapes; the voice encoder,
-    # fed a new crop length every batch, stays eager: sf2f.train.trainer.Trainer._compile_fixed_shape_modules)
+    # torch.compile the networks with fixed input shapes (sf2f.train.trainer.Trainer._compile_fixed_shape_modules)
     compile: bool = False
     log_every: int = 10
 
     def validate(self) -> None:
-        _require(
-            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-            "device",
-            "must be auto, cpu, cuda, cuda:N or mps",
-        )
+        _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device",
+                 "must be auto, cpu, cuda, cuda:N or mps")
         _require(self.threads >= 0, "threads", "must be >= 0")
         _require(self.log_every >= 1, "log_every", "must be >= 1")
 
@@ -441,49 +452,26 @@ class ExperimentConfig:
     sources: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        for name in ("data", "model", "loss", "optim", "eval", "run"):
-            _validate_child(getattr(self, name), name)
-        if self.model.decoder.kind == "gan_multires":
-            _require(self.data.image_size == 128, "data.image_size", "the multi-resolution decoder produces 128")
-        else:
-            _require(self.data.image_size == 64, "data.image_size", f"decoder '{self.model.decoder.kind}' makes 64")
-        n_scales = 2 if self.model.decoder.kind == "gan_multires" else 1
-        disc = self.model.discriminators
+        multires = self.model.decoder.kind == "gan_multires"
+        _require(self.data.image_size == (128 if multires else 64), "data.image_size",
+                 f"decoder '{self.model.decoder.kind}' makes {128 if multires else 64} px images")
+        n_scales, disc = 2 if multires else 1, self.model.discriminators
         if self.loss.d_img_weight > 0:
             _require(len(disc.image_archs) == n_scales, "model.discriminators.image_archs", f"needs {n_scales}")
         _require(len(disc.ac_archs) == n_scales, "model.discriminators.ac_archs", f"needs one per scale ({n_scales})")
-        if self.optim.stage == "fuser":
-            _require(self.model.fuser.enabled, "optim.stage", "the fuser stage needs model.fuser.enabled: true")
-        if self.optim.pixel_warmup_epochs:
-            _require(self.loss.l1_weight > 0, "optim.pixel_warmup_epochs", "a pixel warm-up needs loss.l1_weight > 0")
+        _require(self.optim.stage != "fuser" or self.model.fuser.enabled, "optim.stage",
+                 "the fuser stage needs model.fuser.enabled: true")
+        _require(not self.optim.pixel_warmup_epochs or self.loss.l1_weight > 0, "optim.pixel_warmup_epochs",
+                 "a pixel warm-up needs loss.l1_weight > 0")
 
 
-class ValueProblem(Exception):
-    """An impossible value, raised by `validate()` with the dotted key; the loader adds the file (ConfigError)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message
-
-
-def _require(condition: bool, key: str, message: str) -> None:
-    if not condition:
-        raise ValueProblem(key, message)
-
-
-def _validate_child(child: Any, name: str) -> None:
+def check_tree(cfg: Any, prefix: str = "") -> None:
+    """`validate()` every section of a config, innermost first, naming a problem by its full dotted key."""
+    for item in dataclasses.fields(cfg):
+        child = getattr(cfg, item.name)
+        if dataclasses.is_dataclass(child):
+            check_tree(child, f"{prefix}{item.name}.")
     try:
-        child.validate()
+        cfg.validate()
     except ValueProblem as problem:
-        raise ValueProblem(f"{name}.{problem.key}", problem.message) from None
-
-
-def _check_arch(arch: str, key: str) -> None:
-    """An arch string is comma-separated `C{k}-{out}-{stride}[-{pad}]` layers (§2.5)."""
-    for layer in arch.split(","):
-        parts = layer.strip().split("-")
-        ok = parts[0].startswith("C") and len(parts) in (3, 4)
-        ok = ok and all(p.isdigit() for p in [parts[0][1:], *parts[1:]])
-        _require(ok, key, f"bad layer '{layer}' in '{arch}': expected C<kernel>-<channels>-<stride>[-<padding>]")
-
+        raise ValueProblem(f"{prefix}{problem.key}", problem.message) from None

@@ -1,14 +1,8 @@
 """Build the networks of an experiment from its typed config (`sf2f.config`), scaled by ``model.width_mult``.
 
-Every channel width of the config (encoder blocks, embedding, fuser, decoder, discriminator arch strings, the AC
-hidden layer) is multiplied by ``model.width_mult`` and rounded to the nearest integer (Inception block widths to the
-nearest multiple of 4, one per branch), never below the multiple. Width 1.0 gives the paper's networks exactly; the
-``quick`` (1/8) and ``demo`` (1/4) profiles get the same classes, narrower. Depth stays the paper's: the decoders'
-depth fixes the image size.
-
-    cfg = load_config("sf2f_fuser", profile="demo")
-    generator = build_generator(cfg)
-    discriminators = build_discriminators(cfg, num_ids=len(train_identities))
+Every channel width of the config is multiplied by ``model.width_mult`` and rounded (Inception block widths to a
+multiple of 4, one per branch). Width 1.0 gives the paper's networks exactly; the ``quick`` (1/8) and ``demo`` (1/4)
+profiles get the same classes, narrower. Depth stays the paper's: the decoders' depth fixes the image size.
 """
 
 from __future__ import annotations
@@ -18,21 +12,12 @@ from dataclasses import replace
 from torch import nn
 
 from sf2f.config import ConfigError, ExperimentConfig
-from sf2f.models.discriminators import AcDiscriminator, ConvSpec, Discriminators, PatchDiscriminator, parse_arch
+from sf2f.config.schema import ConvSpec, parse_arch
+from sf2f.models.discriminators import AcDiscriminator, Discriminators, PatchDiscriminator
 from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
 from sf2f.models.fuser import AttentionFuser
 from sf2f.models.generator import Generator
 from sf2f.models.voice_encoders import INCEPTION_KERNELS, VoiceEncoder
-
-__all__ = [
-    "build_decoder",
-    "build_discriminators",
-    "build_encoder",
-    "build_fuser",
-    "build_generator",
-    "count_parameters",
-    "scale_width",
-]
 
 
 def scale_width(channels: int, width_mult: float, multiple: int = 1) -> int:
@@ -45,31 +30,13 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _embed_dim(cfg: ExperimentConfig) -> int:
-    return scale_width(cfg.model.encoder.embed_dim, cfg.model.width_mult)
-
-
 def build_encoder(cfg: ExperimentConfig) -> VoiceEncoder:
     enc, w = cfg.model.encoder, cfg.model.width_mult
     multiple = len(INCEPTION_KERNELS) if enc.kind == "inception" else 1
     return VoiceEncoder(
-        in_channels=cfg.data.audio.n_mels,
-        channels=[scale_width(c, w, multiple) for c in enc.channels],
-        embed_dim=_embed_dim(cfg),
-        kind=enc.kind,
-        normalize=enc.normalize_embedding,
-        add_noise=enc.add_noise,
-        noise_std=enc.noise_std,
-        noise_in_eval=enc.noise_in_eval,
+        cfg.data.audio.n_mels, [scale_width(c, w, multiple) for c in enc.channels], scale_width(enc.embed_dim, w),
+        enc.kind, enc.normalize_embedding, enc.add_noise, enc.noise_std, enc.noise_in_eval,
     )
-
-
-def build_fuser(cfg: ExperimentConfig) -> AttentionFuser | None:
-    fuser = cfg.model.fuser
-    if not fuser.enabled:
-        return None
-    w = cfg.model.width_mult
-    return AttentionFuser(scale_width(fuser.dim, w), scale_width(fuser.dim_out, w), normalize=fuser.normalize_fusion)
 
 
 def build_decoder(cfg: ExperimentConfig, embed_dim: int) -> FaceGanDecoder | V2FDecoder:
@@ -90,9 +57,13 @@ def build_decoder(cfg: ExperimentConfig, embed_dim: int) -> FaceGanDecoder | V2F
 
 def build_generator(cfg: ExperimentConfig) -> Generator:
     """Encoder (+ fuser) + decoder of ``cfg.model`` at ``cfg.model.width_mult``, for ``cfg.data.audio.n_mels`` mels."""
-    fuser = build_fuser(cfg)
-    embed_dim = fuser.linear_out.out_features if fuser is not None else _embed_dim(cfg)
-    return Generator(build_encoder(cfg), build_decoder(cfg, embed_dim), fuser)
+    settings, w = cfg.model.fuser, cfg.model.width_mult
+    fuser = None
+    if settings.enabled:  # first: the networks draw their initial weights in this order, and runs replay the seed
+        fuser = AttentionFuser(scale_width(settings.dim, w), scale_width(settings.dim_out, w), settings.normalize_fusion)
+    encoder = build_encoder(cfg)
+    embed_dim = fuser.linear_out.out_features if fuser is not None else encoder.embed_dim
+    return Generator(encoder, build_decoder(cfg, embed_dim), fuser)
 
 
 def _scaled_specs(arch: str, width_mult: float) -> list[ConvSpec]:
@@ -100,16 +71,11 @@ def _scaled_specs(arch: str, width_mult: float) -> list[ConvSpec]:
 
 
 def build_discriminators(cfg: ExperimentConfig, num_ids: int) -> Discriminators:
-    """The image (patch) and AC discriminators, one of each per output scale.
-
-    The image discriminators are built only when ``loss.d_img_weight > 0`` (v2f disables them with -1, §2.5);
-    ``num_ids`` is the number of training identities (the AC identity head's width).
-    """
+    """The image (patch) and AC discriminators, one of each per output scale; the image ones only when
+    ``loss.d_img_weight > 0`` (v2f disables them with -1, §2.5). ``num_ids``: the training identities."""
     disc, w = cfg.model.discriminators, cfg.model.width_mult
     style = dict(normalization=disc.normalization, activation=disc.activation, padding=disc.padding)
-    image = []
-    if cfg.loss.d_img_weight > 0:
-        image = [PatchDiscriminator(_scaled_specs(arch, w), **style) for arch in disc.image_archs]
+    image = [PatchDiscriminator(_scaled_specs(a, w), **style) for a in disc.image_archs if cfg.loss.d_img_weight > 0]
     hidden = scale_width(disc.ac_hidden, w)
     ac = [AcDiscriminator(_scaled_specs(arch, w), num_ids, hidden, **style) for arch in disc.ac_archs]
     return Discriminators(image, ac)

@@ -1,17 +1,14 @@
 """Face decoders: a voice embedding (B, D) to face images in ImageNet-normalised space (recipe §2.3).
 
-Every decoder returns a **tuple of images, one per output scale, smallest first**: ``(img_64,)`` for the 64x64
-decoders and ``(img_64, img_128)`` for the multi-resolution one. There is no output activation (no tanh): images live in
-the ImageNet-normalised space the losses use (§1.5).
-
-* :class:`V2FDecoder`: the voice2face generator, transposed convolutions from 1x1 to 64x64 (§2.3, §7.3).
-* :class:`FaceGanDecoder`: SF2F's decoder: a linear layer to 4x4, then blocks of nearest x2 upsampling, 3x3 conv,
-  BatchNorm and a gated linear unit (GLU), then a small conv head to RGB. With ``mid_channels`` it also grows a 128x128
-  branch from the 64x64 features (the multi-resolution `FaceGanDecoder_v2`).
+Every decoder returns a tuple of images, one per output scale, smallest first, with no output activation (no tanh:
+images live in the normalised space the losses use, §1.5). :class:`V2FDecoder` is the voice2face generator, transposed
+convolutions from 1x1 to 64x64 (§7.3). :class:`FaceGanDecoder` is SF2F's: a linear layer to 4x4, then blocks of nearest
+x2 upsampling, 3x3 conv, BatchNorm and a gated linear unit (GLU), then a small conv head to RGB; with ``mid_channels``
+it also grows a 128x128 branch from the 64x64 features (the multi-resolution `FaceGanDecoder_v2`).
 
 Why upsampling + conv instead of transposed convs: a stride-2 transposed conv with kernel 4 adds each input pixel's
-kernel into overlapping output windows, and unevenly so, which leaves checkerboard patterns unless the weights learn
-to cancel them (Odena et al., Distill 2016). Nearest upsampling followed by a conv treats every output pixel alike.
+kernel into overlapping output windows, unevenly, which leaves checkerboard patterns unless the weights learn to
+cancel them (Odena et al., Distill 2016). Nearest upsampling followed by a conv treats every output pixel alike.
 """
 
 from __future__ import annotations
@@ -20,45 +17,31 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["FaceGanDecoder", "UpBlock", "V2FDecoder", "glu", "rgb_head"]
-
-
-def glu() -> nn.GLU:
-    """The gated linear unit over channels: the first half of the channels times the sigmoid of the second half."""
-    return nn.GLU(dim=1)
-
 
 class UpBlock(nn.Sequential):
-    """Nearest x2 upsampling, Conv2d(in -> 2 out, k3, no bias), BatchNorm2d, GLU -> ``out`` channels (`upBlock`, §2.3)."""
+    """Nearest x2 upsampling, Conv2d(in -> 2 out, k3, no bias), BatchNorm2d, GLU to ``out`` channels (§2.3)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(2 * out_channels),
-            glu(),
+            nn.GLU(dim=1),
         )
 
 
 def rgb_head(channels: int, leaky_slope: float) -> nn.Sequential:
     """The `gnet` head: Conv2d(k3, bias), LeakyReLU, Conv2d(k1) to 3 channels, no output activation (§2.3)."""
-    return nn.Sequential(
-        nn.Conv2d(channels, channels, 3, padding=1),
-        nn.LeakyReLU(leaky_slope),
-        nn.Conv2d(channels, 3, 1),
-    )
+    layers = nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(leaky_slope), nn.Conv2d(channels, 3, 1)
+    return nn.Sequential(*layers)
 
 
 class FaceGanDecoder(nn.Module):
     """SF2F's GLU/upsampling decoder (`FaceGanDecoder`, and `FaceGanDecoder_v2` when ``mid_channels`` is given).
 
-    Args:
-        embed_dim: input width D (the original hard-codes 512).
-        channels: the width at 4x4 followed by the width after each up-block (paper: 512, 256, 128, 64, 32, i.e. four
-            up-blocks to 64x64).
-        leaky_slope: slope of the LeakyReLU in the RGB heads (0.01; the YAML's activation keys are ignored, §2.3).
-        mid_channels: when set, an extra up-block to ``mid_channels`` at twice the resolution and its own RGB head
-            (paper: 16 for the 64 + 128 configs).
+    `channels`: the width at 4x4, then after each up-block (paper: 512, 256, 128, 64, 32: four up-blocks to 64x64);
+    `leaky_slope`: the RGB heads' (0.01; the YAML's activation keys are ignored, §2.3); `mid_channels`: an extra
+    up-block to twice the resolution with its own RGB head (paper: 16 for the 64 + 128 configs).
     """
 
     def __init__(
@@ -71,8 +54,8 @@ class FaceGanDecoder(nn.Module):
         super().__init__()
         self.base_channels = channels[0]
         # Linear(D -> 2 * C * 16) + BatchNorm1d + GLU gives C x 4 x 4
-        self.fc = nn.Sequential(nn.Linear(embed_dim, 2 * 16 * channels[0], bias=False), nn.BatchNorm1d(32 * channels[0]),
-                                glu())
+        self.fc = nn.Sequential(nn.Linear(embed_dim, 32 * channels[0], bias=False), nn.BatchNorm1d(32 * channels[0]),
+                                nn.GLU(dim=1))
         self.up_blocks = nn.Sequential(*(UpBlock(a, b) for a, b in zip(channels[:-1], channels[1:])))
         self.to_rgb = rgb_head(channels[-1], leaky_slope)
         self.up_mid = UpBlock(channels[-1], mid_channels) if mid_channels else None
@@ -84,20 +67,14 @@ class FaceGanDecoder(nn.Module):
         return (low, 2 * low) if self.up_mid is not None else (low,)
 
     def forward(self, emb: Tensor) -> tuple[Tensor, ...]:
-        x = self.fc(emb.flatten(1)).view(emb.shape[0], self.base_channels, 4, 4)
-        features = self.up_blocks(x)
+        features = self.up_blocks(self.fc(emb.flatten(1)).view(emb.shape[0], self.base_channels, 4, 4))
         low = self.to_rgb(features)
-        if self.up_mid is None:
-            return (low,)
-        return low, self.to_rgb_mid(self.up_mid(features))
+        return (low,) if self.up_mid is None else (low, self.to_rgb_mid(self.up_mid(features)))
 
 
 class V2FDecoder(nn.Module):
-    """The voice2face generator: ConvTranspose2d from 1x1 to 4x4 (k4), then stride-2 k4 ones, ReLU after each (§2.3).
-
-    A final ConvTranspose2d(k1) maps to RGB without activation. No normalisation (`normalization: none`).
-    Paper widths: 1024, 512, 256, 128, 64 (19,531,907 parameters from a 512-d embedding).
-    """
+    """The voice2face generator: ConvTranspose2d from 1x1 to 4x4 (k4), then stride-2 k4 ones, ReLU after each, and a
+    final ConvTranspose2d(k1) to RGB (§2.3). Paper widths: 1024, 512, 256, 128, 64 (19,531,907 parameters)."""
 
     def __init__(self, embed_dim: int = 512, channels: Sequence[int] = (1024, 512, 256, 128, 64)) -> None:
         super().__init__()
@@ -106,11 +83,7 @@ class V2FDecoder(nn.Module):
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU(True)]
         layers.append(nn.ConvTranspose2d(channels[-1], 3, 1))
         self.layers = nn.Sequential(*layers)
-        self.n_up = len(channels) - 1
-
-    @property
-    def image_sizes(self) -> tuple[int, ...]:
-        return (4 * 2**self.n_up,)
+        self.image_sizes = (4 * 2 ** (len(channels) - 1),)
 
     def forward(self, emb: Tensor) -> tuple[Tensor, ...]:
         return (self.layers(emb.reshape(emb.shape[0], -1, 1, 1)),)

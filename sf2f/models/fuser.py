@@ -9,10 +9,8 @@ Each of the N segments of a speaker is encoded on its own; the fuser lets every 
     O = [M, Q] W_out^T                (B, N, D_out)  the mix first, then the *projected* query; no tanh
     fused = mean_n O, L2-normalised   (B, D_out)
 
-Both projections have no bias: 512 * 512 + 1024 * 512 = 786,432 parameters at D = 512.
-
-The original always has N = 20 segments. For speakers with fewer, a boolean mask (B, N) marks the real segments:
-padded ones are neither attended to (their scores are -inf) nor averaged, so padding never changes the output.
+Both projections have no bias: 512 * 512 + 1024 * 512 = 786,432 parameters at D = 512. The original always has N = 20
+segments; for speakers with fewer, a boolean mask (B, N) marks the real ones, and padding never changes the output.
 """
 
 from __future__ import annotations
@@ -21,17 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["AttentionFuser"]
-
 
 class AttentionFuser(nn.Module):
-    """Self-attention over segment embeddings, then a (masked) mean over segments (§2.2).
-
-    Args:
-        dim: width D of the segment embeddings.
-        dim_out: width of the fused embedding.
-        normalize: L2-normalise the fused embedding (`normalize_fusion: True` in every fuser config).
-    """
+    """Self-attention over segment embeddings of width `dim`, then a (masked) mean over segments (§2.2);
+    `normalize`: L2-normalise the fused embedding (`normalize_fusion: True` in every fuser config)."""
 
     def __init__(self, dim: int = 512, dim_out: int = 512, normalize: bool = True) -> None:
         super().__init__()
@@ -39,40 +30,29 @@ class AttentionFuser(nn.Module):
         self.linear_out = nn.Linear(2 * dim, dim_out, bias=False)
         self.normalize = normalize
 
-    def attend(self, emb: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Per-segment outputs O (B, N, D_out) and the attention weights A (B, N, N), before averaging."""
+    def forward(self, emb: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Fuse (B, N, D) to (B, D_out); return it with the attention weights A (B, N, N).
+
+        Padded segments (``mask`` False) are zeroed first (so not even a NaN there can leak), masked out as context
+        and left out of the mean; the rows of A that belong to them are not used.
+        """
         if emb.dim() != 3:
             raise ValueError(f"the fuser expects segment embeddings (B, N, D), got shape {tuple(emb.shape)}")
-        query = self.linear_in(emb)
-        scores = torch.bmm(query, emb.transpose(1, 2))
         if mask is not None:
-            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
-        weights = scores.softmax(dim=-1)
-        mix = torch.bmm(weights, emb)
-        return self.linear_out(torch.cat([mix, query], dim=-1)), weights
-
-    def forward(self, emb: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Fuse (B, N, D) to (B, D_out); return it with the attention weights (B, N, N).
-
-        ``mask`` (B, N), True for real segments, lets speakers with fewer segments share a batch: padded segments are
-        zeroed first (so not even a NaN there can leak), masked out as context and left out of the mean. Rows of the
-        weights that belong to padded queries are not used.
-        """
-        if mask is not None:
-            if mask.shape != emb.shape[:2]:
-                raise ValueError(f"segment mask must have shape {tuple(emb.shape[:2])}, got {tuple(mask.shape)}")
             mask = mask.to(device=emb.device, dtype=torch.bool)
             counts = mask.sum(dim=1)
             if bool((counts == 0).any()):
                 empty = torch.nonzero(counts == 0).flatten().tolist()
                 raise ValueError(f"the fuser needs at least one real segment per sample; samples {empty} have none")
             emb = emb.masked_fill(~mask[..., None], 0.0)
-        out, weights = self.attend(emb, mask)
+        query = self.linear_in(emb)
+        scores = torch.bmm(query, emb.transpose(1, 2))
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        weights = scores.softmax(dim=-1)
+        out = self.linear_out(torch.cat([torch.bmm(weights, emb), query], dim=-1))
         if mask is None:
             fused = out.mean(dim=1)
         else:
-            out = out.masked_fill(~mask[..., None], 0.0)
-            fused = out.sum(dim=1) / counts[:, None].to(out.dtype)
-        if self.normalize:
-            fused = F.normalize(fused, dim=1)
-        return fused, weights
+            fused = out.masked_fill(~mask[..., None], 0.0).sum(dim=1) / counts[:, None].to(out.dtype)
+        return (F.normalize(fused, dim=1) if self.normalize else fused), weights

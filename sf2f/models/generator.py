@@ -1,14 +1,7 @@
 """The generator: voice encoder (+ attention fuser) + face decoder (recipe §2.4, `EncoderDecoder`).
 
-One output type for every config, :class:`GeneratorOutput`:
-
-* ``images``: a tuple with one image batch per output scale, smallest first, in ImageNet-normalised space
-  (``(img_64,)`` for v2f and SF2F-64, ``(img_64, img_128)`` for the multi-resolution configs);
-* ``embedding``: the (B, D) voice embedding the decoder saw (after the fuser when there is one);
-* ``attention``: the fuser's (B, N, N) attention weights, or None without a fuser.
-
 Stage 2 of SF2F trains the fuser alone (§3.4): :meth:`Generator.freeze_all_but_fuser` turns off gradients everywhere
-else and keeps the encoder's and decoder's BatchNorm layers in eval mode whatever ``train()`` is called with, so their
+else and keeps the encoder's and decoder's BatchNorm in eval mode whatever ``train()`` is called with, so their
 running statistics stay those of stage 1. (The original loses this after its first visualisation step, §6 item 12;
 ``freeze_batchnorm=False`` leaves BatchNorm to ``train()``, for the trainer's ``bn_mode: as_original``.)
 """
@@ -23,11 +16,10 @@ from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
 from sf2f.models.fuser import AttentionFuser
 from sf2f.models.voice_encoders import VoiceEncoder
 
-__all__ = ["Generator", "GeneratorOutput"]
-
 
 class GeneratorOutput(NamedTuple):
-    """What the generator returns (see the module docstring)."""
+    """One image batch per output scale, smallest first, in ImageNet-normalised space (``(img_64,)`` or
+    ``(img_64, img_128)``); the (B, D) embedding the decoder saw; the fuser's (B, N, N) attention, or None."""
 
     images: tuple[Tensor, ...]
     embedding: Tensor
@@ -35,18 +27,11 @@ class GeneratorOutput(NamedTuple):
 
 
 class Generator(nn.Module):
-    """Encoder (+ fuser) + decoder.
+    """Encoder (+ fuser) + decoder. Input: log-mels (B, F, T), or with a fuser segment stacks (B, N, F, T) with an
+    optional mask (B, N) of the real segments; a fuser generator given (B, F, T) fuses one segment per sample."""
 
-    Input: log-mels (B, F, T), or with a fuser segment stacks (B, N, F, T) with an optional mask (B, N) that marks the
-    real segments. A fuser generator given (B, F, T) fuses one segment per sample.
-    """
-
-    def __init__(
-        self,
-        encoder: VoiceEncoder,
-        decoder: FaceGanDecoder | V2FDecoder,
-        fuser: AttentionFuser | None = None,
-    ) -> None:
+    def __init__(self, encoder: VoiceEncoder, decoder: FaceGanDecoder | V2FDecoder,
+                 fuser: AttentionFuser | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.fuser = fuser
@@ -62,10 +47,8 @@ class Generator(nn.Module):
         """The voice embedding (B, D) and, with a fuser, its attention weights (B, N, N)."""
         if self.fuser is None:
             if mel.dim() == 4:
-                raise ValueError(
-                    f"segment stacks {tuple(mel.shape)} need a generator with a fuser (model.fuser.enabled); "
-                    "encode the segments with generator.encoder and average them instead"
-                )
+                raise ValueError(f"segment stacks {tuple(mel.shape)} need a generator with a fuser (model.fuser."
+                                 "enabled); encode the segments with generator.encoder and average them instead")
             return self.encoder(mel), None
         if mel.dim() == 3:
             mel = mel.unsqueeze(1)
@@ -79,14 +62,8 @@ class Generator(nn.Module):
         embedding, attention = self.encode(mel, mask)
         return GeneratorOutput(self.decode(embedding), embedding, attention)
 
-    # ---- stage 2 ----------------------------------------------------------------------------------------------------
-
     def freeze_all_but_fuser(self, freeze_batchnorm: bool = True) -> list[nn.Parameter]:
-        """Stage 2: only the fuser trains; returns its parameters (for the optimiser).
-
-        With ``freeze_batchnorm`` the encoder and decoder stay in eval mode (BatchNorm uses and keeps its stage-1
-        running statistics) even when ``train()`` is called on the generator.
-        """
+        """Stage 2: only the fuser trains; returns its parameters (for the optimiser)."""
         if self.fuser is None:
             raise ValueError("this generator has no fuser to train (model.fuser.enabled is false)")
         for name, param in self.named_parameters():

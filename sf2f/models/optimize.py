@@ -1,20 +1,13 @@
 """A faster, inference-only copy of a trained generator: the same function, fewer operations.
 
-:func:`optimize_for_inference` returns a copy of a :class:`~sf2f.models.generator.Generator` in which
-
-* every BatchNorm that follows a conv or linear layer is folded into that layer's weights and bias (eval-mode
-  BatchNorm is an affine map per channel; torch's `torch.nn.utils.fusion` does the folding). The 1D-Inception blocks keep their four branches: merging them into one
-  kernel-7 conv (the shorter kernels zero-padded into the window) is exact as well, but costs 28/17 of the
-  multiply-adds, and on a 2-core CPU it won only at batch 1 and lost about 30% at batches 20 and 64;
-* the decoders' convolutions run on channels-last memory (B, H, W, C), which oneDNN handles faster for few channels;
-* each decoder up-block (nearest x2 upsampling, then a 3x3 conv) becomes four 2x2 convs on the *small* image, one per
-  output phase (even/odd row x even/odd column), interleaved afterwards. Upsampling by repetition makes neighbouring
-  taps of the 3x3 kernel read the same pixel, so they can be summed beforehand: 4 instead of 9 multiply-adds per
-  output pixel and input channel, and no upsampled tensor in memory ("sub-pixel" convolution, Shi et al. 2016).
-
-Outputs agree with the original formulation to float rounding (the tests check 1e-4 relative); the encoder head
-(normalisation, the baseline's noise switch), the fuser and the output type are untouched. The copy is for inference
-only: it refuses to run in training mode.
+:func:`optimize_for_inference` returns a copy in which every BatchNorm that follows a conv or linear layer is folded
+into its weights (`torch.nn.utils.fusion`); the decoders' convolutions run on channels-last memory, which oneDNN handles
+faster for few channels; and each decoder up-block (nearest x2 upsampling, then a 3x3 conv) becomes four 2x2 convs on
+the *small* image, one per output phase, interleaved afterwards ("sub-pixel" convolution, Shi et al. 2016): upsampling
+by repetition makes neighbouring taps of the 3x3 kernel read the same pixel, so they can be summed beforehand, 4
+instead of 9 multiply-adds per output pixel and input channel. (Merging the Inception branches into one kernel-7 conv
+is exact too, but costs 28/17 of the multiply-adds and lost about 30% at batches 20 and 64 on a 2-core CPU.)
+Outputs agree with the original to float rounding (the tests check 1e-4 relative); the copy refuses to train.
 """
 
 from __future__ import annotations
@@ -29,13 +22,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from sf2f.models.face_decoders import FaceGanDecoder, UpBlock, V2FDecoder
 from sf2f.models.generator import Generator
 from sf2f.models.voice_encoders import ConvBlock1d
-
-__all__ = ["SubPixelUpBlock", "optimize_for_inference"]
-
-
-def _fold_conv_block(block: ConvBlock1d) -> None:
-    """Conv1d + BatchNorm1d + ReLU in place as one Conv1d (with a bias) + ReLU; the block keeps its lengths."""
-    block[0], block[1] = fuse_conv_bn_eval(block[0], block[1]), nn.Identity()
 
 
 def _phase_kernels(weight: Tensor) -> list[Tensor]:
@@ -98,7 +84,7 @@ def optimize_for_inference(generator: Generator) -> Generator:
     fast = copy.deepcopy(generator).eval()
     for module in fast.encoder.blocks.modules():
         if isinstance(module, ConvBlock1d):  # the plain blocks and the Inception blocks' branches
-            _fold_conv_block(module)
+            module[0], module[1] = fuse_conv_bn_eval(module[0], module[1]), nn.Identity()
     decoder = fast.decoder
     heads: list[nn.Sequential] = []
     if isinstance(decoder, FaceGanDecoder):

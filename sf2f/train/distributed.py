@@ -1,12 +1,12 @@
 """Several processes, one model: torch.distributed set-up for `torchrun --nproc_per_node=N -m sf2f train ...`.
 
 The original wraps everything in `nn.DataParallel` (recipe §0.3), whose `training` flag caused the fuser stage's
-BatchNorm to flip back to train mode (§3.4). Here each process owns one device, and the gradients are averaged over
-the processes: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they
-step (:func:`average_gradients_before_steps`), since a discriminator is called twice (fakes, then reals, §3.2) before
-its one backward pass, which DDP does not allow. `broadcast_buffers=False`: DDP's default re-broadcast of BatchNorm
-buffers at every forward would cost a collective per call; each replica keeps its own running statistics instead, and
-rank 0's are the ones saved."""
+BatchNorm to flip back to train mode (§3.4). Here each process owns one device and the gradients are averaged over the
+processes: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they step,
+since a discriminator is called twice (fakes, then reals, §3.2) before its one backward pass, which DDP does not allow.
+`broadcast_buffers=False` spares a collective per forward: each replica keeps its own BatchNorm statistics, and rank
+0's are the ones saved.
+"""
 
 from __future__ import annotations
 
@@ -22,17 +22,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sf2f.runtime import select_device
 
-__all__ = [
-    "DistContext",
-    "average_across_processes",
-    "average_gradients_before_steps",
-    "init_distributed",
-    "parameter_hash",
-    "replica_hashes",
-    "shutdown",
-    "wrap_ddp",
-]
-
 
 @dataclass(frozen=True)
 class DistContext:
@@ -40,7 +29,6 @@ class DistContext:
 
     rank: int
     world_size: int
-    local_rank: int
     device: torch.device
 
     @property
@@ -54,13 +42,11 @@ class DistContext:
 
 
 def init_distributed(device: str = "auto") -> DistContext:
-    """Join the process group that torchrun describes in the environment, or run as a single process.
-
-    NCCL on CUDA (one GPU per process, by LOCAL_RANK), gloo on the CPU (which is how the tests run two processes).
-    """
+    """Join the process group that torchrun describes in the environment (NCCL on CUDA, one GPU per process by
+    LOCAL_RANK; gloo on the CPU), or run as a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return DistContext(0, 1, 0, select_device(device))
+        return DistContext(0, 1, select_device(device))
     local_rank = int(os.environ["LOCAL_RANK"])
     wants_cuda = device != "cpu" and torch.cuda.is_available()
     if wants_cuda:
@@ -68,7 +54,7 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
     chosen = torch.device("cuda", local_rank) if wants_cuda else torch.device("cpu")
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, chosen)
+    return DistContext(dist.get_rank(), dist.get_world_size(), chosen)
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
@@ -80,8 +66,7 @@ def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 
 
 def average_across_processes(tensors: Iterable[Tensor]) -> None:
-    """Under torch.distributed, replace each process's copy of every tensor by the mean over the processes; a no-op in
-    a single process."""
+    """Replace each process's copy of every tensor by the mean over the processes (a no-op in a single process)."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     world = dist.get_world_size()
@@ -111,8 +96,8 @@ def parameter_hash(*modules: nn.Module) -> str:
 
 
 def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
-    """:func:`parameter_hash` of every process's copy of the modules (one entry per rank): the averaged gradients keep
-    the replicas identical, and a run records that they did."""
+    """:func:`parameter_hash` of every process's copy of the modules, one per rank: a run records that the averaged
+    gradients kept the replicas identical."""
     own = parameter_hash(*modules)
     if not ctx.distributed:
         return [own]

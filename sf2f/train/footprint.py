@@ -1,15 +1,11 @@
-"""What one training iteration costs: parameters, optimiser state, activation memory and seconds, from the real networks.
+"""What one training iteration costs, from the real networks: parameters, optimiser state, activation memory and
+seconds; notebook 08 (scaling up) plans a GPU run with them.
 
-Notebook 08 (scaling up) plans a GPU run with these numbers. Nothing here is a guess about a GPU: parameter counts come
-from the networks a config builds, activation memory from the tensors autograd actually keeps for the backward passes
-of one real :class:`~sf2f.train.iteration.TrainingStep` (measured at two small batch sizes and extended linearly, since
-every activation of these networks is proportional to the batch), and seconds from timing that step on the device at
-hand.
-
-The face embedder of the perceptual loss is built with random weights: FaceNet (InceptionResnetV1) for the paper
-configs, whose sizes and cost are those of the VGGFace2 file (needed for training, not for measuring), or the small
-trained embedder of the synthetic profiles. The real faces' perceptual targets are cached as the
-trainer caches them (``loss.perceptual_cache_mb``), so a step runs the embedder on the generated faces only.
+Parameter counts come from the networks a config builds; activation memory from the tensors autograd keeps for the
+backward passes of one real :class:`~sf2f.train.iteration.TrainingStep`, measured at two small batch sizes and
+extended linearly (every activation of these networks is proportional to the batch); seconds from timing that step.
+The perceptual loss's face embedder has random weights (FaceNet's sizes and cost need no VGGFace2 file), and the real
+faces' perceptual targets are cached as the trainer caches them, so a step embeds the generated faces only.
 """
 
 from __future__ import annotations
@@ -24,12 +20,9 @@ from torch import Tensor
 
 from sf2f.config import ExperimentConfig
 from sf2f.facenet import facenet_pytorch
-from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator, count_parameters
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
-from sf2f.train.iteration import PerceptualTargets, TrainingStep
-
-__all__ = ["StepFootprint", "measure_step", "module_parameters", "synthetic_batch"]
+from sf2f.train.iteration import TrainingStep
 
 #: bytes per trainable fp32 parameter during training: the weight, its gradient, Adam's two moments
 TRAINABLE_BYTES = 16
@@ -46,11 +39,8 @@ def _face_embedder(cfg: ExperimentConfig) -> FaceEmbedder:
 
 
 def module_parameters(cfg: ExperimentConfig, num_ids: int) -> dict[str, int]:
-    """Parameters of every network a run of `cfg` holds (built on the meta device: no memory, no time).
-
-    `num_ids` is the number of training identities, the width of each AC discriminator's identity head. The face
-    embedder (FaceNet in the paper configs) counts when the perceptual loss uses it; it is frozen.
-    """
+    """Parameters of every network a run of `cfg` with `num_ids` training identities holds (built on the meta device:
+    no memory, no time); the frozen face embedder counts when the perceptual loss uses it."""
     with torch.device("meta"):
         generator = build_generator(cfg)
         discriminators = build_discriminators(cfg, num_ids)
@@ -90,10 +80,9 @@ def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int =
 class StepFootprint:
     """The cost of one training iteration of a config, per process.
 
-    `saved_fixed` and `saved_per_sample` give, for each backward pass (:data:`PASSES`), the bytes autograd keeps:
-    `fixed + per_sample * batch`. Parameters are not counted there (they are in the state).
-    `seconds`: one whole iteration at batch `seconds_batch` on `device`, as measured (one sample, not a median).
-    On CUDA, `peak_bytes` is the allocator's measured peak during that iteration, to hold against `memory_bytes`.
+    For each backward pass (:data:`PASSES`), autograd keeps `saved_fixed + saved_per_sample * batch` bytes besides the
+    parameters. `seconds`: one iteration at batch `seconds_batch` on `device` (one sample, not a median); on CUDA,
+    `peak_bytes` is the allocator's peak during it, to hold against `memory_bytes`.
     """
 
     config: str
@@ -105,7 +94,6 @@ class StepFootprint:
     saved_per_sample: dict[str, float]
     seconds: float
     seconds_batch: int
-    # CUDA only: torch.cuda.max_memory_allocated during the timed step (None elsewhere)
     peak_bytes: int | None = None
 
     @property
@@ -114,8 +102,8 @@ class StepFootprint:
         return TRAINABLE_BYTES * self.trainable + 4 * self.frozen
 
     def activation_bytes(self, batch: int) -> float:
-        """The largest of the passes' saved tensors at this per-process batch size (they are never alive together:
-        each backward pass frees its tensors before the next pass's forward)."""
+        """The largest of the passes' saved tensors at this per-process batch size (each backward pass frees its
+        tensors before the next pass's forward)."""
         return max(self.saved_fixed[p] + self.saved_per_sample[p] * batch for p in self.saved_per_sample)
 
     def memory_bytes(self, batch: int) -> float:
@@ -126,8 +114,7 @@ class StepFootprint:
 
 class _SavedTensors:
     """Counts the distinct storages autograd saves for backward, by pass, leaving out the parameters'. A pass ends
-    when its optimisers step (G's, then the last image discriminator's), seen through their step hooks; voice2face
-    has no image discriminator, so no such pass."""
+    when its optimisers step (G's, then the last image discriminator's; voice2face has none)."""
 
     def __init__(self, parameters: Sequence[Tensor], step: TrainingStep) -> None:
         self.skip = {p.untyped_storage().data_ptr() for p in parameters}
@@ -161,8 +148,7 @@ def measure_step(
     seed: int = 0,
 ) -> StepFootprint:
     """Run one real training iteration of `cfg` (at its own width) at each of two batch sizes on `device`, counting
-    what autograd saves, then time a second iteration. `num_ids`: training identities (about 3,200 on HQ-VoxCeleb,
-    recipe §1.3). The fuser stage freezes all but the fuser, as the trainer does."""
+    what autograd saves, and time the second. `num_ids`: training identities (about 3,200 on HQ-VoxCeleb, §1.3)."""
     small, large = batches
     if not 2 <= small < large:
         raise ValueError(f"batches must be two sizes with 2 <= first < second (BatchNorm needs 2), got {batches}")
@@ -170,24 +156,10 @@ def measure_step(
     torch.manual_seed(seed)
     generator = build_generator(cfg).to(device).train()
     discriminators = build_discriminators(cfg, num_ids).to(device).train()
-    if cfg.optim.stage == "fuser":
-        g_params = generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
-    else:
-        g_params = list(generator.parameters())
-    perceptual, embedder_params = None, []
-    if cfg.loss.perceptual_weight > 0:
-        embedder = _face_embedder(cfg).to(device).freeze()
-        embedder_params = list(embedder.parameters())
-        loss = PerceptualLoss(embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
-        perceptual = PerceptualTargets(loss, generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
-
-    def adam(params):  # noqa: ANN001, ANN202
-        return torch.optim.Adam(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-
-    step = TrainingStep(cfg, generator, discriminators, adam(g_params),
-                        [adam(d.parameters()) for d in discriminators.image],
-                        [adam(d.parameters()) for d in discriminators.ac], perceptual)
-    params = [*generator.parameters(), *discriminators.parameters(), *embedder_params]
+    embedder = _face_embedder(cfg).to(device).freeze() if cfg.loss.perceptual_weight > 0 else None
+    step = TrainingStep.build(cfg, generator, discriminators, embedder)
+    perceptual = step.perceptual
+    params = [*generator.parameters(), *discriminators.parameters(), *(embedder.parameters() if embedder else [])]
     saved: dict[int, dict[str, int]] = {}
     for b in batches:
         batch = synthetic_batch(cfg, b, num_ids, seed)
@@ -207,7 +179,7 @@ def measure_step(
         saved[b] = counter.totals()
     per_sample = {p: (saved[large][p] - saved[small][p]) / (large - small) for p in saved[small]}
     fixed = {p: saved[small][p] - per_sample[p] * small for p in saved[small]}
-    trainable = sum(p.numel() for p in [*g_params, *discriminators.parameters()] if p.requires_grad)
-    frozen = count_parameters(generator) - sum(p.numel() for p in g_params) + sum(p.numel() for p in embedder_params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    frozen = sum(p.numel() for p in params if not p.requires_grad)
     return StepFootprint(cfg.name, str(device), module_parameters(cfg, num_ids), trainable, frozen, fixed, per_sample,
                          seconds, large, peak)

@@ -1,25 +1,19 @@
 """One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`.
 
-It reads in the recipe's order: (1) the generator G makes a face per output scale from a batch of voices; (2) G's
-losses (§3.1, weights in §3.3); (3) G's Adam step; (4) the image discriminators' step; (5) the AC discriminators'
-step. The fuser stage runs the same iteration: its batches hold stacks of speech segments with a mask, and G's
-optimiser holds the fuser's parameters only (§3.4).
+In the recipe's order: (1) the generator G makes a face per output scale from a batch of voices; (2) G's losses (§3.1,
+weights in §3.3); (3) G's Adam step; (4) the image discriminators' step; (5) the AC discriminators' step. The fuser
+stage runs the same iteration on stacks of speech segments with a mask, G's optimiser holding the fuser alone (§3.4).
 
-Two changes from the original change no number, only the time. The discriminators' weights are frozen during G's pass
-(the original computes their gradients and zeroes them unused); they stay in train mode, so their BatchNorm statistics
-see the fakes as in the original. The real faces' perceptual targets come from a cache (:class:`PerceptualTargets`).
+Two changes from the original change no number, only the time: the discriminators' weights are frozen during G's pass
+(the original computes their gradients and zeroes them unused; they stay in train mode, so their BatchNorm sees the
+fakes as in the original), and the real faces' perceptual targets come from a cache (:class:`PerceptualTargets`).
 A non-finite G loss skips the whole iteration, as the original's `continue` does, and also undoes what its forward
-passes did to BatchNorm's running statistics.
-
-Under torchrun, G runs through its DistributedDataParallel wrapper (`g_forward`) and every discriminator's optimiser
-averages the gradients over the processes before its step
-(:func:`~sf2f.train.distributed.average_gradients_before_steps`).
-Each term is logged under a name that ends with its scale's image size (`l1_64`, `perceptual_128`, ...).
+passes did to BatchNorm's running statistics. Each term is logged under a name ending with its scale's image size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,9 +29,9 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import normalize_images
 from sf2f.losses import PerceptualLoss, gan_discriminator_loss, gan_generator_loss, multiscale_targets
 from sf2f.models.discriminators import Discriminators
+from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
-
-__all__ = ["PerceptualTargets", "TrainingStep"]
+from sf2f.train.schedule import learning_rate
 
 
 class Term(NamedTuple):
@@ -52,6 +46,11 @@ def weighted_total(terms: Sequence[Term]) -> Tensor:
     return torch.stack([t.weight * t.value.float() for t in terms]).sum()
 
 
+def adam(params: Iterable[Tensor], lr: float, cfg: ExperimentConfig) -> torch.optim.Adam:
+    """The optimiser of every network (§3.4: Adam, betas 0.9/0.999)."""
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
+
+
 def _descend(total: Tensor, optimizers: Sequence[torch.optim.Optimizer]) -> None:
     """One step of each optimiser down `total`, with gradients from this total alone."""
     for optimizer in optimizers:
@@ -63,12 +62,8 @@ def _descend(total: Tensor, optimizers: Sequence[torch.optim.Optimizer]) -> None
 
 @dataclass
 class TrainingStep:
-    """What one iteration trains, and how; call it with a collated batch.
-
-    `generator` and `discriminators` are the plain modules; `g_forward` runs the generator (the generator itself by
-    default; its DDP wrapper under torchrun). `g_optimizer` may be replaced between calls (the eval-mode switch
-    re-creates it, §3.4). `perceptual` is None when the config has no perceptual loss.
-    """
+    """What one iteration trains, and how; call it with a collated batch. `g_forward` runs the generator (its DDP
+    wrapper under torchrun); `perceptual` is None when the config has no perceptual loss."""
 
     cfg: ExperimentConfig
     generator: Generator
@@ -82,6 +77,23 @@ class TrainingStep:
     def __post_init__(self) -> None:
         if self.g_forward is None:
             self.g_forward = self.generator
+
+    @classmethod
+    def build(cls, cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators,
+              embedder: FaceEmbedder | None) -> TrainingStep:
+        """The iteration of `cfg` over these networks: the fuser stage freezes all of G but the fuser (§3.4), one Adam
+        per network at the first epoch's rate, the perceptual loss through `embedder` (its cache still empty)."""
+        if cfg.optim.stage == "fuser":
+            g_params = generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
+        else:
+            g_params = list(generator.parameters())
+        perceptual, lr = None, learning_rate(cfg.optim, 0)
+        if cfg.loss.perceptual_weight > 0:
+            loss = PerceptualLoss(embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
+            perceptual = PerceptualTargets(loss, generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
+        return cls(cfg, generator, discriminators, adam(g_params, lr, cfg),
+                   [adam(d.parameters(), lr, cfg) for d in discriminators.image],
+                   [adam(d.parameters(), lr, cfg) for d in discriminators.ac], perceptual)
 
     def autocast(self) -> AbstractContextManager:
         """bf16 autocast when `run.amp` asks for it (GPU, and CPUs with bf16 support), else nothing."""
@@ -179,10 +191,8 @@ class PerceptualTargets:
     :func:`~sf2f.data.datasets.face_keys` (face row, mirrored or not).
 
     :meth:`fill` computes them once before training, in face-row order (so a value never depends on the batch a face
-    first appeared in, which keeps resumes exact), and keeps them in float16 on the CPU up to `budget_bytes`, split
-    evenly between the scales: one 64 px face costs about 230 KB at the SF2F FaceNet's sizes, so the synthetic default
-    (about 1,200 faces) fits in the default budget. Faces beyond it are computed in their batch, as the original does
-    for all of them.
+    first appeared in, which keeps resumes exact), and keeps them in float16 on the CPU up to `budget_bytes` (about
+    230 KB per 64 px face at FaceNet's sizes). Faces beyond it are computed in their batch, as the original does.
     """
 
     def __init__(self, loss: PerceptualLoss, sizes: Sequence[int], budget_bytes: int) -> None:

@@ -1,8 +1,6 @@
 """Training logs: every loss and metric to a CSV that pandas reads, and to TensorBoard when it is installed; the record
-of a finished run (`done.json`, :class:`TrainResult`).
-
-The CSV is in long form (step, epoch, split, name, value): new losses can appear mid-run (for example when a
-switch fires) without rewriting a header, and `read_log(...).pivot_table(...)` gives the wide table for plots.
+of a finished run (`done.json`, :class:`TrainResult`). The CSV is in long form (step, epoch, split, name, value), so
+new losses can appear mid-run (when a switch fires) without rewriting a header.
 """
 
 from __future__ import annotations
@@ -19,16 +17,12 @@ import pandas as pd
 
 from sf2f.errors import MissingPathError
 
-__all__ = ["RunLogger", "TrainResult", "read_log"]
-
 COLUMNS = ("step", "epoch", "split", "name", "value")
 
 
 class RunLogger:
-    """Appends scalars to `<run>/metrics.csv` (and TensorBoard events in `<run>/tensorboard/`).
-
-    Only the main process of a distributed run should log: others get `enabled=False` and every call is a no-op.
-    """
+    """Appends scalars to `<run>/metrics.csv` (and TensorBoard events in `<run>/tensorboard/`); with `enabled=False`
+    (the other processes of a distributed run) every call is a no-op."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.csv"

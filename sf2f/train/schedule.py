@@ -1,25 +1,17 @@
-"""The learning-rate schedule and the switches that fire at fixed epochs (recipe §3.4).
-
-With the paper's 12,000 epochs, the LR decay and the switch of the generator to eval mode (with a reset of its Adam
-state) both start at epoch 10,000, although the original's help text calls the decay "disabled by default"; the
-configs make both explicit (`optim.decay_lr_after_epochs`, `optim.eval_mode_after_epochs`).
+"""The learning-rate schedule and the switches that fire at fixed epochs (recipe §3.4). With the paper's 12,000 epochs,
+the LR decay and the generator's switch to eval mode both start at epoch 10,000, although the original's help text
+calls the decay "disabled by default"; the configs make both explicit.
 """
 
 from __future__ import annotations
 
 from sf2f.config import OptimConfig
 
-__all__ = ["adversarial_enabled", "learning_rate", "eval_mode_now", "l1_enabled"]
-
 
 def learning_rate(optim: OptimConfig, epoch: int, decays: bool = True) -> float:
-    """The learning rate for `epoch` (0-based).
-
-    lr0 = `lr * lr_scale` (the scale is 1 in the paper). From `decay_lr_after_epochs` on, a linear decay from lr0
-    towards `decay_lr_final_ratio * lr0`: lr = lr0 - f * (lr0 - ratio * lr0), f = (epoch - start + 1) / (epochs -
-    start + 1e-5), as the original computes it. `decays=False` keeps lr0 (the original never decays the
-    AC-discriminator optimisers unless `decay_ac_lr`).
-    """
+    """The learning rate for `epoch` (0-based): lr0 = `lr * lr_scale`, from `decay_lr_after_epochs` on decaying
+    linearly towards `decay_lr_final_ratio * lr0` as the original computes it; `decays=False` keeps lr0 (the original
+    never decays the AC-discriminator optimisers unless `decay_ac_lr`)."""
     lr0 = optim.lr * optim.lr_scale
     start = optim.decay_lr_after_epochs
     if not decays or epoch < start:
@@ -39,6 +31,5 @@ def l1_enabled(optim: OptimConfig, epoch: int) -> bool:
 
 
 def adversarial_enabled(optim: OptimConfig, epoch: int) -> bool:
-    """The adversarial, auxiliary-classifier and perceptual terms (and the discriminators' updates) run from
-    `pixel_warmup_epochs` on (from the start in every paper config)."""
+    """The adversarial, AC and perceptual terms and the discriminators' updates run from `pixel_warmup_epochs` on."""
     return epoch >= optim.pixel_warmup_epochs

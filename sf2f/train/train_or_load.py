@@ -1,9 +1,6 @@
-"""Finished runs: train or load, and where the course keeps its runs.
-
-The notebooks follow the "train or load" pattern: :func:`train_or_load` reuses a finished run of the same recipe,
-resumes an unfinished one, and trains otherwise. The course keeps its runs in `runs/course/<profile>/<config>/`
-(:func:`course_run_dir`), so notebook 05 trains what notebooks 02, 06 and 07 then load with
-:func:`sf2f.checkpoints.load_generator`.
+"""The notebooks' "train or load": :func:`train_or_load` reuses a finished run of the same recipe, resumes an
+unfinished one, and trains otherwise; the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
+trains what notebooks 02, 06 and 07 then load (:func:`sf2f.checkpoints.load_generator`).
 """
 
 from __future__ import annotations
@@ -16,8 +13,6 @@ from sf2f.config import ExperimentConfig, describe_diff, load_resolved_config
 from sf2f.errors import UsageError
 from sf2f.paths import RUNS_DIR, folder_lock
 from sf2f.train.trainer import Callback, Trainer, TrainResult, recipe_diff
-
-__all__ = ["course_run_dir", "train_or_load"]
 
 
 def course_run_dir(config_name: str, profile: str) -> Path:
@@ -33,12 +28,9 @@ def train_or_load(
     callbacks: Sequence[Callback] = (),
     **trainer_options: Any,
 ) -> TrainResult:
-    """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start.
-
-    A run folder that holds another recipe is an error (listing what differs) rather than something overwritten.
-    Processes that need the same run take turns (notebooks 05, 06 and 07 open at once all want the course's runs):
-    the second waits for the first, then loads the finished run instead of training it again.
-    """
+    """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start. A folder of
+    another recipe is an error, not overwritten. Processes that need the same run take turns (notebooks open at once):
+    the second waits, then loads the run the first finished."""
     run_dir = Path(run_dir).absolute()
     with folder_lock(run_dir, ".train.lock", f"waiting for another process training {run_dir}"):
         saved = run_dir / "config.yaml"

@@ -1,22 +1,14 @@
 """The two-stage SF2F / voice2face trainer (recipe §3.2-3.5): the loop around one iteration
-(:class:`~sf2f.train.iteration.TrainingStep`).
+(:class:`~sf2f.train.iteration.TrainingStep`), its schedule (§3.4, :mod:`~sf2f.train.schedule`), evaluation, samples
+and checkpoints. The fuser stage starts from a stage-1 checkpoint (`optim.pretrained`) and trains the fuser and the
+discriminators; with `bn_mode: as_original` the generator runs in eval mode until the first visualisation step and
+in train mode after it, as the original accidentally did (§3.4).
 
-Stages (`optim.stage`): `stage1` trains encoder, decoder and discriminators, with an Adam each (lr 5e-4, betas
-0.9/0.999). `fuser` trains only the attention fuser (its own Adam at 1e-4); encoder and decoder are frozen with their
-BatchNorm in eval mode (`bn_mode: frozen`), or, with `bn_mode: as_original`, the generator runs in eval mode until the
-first visualisation step and in train mode after it, as the original accidentally did (§3.4). The discriminators keep
-training, starting from the stage-1 checkpoint (`optim.pretrained`).
-
-Schedule (§3.4): the learning rate of G and the image discriminators decays linearly from `decay_lr_after_epochs`;
-from `eval_mode_after_epochs` the generator runs in eval mode and its Adam state is reset once.
-
-Runs are exact to resume on the CPU, and on a GPU with `run.deterministic: true` (otherwise cuDNN's autotuner may pick
-other convolution algorithms in the resumed process: the same recipe, not the same bits): the batches are re-drawn
-from (seed, epoch), the batches already done in the interrupted epoch are skipped, and checkpoints carry every
-optimiser and random state; evaluation and sample grids draw from a forked random state, so they never change the
-training stream. Several processes (`torchrun --nproc_per_node=N -m sf2f train ...`) each train on their share of
-every epoch, the gradients are averaged over them (:mod:`sf2f.train.distributed`), and rank 0 alone logs, evaluates
-and writes.
+Runs are exact to resume on the CPU, and on a GPU with `run.deterministic: true`: the batches are re-drawn from (seed,
+epoch), those already done in the interrupted epoch are skipped, checkpoints carry every optimiser and random state,
+and evaluation and sample grids draw from a forked random state. Under `torchrun --nproc_per_node=N` each process
+trains on its share of every epoch with the gradients averaged (:mod:`sf2f.train.distributed`); rank 0 alone logs,
+evaluates and writes.
 """
 
 from __future__ import annotations
@@ -59,7 +51,6 @@ from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, mak
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
-from sf2f.losses import PerceptualLoss
 from sf2f.models import build_discriminators, build_generator
 from sf2f.paths import project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
@@ -70,13 +61,11 @@ from sf2f.train.distributed import (
     replica_hashes,
     wrap_ddp,
 )
-from sf2f.train.iteration import PerceptualTargets, TrainingStep
+from sf2f.train.iteration import TrainingStep, adam
 from sf2f.train.logs import RunLogger, TrainResult, read_log
 from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.validation import RunValidation, ValidationResult, quick_metrics, tracked_metrics
 from sf2f.train.visualize import save_sample_grid
-
-__all__ = ["MACHINE_KEYS", "TrainResult", "Trainer", "recipe_diff"]
 
 #: config keys that say where and how fast a run goes, not what it computes: a resume may change them
 MACHINE_KEYS = ("run.device", "run.threads", "run.log_every", "run.compile", "run.output_root", "run.name")
@@ -97,27 +86,15 @@ class _Counters:
     g_optimizer_reset: bool = False  # the eval-mode switch has re-created G's Adam
 
 
-def _adam(params: Any, lr: float, cfg: ExperimentConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
-
-
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
 
 
 class Trainer:
-    """Trains one config on a prepared dataset into a run folder.
-
-    Args:
-        cfg: the resolved experiment config (its `optim.stage` picks stage 1 or the fuser stage).
-        data: a prepared dataset folder (`python -m sf2f prepare`).
-        run_dir: the run folder; None makes `<run.output_root>/<run.name>-<timestamp>`.
-        resume: continue the run in `run_dir` from its latest checkpoint (its config must match `cfg`'s recipe).
-        progress: show a progress bar with live losses.
-        callbacks: called as `callback(trainer, step)` after every iteration (live plots, tests that stop a run).
-        log: where the trainer's messages go (rank 0 only).
-    """
+    """Trains one config on a prepared dataset (`python -m sf2f prepare`) into a run folder (None makes
+    `<run.output_root>/<run.name>-<timestamp>`); `resume` continues the run there from its latest checkpoint;
+    `callbacks` are called as `callback(trainer, step)` after every iteration (live plots, tests that stop a run)."""
 
     def __init__(
         self,
@@ -175,8 +152,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
 
     def _build_networks(self, resume: bool) -> None:
-        """G and the discriminators (the fuser stage starts from `optim.pretrained`, §3.4), the parameters G's
-        optimiser trains, and the face embedder of the perceptual loss."""
+        """G and the discriminators (the fuser stage starts from `optim.pretrained`, §3.4), and the face embedder of
+        the perceptual loss."""
         cfg = self.cfg
         self.fuser_stage = cfg.optim.stage == "fuser"
         self.generator = build_generator(cfg).to(self.device)
@@ -185,34 +162,25 @@ class Trainer:
             self._load_pretrained(project_path(cfg.optim.pretrained))
         elif self.fuser_stage and not resume:
             self._log("warning: the fuser stage starts from untrained encoder and decoder (no optim.pretrained)")
-        if self.fuser_stage:
-            self._g_params = self.generator.freeze_all_but_fuser(freeze_batchnorm=cfg.optim.bn_mode == "frozen")
-        else:
-            self._g_params = list(self.generator.parameters())
         embedder, described = resolve_face_embedder(cfg, self.data, self._log)
         self.embedder = embedder.to(self.device).freeze()
         self._log(f"face embedder: {described}")
 
     def _build_iteration(self) -> TrainingStep:
-        """The optimisers (one Adam each, §3.4), the real faces' perceptual targets, the compiled networks and G's
-        DDP wrapper, in one :class:`~sf2f.train.iteration.TrainingStep`."""
+        """The iteration with its optimisers, the real faces' perceptual targets cached, the networks compiled and G
+        wrapped for DDP; under torchrun every discriminator's optimiser averages the gradients before its step."""
         cfg = self.cfg
-        lr0 = learning_rate(cfg.optim, 0)  # every epoch sets its own (§3.4)
-        image_d = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.image]
-        ac_d = [_adam(d.parameters(), lr0, cfg) for d in self.discriminators.ac]
+        step = TrainingStep.build(cfg, self.generator, self.discriminators, self.embedder)
         if self.ctx.distributed:
-            for optimizer in image_d + ac_d:
+            for optimizer in [*step.image_d_optimizers, *step.ac_d_optimizers]:
                 average_gradients_before_steps(optimizer)
-        perceptual: PerceptualTargets | None = None
-        if cfg.loss.perceptual_weight > 0:
-            loss = PerceptualLoss(self.embedder, cfg.loss.perceptual_layer_weights, cfg.data.image_norm)
-            perceptual = PerceptualTargets(loss, self.generator.image_sizes, cfg.loss.perceptual_cache_mb << 20)
-            cached = perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
+        if step.perceptual is not None:
+            cached = step.perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
             self._log(f"perceptual targets of {cached} real faces cached")
         if cfg.run.compile:
             self._compile_fixed_shape_modules()
-        return TrainingStep(cfg, self.generator, self.discriminators, _adam(self._g_params, lr0, cfg), image_d, ac_d,
-                            perceptual, g_forward=wrap_ddp(self.generator, self.ctx))
+        step.g_forward = wrap_ddp(self.generator, self.ctx)
+        return step
 
     def _choose_run_dir(self, run_dir: str | Path | None) -> Path:
         if run_dir is None:
@@ -287,9 +255,6 @@ class Trainer:
         """Every discriminator's Adam: the image discriminators', then the AC discriminators'."""
         return [*self.iteration.image_d_optimizers, *self.iteration.ac_d_optimizers]
 
-    def autocast(self) -> AbstractContextManager:
-        return self.iteration.autocast()
-
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
         """This rank's batches of an epoch, the first `skip` left out (they were done before an interruption)."""
         cfg, ctx = self.cfg, self.ctx
@@ -316,7 +281,8 @@ class Trainer:
             if optim.precise_bn_at_switch and not self.fuser_stage:
                 self._precise_generator_bn(epoch)
             # §3.4: at the switch the original re-creates G's Adam, dropping its moments
-            self.iteration.g_optimizer = _adam(self._g_params, learning_rate(optim, epoch), self.cfg)
+            params = self.g_optimizer.param_groups[0]["params"]
+            self.iteration.g_optimizer = adam(params, learning_rate(optim, epoch), self.cfg)
             self.counters.g_optimizer_reset = True
         _set_lr(self.g_optimizer, learning_rate(optim, epoch))
         for optimizer in self.iteration.image_d_optimizers:
@@ -325,10 +291,9 @@ class Trainer:
             _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
 
     def _compile_fixed_shape_modules(self) -> None:
-        """torch.compile, in place, the networks whose input shapes never change: the decoder, every discriminator
-        and the face embedder. Not the voice encoder: each batch draws a new crop length (§1.6, 100-150 frames) and
-        its strided convolutions make the compiler specialise on the length's divisibility, so it would recompile
-        for batch after batch until dynamo's recompile limit and then run uncompiled anyway."""
+        """torch.compile, in place, the networks whose input shapes never change. Not the voice encoder: each batch
+        draws a new crop length (§1.6) and its strided convolutions make the compiler specialise on the length's
+        divisibility, so it would recompile batch after batch until dynamo's limit, then run uncompiled anyway."""
         for module in (self.generator.decoder, *self.discriminators.image, *self.discriminators.ac, self.embedder):
             module.compile()
 
@@ -337,19 +302,18 @@ class Trainer:
         return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
 
     def _precise_generator_bn(self, epoch: int) -> None:
-        """G's BatchNorm statistics recomputed (precise BN, `torch.optim.swa_utils.update_bn`) over this epoch's training
-        batches (the same ones the epoch then trains on), averaged over the processes; the random state is left as it
-        was, so the run goes on as it would have without this pass (but for the statistics)."""
+        """G's BatchNorm statistics recomputed over this epoch's batches (`optim.precise_bn_at_switch`), averaged
+        over the processes, on a forked random state so that the run goes on as it would have without this pass."""
         voices = (generator_inputs(batch, self.device)[0] for batch in self._batches(epoch, 0))  # stage 1: no mask
-        with self._forked_rng(), self.autocast():
+        with self._forked_rng(), self.iteration.autocast():
             update_bn(voices, self.generator)
         stats = (b for name, b in self.generator.named_buffers() if name.endswith(("running_mean", "running_var")))
         average_across_processes(stats)
         self._log(f"epoch {epoch}: the generator's BatchNorm statistics recomputed before the eval-mode switch")
 
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
-        """One iteration (§3.2, :class:`~sf2f.train.iteration.TrainingStep`) in the generator mode of this epoch and
-        step. Returns the detached loss terms, or None when it was skipped (non-finite loss; counted)."""
+        """One iteration in the generator mode of this epoch and step: the detached loss terms, or None when it was
+        skipped (non-finite loss; counted)."""
         self.iteration.g_forward.train(self._generator_train_mode(epoch))
         optim = self.cfg.optim
         terms = self.iteration(batch, l1_enabled(optim, epoch), adversarial_enabled(optim, epoch))
@@ -361,10 +325,8 @@ class Trainer:
         """Train to the end of `optim.epochs` (from where a resumed run stopped) and return the result."""
         cfg, counters = self.cfg, self.counters
         start_time = time.perf_counter()
-        bar = tqdm(
-            total=self.total_steps, initial=counters.step, desc=f"{cfg.name} ({cfg.optim.stage})",
-            disable=not (self.progress and self.ctx.is_main), dynamic_ncols=True,
-        )
+        bar = tqdm(total=self.total_steps, initial=counters.step, desc=f"{cfg.name} ({cfg.optim.stage})",
+                   disable=not (self.progress and self.ctx.is_main), dynamic_ncols=True)
         sums: dict[str, Tensor] = {}
         window, window_start = 0, time.perf_counter()
         for epoch in range(counters.epoch, cfg.optim.epochs):
@@ -382,11 +344,8 @@ class Trainer:
                     window += 1
                 if counters.step % cfg.run.log_every == 0 or counters.step == self.total_steps:
                     values = {k: float(v) / max(window, 1) for k, v in sums.items()}
-                    values |= {
-                        "lr": self.g_optimizer.param_groups[0]["lr"],
-                        "skipped_steps": counters.skipped,
-                        "seconds_per_step": (time.perf_counter() - window_start) / max(window, 1),
-                    }
+                    values |= {"lr": self.g_optimizer.param_groups[0]["lr"], "skipped_steps": counters.skipped,
+                               "seconds_per_step": (time.perf_counter() - window_start) / max(window, 1)}
                     self._record(values, "train")
                     bar.set_postfix({k: f"{values[k]:.3g}" for k in ("g_total", "d_total") if k in values})
                     sums, window, window_start = {}, 0, time.perf_counter()
@@ -400,19 +359,14 @@ class Trainer:
                 if epoch_done and ((epoch + 1) % cfg.optim.eval_every_epochs == 0 or last):
                     values = self.evaluate()
                 every = cfg.optim.checkpoint_every_steps
-                if (
-                    values is not None
-                    or (every and counters.step % every == 0)
-                    or (epoch_done and ((epoch + 1) % cfg.optim.checkpoint_every_epochs == 0 or last))
-                ):
+                periodic = epoch_done and ((epoch + 1) % cfg.optim.checkpoint_every_epochs == 0 or last)
+                if values is not None or periodic or (every and counters.step % every == 0):
                     self.save_checkpoint(values)
                 for callback in self.callbacks:
                     callback(self, counters.step)
         bar.close()
-        result = TrainResult(
-            self.run_dir, counters.step, counters.skipped, time.perf_counter() - start_time, dict(self.last_metrics),
-            replica_hashes(self.ctx, self.generator, self.discriminators),
-        )
+        result = TrainResult(self.run_dir, counters.step, counters.skipped, time.perf_counter() - start_time,
+                             dict(self.last_metrics), replica_hashes(self.ctx, self.generator, self.discriminators))
         if self.ctx.is_main:
             result.write()
         self.logger.close()
@@ -429,8 +383,8 @@ class Trainer:
 
     @contextmanager
     def _evaluating(self) -> Iterator[None]:
-        """The generator in eval mode on a forked, fixed random state (so that evaluating never shifts the training
-        stream, even for the baseline's noise at test time), then back to its previous mode."""
+        """The generator in eval mode on a forked, fixed random state (evaluating never shifts the training stream),
+        then back to its previous mode."""
         was_training = self.generator.training
         with self._forked_rng():
             torch.manual_seed(self.cfg.eval.seed)
@@ -444,7 +398,7 @@ class Trainer:
         """The generator's faces for the whole validation split (deterministic; rank 0 only)."""
         assert self.validation is not None, "validation runs on rank 0"
         with self._evaluating():
-            return self.validation(self.generator, self.batch_size, self.autocast)
+            return self.validation(self.generator, self.batch_size, self.iteration.autocast)
 
     def evaluate(self) -> dict[str, float] | None:
         """Quick metrics on the validation split, logged; rank 0 only (others get None)."""
@@ -462,14 +416,14 @@ class Trainer:
         if samples is None:
             return None
         voice, mask = generator_inputs(samples, self.device)
-        with self._evaluating(), torch.no_grad(), self.autocast():
+        with self._evaluating(), torch.no_grad(), self.iteration.autocast():
             images = self.generator(voice, mask).images
         path = self.run_dir / "samples" / f"step_{self.counters.step:07d}.png"
         return save_sample_grid(path, samples["image"], images, self.cfg.data.image_norm)
 
     def save_checkpoint(self, values: Mapping[str, float] | None = None) -> list[str]:
-        """Write `latest.pt` (and `best_<metric>.pt` for each tracked metric that improved); rank 0 only. A checkpoint
-        holds everything a resume needs, as plain data (read back with weights_only=True)."""
+        """Write `latest.pt` (and `best_<metric>.pt` for each tracked metric that improved; rank 0 only): everything a
+        resume needs, as plain data (read back with weights_only=True)."""
         if not self.ctx.is_main:
             return []
         state = {

@@ -1,24 +1,13 @@
 """A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints.
 
-The original evaluates every `eval_epochs` with IS, the VGGFace Score and FaceNet retrieval on random crops (reference
-§3.5, §6 item 16). During training this module computes what needs no extra network and never varies between calls:
-
-* `l1`: mean absolute error between generated and real faces in normalised image space (mean over scales);
-* `cosine`: mean cosine similarity between each generated face's embedding and its identity's gallery embedding;
-* `recall_at_k`: how often the speaker's own identity is among the K gallery identities closest to the generated face
-  (cosine), over the whole validation split.
-* `spread`: how much the generated faces differ between speakers, as the mean over pixels of their standard deviation
-  across the validation samples divided by the same for the real faces: 1 is as varied as the real faces, 0 is the
-  same face for every speaker (the mean face scores 0). Not in the paper; it shows a collapse the others hide (a
-  collapsed generator can still score chance recall and a good L1).
-
-The gallery is the mean embedding of all real faces of an identity (§4.2). A run scores with
-:func:`~sf2f.embedder_weights.scoring_embedder`'s embedder (:class:`RunValidation`): with a trained
-perceptual-loss embedder, a second one, because the generator learns to please the first whether or not it draws
-faces.
-
-Every draw comes from the dataset's fixed evaluation samples, so two calls on the same weights give the same numbers.
-The paper's full metrics are `python -m sf2f evaluate`'s (:mod:`sf2f.evaluate`).
+The original evaluates with IS, the VGGFace Score and FaceNet retrieval on random crops (recipe §3.5, §6 item 16);
+during training this module computes what needs no extra network and never varies between calls: `l1` (generated vs
+real faces, normalised space, mean over scales), `cosine` (each generated face's embedding vs its identity's gallery
+embedding, the mean of all its real faces' embeddings, §4.2), `recall_at_k` (the speaker among the K closest gallery
+identities) and `spread` (not in the paper: the generated faces' per-pixel standard deviation across speakers over the
+real faces', 1 as varied as they are, 0 one face for all; it shows a collapse the others hide). A run scores with
+:func:`~sf2f.embedder_weights.scoring_embedder`'s embedder (with a trained perceptual-loss embedder, a second one,
+because the generator learns to please the first). The paper's full metrics are `python -m sf2f evaluate`'s.
 """
 
 from __future__ import annotations
@@ -43,18 +32,6 @@ from sf2f.losses import multiscale_targets
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 
-__all__ = [
-    "RunValidation",
-    "ValidationResult",
-    "face_spread",
-    "gallery_embeddings",
-    "quick_metrics",
-    "recall_at_k",
-    "run_validation",
-    "tracked_metrics",
-    "validation_loader",
-]
-
 
 @dataclass
 class ValidationResult:
@@ -78,8 +55,7 @@ def gallery_embeddings(split: PreparedSplit, embedder: FaceEmbedder, image_norm:
 
 
 def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: int = 32) -> DataLoader:
-    """Every identity of a split once, in order, with the dataset's fixed evaluation draws (crops or segments,
-    as the config's stage needs)."""
+    """Every identity of a split once, in order, with the dataset's fixed evaluation draws."""
     dataset, collate = dataset_for(cfg, split, train=False)
     return make_loader(dataset, collate, [list(range(i, min(i + batch_size, len(dataset))))
                                           for i in range(0, len(dataset), batch_size)])
@@ -109,9 +85,8 @@ def run_validation(
 
 
 class RunValidation:
-    """What a training run validates with (rank 0): the scoring embedder, a second one the generator is not trained
-    against when `eval.independent_embedder` asks for it; the validation identities' gallery; and the fixed samples
-    (up to 8 identities) of the sample grids."""
+    """What a training run validates with (rank 0): the scoring embedder, the validation identities' gallery, and the
+    fixed samples (up to 8 identities) of the sample grids."""
 
     def __init__(self, cfg: ExperimentConfig, split: PreparedSplit, data: Path, embedder: FaceEmbedder,
                  device: torch.device, log: Callable[[str], object]) -> None:
@@ -149,7 +124,7 @@ def face_spread(generated: Tensor, real: Tensor) -> float:
 
 def quick_metrics(result: ValidationResult, ks: Sequence[int]) -> dict[str, float]:
     """`l1`, `cosine`, `recall_at_<k>` for every k below the number of identities (larger k are trivially 1), and
-    `spread` (of the largest scale's faces; omitted for a single sample)."""
+    `spread` (omitted for a single sample)."""
     targets = multiscale_targets(result.real, [g.shape[-1] for g in result.generated])
     l1 = torch.stack([F.l1_loss(g, t) for g, t in zip(result.generated, targets)]).mean()
     cosine = (result.probes * result.gallery[result.labels]).sum(dim=1).mean()

@@ -1,8 +1,6 @@
 """What a training run looks like: sample grids (real | generated per scale), loss curves, a live plot for notebooks.
-
-The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (recipe §3.2 step 5)
-and appends validation images to every checkpoint (§6 item 17). Here the grids are PNG files in `<run>/samples/`,
-one per visualisation step, and checkpoints hold weights only.
+The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (recipe §3.2 step 5);
+here the grids are PNG files in `<run>/samples/`, and checkpoints hold weights only (not images, §6 item 17).
 """
 
 from __future__ import annotations
@@ -19,29 +17,20 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from sf2f.faces import denormalize_images
 from sf2f.train.logs import read_log
-
-__all__ = ["LiveLossPlot", "loss_curves", "sample_grid", "sample_grid_files", "save_sample_grid"]
 
 
 def sample_grid(real: Tensor, generated: Sequence[Tensor], image_norm: str = "imagenet", pad: int = 2) -> np.ndarray:
     """uint8 (H, W, 3): one row per sample, columns real | generated at each scale (smaller scales enlarged by
     nearest-neighbour to the real face's size, so their blockiness shows)."""
     size = real.shape[-1]
-    columns = [real.float().cpu()] + [
-        F.interpolate(g.float().cpu(), size=(size, size), mode="nearest") if g.shape[-1] != size else g.float().cpu()
-        for g in generated
-    ]
+    columns = [real.float().cpu()] + [F.interpolate(g.float().cpu(), size=(size, size), mode="nearest") for g in generated]
     tiles = torch.stack([denormalize_images(c, image_norm) for c in columns], dim=1)  # (n, columns, 3, S, S)
-    n, cols = tiles.shape[:2]
-    canvas = torch.full((3, n * (size + pad) + pad, cols * (size + pad) + pad), 255, dtype=torch.uint8)
-    for r in range(n):
-        for c in range(cols):
-            y, x = pad + r * (size + pad), pad + c * (size + pad)
-            canvas[:, y : y + size, x : x + size] = tiles[r, c]
-    return canvas.permute(1, 2, 0).numpy()
+    grid = make_grid(tiles.flatten(0, 1), nrow=len(columns), padding=pad, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()
 
 
 def save_sample_grid(path: str | Path, real: Tensor, generated: Sequence[Tensor], image_norm: str = "imagenet") -> Path:
@@ -92,11 +81,8 @@ def loss_curves(log: pd.DataFrame | str | Path, names: Sequence[str] | None = No
 
 
 class LiveLossPlot:
-    """A trainer callback that redraws the loss curves in a notebook every `every` steps (and once at the end).
-
-        plot = LiveLossPlot(every=20)
-        train_or_load(cfg, data, run_dir, callbacks=[plot])
-    """
+    """A trainer callback (`train_or_load(..., callbacks=[LiveLossPlot()])`) that redraws the loss curves in a notebook
+    every `every` steps and at the end."""
 
     def __init__(self, every: int = 20, names: Sequence[str] | None = None) -> None:
         self.every = every
