@@ -1,15 +1,9 @@
-"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split.
+"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split (notebook 01).
 
-Every identity carries three groups of traits, mirroring what a voice can and cannot reveal (notebook 00):
-
-* **shared** by voice and face: sex, age and body/head size. They set the voice's physiology (pitch, vocal-tract
-  length, jitter and shimmer) *and* the face's shape (jaw, width, wrinkles, grey hair);
-* **face-only**: hair colour and style, skin tone, eye colour, glasses, background. The voice synthesiser never reads
-  them, so no voice model can recover them;
-* **voice-only**: speaking rate, breathiness and intonation range. The face renderer never reads them.
-
-Each identity's traits come from its own random stream, seeded by ``(seed, identity index)``, so identity ``i`` is the
-same person whatever the dataset size or the number of parallel workers.
+Traits come in three groups, mirroring what a voice can and cannot reveal: **shared** by voice and face (sex, age,
+size: they set the voice's physiology and the face's shape), **face-only** (the voice synthesiser never reads them)
+and **voice-only** (the face renderer never reads them). Every identity draws from its own random streams, seeded by
+``(seed, identity index)``, so identity ``i`` is the same person whatever the dataset size or the number of workers.
 """
 
 from __future__ import annotations
@@ -21,20 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "BACKGROUNDS",
-    "EYE_COLOURS",
-    "HAIR_COLOURS",
-    "HAIR_STYLES",
-    "FACE_ONLY_TRAITS",
-    "SHARED_TRAITS",
-    "VOICE_ONLY_TRAITS",
-    "Identity",
-    "draw_identities",
-    "identity_rng",
-    "split_of_row",
-    "traits_table",
-]
+from sf2f.data.layouts import split_of_row
+
+__all__ = ["FACE_ONLY_TRAITS", "SHARED_TRAITS", "VOICE_ONLY_TRAITS", "Identity", "draw_identities", "identity_rng",
+           "traits_table"]
 
 HAIR_COLOURS: tuple[str, ...] = ("black", "brown", "blonde", "red", "auburn")
 HAIR_COLOUR_P = (0.3, 0.3, 0.2, 0.1, 0.1)
@@ -105,11 +89,6 @@ class Identity:
     vocal_tract_cm: float
     jitter: float  # cycle-to-cycle period perturbation (fraction)
     shimmer: float  # cycle-to-cycle amplitude perturbation (fraction)
-
-
-def split_of_row(row: int) -> str:
-    """The original split rule (recipe §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
-    return {8: "test", 9: "val"}.get(row % 10, "train")
 
 
 def _sub_and_row(index: int, n: int) -> tuple[str, int]:
