@@ -36,7 +36,6 @@ AGE_RANGE = (18.0, 80.0)
 SUB_DATASETS = ("vox1", "vox2")
 # a vox2 speaker id is id0NNNN (VoxCeleb2 ids run from id00012 to id09272); vox1 ids are id1NNNN
 _VOX2_FIRST_NUMBER = 12
-MAX_PER_SUB = 9_000
 
 # Random streams of one identity: every stream is seeded by (seed, index, stream[, item]) so that nothing depends on
 # the order in which identities, utterances or faces are generated.
@@ -166,13 +165,8 @@ def _draw_identity(seed: int, index: int, n: int) -> Identity:
 
 
 def draw_identities(n: int, seed: int) -> list[Identity]:
-    """`n` identities for `seed`; identity i's traits do not depend on `n` (its layout position does)."""
-    if n < 2:
-        raise ValueError(f"a synthetic dataset needs at least 2 identities (one per sub-dataset), got {n}")
-    if (n + 1) // 2 > MAX_PER_SUB:
-        raise ValueError(f"at most {2 * MAX_PER_SUB} identities fit the VoxCeleb speaker-id ranges, got {n}")
-    if seed < 0:
-        raise ValueError(f"the seed must be a non-negative integer, got {seed}")
+    """`n` identities for `seed` (SyntheticConfig.validate checks both); identity i's traits do not depend on `n` (its
+    layout position does)."""
     people = [_draw_identity(seed, i, n) for i in range(n)]
     # names must be unique (face folders are named by them), also on case-insensitive file systems
     seen: set[str] = set()
