@@ -142,7 +142,8 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
         speech = speech.dropna(subset=["name"])
         faces_dir = f"{sub}/{face_type}_faces"
         images = pd.DataFrame([(p.parts[0], f"{faces_dir}/{p.as_posix()}")
-                               for p in _files(faces_root / faces_dir, "*/*", IMAGE_SUFFIXES)], columns=["name", "path"])
+                               for p in _files(faces_root / faces_dir, "*/*", IMAGE_SUFFIXES)],
+                              columns=["name", "path"])
         with_speech, with_faces = set(speech["name"]), set(images["name"])
         for name in sorted(with_faces - with_speech):
             problems.append((sub, name, "identity", f"{faces_dir}/{name}", "has faces but no speech"))
@@ -162,7 +163,8 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
     img = pd.concat(faces, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")
     ident = ident.join(utt.groupby(["sub", "name"]).size().rename("n_utterances"), on=["sub", "name"])
     ident = ident.join(img.groupby(["sub", "name"]).size().rename("n_faces"), on=["sub", "name"])
-    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems, metas)
+    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems,
+                        metas)
 
 
 Split = dict[str, dict[str, list[str]]]

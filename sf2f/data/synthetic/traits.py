@@ -33,7 +33,6 @@ FACE_ONLY_TRAITS: tuple[str, ...] = ("hair_colour", "hair_style", "skin_tone", "
 VOICE_ONLY_TRAITS: tuple[str, ...] = ("speaking_rate", "breathiness", "pitch_range")
 
 AGE_RANGE = (18.0, 80.0)
-SUB_DATASETS = ("vox1", "vox2")
 # a vox2 speaker id is id0NNNN (VoxCeleb2 ids run from id00012 to id09272); vox1 ids are id1NNNN
 _VOX2_FIRST_NUMBER = 12
 
@@ -124,12 +123,9 @@ def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: floa
     f0, vtl = (110.0 + 35.0 * ageing, 17.0) if sex == "m" else (222.0 - 45.0 * ageing, 14.5)
     f0 *= (1.0 - 0.03 * size) * float(np.exp(rng.normal(0.0, 0.05)))
     vtl = (vtl * (1.0 + 0.07 * size) + 0.6 * ageing) * float(np.exp(rng.normal(0.0, 0.015)))
-    return {
-        "f0_hz": round(f0, 2),
-        "vocal_tract_cm": round(vtl, 3),
-        "jitter": round((0.004 + 0.02 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
-        "shimmer": round((0.02 + 0.14 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
-    }
+    return {"f0_hz": round(f0, 2), "vocal_tract_cm": round(vtl, 3),
+            "jitter": round((0.004 + 0.02 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
+            "shimmer": round((0.02 + 0.14 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5)}
 
 
 def _draw_identity(seed: int, index: int, n: int) -> Identity:
@@ -138,30 +134,17 @@ def _draw_identity(seed: int, index: int, n: int) -> Identity:
     sex = "m" if rng.random() < 0.5 else "f"
     age = float(rng.uniform(*AGE_RANGE))
     size = float(np.clip(rng.normal(), -2.5, 2.5))
-    traits = dict(
-        index=index,
-        sub=sub,
-        row=row,
-        speaker_id=_speaker_id(sub, row),
-        name=_invented_name(rng),
-        set="test" if row % 10 == 7 else "dev",
-        split=split_of_row(row),
-        nationality=str(rng.choice(_NATIONALITIES)),
-        sex=sex,
-        age=round(age, 2),
-        size=round(size, 4),
-        hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
+    # keyword arguments are evaluated in order: the random draws keep the order of the fields
+    return Identity(
+        index=index, sub=sub, row=row, speaker_id=_speaker_id(sub, row), name=_invented_name(rng),
+        set="test" if row % 10 == 7 else "dev", split=split_of_row(row), nationality=str(rng.choice(_NATIONALITIES)),
+        sex=sex, age=round(age, 2), size=round(size, 4), hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
         hair_style=str(rng.choice(HAIR_STYLES, p=HAIR_STYLE_P)),
-        skin_tone=round(float(rng.uniform()), 4),
-        eye_colour=str(rng.choice(EYE_COLOURS, p=EYE_COLOUR_P)),
-        glasses=bool(rng.random() < 0.3),
-        background=str(rng.choice(BACKGROUNDS)),
-        speaking_rate=round(float(rng.uniform(3.2, 6.0)), 3),
-        breathiness=round(float(rng.uniform()), 4),
-        pitch_range=round(float(rng.uniform(1.5, 6.0)), 3),
+        skin_tone=round(float(rng.uniform()), 4), eye_colour=str(rng.choice(EYE_COLOURS, p=EYE_COLOUR_P)),
+        glasses=bool(rng.random() < 0.3), background=str(rng.choice(BACKGROUNDS)),
+        speaking_rate=round(float(rng.uniform(3.2, 6.0)), 3), breathiness=round(float(rng.uniform()), 4),
+        pitch_range=round(float(rng.uniform(1.5, 6.0)), 3), **_voice_physiology(rng, sex, age, size),
     )
-    traits.update(_voice_physiology(rng, sex, age, size))
-    return Identity(**traits)
 
 
 def draw_identities(n: int, seed: int) -> list[Identity]:

@@ -34,7 +34,6 @@ from sf2f.data.synthetic.traits import (
     STREAM_FACES,
     STREAM_LAYOUT,
     STREAM_VOICES,
-    SUB_DATASETS,
     Identity,
     draw_identities,
     identity_rng,
@@ -157,7 +156,7 @@ def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> No
 def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
     """traits.csv, the two meta files in their real formats, and split.json (recipe §1.3)."""
     write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n"))
-    by_sub = {sub: [p for p in people if p.sub == sub] for sub in SUB_DATASETS}
+    by_sub = {sub: [p for p in people if p.sub == sub] for sub in META}
     rows = {
         "vox1": [("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")]
         + [(p.speaker_id, p.name, p.sex, p.nationality, p.set) for p in by_sub["vox1"]],
@@ -165,11 +164,11 @@ def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -
         + [(f"n{p.speaker_id[2:]:0>6}", p.name, params.faces, 1, p.sex, p.speaker_id, f"n{p.speaker_id[2:]:0>6}",
             p.sex, p.set) for p in by_sub["vox2"]],
     }
-    for sub in SUB_DATASETS:
+    for sub in META:
         text = io.StringIO()
         csv.writer(text, delimiter=META[sub].sep, lineterminator="\n").writerows(rows[sub])
         write_atomic(root / sub / META[sub].file, text.getvalue())
-    split = {sub: {part: [p.name for p in by_sub[sub] if p.split == part] for part in SPLITS} for sub in SUB_DATASETS}
+    split = {sub: {part: [p.name for p in by_sub[sub] if p.split == part] for part in SPLITS} for sub in META}
     write_atomic(root / "split.json", json.dumps(split, ensure_ascii=False, indent=1) + "\n")
 
 
@@ -177,7 +176,7 @@ def _write_marker(root: Path, params: SyntheticConfig, complete: bool, people: l
     record = {"generator": "sf2f.data.synthetic", "version": GENERATOR_VERSION, "params": dataclasses.asdict(params),
               "complete": complete}
     if complete:
-        per_sub = {sub: sum(p.sub == sub for p in people) for sub in SUB_DATASETS}
+        per_sub = {sub: sum(p.sub == sub for p in people) for sub in META}
         record["counts"] = {"identities": len(people), "utterances": len(people) * params.utterances,
                             "faces": len(people) * params.faces, **per_sub}
     write_atomic(root / MARKER, json.dumps(record, indent=1) + "\n")
@@ -237,8 +236,8 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
     try:
         params.validate()
     except ValueProblem as problem:
-        raise UsageError(f"synthetic dataset {root}: {problem.key} {problem.message}, got {getattr(params, problem.key)}"
-                         ) from None
+        got = getattr(params, problem.key)
+        raise UsageError(f"synthetic dataset {root}: {problem.key} {problem.message}, got {got}") from None
     root = Path(root)
     status = dataset_status(root)
     if status == "foreign":
