@@ -96,10 +96,8 @@ def _sha1(text: str) -> str:
 
 def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -> str:
     """Settings plus (relative path, size, modification time) of every input file: a part is reused while it holds."""
-    stamps = []
-    for root, rel in files:
-        st = (root / rel).stat()
-        stamps.append((rel, st.st_size, st.st_mtime_ns))
+    stats = [(rel, (root / rel).stat()) for root, rel in files]
+    stamps = [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]
     return _sha1(json.dumps([settings.part_key(), stamps], ensure_ascii=False))
 
 
@@ -126,17 +124,14 @@ def _prepare_identity(job: _Job) -> str:
     report: list[tuple[str, str, str, str]] = []
     with single_thread():
         results = extract_log_mels([root / p for p in job.utterances], s.audio)
-    mels, frames, paths, seconds, voiced = [], [], [], [], []
+    kept = []
     for rel, result in zip(job.utterances, results):
         if isinstance(result, AudioError):
             report.append(("audio", rel, "skipped", result.reason))
             continue
         report += [("audio", rel, "converted", note) for note in result.notes]
-        mels.append(result.mel.T.numpy())
-        frames.append(result.mel.shape[1])
-        paths.append(rel)
-        seconds.append(result.seconds)
-        voiced.append(result.voiced_seconds)
+        kept.append((rel, result))
+    mels = [result.mel.T.numpy() for _, result in kept]
     faces, face_paths = [], []
     for rel in job.faces:
         try:
@@ -152,17 +147,14 @@ def _prepare_identity(job: _Job) -> str:
     dtype = np.dtype(s.audio.dtype)
     with atomic_path(Path(job.part)) as tmp, open(tmp, "wb") as f:
         np.savez(
-            f,
-            fingerprint=np.array(job.fingerprint),
-            identity=np.array([job.sub, job.name]),
+            f, fingerprint=np.array(job.fingerprint),
             mels=np.concatenate(mels).astype(dtype, copy=False) if mels else np.zeros((0, s.audio.n_mels), dtype),
-            mel_frames=np.array(frames, dtype=np.int64),
-            utt_paths=np.array(paths, dtype=str),
-            utt_seconds=np.array(seconds, dtype=np.float64),
-            utt_voiced=np.array(voiced, dtype=np.float64),
+            mel_frames=np.array([len(m) for m in mels], dtype=np.int64),
+            utt_paths=np.array([rel for rel, _ in kept], dtype=str),
+            utt_seconds=np.array([r.seconds for _, r in kept], dtype=np.float64),
+            utt_voiced=np.array([r.voiced_seconds for _, r in kept], dtype=np.float64),
             faces=np.stack(faces) if faces else np.zeros((0, s.image_size, s.image_size, 3), np.uint8),
-            face_paths=np.array(face_paths, dtype=str),
-            report=np.array(report, dtype=str).reshape(-1, 4),
+            face_paths=np.array(face_paths, dtype=str), report=np.array(report, dtype=str).reshape(-1, 4),
         )
     return job.part
 
@@ -190,11 +182,8 @@ class PrepareResult:
         lines = [f"prepared data in {self.out}" + (" (already up to date)" if self.up_to_date else "")]
         if not self.up_to_date:
             lines.append(f"identities computed {self.computed}, reused from an earlier run {self.reused}")
-        for split, c in self.counts.items():
-            lines.append(
-                f"  {split}: {c['identities']} identities, {c['utterances']} utterances ({c['frames']} frames), "
-                f"{c['faces']} faces"
-            )
+        lines += [f"  {split}: {c['identities']} identities, {c['utterances']} utterances ({c['frames']} frames), "
+                  f"{c['faces']} faces" for split, c in self.counts.items()]
         skipped = pd.read_csv(self.report, keep_default_na=False)
         lines.append(f"report: {self.report} ({int((skipped['action'] != 'converted').sum())} skipped or dropped)")
         return "\n".join(lines)
