@@ -122,13 +122,18 @@ def test_other_settings_are_refused_unless_overwritten(tiny, tmp_path: Path) -> 
 
 KILLER = """
 import os, signal, sys
-from sf2f.data.prepare import prepare
+from sf2f.data import prepare as module
 
-def die(done, total):
-    if done == int(sys.argv[3]):
+real, done = module._prepare_identity, []
+
+def dies_after_n(job):
+    real(job)
+    done.append(job)
+    if len(done) == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: as a killed job or a power cut
 
-prepare(sys.argv[1], sys.argv[2], workers=0, progress=False, on_identity_done=die)
+module._prepare_identity = dies_after_n
+module.prepare(sys.argv[1], sys.argv[2], workers=0, progress=False)
 """
 
 

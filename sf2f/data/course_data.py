@@ -1,9 +1,8 @@
 """Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache.
 
-Notebooks, the trainer and the CLI all go through :func:`prepared_dir` / :func:`prepared_data`, so every lesson of the
-course reads the same prepared files: `data/prepared/<dataset folder>-<face type>-<image size>/` (one cache per image
-size and face type, since faces are stored resized, §1.5; outside the dataset, which may sit on a read-only disk).
-Real data (VoxCeleb + HQ-VoxCeleb) must already sit at the root in the layout of data/README.md.
+Notebooks, the trainer and the CLI all go through here, so every lesson reads the same prepared files:
+`data/prepared/<dataset folder>-<face type>-<image size>/` (faces are stored resized, §1.5; outside the dataset, which
+may sit on a read-only disk).
 """
 
 from __future__ import annotations
@@ -25,14 +24,9 @@ def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
     return DATA_DIR / "prepared" / f"{base.name}-{data.face_type}-{data.image_size}"
 
 
-def prepared_data(
-    data: DataConfig, root: str | Path | None = None, workers: int = 0, progress: bool = True
-) -> PreparedData:
-    """The prepared cache of a dataset, generating the synthetic dataset and preparing the cache on first use.
-
-    Both steps reuse finished work: the second call costs only reading a manifest. A `root` that is itself a
-    prepared folder is used as it is.
-    """
+def prepared_data(data: DataConfig, root: str | Path | None = None, progress: bool = True) -> PreparedData:
+    """The prepared cache of a dataset, generating the synthetic dataset and preparing the cache on first use (later
+    calls only read a manifest). A `root` that is itself a prepared folder is used as it is."""
     base = Path(root).absolute() if root else project_path(data.root)
     if (base / "manifest.json").is_file():  # already a prepared folder (python -m sf2f prepare --out ...)
         return PreparedData(base)
@@ -45,5 +39,5 @@ def prepared_data(
             f"{base}: no dataset here; put VoxCeleb audio and HQ-VoxCeleb faces there in the layout of data/README.md"
         )
     out = prepared_dir(data, base)
-    prepare(base, out, PrepareSettings.from_data_config(data), workers=workers, progress=progress)
+    prepare(base, out, PrepareSettings.from_data_config(data), progress=progress)
     return PreparedData(out)

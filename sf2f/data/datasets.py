@@ -1,23 +1,15 @@
-"""Torch datasets over a prepared split: stage-1 samples and fuser samples (recipe §1.6), with their collates.
+"""Torch datasets over a prepared split, with their collates and loader (recipe §1.6).
 
-**Stage 1** (:class:`VoiceFaceDataset` + :class:`CropCollate`): one item per identity, so an epoch is one pass over
-the identities; each item is one face and one whole utterance of that identity, both drawn at random. The collate
-draws **one** crop length for the whole batch, uniformly from [100, 150] frames (both ends included), takes a random
-crop of every utterance at least that long and right-pads shorter ones with the normalised zero (-3.4716).
+**Stage 1** (:class:`VoiceFaceDataset` + :class:`CropCollate`): one item per identity, a random face and a random whole
+utterance; the collate draws one crop length per batch in [100, 150] frames and pads shorter utterances with the
+normalised zero. **Fuser stage** (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20 non-overlapping
+125-frame segments per identity, padded to the batch's largest count with a (B, N) mask of real segments (the
+original's default collate fails on unequal counts, §6 item 15).
 
-**Fuser stage** (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20 non-overlapping 125-frame segments per
-identity, cut from its utterances (shuffled, each from a random start, in training; in sorted order from the start
-otherwise). The original stacks them with the default collate, which fails as soon as two identities of a batch have
-different counts (§6 item 15); here the batch is padded to its largest count with a (B, N) mask of real segments.
-
-All randomness comes from NumPy generators seeded by (seed, epoch, identity): the same seed gives the same samples
-whatever the number of DataLoader workers. Evaluation (`train=False`) draws the same samples at every epoch (the
-original's evaluation is random, §6 item 16). The collates seed their own generator from the keys of the samples they
-receive, so they are reproducible too. :func:`epoch_batches` says which identities each batch of an epoch holds and
-:func:`make_loader` loads them: every DataLoader of sf2f comes from there.
-
-Every sample also names its face: `face_row` (its row in the split's face table) and `flipped` (mirrored by the
-optional horizontal flip). The trainer keys the real faces' cached perceptual targets by them (:func:`face_keys`).
+All randomness comes from NumPy generators seeded by (seed, epoch, identity), and the collates' from the keys of their
+samples: the same seed gives the same batches with any number of workers. Evaluation (`train=False`) draws the same
+samples at every epoch (the original's is random, §6 item 16). Every sample names its face (`face_row`, `flipped`), by
+which the trainer caches the real faces' perceptual targets (:func:`face_keys`).
 """
 
 from __future__ import annotations
@@ -36,17 +28,8 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.faces import normalize_images
 
-__all__ = [
-    "CropCollate",
-    "SegmentCollate",
-    "SegmentDataset",
-    "VoiceFaceDataset",
-    "dataset_for",
-    "epoch_batches",
-    "face_keys",
-    "generator_inputs",
-    "make_loader",
-]
+__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "dataset_for", "epoch_batches",
+           "face_keys", "generator_inputs", "make_loader"]
 
 Sample = dict[str, Any]
 
@@ -54,15 +37,8 @@ Sample = dict[str, Any]
 class _IdentityDataset(Dataset):
     """Shared by both datasets: one item per identity, normalisation, and per-item generators."""
 
-    def __init__(
-        self,
-        split: PreparedSplit,
-        audio: AudioConfig,
-        image_norm: str = "imagenet",
-        train: bool = True,
-        seed: int = 0,
-        hflip: bool = False,
-    ) -> None:
+    def __init__(self, split: PreparedSplit, audio: AudioConfig, image_norm: str = "imagenet", train: bool = True,
+                 seed: int = 0, hflip: bool = False) -> None:
         self.split = split
         self.audio = audio
         self.image_norm = image_norm
@@ -85,9 +61,7 @@ class _IdentityDataset(Dataset):
         return pad_value(self.audio, self.stats)
 
     def _rng(self, index: int) -> np.random.Generator:
-        if self.train:
-            return np.random.default_rng([self.seed, self.epoch, index])
-        return np.random.default_rng([self.seed, index])
+        return np.random.default_rng([self.seed, self.epoch, index] if self.train else [self.seed, index])
 
     def _mel(self, row: int) -> torch.Tensor:
         return normalize_mel(torch.from_numpy(self.split.mel(row)), self.audio, self.stats)
@@ -114,10 +88,6 @@ class VoiceFaceDataset(_IdentityDataset):
         mel = self._mel(rows[int(rng.integers(len(rows)))])
         face = self._face(index, rng)
         return {**face, "mel": mel, "label": index, "key": int(rng.integers(2**62))}
-
-
-def _batch_rng(batch: Sequence[Sample]) -> np.random.Generator:
-    return np.random.default_rng([int(s["key"]) for s in batch])
 
 
 def _stack_faces(batch: Sequence[Sample]) -> Sample:
@@ -151,7 +121,7 @@ class CropCollate:
         self.pad = float(pad)
 
     def __call__(self, batch: Sequence[Sample]) -> Sample:
-        rng = _batch_rng(batch)
+        rng = np.random.default_rng([int(s["key"]) for s in batch])
         length = int(rng.integers(self.low, self.high + 1))
         n_mels = batch[0]["mel"].shape[0]
         mels = torch.full((len(batch), n_mels, length), self.pad, dtype=batch[0]["mel"].dtype)
@@ -173,16 +143,8 @@ class SegmentDataset(_IdentityDataset):
     segment: its longest utterance right-padded with the normalised zero.
     """
 
-    def __init__(
-        self,
-        split: PreparedSplit,
-        audio: AudioConfig,
-        segment_frames: int = 125,
-        segment_stride: int = 125,
-        max_segments: int = 20,
-        random_start: bool = True,
-        **options: Any,
-    ) -> None:
+    def __init__(self, split: PreparedSplit, audio: AudioConfig, segment_frames: int = 125, segment_stride: int = 125,
+                 max_segments: int = 20, random_start: bool = True, **options: Any) -> None:
         """`options`: image_norm, train, seed, hflip as for :class:`VoiceFaceDataset`."""
         super().__init__(split, audio, **options)
         self.segment_frames = segment_frames
@@ -196,9 +158,8 @@ class SegmentDataset(_IdentityDataset):
         if self.train:
             rows = [rows[i] for i in rng.permutation(len(rows))]
         mels = [self._mel(r) for r in rows]
-        segments = cut_segments(
-            mels, self.segment_frames, self.segment_stride, self.max_segments, rng if self.random_start else None
-        )
+        segments = cut_segments(mels, self.segment_frames, self.segment_stride, self.max_segments,
+                                rng if self.random_start else None)
         if not segments:
             segments = [pad_to_segment(max(mels, key=lambda m: m.shape[1]), self.segment_frames, self.pad_value)]
         face = self._face(index, rng)
@@ -223,34 +184,27 @@ class SegmentCollate:
         return {**_stack_faces(batch), "segments": segments, "mask": mask}
 
 
-def dataset_for(
-    cfg: ExperimentConfig, split: PreparedSplit, train: bool
-) -> tuple[VoiceFaceDataset | SegmentDataset, CropCollate | SegmentCollate]:
+def dataset_for(cfg: ExperimentConfig, split: PreparedSplit, train: bool
+                ) -> tuple[VoiceFaceDataset | SegmentDataset, CropCollate | SegmentCollate]:
     """The dataset and collate a config trains (or evaluates) on: crops for stage 1, segments for the fuser stage."""
     data = cfg.data
     common = {"image_norm": data.image_norm, "train": train, "seed": cfg.run.seed, "hflip": data.image_hflip}
     if cfg.optim.stage == "fuser":
-        segments = SegmentDataset(
-            split, data.audio, data.segment_frames, data.segment_stride, data.max_segments, data.random_segment_start,
-            **common,
-        )
+        segments = SegmentDataset(split, data.audio, data.segment_frames, data.segment_stride, data.max_segments,
+                                  data.random_segment_start, **common)
         return segments, SegmentCollate(segments.pad_value)
     crops = VoiceFaceDataset(split, data.audio, **common)
     return crops, CropCollate(data.crop_frames, crops.pad_value)
 
 
-#: How DataLoader workers start, the one policy of every loader. Fork on Linux (Python's default there up to 3.13),
-#: because the trainer makes new workers at every epoch (each epoch has its own order) and forked workers start in
-#: milliseconds where spawned ones import torch again, 12,000 times in a paper run. Forking a process that has
-#: started threads or the GPU is safe for these workers: they run NumPy and single-threaded torch on the CPU
-#: (DataLoader gives each worker one thread) and never touch the GPU. Elsewhere spawn (macOS's system libraries are
-#: not fork-safe, Windows has no fork); the datasets pickle cheaply for it (a PreparedSplit drops its memory maps).
+#: How DataLoader workers start. Fork on Linux: the trainer makes new workers every epoch, and spawned ones would import
+#: torch again, 12,000 times in a paper run; forking is safe here, as the workers run NumPy and one-thread torch on the
+#: CPU and never touch the GPU. Elsewhere spawn (macOS's libraries are not fork-safe, Windows has no fork).
 WORKER_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
-def epoch_batches(
-    count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
-) -> list[list[int]]:
+def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+                  ) -> list[list[int]]:
     """The whole batches of one process in an epoch of `count` identities: a permutation seeded by (seed, epoch) that
     every process shares, each taking its share (DistributedSampler's), incomplete batches dropped as in the original
     (§3.4 "iterations"). The same arguments give the same batches, which is what makes a resume exact."""
@@ -260,26 +214,11 @@ def epoch_batches(
     return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
 
-def make_loader(
-    dataset: Dataset,
-    collate: Callable[[Sequence[Sample]], Sample],
-    batches: Sequence[Sequence[int]],
-    seed: int = 0,
-    num_workers: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader of exactly `batches` (lists of dataset indices, in order), collated by `collate`.
-
-    The caller chooses the batches, so an epoch, the rest of an interrupted epoch and the validation pass each load
-    what they mean. The loader seeds its workers from its own generator (`seed`): without one, DataLoader would draw
-    from torch's global random state, which an exact resume must find untouched.
-    """
-    return DataLoader(
-        dataset,
-        batch_sampler=batches,
-        collate_fn=collate,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
-        pin_memory=pin_memory,
-        multiprocessing_context=WORKER_START_METHOD if num_workers else None,
-    )
+def make_loader(dataset: Dataset, collate: Callable[[Sequence[Sample]], Sample], batches: Sequence[Sequence[int]],
+                seed: int = 0, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader of exactly `batches` (lists of dataset indices, in order): an epoch, the rest of an interrupted
+    epoch or the validation pass. Its own generator (`seed`) seeds the workers: without one DataLoader would draw from
+    torch's global random state, which an exact resume must find untouched."""
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
+                      multiprocessing_context=WORKER_START_METHOD if num_workers else None)

@@ -1,19 +1,18 @@
-"""Reading the VoxCeleb + HQ-VoxCeleb layout (data/README.md, recipe §1.1-1.3): meta files, speech and face files,
+"""Reading the VoxCeleb + HQ-VoxCeleb layout of data/README.md (recipe §1.1-1.3): meta files, speech and face files,
 the identities present in both, and the train/val/test split.
 
-Speech folders are named by VoxCeleb speaker id (`id10001`), face folders by name (`A.J._Buckley`); the meta file of
-each sub-dataset maps one to the other, and identities are joined **by name** (§1.2). Everything that cannot be joined
-(a speaker id missing from the meta file, a name with faces but no speech or the reverse) is kept as a row of
-`problems` for the preparation report instead of raising, as the original's `KeyError` did (§6 item 20).
+Speech folders are named by speaker id, face folders by name; each sub-dataset's meta file maps one to the other, and
+identities are joined **by name** (§1.2). What cannot be joined is kept as a row of `problems` for the preparation
+report instead of raising, as the original's `KeyError` did (§6 item 20).
 """
 
 from __future__ import annotations
 
+import glob
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
@@ -21,21 +20,8 @@ import pandas as pd
 from sf2f.errors import SF2FError
 from sf2f.paths import write_atomic
 
-__all__ = [
-    "AUDIO_SUFFIXES",
-    "IMAGE_SUFFIXES",
-    "META",
-    "SPLITS",
-    "DatasetIndex",
-    "LayoutError",
-    "MetaSpec",
-    "build_index",
-    "load_or_create_split",
-    "original_split",
-    "read_meta",
-    "read_split",
-    "seeded_split",
-]
+__all__ = ["META", "SPLITS", "DatasetIndex", "LayoutError", "build_index", "load_or_create_split", "original_split",
+           "read_meta", "read_split", "seeded_split", "split_of_row"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4")
@@ -57,10 +43,6 @@ class MetaSpec:
     gender_column: str
     set_column: str
 
-    @property
-    def required(self) -> tuple[str, ...]:
-        return (self.id_column, self.name_column)
-
 
 META: dict[str, MetaSpec] = {
     "vox1": MetaSpec("vox1_meta.csv", "\t", "VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Set"),
@@ -72,86 +54,50 @@ def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
     """A meta file as a table with columns `row, speaker_id, name, gender, set` (row = position in the file).
 
     vox1 is TAB-separated, vox2 COMMA-separated (§1.1); names are UTF-8 (the real vox2 file has `Aco_Petrović`).
-    Raises :class:`LayoutError` naming the file and the missing columns.
     """
     spec = META[sub]
     path = Path(path)
     if not path.is_file():
         raise LayoutError(f"{path}: meta file not found (a {sub} dataset needs {spec.file}, see data/README.md)")
     try:
-        table = pd.read_csv(
-            path, sep=spec.sep, dtype=str, keep_default_na=False, encoding="utf-8", skipinitialspace=True
-        )
+        table = pd.read_csv(path, sep=spec.sep, dtype=str, keep_default_na=False, encoding="utf-8",
+                            skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise LayoutError(f"{path}: cannot be read as a {sub} meta file ({exc})") from None
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in spec.required if c not in table.columns]
+    required = (spec.id_column, spec.name_column)
+    missing = [c for c in required if c not in table.columns]
     if missing:
         sep_name = "TAB" if spec.sep == "\t" else "COMMA"
         raise LayoutError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found {list(table.columns)}. "
-            f"A {sub} meta file is {sep_name}-separated with the columns {', '.join(spec.required)} (and "
+            f"A {sub} meta file is {sep_name}-separated with the columns {', '.join(required)} (and "
             f"{spec.gender_column}, {spec.set_column}); see data/README.md"
         )
 
-    def column(name: str) -> pd.Series:
-        return table[name].str.strip() if name in table.columns else pd.Series([""] * len(table), dtype=str)
+    def column(name: str) -> pd.Series | str:
+        return table[name].str.strip() if name in table.columns else ""
 
-    return pd.DataFrame(
-        {
-            "row": np.arange(len(table)),
-            "speaker_id": column(spec.id_column),
-            "name": column(spec.name_column),
-            "gender": column(spec.gender_column),
-            "set": column(spec.set_column),
-        }
-    )
+    return pd.DataFrame({"row": np.arange(len(table)), "speaker_id": column(spec.id_column),
+                         "name": column(spec.name_column), "gender": column(spec.gender_column),
+                         "set": column(spec.set_column)})
 
 
-def _visible(entries: Iterable[os.DirEntry]) -> list[os.DirEntry]:
-    return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
-
-
-def _subdirs(path: Path) -> list[os.DirEntry]:
-    if not path.is_dir():
-        return []
-    with os.scandir(path) as it:
-        return [e for e in _visible(it) if e.is_dir()]
-
-
-def _files(path: str | Path, suffixes: Sequence[str]) -> list[os.DirEntry]:
-    with os.scandir(path) as it:
-        return [e for e in _visible(it) if e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes]
-
-
-def scan_speech(root: Path, sub: str) -> pd.DataFrame:
-    """Every utterance file under raw_wav/<sub>/<dev|test|...>/<speaker id>/<clip id>/: one row each."""
-    rows = []
-    for part in _subdirs(root / "raw_wav" / sub):
-        for speaker in _subdirs(Path(part.path)):
-            for clip in _subdirs(Path(speaker.path)):
-                for f in _files(clip.path, AUDIO_SUFFIXES):
-                    rows.append((speaker.name, clip.name, f.name, f"raw_wav/{sub}/{part.name}/{speaker.name}/{clip.name}/{f.name}"))
-    return pd.DataFrame(rows, columns=["speaker_id", "clip", "file", "path"])
-
-
-def scan_faces(root: Path, sub: str, face_type: str) -> pd.DataFrame:
-    """Every image under <sub>/<face_type>_faces/<name>/ (HQ-VoxCeleb as distributed): one row each."""
-    rows = []
-    for person in _subdirs(root / sub / f"{face_type}_faces"):
-        for f in _files(person.path, IMAGE_SUFFIXES):
-            rows.append((person.name, f"{sub}/{face_type}_faces/{person.name}/{f.name}"))
-    return pd.DataFrame(rows, columns=["name", "path"])
+def _files(base: Path, pattern: str, suffixes: Sequence[str]) -> list[PurePath]:
+    """The files under `base` that match `pattern` and end in one of `suffixes`, sorted; glob skips hidden entries
+    (macOS's `._x.wav`)."""
+    found = (PurePath(p) for p in glob.glob(pattern, root_dir=base))
+    return sorted(p for p in found if p.suffix.lower() in suffixes and (base / p).is_file())
 
 
 @dataclass
 class DatasetIndex:
     """What a dataset folder holds, joined by name.
 
-    `identities`: one row per usable identity (speech and faces), sorted by (sub, name) as the original sorts them
-    (§1.2), with its meta row, speaker id and file counts. `utterances` and `faces`: the files of those identities,
-    sorted by path (utterance paths relative to `root`, face paths to `faces_root`). `problems`: rows (sub, name, kind, path, reason) of what could
-    not be joined. `meta`: the meta tables per sub-dataset (the original split rule needs their row order).
+    `identities`: one row per identity with speech and faces, sorted by (sub, name) as the original sorts them (§1.2),
+    with its meta row, speaker id and file counts. `utterances` and `faces`: their files, sorted by path (relative to
+    `root` and `faces_root`). `problems`: (sub, name, kind, path, reason) of what could not be joined. `meta`: the meta
+    tables (the original split rule needs their row order).
     """
 
     root: Path
@@ -163,17 +109,10 @@ class DatasetIndex:
     meta: dict[str, pd.DataFrame]
 
 
-def build_index(
-    root: str | Path,
-    subs: Sequence[str] = ("vox1", "vox2"),
-    face_type: str = "masked",
-    faces_root: str | Path | None = None,
-) -> DatasetIndex:
-    """Index the sub-datasets of `root` that exist (a missing sub-dataset folder is skipped; none at all is an error).
-
-    `faces_root`: where the face tree `<sub>/<face_type>_faces/<name>/` lives when it is not inside `root`, for
-    example HQ-VoxCeleb unpacked as distributed (default: `root`).
-    """
+def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_type: str = "masked",
+                faces_root: str | Path | None = None) -> DatasetIndex:
+    """Index the sub-datasets of `root` that exist; `faces_root` holds the face tree when it is not `root` (HQ-VoxCeleb
+    unpacked as distributed)."""
     root = Path(root)
     faces_root = root if faces_root is None else Path(faces_root)
     for folder, what in ((root, "dataset"), (faces_root, "faces")):
@@ -188,21 +127,26 @@ def build_index(
         meta = read_meta(root / sub / META[sub].file, sub)
         metas[sub] = meta
         named = meta[meta["name"] != ""]
-        duplicated = named[named.duplicated("name", keep="first")]
-        for name in duplicated["name"]:
-            problems.append((sub, name, "meta", META[sub].file, "name listed more than once in the meta file; used the first row"))
-        named = named.drop_duplicates("name", keep="first")
-        by_speaker = dict(zip(named["speaker_id"], named["name"]))
-
-        speech = scan_speech(root, sub)
-        speech["name"] = speech["speaker_id"].map(by_speaker)
+        for name in named.loc[named.duplicated("name"), "name"]:
+            problems.append((sub, name, "meta", META[sub].file,
+                             "name listed more than once in the meta file; used the first row"))
+        named = named.drop_duplicates("name")
+        # raw_wav/<sub>/<dev|test>/<speaker id>/<clip id>/<file> and <sub>/<face type>_faces/<name>/<file>
+        speech = pd.DataFrame([(p.parts[1], f"raw_wav/{sub}/{p.as_posix()}")
+                               for p in _files(root / "raw_wav" / sub, "*/*/*/*", AUDIO_SUFFIXES)],
+                              columns=["speaker_id", "path"])
+        speech["name"] = speech["speaker_id"].map(dict(zip(named["speaker_id"], named["name"])))
         for spk in sorted(speech.loc[speech["name"].isna(), "speaker_id"].unique()):
-            problems.append((sub, "", "speech", f"raw_wav/{sub}/*/{spk}", f"speaker id {spk} is not in {META[sub].file}"))
+            problems.append((sub, "", "speech", f"raw_wav/{sub}/*/{spk}",
+                             f"speaker id {spk} is not in {META[sub].file}"))
         speech = speech.dropna(subset=["name"])
-        images = scan_faces(faces_root, sub, face_type)
+        faces_dir = f"{sub}/{face_type}_faces"
+        images = pd.DataFrame([(p.parts[0], f"{faces_dir}/{p.as_posix()}")
+                               for p in _files(faces_root / faces_dir, "*/*", IMAGE_SUFFIXES)],
+                              columns=["name", "path"])
         with_speech, with_faces = set(speech["name"]), set(images["name"])
         for name in sorted(with_faces - with_speech):
-            problems.append((sub, name, "identity", f"{sub}/{face_type}_faces/{name}", "has faces but no speech"))
+            problems.append((sub, name, "identity", f"{faces_dir}/{name}", "has faces but no speech"))
         for name in sorted(with_speech - with_faces):
             problems.append((sub, name, "identity", "", f"has speech but no {face_type} faces"))
         both = with_speech & with_faces
@@ -219,35 +163,31 @@ def build_index(
     img = pd.concat(faces, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")
     ident = ident.join(utt.groupby(["sub", "name"]).size().rename("n_utterances"), on=["sub", "name"])
     ident = ident.join(img.groupby(["sub", "name"]).size().rename("n_faces"), on=["sub", "name"])
-    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems, metas)
+    return DatasetIndex(root, faces_root, ident, utt.reset_index(drop=True), img.reset_index(drop=True), problems,
+                        metas)
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# Splits
-# --------------------------------------------------------------------------------------------------------------------
 
 Split = dict[str, dict[str, list[str]]]
 
 
-def original_split(meta: Mapping[str, pd.DataFrame]) -> Split:
-    """The original rule (§1.3): meta row i goes to test when i % 10 == 8, to val when i % 10 == 9, else to train.
+def split_of_row(row: int) -> str:
+    """The original split rule (recipe §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
+    return {8: "test", 9: "val"}.get(row % 10, "train")
 
-    It covers every named row of the meta file, whether or not the identity has speech and faces, as the original's
-    script does; vox1 gives 1001/125/125 names.
-    """
+
+def original_split(meta: Mapping[str, pd.DataFrame]) -> Split:
+    """:func:`split_of_row` over every named meta row, with speech and faces or not, as the original's script does
+    (vox1: 1001/125/125 names)."""
     split: Split = {}
     for sub, table in meta.items():
         named = table[table["name"] != ""]
-        where = np.where(named["row"] % 10 == 8, "test", np.where(named["row"] % 10 == 9, "val", "train"))
+        where = named["row"].map(split_of_row)
         split[sub] = {s: named["name"][where == s].tolist() for s in SPLITS}
     return split
 
 
 def seeded_split(identities: pd.DataFrame, fractions: Sequence[float], seed: int) -> Split:
-    """A seeded random split of the usable identities of each sub-dataset into train/val/test by `fractions`.
-
-    The counts are round(fraction * n) for val and test, the rest train; each list is sorted.
-    """
+    """A seeded shuffle of each sub-dataset's identities: round(fraction * n) for val and test, the rest train."""
     rng = np.random.default_rng(seed)
     split: Split = {}
     for sub, group in identities.groupby("sub", sort=True):
@@ -283,14 +223,10 @@ def read_split(path: str | Path) -> Split:
     return {sub: {s: list(parts.get(s, [])) for s in SPLITS} for sub, parts in data.items()}
 
 
-def load_or_create_split(
-    index: DatasetIndex, out: str | Path, rule: str = "original", fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[Split, Path]:
-    """The split to prepare: the dataset's own split.json when it has one (the synthetic data ships one), else the one
-    written by an earlier run into `out`, else a new one by `rule` (`original` or `seeded`), written to `out` once.
-
-    Returns the split and the file it came from.
-    """
+def load_or_create_split(index: DatasetIndex, out: str | Path, rule: str = "original",
+                         fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Split, Path]:
+    """The split to prepare and the file it came from: the dataset's own split.json (the synthetic data ships one),
+    else the one an earlier run wrote into `out`, else a new one by `rule` (`original` or `seeded`), written there."""
     for candidate in (index.root / "split.json", Path(out) / "split.json"):
         if candidate.is_file():
             return read_split(candidate), candidate

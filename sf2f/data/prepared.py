@@ -3,6 +3,7 @@ lazily so that DataLoader workers map the files themselves."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,8 @@ def open_array(path: Path) -> np.ndarray:
 
 
 class PreparedSplit:
-    """One split of a prepared cache: identity table, utterance and face tables, and the memory-mapped arrays.
-
-    The arrays are opened lazily and dropped when pickled, so DataLoader workers map the files themselves instead of
-    receiving copies. `max_identities` keeps the first identities (labels stay 0..n-1, as the profiles scale data).
-    """
+    """One split of a prepared cache: identity, utterance and face tables, and the memory-mapped arrays (opened
+    lazily). `max_identities` keeps the first identities (labels stay 0..n-1, as the profiles scale data)."""
 
     def __init__(self, root: str | Path, split: str, max_identities: int | None = None) -> None:
         self.root = Path(root)
@@ -70,23 +68,18 @@ class PreparedSplit:
         self.faces = pd.read_csv(folder / "faces.csv", keep_default_na=False)
         self._utt = self.utterances[["offset", "frames"]].to_numpy()
         self._ranges = self.identities[["utt_start", "utt_stop", "face_start", "face_stop"]].to_numpy()
-        self._arrays: dict[str, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_arrays": {}}
+        # pickled without the arrays: DataLoader workers map the files themselves instead of receiving copies
+        return {k: v for k, v in self.__dict__.items() if k not in ("mels", "face_pixels")}
 
-    def _array(self, name: str) -> np.ndarray:
-        if name not in self._arrays:
-            self._arrays[name] = open_array(self.root / self.split / name)
-        return self._arrays[name]
-
-    @property
+    @functools.cached_property
     def mels(self) -> np.ndarray:
-        return self._array("mels.npy")
+        return open_array(self.root / self.split / "mels.npy")
 
-    @property
+    @functools.cached_property
     def face_pixels(self) -> np.ndarray:
-        return self._array(f"faces_{self.image_size}.npy")
+        return open_array(self.root / self.split / f"faces_{self.image_size}.npy")
 
     def stats(self) -> MelStats:
         data = json.loads((self.root / "stats.json").read_text(encoding="utf-8"))
@@ -125,8 +118,7 @@ class PreparedData:
         return pd.read_csv(self.root / "report.csv", keep_default_na=False)
 
     def statistics(self) -> pd.DataFrame:
-        """One row per prepared identity of every split: utterances, faces, seconds of audio and of kept speech
-        (what the data-preparation notebook plots)."""
+        """One row per identity of every split: utterances, faces, seconds of audio and of kept speech (notebook 01)."""
         tables = []
         for split in SPLITS:
             part = self.split(split)

@@ -1,6 +1,4 @@
-"""Cutting speech into fixed-length segments (recipe §1.6): what the fuser stage trains on and what inference feeds
-the fuser. Both the datasets (`sf2f.data.datasets`) and inference (`sf2f.infer`) cut speech this way.
-"""
+"""Cutting speech into fixed-length segments (recipe §1.6), for the fuser stage's datasets and for inference."""
 
 from __future__ import annotations
 
@@ -12,19 +10,11 @@ import torch
 __all__ = ["cut_segments", "pad_to_segment"]
 
 
-def cut_segments(
-    mels: Sequence[torch.Tensor],
-    frames: int = 125,
-    stride: int = 125,
-    max_segments: int = 20,
-    rng: np.random.Generator | None = None,
-) -> list[torch.Tensor]:
-    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6).
-
-    With `rng`, each utterance first loses a random number of leading frames in [0, T - frames) (when T > frames),
-    as the original's training sampler does; without it, windows start at frame 0. Utterances shorter than `frames`
-    give no window.
-    """
+def cut_segments(mels: Sequence[torch.Tensor], frames: int = 125, stride: int = 125, max_segments: int = 20,
+                 rng: np.random.Generator | None = None) -> list[torch.Tensor]:
+    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6);
+    with `rng` each utterance first loses a random number of leading frames in [0, T - frames), as the original's
+    training sampler does. Utterances shorter than `frames` give no window."""
     segments: list[torch.Tensor] = []
     for mel in mels:
         total = mel.shape[1]
@@ -38,11 +28,8 @@ def cut_segments(
 
 
 def pad_to_segment(mel: torch.Tensor, frames: int, value: float) -> torch.Tensor:
-    """One segment from an utterance shorter than a segment: the mel right-padded with `value` (the normalised zero).
-
-    Where the original crashed on speakers without a full segment (§6 item 15), training and inference use this one
-    padded segment instead.
-    """
+    """The mel right-padded with `value` (the normalised zero) to one segment: where the original crashed on speakers
+    without a full segment (§6 item 15), training and inference use this one."""
     padded = torch.full((mel.shape[0], frames), value, dtype=mel.dtype)
     padded[:, : mel.shape[1]] = mel
     return padded

@@ -1,17 +1,10 @@
 """A procedural face renderer: cartoon-like but unmistakable faces whose shape follows sex, age and size.
 
-A face is drawn as anti-aliased vector shapes (PIL polygons on a 4x canvas, box-filtered down to 128x128), the way
-HQ-VoxCeleb faces are aligned: the face fills the VGG box of recipe §4.3, eyes at about 45 % of the height.
-
-* **identity** (fixed for a person): the shared traits shape the head (men: wider, squarer jaw, thicker brows and
-  neck, stubble; larger bodies: wider, fuller faces and necks, broader shoulders; age: wrinkles, eye bags, grey hair, a
-  receding hairline in men), the face-only traits colour it (skin tone, hair colour and style, eye colour, glasses),
-  and individual features (eye spacing, nose, mouth and brow shapes) come from the person's own random stream;
-* **per image**: a small shift, rotation and scale, the expression (smile, open mouth, raised brows, gaze, blinks),
-  the lighting (direction, strength, brightness, colour temperature) and the clothes.
-
-Each image comes twice, like HQ-VoxCeleb: `masked` (the person on a plain white background) and `origin` (the same
-person in front of a cluttered, out-of-focus scene chosen by the face-only `background` trait).
+Faces are anti-aliased vector shapes (PIL polygons on a 4x canvas, box-filtered to 128x128), aligned like HQ-VoxCeleb's
+(the VGG box of recipe §4.3). A person's shared traits shape the head (jaw, width, brows, neck, wrinkles, grey hair),
+the face-only traits colour it, and their own random stream sets individual features; each photo adds its own pose,
+expression, lighting and clothes. Like HQ-VoxCeleb, each photo comes `masked` (on plain white) and `origin` (in front
+of a blurred scene chosen by the face-only `background` trait).
 """
 
 from __future__ import annotations
@@ -193,20 +186,18 @@ def _band(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
 def _draw_back_hair(cv: _Canvas, person: Identity, shape: FaceShape, cx: float, cy: float) -> None:
     style = person.hair_style
     w, h = shape.half_width * 1.18 * shape.hair_volume, shape.half_height
-    if style == "long":
-        pts = np.concatenate([_ellipse(cx, cy - 0.15 * h, w + 3, h * 0.95, 30, math.pi, 2 * math.pi),
-                              [(cx + w + 6, cy + 1.25 * h), (cx - w - 6, cy + 1.25 * h)]])
-        cv.polygon(pts, shape.hair, silhouette=True)
-    elif style == "bob":
-        pts = np.concatenate([_ellipse(cx, cy - 0.15 * h, w + 2, h * 0.95, 30, math.pi, 2 * math.pi),
-                              [(cx + w + 3, cy + 0.62 * h), (cx - w - 3, cy + 0.62 * h)]])
-        cv.polygon(pts, shape.hair, silhouette=True)
+    if style in ("long", "bob"):
+        pad, flare, length = (3, 6, 1.25) if style == "long" else (2, 3, 0.62)
+        pts = np.concatenate([_ellipse(cx, cy - 0.15 * h, w + pad, h * 0.95, 30, math.pi, 2 * math.pi),
+                              [(cx + w + flare, cy + length * h), (cx - w - flare, cy + length * h)]])
     elif style == "curly":
         t = np.linspace(0, 2 * math.pi, 120)
         r = 1.0 + 0.06 * np.sin(14 * t)
         pts = np.stack([cx + (w + 8) * r * np.cos(t), cy - 0.05 * h + (h * 1.0 + 4) * r * np.sin(t) * 0.95], axis=1)
         pts = pts[pts[:, 1] < cy + 0.55 * h]
-        cv.polygon(pts, shape.hair, silhouette=True)
+    else:
+        return
+    cv.polygon(pts, shape.hair, silhouette=True)
 
 
 def _draw_front_hair(cv: _Canvas, person: Identity, shape: FaceShape, cx: float, cy: float, rng: np.random.Generator
@@ -262,13 +253,10 @@ def _draw_eye(cv: _Canvas, shape: FaceShape, ex: float, ey: float, openness: flo
         cv.polygon(almond, (245, 243, 238))
         r = 0.55 * ew
         ix, iy = ex + gaze[0] * 0.35 * ew, ey + gaze[1] * 0.2 * eh
-        iris = _ellipse(ix, iy, r, r, 24)
-        # keep the iris inside the almond: clip it to the opening's vertical extent
-        iris[:, 1] = np.clip(iris[:, 1], ey - eh * 0.95, ey + 0.7 * eh)
-        cv.polygon(iris, shape.iris)
-        pupil = _ellipse(ix, iy, 0.45 * r, 0.45 * r, 16)
-        pupil[:, 1] = np.clip(pupil[:, 1], ey - eh * 0.95, ey + 0.7 * eh)
-        cv.polygon(pupil, (15, 12, 12))
+        for radius, n, colour in ((r, 24, shape.iris), (0.45 * r, 16, (15, 12, 12))):  # the iris, then the pupil
+            disc = _ellipse(ix, iy, radius, radius, n)
+            disc[:, 1] = np.clip(disc[:, 1], ey - eh * 0.95, ey + 0.7 * eh)  # kept inside the almond's opening
+            cv.polygon(disc, colour)
         cv.polygon(_ellipse(ix - 0.3 * r, iy - 0.35 * r, 0.18 * r, 0.18 * r, 10), (255, 255, 255, 220))
     cv.line(upper, (30, 22, 20), 1.1 if female else 0.8)
     cv.line(lower, _scaled(shape.skin, 0.75), 0.4)

@@ -1,13 +1,8 @@
-"""What can a simple model recover from a voice, or from a face? Linear probes on held-out identities.
+"""What can a simple model recover from a voice, or from a face? Linear probes on held-out identities (notebook 01).
 
-The probe is deliberately simple, so that what it finds is in the data, not in the model: per utterance the mean
-log-mel spectrum over its voiced frames (torchaudio's MelSpectrogram; frames more than 35 dB below the loudest are
-pauses and left out); per face image its pixels at 16x16; averaged per identity; then ridge regression (continuous
-traits) or logistic regression (categorical traits), cross-validated so that every identity is predicted by a model
-that never saw it.
-
-A trait the voice shares with the face (sex, age, size) is predicted well; a face-only trait (hair, skin, eyes,
-glasses, background) is predicted no better than chance: accuracy at the majority-class rate, R^2 at or below 0.
+Deliberately simple, so that what it finds is in the data, not in the model: per utterance the mean log-mel spectrum
+of its voiced frames, per face its pixels at 16x16, averaged per identity; then cross-validated ridge (continuous
+traits) or logistic regression (categorical ones). The shared traits come out well; the face-only ones at chance.
 """
 
 from __future__ import annotations
@@ -32,29 +27,27 @@ _PAUSE_DB = 35.0
 
 
 def voice_features(wav_paths: Sequence[str | Path], n_mels: int = 40) -> np.ndarray:
-    """Mean log-mel spectrum over the voiced frames of each file: (files, n_mels)."""
+    """Mean log-mel spectrum over the voiced frames of each file (frames more than 35 dB below the loudest are
+    pauses): (files, n_mels)."""
     import soundfile
     import torch
     import torchaudio
 
+    from sf2f.data.prepare import single_thread
+
     mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
                                                n_mels=n_mels)
     rows = []
-    # one small transform per file: extra threads only add overhead (30x slower on 2 busy cores), so use one
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # one small transform per file: extra threads only add overhead (30x slower on 2 busy cores)
+    with single_thread(), torch.no_grad():
         for path in wav_paths:
             samples, rate = soundfile.read(path, dtype="float32")
             if rate != 16000 or samples.ndim != 1:
                 raise ValueError(f"{path}: the probe expects 16 kHz mono audio, got {rate} Hz, shape {samples.shape}")
-            with torch.no_grad():
-                logmel = torch.log(mel(torch.from_numpy(samples)) + 1e-8)  # (n_mels, frames)
+            logmel = torch.log(mel(torch.from_numpy(samples)) + 1e-8)  # (n_mels, frames)
             energy = torch.logsumexp(logmel, dim=0)
             voiced = energy > energy.max() - _PAUSE_DB * np.log(10.0) / 10.0
             rows.append(logmel[:, voiced].mean(dim=1).numpy())
-    finally:
-        torch.set_num_threads(threads)
     return np.stack(rows)
 
 
@@ -81,20 +74,16 @@ def face_features(image_paths: Sequence[str | Path], size: int = 16) -> np.ndarr
     return np.stack(rows) / 255.0
 
 
-def identity_features(root: str | Path, modality: str, max_items: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """The traits table of a synthetic dataset and one feature row per identity (the mean over its files).
-
-    `modality` is `voice` (wav files) or `face` (masked face images); `max_items` caps the files per identity.
-    """
+def identity_features(root: str | Path, modality: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The traits table of a synthetic dataset and one feature row per identity, the mean over its `voice` (wav) or
+    `face` (masked image) files."""
     traits = read_traits(root)
     rows = []
     for _, person in traits.iterrows():
         if modality == "voice":
-            files = sorted(speaker_dir(Path(root), person).rglob("*.wav"))[:max_items]
-            rows.append(voice_features(files).mean(axis=0))
+            rows.append(voice_features(sorted(speaker_dir(Path(root), person).rglob("*.wav"))).mean(axis=0))
         elif modality == "face":
-            files = sorted(face_dir(Path(root), person, "masked").glob("*.jpg"))[:max_items]
-            rows.append(face_features(files).mean(axis=0))
+            rows.append(face_features(sorted(face_dir(Path(root), person, "masked").glob("*.jpg"))).mean(axis=0))
         else:
             raise ValueError(f"modality must be 'voice' or 'face', got '{modality}'")
     return traits, np.stack(rows)
@@ -102,11 +91,8 @@ def identity_features(root: str | Path, modality: str, max_items: int | None = N
 
 def probe_traits(features: np.ndarray, traits: pd.DataFrame, names: Sequence[str] = tuple(TRAIT_GROUPS),
                  folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Cross-validated linear probes, one per trait: a table with the score, the chance level and the margin.
-
-    Categorical traits (text or bool columns) are scored by accuracy against the majority-class rate, continuous ones
-    by R^2 against 0 (the R^2 of always predicting the training mean). Each fold's model sees no test identity.
-    """
+    """Cross-validated linear probes, one per trait: score, chance level and margin. Categorical traits are scored by
+    accuracy against the majority-class rate, continuous ones by R^2 against 0 (always predicting the mean)."""
     from threadpoolctl import threadpool_limits
 
     # one scale for all columns (log-mel bins or pixels alike), so that one regularisation strength suits both

@@ -1,15 +1,9 @@
-"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split.
+"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split (notebook 01).
 
-Every identity carries three groups of traits, mirroring what a voice can and cannot reveal (notebook 00):
-
-* **shared** by voice and face: sex, age and body/head size. They set the voice's physiology (pitch, vocal-tract
-  length, jitter and shimmer) *and* the face's shape (jaw, width, wrinkles, grey hair);
-* **face-only**: hair colour and style, skin tone, eye colour, glasses, background. The voice synthesiser never reads
-  them, so no voice model can recover them;
-* **voice-only**: speaking rate, breathiness and intonation range. The face renderer never reads them.
-
-Each identity's traits come from its own random stream, seeded by ``(seed, identity index)``, so identity ``i`` is the
-same person whatever the dataset size or the number of parallel workers.
+Traits come in three groups, mirroring what a voice can and cannot reveal: **shared** by voice and face (sex, age,
+size: they set the voice's physiology and the face's shape), **face-only** (the voice synthesiser never reads them)
+and **voice-only** (the face renderer never reads them). Every identity draws from its own random streams, seeded by
+``(seed, identity index)``, so identity ``i`` is the same person whatever the dataset size or the number of workers.
 """
 
 from __future__ import annotations
@@ -21,20 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "BACKGROUNDS",
-    "EYE_COLOURS",
-    "HAIR_COLOURS",
-    "HAIR_STYLES",
-    "FACE_ONLY_TRAITS",
-    "SHARED_TRAITS",
-    "VOICE_ONLY_TRAITS",
-    "Identity",
-    "draw_identities",
-    "identity_rng",
-    "split_of_row",
-    "traits_table",
-]
+from sf2f.data.layouts import split_of_row
+
+__all__ = ["FACE_ONLY_TRAITS", "SHARED_TRAITS", "VOICE_ONLY_TRAITS", "Identity", "draw_identities", "identity_rng",
+           "traits_table"]
 
 HAIR_COLOURS: tuple[str, ...] = ("black", "brown", "blonde", "red", "auburn")
 HAIR_COLOUR_P = (0.3, 0.3, 0.2, 0.1, 0.1)
@@ -49,10 +33,8 @@ FACE_ONLY_TRAITS: tuple[str, ...] = ("hair_colour", "hair_style", "skin_tone", "
 VOICE_ONLY_TRAITS: tuple[str, ...] = ("speaking_rate", "breathiness", "pitch_range")
 
 AGE_RANGE = (18.0, 80.0)
-SUB_DATASETS = ("vox1", "vox2")
 # a vox2 speaker id is id0NNNN (VoxCeleb2 ids run from id00012 to id09272); vox1 ids are id1NNNN
 _VOX2_FIRST_NUMBER = 12
-MAX_PER_SUB = 9_000
 
 # Random streams of one identity: every stream is seeded by (seed, index, stream[, item]) so that nothing depends on
 # the order in which identities, utterances or faces are generated.
@@ -107,11 +89,6 @@ class Identity:
     shimmer: float  # cycle-to-cycle amplitude perturbation (fraction)
 
 
-def split_of_row(row: int) -> str:
-    """The original split rule (recipe §1.3): meta row i -> test when i % 10 == 8, val when 9, else train."""
-    return {8: "test", 9: "val"}.get(row % 10, "train")
-
-
 def _sub_and_row(index: int, n: int) -> tuple[str, int]:
     """The first half of the identities goes to vox1, the rest to vox2, both in meta-row order."""
     n_vox1 = (n + 1) // 2
@@ -146,12 +123,9 @@ def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: floa
     f0, vtl = (110.0 + 35.0 * ageing, 17.0) if sex == "m" else (222.0 - 45.0 * ageing, 14.5)
     f0 *= (1.0 - 0.03 * size) * float(np.exp(rng.normal(0.0, 0.05)))
     vtl = (vtl * (1.0 + 0.07 * size) + 0.6 * ageing) * float(np.exp(rng.normal(0.0, 0.015)))
-    return {
-        "f0_hz": round(f0, 2),
-        "vocal_tract_cm": round(vtl, 3),
-        "jitter": round((0.004 + 0.02 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
-        "shimmer": round((0.02 + 0.14 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
-    }
+    return {"f0_hz": round(f0, 2), "vocal_tract_cm": round(vtl, 3),
+            "jitter": round((0.004 + 0.02 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5),
+            "shimmer": round((0.02 + 0.14 * ageing) * float(np.exp(rng.normal(0.0, 0.2))), 5)}
 
 
 def _draw_identity(seed: int, index: int, n: int) -> Identity:
@@ -160,40 +134,22 @@ def _draw_identity(seed: int, index: int, n: int) -> Identity:
     sex = "m" if rng.random() < 0.5 else "f"
     age = float(rng.uniform(*AGE_RANGE))
     size = float(np.clip(rng.normal(), -2.5, 2.5))
-    traits = dict(
-        index=index,
-        sub=sub,
-        row=row,
-        speaker_id=_speaker_id(sub, row),
-        name=_invented_name(rng),
-        set="test" if row % 10 == 7 else "dev",
-        split=split_of_row(row),
-        nationality=str(rng.choice(_NATIONALITIES)),
-        sex=sex,
-        age=round(age, 2),
-        size=round(size, 4),
-        hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
+    # keyword arguments are evaluated in order: the random draws keep the order of the fields
+    return Identity(
+        index=index, sub=sub, row=row, speaker_id=_speaker_id(sub, row), name=_invented_name(rng),
+        set="test" if row % 10 == 7 else "dev", split=split_of_row(row), nationality=str(rng.choice(_NATIONALITIES)),
+        sex=sex, age=round(age, 2), size=round(size, 4), hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
         hair_style=str(rng.choice(HAIR_STYLES, p=HAIR_STYLE_P)),
-        skin_tone=round(float(rng.uniform()), 4),
-        eye_colour=str(rng.choice(EYE_COLOURS, p=EYE_COLOUR_P)),
-        glasses=bool(rng.random() < 0.3),
-        background=str(rng.choice(BACKGROUNDS)),
-        speaking_rate=round(float(rng.uniform(3.2, 6.0)), 3),
-        breathiness=round(float(rng.uniform()), 4),
-        pitch_range=round(float(rng.uniform(1.5, 6.0)), 3),
+        skin_tone=round(float(rng.uniform()), 4), eye_colour=str(rng.choice(EYE_COLOURS, p=EYE_COLOUR_P)),
+        glasses=bool(rng.random() < 0.3), background=str(rng.choice(BACKGROUNDS)),
+        speaking_rate=round(float(rng.uniform(3.2, 6.0)), 3), breathiness=round(float(rng.uniform()), 4),
+        pitch_range=round(float(rng.uniform(1.5, 6.0)), 3), **_voice_physiology(rng, sex, age, size),
     )
-    traits.update(_voice_physiology(rng, sex, age, size))
-    return Identity(**traits)
 
 
 def draw_identities(n: int, seed: int) -> list[Identity]:
-    """`n` identities for `seed`; identity i's traits do not depend on `n` (its layout position does)."""
-    if n < 2:
-        raise ValueError(f"a synthetic dataset needs at least 2 identities (one per sub-dataset), got {n}")
-    if (n + 1) // 2 > MAX_PER_SUB:
-        raise ValueError(f"at most {2 * MAX_PER_SUB} identities fit the VoxCeleb speaker-id ranges, got {n}")
-    if seed < 0:
-        raise ValueError(f"the seed must be a non-negative integer, got {seed}")
+    """`n` identities for `seed` (SyntheticConfig.validate checks both); identity i's traits do not depend on `n` (its
+    layout position does)."""
     people = [_draw_identity(seed, i, n) for i in range(n)]
     # names must be unique (face folders are named by them), also on case-insensitive file systems
     seen: set[str] = set()

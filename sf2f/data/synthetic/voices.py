@@ -1,18 +1,10 @@
 """A source-filter speech synthesiser: babble that carries a speaker's sex, age and size, and nothing about the face.
 
-How one utterance is made (all of it vectorised with numpy over the whole utterance):
-
-1. **A score**: lead-in silence, phrases of syllables (consonant + vowel, sometimes a coda) at the speaker's speaking
-   rate, pauses between phrases, lead-out silence. Every utterance draws its own syllables, so no two say the same.
-2. **The glottal source**: a Rosenberg glottal-flow pulse train at f0 (from sex and age), with per-period jitter and
-   shimmer (they grow with age), a tremor in old voices, intonation (declination plus pitch accents, voice-only range)
-   and breathiness (a longer open phase and pulsed aspiration noise, voice-only).
-3. **The filter**, applied frame by frame in the short-time Fourier domain: a cascade of five formant resonances whose
-   vowel targets are scaled by the vocal-tract length (longer tract, lower formants: sex, size and age), gliding
-   between consonant loci and vowel targets; fricatives and stop bursts are band-limited noise whose centre frequency
-   scales with the same tract length.
-4. **The channel**, as in real recordings: an EQ (tilt, a resonance, high- and low-pass) and a small room per clip;
-   background noise at a random SNR and a random gain per utterance; 16-bit PCM at 16 kHz.
+An utterance is (1) a **score**: phrases of syllables at the speaker's rate between silences, each utterance its own;
+(2) a Rosenberg **glottal source** at f0 with jitter and shimmer (growing with age), a tremor in old voices, intonation
+and breathiness; (3) a **filter** applied frame by frame in the STFT domain: five cascaded formants whose vowel targets
+scale with the vocal-tract length (sex, size, age), gliding to and from consonant loci, plus noise bands for fricatives
+and bursts; (4) a **channel** as in real recordings: EQ, a small room, background noise, a random gain, 16-bit PCM.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
-"""Write the synthetic dataset to disk in exactly the layout of the real data (data/README.md, recipe §1.2).
+"""Write the synthetic dataset in exactly the layout of the real data (data/README.md, recipe §1.2), plus
+`traits.csv` (every hidden trait of every identity) and `synthetic.json` (the generation parameters; written first with
+`"complete": false`, rewritten with `true` last, so nothing reads a half-written folder as a dataset).
 
-```
-<root>/
-  synthetic.json                      the generation parameters; "complete": true is written last, atomically
-  traits.csv                          every hidden trait of every identity
-  split.json                          {"vox1": {"train": [names], "val": [...], "test": [...]}, "vox2": {...}}
-  vox1/vox1_meta.csv                  TAB-separated, like the VoxCeleb1 meta file
-  vox1/{masked,origin}_faces/<name>/<k>.jpg
-  vox2/full_vox2_meta.csv             comma-separated, like HQ-VoxCeleb's full_vox2_meta.csv
-  vox2/{masked,origin}_faces/<name>/<k>.jpg
-  raw_wav/<sub>/{dev,test}/<speaker id>/<11-character clip id>/<00001>.wav
-```
-
-Generation is deterministic: identity i draws everything from streams seeded by (seed, i), files are written whole
-(to a hidden temporary name, then renamed), so the same parameters give the same bytes with any number of workers.
-A run that stops half-way leaves `synthetic.json` with `"complete": false`; the next run with the same parameters
-finishes it (only the identities with missing files are generated again), and nothing reads it as a dataset before.
+Identity i draws everything from streams seeded by (seed, i) and every file is written whole (a hidden temporary name,
+then a rename), so the same parameters give the same bytes with any number of workers, and a killed run is finished by
+the next one with the same parameters (only the identities with missing files are generated again).
 """
 
 from __future__ import annotations
@@ -27,7 +16,7 @@ import json
 import os
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,40 +26,29 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sf2f.config import DataConfig, SyntheticConfig
+from sf2f.config.schema import ValueProblem
+from sf2f.data.layouts import META, SPLITS
 from sf2f.data.synthetic.faces import face_shape, render_face
 from sf2f.data.synthetic.traits import (
     STREAM_CHANNELS,
     STREAM_FACES,
     STREAM_LAYOUT,
     STREAM_VOICES,
-    SUB_DATASETS,
     Identity,
     draw_identities,
     identity_rng,
     traits_table,
 )
 from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel, synthesize_utterance
-from sf2f.errors import SF2FError
+from sf2f.errors import SF2FError, UsageError
 from sf2f.paths import project_path, write_atomic
 
-__all__ = [
-    "GENERATOR_VERSION",
-    "MARKER",
-    "GenerationReport",
-    "SyntheticDatasetError",
-    "dataset_status",
-    "ensure_synthetic_dataset",
-    "face_dir",
-    "generate_dataset",
-    "read_traits",
-    "speaker_dir",
-]
+__all__ = ["GENERATOR_VERSION", "MARKER", "GenerationReport", "SyntheticDatasetError", "dataset_status",
+           "ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
 
 #: Bump when the generator's output changes: an old dataset then fails the parameter check instead of mixing in.
 GENERATOR_VERSION = 1
 MARKER = "synthetic.json"
-META_FILES = {"vox1": "vox1_meta.csv", "vox2": "full_vox2_meta.csv"}
-_PART = ".part"
 _CLIP_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
 _JPEG_QUALITY = 92
 
@@ -84,22 +62,17 @@ class GenerationReport:
     """What `generate_dataset` did."""
 
     root: Path
-    params: dict[str, int]
+    params: SyntheticConfig
     status: str  # generated | finished (a half-written dataset completed) | reused
     identities_written: int
     seconds: float
 
     def describe(self) -> str:
         p = self.params
-        what = f"{p['identities']} identities x ({p['utterances']} utterances, {p['faces']} faces), seed {p['seed']}"
+        what = f"{p.identities} identities x ({p.utterances} utterances, {p.faces} faces), seed {p.seed}"
         if self.status == "reused":
             return f"reused the complete synthetic dataset in {self.root}: {what}"
         return f"{self.status} {self.root}: {what}; wrote {self.identities_written} identities in {self.seconds:.1f} s"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Layout
-# --------------------------------------------------------------------------------------------------------------------
 
 
 def _field(person: Identity | pd.Series, key: str) -> str:
@@ -147,11 +120,6 @@ def _identity_files(root: Path, person: Identity, params: SyntheticConfig) -> li
     return [*_utterance_paths(root, person, params.seed, params.utterances), *faces]
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------------------------
-
-
 def _wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
@@ -168,9 +136,9 @@ def _jpeg_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> int:
-    """Synthesise and write every utterance and face of one identity; returns the number of files written."""
-    seed, written = params.seed, 0
+def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> None:
+    """Synthesise and write every utterance and face of one identity."""
+    seed = params.seed
     clips = _clips(person, seed, params.utterances)
     channels = {clip: draw_channel(identity_rng(seed, person.index, STREAM_CHANNELS, i))
                 for i, clip in enumerate(dict.fromkeys(c for c, _ in clips))}
@@ -178,25 +146,17 @@ def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> in
         rng = identity_rng(seed, person.index, STREAM_VOICES, u)
         duration = float(rng.uniform(*DURATION_RANGE))
         write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration)))
-        written += 1
     shape = face_shape(person, identity_rng(seed, person.index, STREAM_FACES))
     for k, (masked_path, origin_path) in enumerate(_face_paths(root, person, params.faces)):
         masked, origin = render_face(person, shape, identity_rng(seed, person.index, STREAM_FACES, k))
         write_atomic(masked_path, _jpeg_bytes(masked))
         write_atomic(origin_path, _jpeg_bytes(origin))
-        written += 2
-    return written
-
-
-def _write_identity_job(job: tuple[str, Identity, dict[str, int]]) -> int:
-    root, person, params = job
-    return _write_identity(Path(root), person, SyntheticConfig(**params))
 
 
 def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
     """traits.csv, the two meta files in their real formats, and split.json (recipe §1.3)."""
-    write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n").encode("utf-8"))
-    by_sub = {sub: [p for p in people if p.sub == sub] for sub in SUB_DATASETS}
+    write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n"))
+    by_sub = {sub: [p for p in people if p.sub == sub] for sub in META}
     rows = {
         "vox1": [("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")]
         + [(p.speaker_id, p.name, p.sex, p.nationality, p.set) for p in by_sub["vox1"]],
@@ -204,32 +164,22 @@ def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -
         + [(f"n{p.speaker_id[2:]:0>6}", p.name, params.faces, 1, p.sex, p.speaker_id, f"n{p.speaker_id[2:]:0>6}",
             p.sex, p.set) for p in by_sub["vox2"]],
     }
-    for sub, delimiter in (("vox1", "\t"), ("vox2", ",")):
+    for sub in META:
         text = io.StringIO()
-        csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows[sub])
-        write_atomic(root / sub / META_FILES[sub], text.getvalue().encode("utf-8"))
-    split = {sub: {part: [p.name for p in by_sub[sub] if p.split == part] for part in ("train", "val", "test")}
-             for sub in SUB_DATASETS}
-    write_atomic(root / "split.json", (json.dumps(split, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+        csv.writer(text, delimiter=META[sub].sep, lineterminator="\n").writerows(rows[sub])
+        write_atomic(root / sub / META[sub].file, text.getvalue())
+    split = {sub: {part: [p.name for p in by_sub[sub] if p.split == part] for part in SPLITS} for sub in META}
+    write_atomic(root / "split.json", json.dumps(split, ensure_ascii=False, indent=1) + "\n")
 
 
 def _write_marker(root: Path, params: SyntheticConfig, complete: bool, people: list[Identity]) -> None:
-    record = {
-        "generator": "sf2f.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "params": dataclasses.asdict(params),
-        "complete": complete,
-    }
+    record = {"generator": "sf2f.data.synthetic", "version": GENERATOR_VERSION, "params": dataclasses.asdict(params),
+              "complete": complete}
     if complete:
+        per_sub = {sub: sum(p.sub == sub for p in people) for sub in META}
         record["counts"] = {"identities": len(people), "utterances": len(people) * params.utterances,
-                            "faces": len(people) * params.faces, **{sub: sum(p.sub == sub for p in people)
-                                                                     for sub in SUB_DATASETS}}
-    write_atomic(root / MARKER, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# State of a folder
-# --------------------------------------------------------------------------------------------------------------------
+                            "faces": len(people) * params.faces, **per_sub}
+    write_atomic(root / MARKER, json.dumps(record, indent=1) + "\n")
 
 
 def _read_marker(root: Path) -> dict | None:
@@ -258,62 +208,24 @@ def dataset_status(root: str | Path) -> str:
     return "complete" if record.get("complete") is True else "partial"
 
 
-def _check_params(root: Path, record: dict, params: SyntheticConfig) -> None:
-    wanted = {"version": GENERATOR_VERSION, **dataclasses.asdict(params)}
-    found = {"version": record.get("version"), **record["params"]}
-    diff = [f"{k}: {found[k]} on disk, {wanted[k]} asked" for k in wanted if found.get(k) != wanted[k]]
-    if diff:
-        state = "complete" if record.get("complete") else "half-written"
-        raise SyntheticDatasetError(
-            f"{root} holds a {state} synthetic dataset with other parameters ({'; '.join(diff)}). "
-            "Ask for the same parameters, choose another folder, or delete this one to regenerate it."
-        )
-
-
-def _clean_partial_files(root: Path) -> None:
-    """Remove temporary files a killed run left behind (they are hidden and end in .part)."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith(".") and name.endswith(_PART):
-                os.remove(os.path.join(folder, name))
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Entry points
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _auto_workers(n_jobs: int) -> int:
-    """One process per core, but only when there is enough work to pay for starting them (about a second each)."""
-    return max(1, min(os.cpu_count() or 1, n_jobs // 16))
-
-
-def _run(jobs: list[tuple[str, Identity, dict[str, int]]], workers: int, bar: tqdm) -> Iterator[int]:
+def _run(root: Path, todo: list[Identity], params: SyntheticConfig, workers: int, bar: tqdm) -> None:
     if workers <= 1:
-        for job in jobs:
-            yield _write_identity_job(job)
+        for person in todo:
+            _write_identity(root, person, params)
             bar.update()
         return
     # imported here: the workers import this module and must not pay for torch, which sf2f.runtime imports
     from sf2f.runtime import process_pool
 
     with process_pool(workers) as pool:
-        for future in as_completed([pool.submit(_write_identity_job, job) for job in jobs]):
-            yield future.result()
+        for future in as_completed([pool.submit(_write_identity, root, person, params) for person in todo]):
+            future.result()
             bar.update()
 
 
-def generate_dataset(
-    root: str | Path,
-    identities: int = 300,
-    utterances: int = 8,
-    faces: int = 4,
-    seed: int = 0,
-    *,
-    workers: int | None = None,
-    progress: bool = True,
-) -> GenerationReport:
-    """Create, finish or reuse the synthetic dataset in `root` (see the module docstring for the layout).
+def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0, *,
+                     workers: int | None = None, progress: bool = True) -> GenerationReport:
+    """Create, finish or reuse the synthetic dataset in `root`.
 
     A complete dataset with the same parameters is reused as it is; a half-written one (a killed run) is finished; a
     dataset with other parameters, or a non-empty folder that is not a synthetic dataset, is an error naming the folder
@@ -321,49 +233,55 @@ def generate_dataset(
     """
     start = time.perf_counter()
     params = SyntheticConfig(identities=identities, utterances=utterances, faces=faces, seed=seed)
-    if utterances < 1 or faces < 1:
-        raise ValueError(f"a synthetic identity needs at least 1 utterance and 1 face, got {utterances} and {faces}")
+    try:
+        params.validate()
+    except ValueProblem as problem:
+        got = getattr(params, problem.key)
+        raise UsageError(f"synthetic dataset {root}: {problem.key} {problem.message}, got {got}") from None
     root = Path(root)
     status = dataset_status(root)
     if status == "foreign":
         raise SyntheticDatasetError(
             f"{root} is not empty and holds no {MARKER}: it is not a synthetic dataset, so nothing is written into it"
         )
-    record = _read_marker(root) if status != "missing" else None
-    if record is not None:
-        _check_params(root, record, params)
+    if status != "missing":
+        record = _read_marker(root)
+        wanted = {"version": GENERATOR_VERSION, **dataclasses.asdict(params)}
+        found = {"version": record.get("version"), **record["params"]}
+        diff = [f"{k}: {found[k]} on disk, {wanted[k]} asked" for k in wanted if found.get(k) != wanted[k]]
+        if diff:
+            raise SyntheticDatasetError(
+                f"{root} holds a {'complete' if status == 'complete' else 'half-written'} synthetic dataset with other "
+                f"parameters ({'; '.join(diff)}). Ask for the same parameters, choose another folder, or delete this "
+                "one to regenerate it."
+            )
     people = draw_identities(params.identities, params.seed)
     todo = [p for p in people if not all(f.exists() for f in _identity_files(root, p, params))]
     if status == "complete" and not todo:
-        return GenerationReport(root, dataclasses.asdict(params), "reused", 0, time.perf_counter() - start)
+        return GenerationReport(root, params, "reused", 0, time.perf_counter() - start)
 
     root.mkdir(parents=True, exist_ok=True)
     _write_marker(root, params, complete=False, people=people)
-    _clean_partial_files(root)
-    n_workers = _auto_workers(len(todo)) if workers is None else max(1, workers)
-    jobs = [(str(root), person, dataclasses.asdict(params)) for person in todo]
+    for stray in root.rglob(".*.part"):  # what a killed run was writing (sf2f.paths.atomic_path)
+        stray.unlink()
+    # one process per core, but only when there is enough work to pay for starting them (about a second each)
+    n_workers = max(1, min(os.cpu_count() or 1, len(todo) // 16)) if workers is None else workers
     with tqdm(total=len(people), initial=len(people) - len(todo), desc="synthetic identities", unit="id",
               disable=not progress) as bar:
-        written = sum(1 for _ in _run(jobs, n_workers, bar))
+        _run(root, todo, params, n_workers, bar)
     _write_tables(root, people, params)
     _write_marker(root, params, complete=True, people=people)
-    return GenerationReport(root, dataclasses.asdict(params), "generated" if status == "missing" else "finished",
-                            written, time.perf_counter() - start)
+    return GenerationReport(root, params, "generated" if status == "missing" else "finished", len(todo),
+                            time.perf_counter() - start)
 
 
-def ensure_synthetic_dataset(
-    where: str | Path | DataConfig,
-    config: SyntheticConfig | None = None,
-    *,
-    workers: int | None = None,
-    progress: bool = True,
-    log: Callable[[str], object] | None = print,
-) -> Path:
+def ensure_synthetic_dataset(where: str | Path | DataConfig, config: SyntheticConfig | None = None, *,
+                             progress: bool = True, log: Callable[[str], object] | None = print) -> Path:
     """The root of a complete synthetic dataset, generated on first use and reused afterwards (notebooks call this).
 
-    `where` is a folder (a relative path is taken from the working folder; a :class:`DataConfig`'s root, as every
-    path in a config, from the repository root) with `config` giving the size and seed
-    (default: :class:`SyntheticConfig`'s 300 identities), or a :class:`DataConfig` that carries both.
+    `where` is a folder (a relative path is taken from the working folder) with `config` giving the size and seed
+    (default: :class:`SyntheticConfig`'s), or a :class:`DataConfig` that carries both (its root, as every path in a
+    config, is taken from the repository root).
     """
     if isinstance(where, DataConfig):
         if where.kind != "synthetic":
@@ -371,8 +289,7 @@ def ensure_synthetic_dataset(
         root, config = project_path(where.root), config or where.synthetic
     else:
         root = Path(where).absolute()
-    config = config or SyntheticConfig()
-    report = generate_dataset(root, **dataclasses.asdict(config), workers=workers, progress=progress)
+    report = generate_dataset(root, **dataclasses.asdict(config or SyntheticConfig()), progress=progress)
     if log is not None:
         log(report.describe())
     return report.root
