@@ -28,7 +28,7 @@ from sf2f.config import ExperimentConfig, FaceEmbedderConfig
 from sf2f.data.prepared import PreparedData, PreparedSplit
 from sf2f.errors import SF2FError
 from sf2f.faces import normalize_images
-from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embedder_input
+from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embed_faces, embedder_input
 from sf2f.runtime import select_device
 from sf2f.weights import WeightsError
 
@@ -41,7 +41,6 @@ __all__ = [
     "cosine_softmax_loss",
     "default_embedder_path",
     "embedder_seed",
-    "embed_faces",
     "ensure_face_embedder",
     "load_trained_embedder",
     "resolve_face_embedder",
@@ -103,17 +102,6 @@ def _augment(images: Tensor, generator: torch.Generator, shift: int = 3) -> Tens
     padded = F.pad(images, (shift,) * 4, mode="replicate")
     offsets = torch.randint(0, 2 * shift + 1, (len(images), 2), generator=generator)
     return torch.stack([p[:, y : y + size, x : x + size] for p, (y, x) in zip(padded, offsets.tolist())])
-
-
-@torch.no_grad()
-def embed_faces(embedder: FaceEmbedder, images: Tensor, norm: str = "imagenet", batch: int = 256) -> Tensor:
-    """Embeddings (n, D) of generator-space face images, in batches, on the embedder's device."""
-    device = next(embedder.parameters()).device
-    parts = []
-    for start in range(0, len(images), batch):
-        x = embedder_input(images[start : start + batch].to(device), embedder.input_size, norm)
-        parts.append(embedder(x).float().cpu())
-    return torch.cat(parts) if parts else torch.empty(0, embedder.embed_dim)
 
 
 def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[float, float]:

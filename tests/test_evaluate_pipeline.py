@@ -25,7 +25,7 @@ from sf2f.evaluate import (
     results_table,
 )
 from sf2f.evaluate.attributes import shared_trait_faces, split_traits
-from sf2f.evaluate.diversity import load_lpips, lpips_diversity, lpips_or_reason, segment_face_pairs
+from sf2f.evaluate.diversity import load_lpips, segment_face_pairs
 from sf2f.evaluate.fid import _fid_inception_network, load_fid_inception
 from sf2f.evaluate.probes import evaluation_segments
 from sf2f.faces import normalize_images
@@ -75,7 +75,7 @@ def _evaluate(world, generator: nn.Module) -> pd.DataFrame:
         attribute_probe=world["attributes"], traits=world["traits"], batch_size=4,
     )
     rows = evaluator.evaluate(generator, "tiny") + evaluator.reference_rows(world["train"])
-    return results_table(rows, with_paper=True)
+    return results_table(rows)
 
 
 def test_the_same_evaluation_twice_gives_identical_numbers(world) -> None:
@@ -167,8 +167,8 @@ def test_classifier_and_attribute_probes(world) -> None:
     probs = world["classifier"].probabilities(faces)
     assert probs.shape == (len(test), len(world["train"])) and np.allclose(probs.sum(axis=1), 1.0)
     predicted = world["attributes"].predict(faces * 50.0)  # far outside the real faces: clipped to training ranges
-    lo, hi = world["attributes"].age_range
-    assert predicted["age"].between(lo, hi).all() and set(predicted["sex"]) <= {"m", "f"}
+    ages = world["attributes"].train["age"]
+    assert predicted["age"].between(ages.min(), ages.max()).all() and set(predicted["sex"]) <= {"m", "f"}
     on_features = AttributeProbe.fit(world["train"], world["traits"], "embedder", world["embedder"])
     assert set(on_features.score(faces, split_traits(world["test"], world["traits"]))) == {
         "sex acc", "sex AUC", "age R2", "age r", "size R2", "size r"
@@ -204,17 +204,18 @@ class _MeanAbsolute(nn.Module):
 
 
 def test_lpips_pairs_and_the_message_without_weights(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    generator = _generator("sf2f_1st_stage", world)
-    a, b = segment_face_pairs(generator, world["test"], world["cfg"].data)
+    generator, cfg = _generator("sf2f_1st_stage", world), world["cfg"]
+    a, b = segment_face_pairs(generator, world["test"], cfg.data, cfg.eval.seed)
     assert a.shape == b.shape and a.shape[1:] == (3, 64, 64)
-    mean, std = lpips_diversity(_MeanAbsolute(), a, b)
-    assert mean == pytest.approx(float((a - b).abs().flatten(1).mean(dim=1).mean()))
-    assert lpips_diversity(_MeanAbsolute(), a, a) == (0.0, 0.0)
+    evaluator = SplitEvaluator(world["test"], cfg, world["embedder"], lpips=_MeanAbsolute())
+    (row,) = evaluator.evaluate(generator, "tiny", modes=["naive"])
+    distances = (a - b).abs().flatten(1).mean(dim=1)
+    assert row["LPIPS mean"] == pytest.approx(float(distances.mean()))
+    assert row["LPIPS std"] == pytest.approx(float(distances.std(unbiased=False))) and row["LPIPS std"] > 0
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    reason = lpips_or_reason()
-    assert isinstance(reason, str) and "skipped" in reason and REGISTRY["lpips_alexnet"].url in reason
-    evaluator = SplitEvaluator(world["test"], world["cfg"], world["embedder"], lpips=reason)
-    assert reason in evaluator.notes
+    with pytest.raises(WeightsError) as missing:
+        load_lpips()
+    assert REGISTRY["lpips_alexnet"].url in str(missing.value)
 
 
 def _entry(name: str, path: Path) -> WeightFile:

@@ -11,25 +11,26 @@ import numpy as np
 import pytest
 import torch
 
-from sf2f.evaluate.safe_pickle import UnsafePickleError, load_numpy_pickle
 from sf2f.evaluate.vggface_score import (
     VGGFACE_CLASSES,
     VGGFACE_MEAN_RGB,
+    UnsafePickleError,
     VGGFaceClassifier,
-    VGGFaceResNet50,
+    load_numpy_pickle,
     load_vggface_resnet50,
     vggface_input,
+    vggface_resnet50,
 )
 from sf2f.faces import normalize_images
 from sf2f.weights import REGISTRY, WeightsError
 
 
 @pytest.fixture(scope="module")
-def weight_pickle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VGGFaceResNet50]:
+def weight_pickle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.Module]:
     """resnet50_ft_weight.pkl's structure: the state dict's names (no num_batches_tracked) -> float32 numpy arrays,
     pickled with protocol 2 as Python 2 could read it (and so read back with latin-1)."""
     torch.manual_seed(0)
-    net = VGGFaceResNet50().eval()
+    net = vggface_resnet50().eval()
     with torch.no_grad():  # non-trivial running statistics, so loading them is checked too
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -43,13 +44,13 @@ def weight_pickle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VGGFa
 
 
 @pytest.fixture(scope="module")
-def loaded(weight_pickle) -> VGGFaceResNet50:
+def loaded(weight_pickle) -> torch.nn.Module:
     return load_vggface_resnet50(weight_pickle[0])
 
 
 def test_architecture_is_the_caffe_resnet50() -> None:
     with torch.device("meta"):
-        net = VGGFaceResNet50(num_classes=10)
+        net = vggface_resnet50(num_classes=10)
     first = net.layer2[0]
     # the stride sits on the first 1x1 conv (Caffe), not on the 3x3 (torchvision)
     assert first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1) and first.downsample[0].stride == (2, 2)
@@ -149,5 +150,3 @@ def test_input_subtracts_the_caffe_means_in_the_chosen_channel_order() -> None:
     ramp = torch.arange(4.0).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     up = vggface_input(ramp + torch.tensor(VGGFACE_MEAN_RGB).view(1, 3, 1, 1), "rgb", size=5)
     assert up[0, 0, 0, 0] == 0 and up[0, 0, -1, -1] == 3 and up[0, 0, 0, 2] == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="channel_order"):
-        vggface_input(pixels, "grb")

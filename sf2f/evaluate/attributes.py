@@ -1,24 +1,11 @@
-"""Attribute consistency on the synthetic data: do generated faces carry the speaker's sex, age and size?
+"""Do generated faces carry the speaker's sex, age and size? (synthetic data, whose shared traits shape both voice and
+face)
 
-The synthetic people's shared traits (sex, age, body/head size) shape both their voice and their face
-(`sf2f.data.synthetic.traits`), so a good voice-to-face model should put them into its faces. Probes trained on the
-**real** faces of the training identities read them back from a face:
-
-* sex: a logistic regression (accuracy; chance = always answering the training majority), and the area under the
-  ROC curve of its decision score (AUC; chance 0.5);
-* age and size: ridge regressions (R^2 and Pearson correlation; chance: R^2 <= 0 for the training mean, r = 0).
-
-Accuracy and R^2 need the probe's absolute reading to be right; the AUC and r need only the *ordering* of the
-speakers. Generated faces are rarely on the real faces' exact colour scale, and a small global offset can push every
-face to one side of the sex boundary (accuracy = the majority share) or beyond the age range (clipped: r undefined)
-while the faces still order the speakers correctly. So AUC and r are computed on the probes' raw outputs, unclipped;
-accuracy and R^2 on the clipped answers.
-
-The probes are applied to one generated face per evaluation identity and compared with that speaker's ground truth.
-The same probes on the evaluation identities' real faces give the ceiling a perfect generator could reach.
-
-Features: `pixels` (default) = the face at 16x16, standardised, which is independent of the face embedder the generator
-was trained against (a generator could match embedder features without drawing the trait); `embedder` = F(.).
+Probes fitted on the training identities' real faces read the traits from one generated face per evaluation
+identity: sex by a logistic regression (accuracy; AUC of its score), age and size by ridge regressions (R^2; Pearson
+r). A face slightly off the real faces' colour scale shifts every reading alike while still ordering the speakers, so
+AUC and r use the raw outputs, accuracy and R^2 the clipped answers. Features: the face at 16x16 (`pixels`, which a
+generator cannot match through the face embedder without drawing the trait) or F(.) (`embedder`).
 """
 
 from __future__ import annotations
@@ -39,22 +26,11 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from sf2f.data.prepared import PreparedSplit
-from sf2f.evaluate.embeddings import embed_images, face_batches
+from sf2f.evaluate.embeddings import face_batches
 from sf2f.faces import VGG_BOX, to_pixel_range
-from sf2f.models.face_embedders import FaceEmbedder
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 
-__all__ = [
-    "ATTRIBUTES",
-    "AttributeProbe",
-    "attribute_chance",
-    "pixel_features",
-    "shared_trait_faces",
-    "split_traits",
-]
-
-ATTRIBUTES: tuple[str, ...] = ("sex", "age", "size")
-
-Featurizer = Callable[[Tensor], np.ndarray]
+__all__ = ["AttributeProbe", "shared_trait_faces", "split_traits"]
 
 
 def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
@@ -67,20 +43,12 @@ def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
 
 
 def shared_trait_faces(
-    train_split: PreparedSplit,
-    train_truth: pd.DataFrame,
-    truth: pd.DataFrame,
-    k: int = 20,
+    train_split: PreparedSplit, train_truth: pd.DataFrame, truth: pd.DataFrame, k: int = 20,
     image_norm: str = "imagenet",
 ) -> Tensor:
     """For every identity of `truth`, the average real face of the `k` training identities that share its sex and
-    lie nearest in age and size (standardised over the training identities): (n, 3, S, S) in generator space.
-
-    On the synthetic data only sex, age and size reach both voice and face, so this is about the best face a
-    voice-only predictor can draw under an L1 or L2 loss: it carries the shared traits and averages out the rest
-    (hair, skin tone, glasses). Its scores are the table's "shared-trait mean face" row: a reference that shows how
-    far above chance retrieval can go on these data (not far: the face-only traits decide most of a face).
-    """
+    lie nearest in standardised age and size: (n, 3, S, S) in generator space. Only those traits reach both voice and
+    face on the synthetic data, so it is about the best face a voice-only model can draw under an L1 or L2 loss."""
     sums, counts = None, torch.zeros(len(train_split), dtype=torch.float64)
     for images, labels in face_batches(train_split, image_norm):
         part = torch.zeros(len(train_split), *images.shape[1:], dtype=torch.float64)
@@ -104,7 +72,7 @@ def shared_trait_faces(
     return torch.stack(out)
 
 
-def pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:
+def _pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:
     """Generator-space images (n, 3, H, W) as [0, 1] pixels (clamped like the displayed image), averaged down to
     size x size and flattened: (n, 3 size^2)."""
     pixels = to_pixel_range(images.float(), image_norm) / 255.0
@@ -127,17 +95,11 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 class AttributeProbe:
     """Sex, age and size read from faces by probes fitted on real training faces."""
 
-    featurize: Featurizer
+    featurize: Callable[[Tensor], np.ndarray]
     sex: Pipeline
     age: Pipeline
     size: Pipeline
-    train_sex_majority: str
-    train_age_mean: float
-    train_size_mean: float
-    # predictions are clipped to the training identities' range: a generated face far outside the real faces'
-    # distribution (an untrained generator's) would otherwise extrapolate to ages of thousands of years
-    age_range: tuple[float, float]
-    size_range: tuple[float, float]
+    train: pd.DataFrame  # the training identities' traits
 
     @classmethod
     def fit(
@@ -151,16 +113,16 @@ class AttributeProbe:
         batch_size: int = 64,
     ) -> AttributeProbe:
         """Fit the three probes on every real face of the training split (each face carries its identity's traits)."""
-        if features == "pixels":
-            def featurize(images: Tensor) -> np.ndarray:
-                return pixel_features(images, image_norm)
-        elif features == "embedder":
-            if embedder is None:
-                raise ValueError("features='embedder' needs a face embedder")
-            def featurize(images: Tensor) -> np.ndarray:
-                return embed_images(embedder, images, image_norm, box, batch_size).double().numpy()
-        else:
+        if features not in ("pixels", "embedder"):
             raise ValueError(f"unknown attribute features '{features}' (pixels or embedder)")
+        if features == "embedder" and embedder is None:
+            raise ValueError("features='embedder' needs a face embedder")
+
+        def featurize(images: Tensor) -> np.ndarray:
+            if features == "pixels":
+                return _pixel_features(images, image_norm)
+            return embed_faces(embedder, images, image_norm, box, batch_size).double().numpy()
+
         truth = split_traits(train_split, traits)
         x, labels = [], []
         for images, batch_labels in face_batches(train_split, image_norm, batch_size):
@@ -171,12 +133,7 @@ class AttributeProbe:
         sex = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x_all, rows["sex"])
         age = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["age"].astype(float))
         size = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["size"].astype(float))
-        return cls(
-            featurize, sex, age, size,
-            str(truth["sex"].mode().iloc[0]), float(truth["age"].mean()), float(truth["size"].mean()),
-            (float(truth["age"].min()), float(truth["age"].max())),
-            (float(truth["size"].min()), float(truth["size"].max())),
-        )
+        return cls(featurize, sex, age, size, truth)
 
     def raw(self, images: Tensor) -> pd.DataFrame:
         """The probes' unclipped outputs: the sex classifier's decision score (positive: `sex_positive`), age, size."""
@@ -195,10 +152,13 @@ class AttributeProbe:
         return self._answers(self.raw(images))
 
     def _answers(self, raw: pd.DataFrame) -> pd.DataFrame:
+        # clipped to the training identities' range: a face far outside the real faces' distribution (an untrained
+        # generator's) would otherwise extrapolate to ages of thousands of years
+        ages, sizes = self.train["age"].astype(float), self.train["size"].astype(float)
         return pd.DataFrame({
             "sex": np.where(raw["sex"] > 0, self.sex_positive, str(self.sex.classes_[0])),
-            "age": np.clip(raw["age"], *self.age_range),
-            "size": np.clip(raw["size"], *self.size_range),
+            "age": np.clip(raw["age"], ages.min(), ages.max()),
+            "size": np.clip(raw["size"], sizes.min(), sizes.max()),
         })
 
     def score(self, images: Tensor, truth: pd.DataFrame) -> dict[str, float]:
@@ -219,18 +179,13 @@ class AttributeProbe:
         }
 
     def chance(self, truth: pd.DataFrame) -> dict[str, float]:
-        """What answering the training majority / training means scores on these identities."""
-        return attribute_chance(truth, self.train_sex_majority, self.train_age_mean, self.train_size_mean)
-
-
-def attribute_chance(truth: pd.DataFrame, sex_majority: str, age_mean: float, size_mean: float) -> dict[str, float]:
-    """Scores of a constant answer: the training majority sex, the training mean age and size (r is 0 by convention)."""
-    n = len(truth)
-    return {
-        "sex acc": float((truth["sex"] == sex_majority).mean()),
-        "sex AUC": 0.5,
-        "age R2": _r2(truth["age"].to_numpy(float), np.full(n, age_mean)),
-        "age r": 0.0,
-        "size R2": _r2(truth["size"].to_numpy(float), np.full(n, size_mean)),
-        "size r": 0.0,
-    }
+        """What a constant answer scores on these identities: the training majority sex, the training mean age and
+        size (r is 0 by convention)."""
+        return {
+            "sex acc": float((truth["sex"] == str(self.train["sex"].mode().iloc[0])).mean()),
+            "sex AUC": 0.5,
+            "age R2": _r2(truth["age"].to_numpy(float), np.full(len(truth), float(self.train["age"].mean()))),
+            "age r": 0.0,
+            "size R2": _r2(truth["size"].to_numpy(float), np.full(len(truth), float(self.train["size"].mean()))),
+            "size r": 0.0,
+        }

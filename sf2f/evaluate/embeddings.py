@@ -1,66 +1,21 @@
-"""Face embeddings for evaluation: the FaceNet pipeline F(.) of recipe §4.2, and the real faces of a split.
-
-F(image) = a face embedder's 512-d L2-normalised embedding of :func:`sf2f.models.face_embedders.embedder_input`
-(pixels, standardisation (x - 127.5) / 128, the VGG-box crop, a bilinear align_corners resize to the embedder's input
-size: 140 for SF2F's FaceNet). Any :class:`~sf2f.models.face_embedders.FaceEmbedder` works: the pretrained FaceNet on
-real data, the self-trained small embedder on the synthetic default.
-
-The **gallery** is, for each identity of the split, the mean of F over all of its real faces, not re-normalised
-(`hq_emb_dict=True` in the original).
+"""The real faces of a split through F(.) (recipe §4.2), and the gallery: per identity the mean of F over its faces,
+not re-normalised (`hq_emb_dict=True` in the original).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import VGG_BOX, normalize_images
-from sf2f.models.face_embedders import FaceEmbedder, embedder_input
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 
-__all__ = ["RealFaces", "device_of", "embed_images", "eval_mode", "face_batches", "group_mean", "real_faces"]
-
-
-def device_of(module: nn.Module) -> torch.device:
-    """Where a module's weights live (CPU for a module without any)."""
-    first = next(module.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration, then each module's own train/eval flag back (evaluation during training)."""
-    flags = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, flag in zip(modules, flags):
-            m.train(flag)
-
-
-@torch.no_grad()
-def embed_images(
-    embedder: FaceEmbedder,
-    images: Tensor,
-    image_norm: str = "imagenet",
-    box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 64,
-) -> Tensor:
-    """F(.) of generator-space images (n, 3, H, W): (n, D) float32 on the CPU."""
-    device = device_of(embedder)
-    out = []
-    with eval_mode(embedder):
-        for chunk in images.split(batch_size):
-            x = embedder_input(chunk.to(device, torch.float32), embedder.input_size, image_norm, tuple(box))
-            out.append(embedder(x).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, embedder.embed_dim)
+__all__ = ["RealFaces", "face_batches", "group_mean", "real_faces"]
 
 
 def group_mean(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
@@ -111,30 +66,24 @@ class RealFaces:
 def face_batches(
     split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 64
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Every face of a split in generator space, in face order: batches (b, 3, S, S) with their identity labels (b,).
-
-    Streamed, because a real test split holds tens of thousands of faces.
-    """
+    """Every face of a split in generator space, in face order: batches (b, 3, S, S) with their identity labels (b,),
+    streamed because a real test split holds tens of thousands of faces."""
     labels = np.concatenate([np.full(len(split.face_rows(i)), i) for i in range(len(split))]) if len(split) else []
     rows = [row for i in range(len(split)) for row in split.face_rows(i)]
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        pixels = np.stack([split.face(r) for r in chunk])
-        batch_labels = torch.as_tensor(labels[start : start + batch_size], dtype=torch.long)
-        yield normalize_images(pixels, image_norm), batch_labels
+        chunk = slice(start, start + batch_size)
+        pixels = np.stack([split.face(r) for r in rows[chunk]])
+        yield normalize_images(pixels, image_norm), torch.as_tensor(labels[chunk], dtype=torch.long)
 
 
 def real_faces(
-    embedder: FaceEmbedder,
-    split: PreparedSplit,
-    image_norm: str = "imagenet",
-    box: tuple[float, ...] = VGG_BOX,
+    embedder: FaceEmbedder, split: PreparedSplit, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
     batch_size: int = 64,
 ) -> RealFaces:
     """F(.) of every real face of a split (built once per evaluation, like the original's gallery)."""
     embeddings, labels = [], []
     for images, batch_labels in face_batches(split, image_norm, batch_size):
-        embeddings.append(embed_images(embedder, images, image_norm, box, batch_size))
+        embeddings.append(embed_faces(embedder, images, image_norm, box, batch_size))
         labels.append(batch_labels)
     if not embeddings:
         raise ValueError(f"{split.root}/{split.split}: the split holds no faces to build a gallery from")

@@ -1,28 +1,17 @@
-"""Evaluating trained runs: the evaluator a config and a prepared dataset call for, and checkpoints to a results table.
+"""Trained checkpoints to the results table (`python -m sf2f evaluate`), and the evaluator a config and data allow.
 
-:func:`split_evaluator` assembles a :class:`~sf2f.evaluate.evaluator.SplitEvaluator` with every part the data allows:
-
-* the face embedder of the config (:func:`~sf2f.embedder_weights.resolve_face_embedder`: FaceNet when its
-  weights verify, as the paper scores; else, with `eval.independent_embedder`, a *second* embedder trained on the
-  data from another seed, because a generator scored by the network its perceptual loss was trained against games
-  it);
-* the image classifier of the score: on the synthetic data an identity classifier of the training identities (the
-  "ID-classifier score", never called VFS, issue 7 item 4); on real data the VGGFace ResNet-50 when its weights are
-  there (the VFS of §4.1), else a note;
-* attribute probes when the dataset has the synthetic people's traits;
-* the FID Inception network and LPIPS when their weights are there, else a note each.
-
-:func:`evaluate_checkpoints` is `python -m sf2f evaluate`: it loads each run folder or checkpoint file, checks that
-it fits the data, evaluates every model with one evaluator (so the real faces are embedded once and every model
-meets the same probes' crops and segments), adds the chance / ground-truth / mean-face rows (on synthetic data also
-the shared-trait mean face) and the paper's numbers.
+The scoring embedder is the config's, or with `eval.independent_embedder` a second one trained on the data from
+another seed (a generator scored by the network its perceptual loss trained against games it). Synthetic data get
+the ID-classifier score (never called VFS) and the attribute probes, real data the VFS when its weights are there;
+FID Inception and LPIPS need theirs. One evaluator scores every model: the real faces are embedded once, and every
+model meets the same probes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -33,57 +22,41 @@ from sf2f.config import ExperimentConfig, load_config
 from sf2f.data.course_data import prepared_data
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder, scoring_embedder
-from sf2f.errors import MissingPathError, UsageError
+from sf2f.errors import MissingPathError
 from sf2f.evaluate.attributes import AttributeProbe
-from sf2f.evaluate.diversity import lpips_or_reason
+from sf2f.evaluate.diversity import load_lpips
 from sf2f.evaluate.evaluator import SplitEvaluator
 from sf2f.evaluate.fid import load_fid_inception
-from sf2f.evaluate.identity_score import IdentityClassifier
+from sf2f.evaluate.inception_score import IdentityClassifier
 from sf2f.evaluate.probes import PROBE_MODES
 from sf2f.evaluate.report import results_table
-from sf2f.evaluate.vggface_score import VGGFaceClassifier
+from sf2f.evaluate.vggface_score import VGGFaceClassifier, load_vggface_resnet50
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 from sf2f.paths import project_path, user_path
 from sf2f.weights import WeightsError
 
-__all__ = ["LoadedModel", "check_fits", "evaluate_checkpoints", "evaluation_data", "load_models", "split_evaluator"]
+__all__ = ["evaluate_checkpoints", "split_evaluator"]
 
 
-@dataclasses.dataclass
-class LoadedModel:
-    """A trained generator, its config, where it came from and the name it gets in the table."""
-
-    name: str
-    generator: Generator
-    cfg: ExperimentConfig
-    source: Path
-
-
-def load_models(sources: Sequence[str | Path], checkpoint: str = "latest") -> list[LoadedModel]:
-    """Generators from run folders or checkpoint files, named by config (by config and path when two share one)."""
-    if not sources:
-        raise UsageError("name at least one checkpoint (a run folder or a .pt file) to evaluate")
+def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, ExperimentConfig, Path]]:
+    """(name in the table, generator, config, path) of run folders or checkpoint files, named by config (by config
+    and path when two share one)."""
     loaded = []
     for source in sources:
         path = user_path(source)
         if not path.exists():
             raise MissingPathError(f"{path}: no such run folder or checkpoint file")
-        generator, cfg = load_generator(path, checkpoint)
-        loaded.append(LoadedModel(cfg.name, generator, cfg, path))
-    names = [m.name for m in loaded]
-    for model in loaded:
-        if names.count(model.name) > 1:
-            model.name = f"{model.cfg.name} ({model.source})"
-    return loaded
+        generator, cfg = load_generator(path)
+        loaded.append((cfg.name, generator, cfg, path))
+    names = [name for name, *_ in loaded]
+    return [(f"{name} ({path})" if names.count(name) > 1 else name, generator, cfg, path)
+            for name, generator, cfg, path in loaded]
 
 
-def evaluation_data(cfg: ExperimentConfig, data: str | Path | None = None, run: Path | None = None) -> tuple[Path, Path]:
-    """(prepared folder, dataset root) to evaluate on.
-
-    `data` is a prepared folder or a dataset root (prepared on first use). Without it: the prepared folder the run
-    trained on (its run.json), else the config's own data. The dataset root is where the synthetic traits are.
-    """
+def evaluation_data(cfg: ExperimentConfig, data: str | Path | None, run: Path) -> tuple[Path, Path]:
+    """(prepared folder, dataset root, where the synthetic traits are) to evaluate on: `data`, a prepared folder or a
+    dataset root (prepared on first use); without it the prepared folder the run trained on, else the config's."""
     dataset_root = project_path(cfg.data.root)
     if data:
         path = user_path(data)
@@ -92,32 +65,24 @@ def evaluation_data(cfg: ExperimentConfig, data: str | Path | None = None, run: 
         if (path / "manifest.json").is_file():
             return path, dataset_root
         return prepared_data(cfg.data, path, progress=False).root, path
-    record = run / "run.json" if run is not None and run.is_dir() else None
-    if record is not None and record.is_file():
+    record = run / "run.json"
+    if run.is_dir() and record.is_file():
         trained_on = Path(json.loads(record.read_text(encoding="utf-8"))["data"])
         if (trained_on / "manifest.json").is_file():
             return trained_on, dataset_root
     return prepared_data(cfg.data, progress=False).root, dataset_root
 
 
-def check_fits(model: LoadedModel, data: PreparedData) -> None:
+def check_fits(cfg: ExperimentConfig, source: Path, data: PreparedData) -> None:
     """Refuse a checkpoint trained on other faces or other voice features than the prepared data hold."""
     settings = data.manifest["settings"]
     problems = []
-    if int(settings["image_size"]) != model.cfg.data.image_size:
-        problems.append(f"faces of {model.cfg.data.image_size} px, the data has {settings['image_size']} px")
-    if int(settings["audio"]["n_mels"]) != model.cfg.data.audio.n_mels:
-        problems.append(f"{model.cfg.data.audio.n_mels} mel bands, the data has {settings['audio']['n_mels']}")
+    if int(settings["image_size"]) != cfg.data.image_size:
+        problems.append(f"faces of {cfg.data.image_size} px, the data has {settings['image_size']} px")
+    if int(settings["audio"]["n_mels"]) != cfg.data.audio.n_mels:
+        problems.append(f"{cfg.data.audio.n_mels} mel bands, the data has {settings['audio']['n_mels']}")
     if problems:
-        raise CheckpointError(f"{model.source}: does not fit {data.root}: it was trained on {'; '.join(problems)}")
-
-
-def _traits(dataset_root: Path) -> pd.DataFrame | None:
-    if not (dataset_root / "traits.csv").is_file():
-        return None
-    from sf2f.data.synthetic import read_traits
-
-    return read_traits(dataset_root)
+        raise CheckpointError(f"{source}: does not fit {data.root}: it was trained on {'; '.join(problems)}")
 
 
 def split_evaluator(
@@ -127,19 +92,14 @@ def split_evaluator(
     dataset_root: str | Path | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 32,
-    log: Callable[[str], object] = print,
     scorer: tuple[FaceEmbedder, str] | None = None,
 ) -> SplitEvaluator:
-    """Every metric of `split` of a prepared folder that the data and the weights at hand allow (module docstring).
-
-    `cfg` gives the protocol (`cfg.eval`), the face embedder and the data settings of the probes. `scorer` (an
-    embedder and a line naming it) replaces the embedder the config would choose: the shipped weights are scored by
-    the embedder shipped with them, so that their numbers are the same on every machine. The parts that are skipped
-    and why are in the evaluator's `notes`, first of them which face embedder looks at the faces.
-    """
+    """Every metric of `split` of a prepared folder that the data and the weights at hand allow; the evaluator's
+    `notes` say which embedder looks at the faces and what is skipped. `scorer` (an embedder and a line naming it)
+    replaces the config's: the shipped weights are scored by the one shipped with them, the same on every machine."""
     prepared = PreparedData(data)
     if scorer is None:
-        embedder, which = resolve_face_embedder(cfg, data, log)
+        embedder, which = resolve_face_embedder(cfg, data)
         embedder, second = scoring_embedder(cfg, data, embedder)
         which = second or which
     else:
@@ -147,7 +107,11 @@ def split_evaluator(
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)
-    traits = _traits(Path(dataset_root)) if dataset_root is not None else None
+    traits = None
+    if dataset_root is not None and (Path(dataset_root) / "traits.csv").is_file():
+        from sf2f.data.synthetic import read_traits
+
+        traits = read_traits(Path(dataset_root))
     notes = [f"face embedder: {which}"]
     parts: dict[str, object] = {"batch_size": batch_size}
     if traits is not None:
@@ -158,49 +122,41 @@ def split_evaluator(
                      "(synthetic faces); not comparable with a VFS")
     else:
         try:
-            parts["image_classifier"] = VGGFaceClassifier.from_config(cfg.eval, norm)
+            parts["image_classifier"] = VGGFaceClassifier(load_vggface_resnet50(), cfg.eval.vfs_channel_order,
+                                                          cfg.eval.vfs_input_size, norm)
         except WeightsError as error:
             notes.append(f"VFS skipped: {error}")
     try:
         parts["inception"] = load_fid_inception(image_norm=norm)
     except WeightsError as error:
         notes.append(f"FID (Inception) skipped: {error}")
-    parts["lpips"] = lpips_or_reason(image_norm=norm)
+    try:
+        parts["lpips"] = load_lpips(image_norm=norm)
+    except (ImportError, WeightsError) as error:
+        notes.append(f"LPIPS diversity skipped: {error}")
     evaluator = SplitEvaluator(prepared.split(split, cfg.data.max_identities), cfg, embedder, **parts)
     evaluator.notes[:0] = notes
     return evaluator
 
 
 def evaluate_checkpoints(
-    sources: Sequence[str | Path],
-    data: str | Path | None = None,
-    split: str = "test",
-    modes: Sequence[str] = PROBE_MODES,
-    profile: str | None = None,
-    device: str | torch.device = "cpu",
-    log: Callable[[str], object] = print,
+    sources: Sequence[str | Path], data: str | Path | None = None, split: str = "test",
+    modes: Sequence[str] = PROBE_MODES, profile: str | None = None, device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
-    """The results table of trained checkpoints on a split (`table.attrs["notes"]`: skipped metrics and caveats).
-
-    The protocol (`eval`: recall groups and K, seed) is the first checkpoint's, or that of its config under
-    `profile`; the face embedder and the data settings are the first checkpoint's.
-    """
-    unknown = sorted(set(modes) - set(PROBE_MODES))
-    if unknown:
-        raise UsageError(f"unknown probe mode(s) {unknown} (known: {', '.join(PROBE_MODES)})")
+    """The results table of trained checkpoints on a split (`table.attrs["notes"]`: skipped metrics and caveats). The
+    face embedder, the data settings and the protocol (`eval`, or its config's under `profile`) are the first's."""
     models = load_models(sources)
-    first = models[0]
-    cfg = first.cfg
+    _, _, cfg, first = models[0]
     if profile:
         cfg = dataclasses.replace(cfg, eval=load_config(cfg.name, profile=profile).eval)
-    prepared_dir, dataset_root = evaluation_data(cfg, data, first.source)
+    prepared_dir, dataset_root = evaluation_data(cfg, data, first)
     prepared = PreparedData(prepared_dir)
-    for model in models:
-        check_fits(model, prepared)
-    evaluator = split_evaluator(cfg, prepared_dir, split, dataset_root, device, log=log)
+    for _, _, model_cfg, source in models:
+        check_fits(model_cfg, source, prepared)
+    evaluator = split_evaluator(cfg, prepared_dir, split, dataset_root, device)
     rows = []
-    for model in models:
-        rows += evaluator.evaluate(model.generator.to(device), model.name, modes, config=model.cfg.name)
+    for name, generator, model_cfg, _ in models:
+        rows += evaluator.evaluate(generator.to(device), name, modes, config=model_cfg.name)
     rows += evaluator.reference_rows(prepared.split("train", cfg.data.max_identities))
     table = results_table(rows)
     table.attrs["notes"] = [f"data: {prepared_dir} ({split} split)", *evaluator.notes]

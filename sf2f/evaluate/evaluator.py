@@ -1,31 +1,19 @@
-"""Evaluate a generator on a prepared split: every metric of recipe §4 and the ones the paper lacked, as table rows.
+"""Evaluate generators on a prepared split: every metric of recipe §4 and the ones the paper lacked, as table rows.
 
-:class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces are embedded
-once, giving the gallery), it turns any :class:`~sf2f.models.generator.Generator` into one row per probe mode:
+:class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces embedded
+once), it scores any generator deterministically for `cfg.eval.seed`, one row per probe mode:
 
     evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=..., traits=...)
-    rows = evaluator.evaluate(generator, model="sf2f_fuser")        # one dict per probe mode
-    rows += evaluator.reference_rows(train_split)                     # chance, ground truth, mean face
-    table = results_table(rows)                                      # sf2f.evaluate.report
+    table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
 
-Everything is deterministic for a given `cfg.eval.seed`: the probes' crops and segments, the real face chosen per
-identity for 1:2 matching and the ground-truth bound, and the score's shuffle. The optional parts are:
-
-* an image classifier: :class:`~sf2f.evaluate.vggface_score.VGGFaceClassifier` on real data (the VFS),
-  :class:`~sf2f.evaluate.identity_score.IdentityClassifier` on the synthetic data (the ID-classifier score);
-* an attribute probe with the dataset's traits (synthetic data);
-* an Inception network for FID;
-* an LPIPS distance, or a string in its place: the reason it is missing, which becomes a note of the table.
-
-A metric that the split is too small for (grouped recall with fewer identities than the groups need, a score with
-fewer images than splits) is left empty with a note, never fatal.
+A metric the split is too small for is left empty with a note.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,39 +23,25 @@ from torch import Tensor
 from sf2f.config import ExperimentConfig
 from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.attributes import AttributeProbe, shared_trait_faces, split_traits
-from sf2f.evaluate.diversity import LpipsDistance, lpips_diversity, segment_face_pairs
-from sf2f.evaluate.embeddings import embed_images, face_batches, real_faces
+from sf2f.evaluate.diversity import LpipsDistance, segment_face_pairs
+from sf2f.evaluate.embeddings import face_batches, real_faces
 from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
-from sf2f.evaluate.inception_score import inception_score
-from sf2f.evaluate.matching import matching_accuracy
+from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
-from sf2f.evaluate.retrieval import grouped_recall, inter_human_similarity, paired_similarity, whole_split_recall
+from sf2f.evaluate.retrieval import (
+    grouped_recall,
+    inter_human_similarity,
+    matching_accuracy,
+    paired_similarity,
+    whole_split_recall,
+)
 from sf2f.evaluate.significance import chance_tests
+from sf2f.evaluate.vggface_score import VGGFaceClassifier
 from sf2f.faces import normalize_images
-from sf2f.models.face_embedders import FaceEmbedder
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.models.generator import Generator
 
-__all__ = ["ImageClassifier", "SplitEvaluator", "mean_face"]
-
-
-class ImageClassifier(Protocol):
-    """Class probabilities for generator-space images; `label` names the Inception-style score it gives."""
-
-    label: str
-
-    def probabilities(self, images: Tensor) -> np.ndarray: ...
-
-
-def mean_face(split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 256) -> Tensor:
-    """The average of every real face of a split, in generator space (3, S, S): the mean-face lower bound's probe."""
-    total, count = None, 0
-    for images, _ in face_batches(split, image_norm, batch_size):
-        part = images.double().sum(dim=0)
-        total = part if total is None else total + part
-        count += len(images)
-    if total is None:
-        raise ValueError(f"{split.root}/{split.split}: no faces to average")
-    return (total / count).float()
+__all__ = ["SplitEvaluator"]
 
 
 class SplitEvaluator:
@@ -79,11 +53,11 @@ class SplitEvaluator:
         cfg: ExperimentConfig,
         face_embedder: FaceEmbedder,
         *,
-        image_classifier: ImageClassifier | None = None,
+        image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
         attribute_probe: AttributeProbe | None = None,
         traits: pd.DataFrame | None = None,
         inception: InceptionFeatures | None = None,
-        lpips: LpipsDistance | str | None = None,
+        lpips: LpipsDistance | None = None,
         batch_size: int = 32,
     ) -> None:
         self.split = split
@@ -92,17 +66,12 @@ class SplitEvaluator:
         self.image_classifier = image_classifier
         self.attribute_probe = attribute_probe
         self.inception = inception
+        self.lpips = lpips
         self.batch_size = batch_size
         self.box = tuple(cfg.eval.vgg_box)
         self.norm = cfg.data.image_norm
         self.notes: list[str] = []
-        # the probe sets of every evaluated (model, mode): figures (faces side by side, recall curves) reuse them
         self.probes: dict[tuple[str, str], ProbeSet] = {}
-        self.lpips: LpipsDistance | None = None
-        if isinstance(lpips, str):
-            self.notes.append(lpips)
-        else:
-            self.lpips = lpips
         self.faces = real_faces(face_embedder, split, self.norm, self.box, batch_size)
         self.gallery = self.faces.gallery
         seed = cfg.eval.seed
@@ -110,37 +79,23 @@ class SplitEvaluator:
         # probe, held out of that identity's gallery entry
         self.matching_faces = self.faces.chosen_face(seed)
         self.held_out_faces = self.faces.chosen_face(seed + 1, avoid=self.matching_faces)
-        self.truth: pd.DataFrame | None = None
+        if attribute_probe is not None and traits is None:
+            raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
         self.traits = traits
-        if attribute_probe is not None:
-            if traits is None:
-                raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
-            self.truth = split_traits(split, traits)
-        self.real_inception: Tensor | None = None
-        if inception is not None:
-            batches = face_batches(split, self.norm, batch_size)
-            self.real_inception = torch.cat([inception(images) for images, _ in batches])
-        n, group = len(split), cfg.eval.recall_group_size
-        if n < group * cfg.eval.recall_groups:
-            self.notes.append(
-                f"grouped recall not computed: {cfg.eval.recall_groups} group(s) of {group} identities need "
-                f"{group * cfg.eval.recall_groups}, the split has {n}"
-            )
+        self.truth = split_traits(split, traits) if traits is not None else None
+        self.real_inception = None if inception is None else torch.cat(
+            [inception(images) for images, _ in face_batches(split, self.norm, batch_size)])
+        n, group, groups = len(split), cfg.eval.recall_group_size, cfg.eval.recall_groups
+        if n < group * groups:
+            self.notes.append(f"grouped recall not computed: {groups} group(s) of {group} identities need "
+                              f"{group * groups}, the split has {n}")
         if image_classifier is not None and n < cfg.eval.vfs_splits:
-            self.notes.append(
-                f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many images"
-            )
-
-    # ---- rows -------------------------------------------------------------------------------------------------------
-
-    def _split_images(self, rows: Tensor) -> Tensor:
-        return normalize_images(np.stack([self.split.face(int(r)) for r in rows]), self.norm)
+            label, splits = image_classifier.label, cfg.eval.vfs_splits
+            self.notes.append(f"{label} not computed: {splits} splits need as many images")
 
     def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
-        """The metrics of probe embeddings (n, D), which need no image (against `gallery`, default the split's):
-        similarity to the own entry, inter-human similarity, recall at K, 1:2 matching and the chance tests.
-        For (draws, n, D), several probe sets of the same identities, each metric is averaged over the draws and the
-        tests are those of the draw-averaged statistics."""
+        """The metrics of probe embeddings (n, D) that need no image, against `gallery` (default the split's); for
+        (draws, n, D) each metric averaged over the draws, and the chance tests of the draw-averaged statistics."""
         ev = self.cfg.eval
         gallery = self.gallery if gallery is None else gallery
         draws = []
@@ -154,7 +109,7 @@ class SplitEvaluator:
             row.update({f"R@{k}": v for k, v in grouped.items()})
             whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
             row.update({f"split R@{k}": v for k, v in whole.items()})
-            row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces], seed=ev.seed)
+            row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces])
             draws.append(row)
         n = embeddings.shape[-2]
         scores: dict[str, Any] = {"identities": n, **{key: float(np.mean([d[key] for d in draws])) for key in draws[0]}}
@@ -181,15 +136,13 @@ class SplitEvaluator:
     def evaluate(
         self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES, config: str | None = None
     ) -> list[dict[str, Any]]:
-        """One row per probe mode for `generator` (put in eval mode meanwhile; its train flag comes back after).
-
-        The probe sets stay in `self.probes[model, mode]`."""
+        """One row per probe mode for `generator`; the probe sets stay in `self.probes[model, mode]` for figures."""
         config = self.cfg.name if config is None else config
         diversity: dict[str, float] = {}
         if self.lpips is not None:
             pairs = segment_face_pairs(generator, self.split, self.cfg.data, self.cfg.eval.seed)
-            mean, std = lpips_diversity(self.lpips, *pairs)
-            diversity = {"LPIPS mean": mean, "LPIPS std": std}
+            distances = self.lpips(*pairs).double().numpy()
+            diversity = {"LPIPS mean": float(np.mean(distances)), "LPIPS std": float(np.std(distances))}
         rows = []
         for mode in modes:
             probes = make_probes(
@@ -204,49 +157,47 @@ class SplitEvaluator:
         """Real faces as probes (a held-out face per identity) and the gallery without them."""
         held = self.held_out_faces
         embeddings = self.faces.embeddings[held]
-        images = self._split_images(self.faces.rows[held])
+        images = normalize_images(np.stack([self.split.face(int(r)) for r in self.faces.rows[held]]), self.norm)
         return ProbeSet("real face", embeddings, images, embeddings), self.faces.gallery_without(held)
 
     def mean_face_probes(self, train_split: PreparedSplit) -> ProbeSet:
         """The average training face as every identity's probe."""
-        face = mean_face(train_split, self.norm)
+        total, count = 0.0, 0
+        for images, _ in face_batches(train_split, self.norm, 256):
+            total = total + images.double().sum(dim=0)
+            count += len(images)
+        if not count:
+            raise ValueError(f"{train_split.root}/{train_split.split}: no faces to average")
+        face = (total / count).float()
         images = face.expand(len(self.split), *face.shape).contiguous()
-        one = embed_images(self.embedder, images[:1], self.norm, self.box)
+        one = embed_faces(self.embedder, images[:1], self.norm, self.box)
         embeddings = one.expand(len(self.split), -1).contiguous()
         return ProbeSet("mean face", embeddings, images, embeddings)
 
     def shared_trait_probes(self, train_split: PreparedSplit) -> ProbeSet:
         """Each identity's probe is the mean face of the training identities nearest in the shared traits (sex, age,
         size; :func:`~sf2f.evaluate.attributes.shared_trait_faces`): the synthetic data's ceiling for a voice."""
-        if self.traits is None:
-            raise ValueError("the shared-trait mean face needs the dataset's traits (sf2f.data.synthetic.read_traits)")
-        truth = split_traits(self.split, self.traits)
-        images = shared_trait_faces(train_split, split_traits(train_split, self.traits), truth, image_norm=self.norm)
-        embeddings = embed_images(self.embedder, images, self.norm, self.box, self.batch_size)
+        train_truth = split_traits(train_split, self.traits)
+        images = shared_trait_faces(train_split, train_truth, self.truth, image_norm=self.norm)
+        embeddings = embed_faces(self.embedder, images, self.norm, self.box, self.batch_size)
         return ProbeSet("shared-trait mean face", embeddings, images, embeddings)
 
-    def chance_row(self) -> dict[str, Any]:
-        """What guessing scores: K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1."""
-        ev, n = self.cfg.eval, len(self.split)
-        row: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n}
-        group = ev.recall_group_size
-        row.update({f"R@{k}": k / group if k <= group else math.nan for k in ev.recall_ks})
-        row.update({f"split R@{k}": k / n if k <= n else math.nan for k in ev.recall_ks})
-        row["1:2 match"] = 0.5
-        if self.image_classifier is not None:
-            row[f"{self.image_classifier.label} mean"] = 1.0
-        if self.attribute_probe is not None:
-            row.update(self.attribute_probe.chance(self.truth))
-        return row
-
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
-        """Chance, the ground-truth-faces upper bound and (given the training split) the mean-face lower bound; with
-        the synthetic traits also the shared-trait mean face, the best a voice-only model can hope for there."""
+        """Chance (K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1), the ground-truth-faces
+        upper bound and, given the training split, the mean-face lower bound and on synthetic data the shared-trait
+        mean face."""
+        ev, n = self.cfg.eval, len(self.split)
+        chance: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n, "1:2 match": 0.5}
+        chance.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan
+                       for k in ev.recall_ks})
+        chance.update({f"split R@{k}": k / n if k <= n else math.nan for k in ev.recall_ks})
+        if self.image_classifier is not None:
+            chance[f"{self.image_classifier.label} mean"] = 1.0
+        if self.attribute_probe is not None:
+            chance.update(self.attribute_probe.chance(self.truth))
         probes, gallery = self.ground_truth_probes()
-        rows = [
-            self.chance_row(),
-            {"model": "ground truth", "mode": probes.mode, "kind": "upper bound", **self.score_probes(probes, gallery)},
-        ]
+        rows = [chance, {"model": "ground truth", "mode": probes.mode, "kind": "upper bound",
+                         **self.score_probes(probes, gallery)}]
         if train_split is not None:
             probes = self.mean_face_probes(train_split)
             rows.append({"model": "mean face", "mode": probes.mode, "kind": "lower bound", **self.score_probes(probes)})

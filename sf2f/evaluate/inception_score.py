@@ -1,19 +1,11 @@
-"""The Inception-Score formula, as the VGGFace Score (recipe §4.1) and the ID-classifier score use it.
+"""The Inception-Score formula of the VGGFace Score (recipe §4.1) and of the ID-classifier score, and the latter's
+classifier.
 
-For class probabilities p(y|x) of n images, shuffled, then cut into `splits` parts at the bounds i*n//splits:
-
-    p(y) = mean of the rows of a part
-    score(part) = exp( mean over its rows of  sum_y p(y|x) (log p(y|x) - log p(y)) )
-
-and the result is the mean and the standard deviation (numpy's, ddof 0) of the part scores. A classifier that is sure
-of a different class for every image scores the part size (its upper bound); one that says the same for every image
-scores 1 (its lower bound).
-
-Two departures from the original, both without effect on a well-defined score:
-
-* the shuffle is seeded (the original's `np.random.shuffle` is not, so its numbers jitter from run to run, §6 item 16);
-* a probability that underflowed to exactly 0 contributes 0 (the limit of p log p), where the original computes
-  0 * log 0 = NaN and reports no number at all.
+The rows of p(y|x), shuffled and cut into `splits` parts at i*n//splits, give each part exp(mean KL(p(y|x) || p(y))),
+p(y) the part's mean row: from 1 (one answer for all) to the part size (a sure, different class for each). Unlike
+the original, the shuffle is seeded (§6 item 16) and a probability of 0 adds 0 where 0 log 0 gave NaN. No VGGFace2
+classifier knows the synthetic people, so a logistic regression on F(.) of the training identities' real faces
+stands in: the "ID-classifier score", never called VFS, comparable between models on the same data only.
 """
 
 from __future__ import annotations
@@ -21,8 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from torch import Tensor
 
-__all__ = ["SplitScore", "inception_score"]
+from sf2f.data.prepared import PreparedSplit
+from sf2f.evaluate.embeddings import real_faces
+from sf2f.faces import VGG_BOX
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
+
+__all__ = ["IdentityClassifier", "SplitScore", "inception_score"]
 
 
 @dataclass(frozen=True)
@@ -34,24 +33,44 @@ class SplitScore:
     per_split: tuple[float, ...]
 
 
-def inception_score(probs: np.ndarray, splits: int = 5, seed: int | None = 0) -> SplitScore:
-    """The Inception-Score formula over `splits` parts of the rows of `probs` (n, classes), shuffled by `seed`.
-
-    `seed=None` keeps the rows in their given order (the original's TF Inception Score does not shuffle, §4.4).
-    """
+def inception_score(probs: np.ndarray, splits: int = 5, seed: int = 0) -> SplitScore:
+    """The Inception-Score formula over `splits` parts of the rows of `probs` (n, classes), shuffled by `seed`."""
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2:
-        raise ValueError(f"class probabilities must be a matrix (images, classes), got shape {probs.shape}")
     n = probs.shape[0]
     if not 1 <= splits <= n:
         raise ValueError(f"cannot cut {n} images into {splits} splits (need at least one image per split)")
-    if seed is not None:
-        probs = probs[np.random.default_rng(seed).permutation(n)]
+    probs = probs[np.random.default_rng(seed).permutation(n)]
     scores = []
     for i in range(splits):
         part = probs[i * n // splits : (i + 1) * n // splits]
-        marginal = part.mean(axis=0, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(part > 0, part * (np.log(part) - np.log(marginal)), 0.0)
+            terms = np.where(part > 0, part * (np.log(part) - np.log(part.mean(axis=0, keepdims=True))), 0.0)
         scores.append(float(np.exp(terms.sum(axis=1).mean())))
     return SplitScore(float(np.mean(scores)), float(np.std(scores)), tuple(scores))
+
+
+@dataclass
+class IdentityClassifier:
+    """p(training identity | image) from a logistic regression on face-embedder features."""
+
+    embedder: FaceEmbedder
+    model: LogisticRegression
+    image_norm: str = "imagenet"
+    box: tuple[float, ...] = VGG_BOX
+    batch_size: int = 64
+    label = "ID-classifier score"
+
+    @classmethod
+    def fit(
+        cls, embedder: FaceEmbedder, train_split: PreparedSplit, image_norm: str = "imagenet",
+        box: tuple[float, ...] = VGG_BOX, batch_size: int = 64,
+    ) -> IdentityClassifier:
+        """Fit on every real face of the training split, labelled by identity (deterministic: lbfgs, no sampling)."""
+        faces = real_faces(embedder, train_split, image_norm, box, batch_size)
+        model = LogisticRegression(max_iter=2000).fit(faces.embeddings.double().numpy(), faces.labels.numpy())
+        return cls(embedder, model, image_norm, tuple(box), batch_size)
+
+    def probabilities(self, images: Tensor) -> np.ndarray:
+        """(n, training identities) for generator-space images (n, 3, H, W)."""
+        features = embed_faces(self.embedder, images, self.image_norm, self.box, self.batch_size)
+        return self.model.predict_proba(features.double().numpy())

@@ -1,27 +1,9 @@
 """The results table: one row per model and probe mode, reference rows, and the paper's numbers beside ours.
 
-Columns follow the original's `test.py` table (recipe §4.2: Model, Mode, L2, L1, Cos, Human, R@1 ... R@50, VFS mean,
-VFS std, FID), then what the original lacked: recall against the whole split (`split R@K`), 1:2 matching, FID in the
-face embedder's feature space, the ID-classifier score on data no VGGFace classifier knows, attribute agreement
-(synthetic data) and LPIPS diversity.
-
-Two p-values say whether a row is above chance at all (:mod:`sf2f.evaluate.significance`, permutation tests over
-random pairings of probes and identities): `rank p` for the ranks behind every recall at K of the whole split, `Cos p`
-for the mean cosine. Small splits need them: on 30 identities one more hit moves R@10 by 0.033.
-
-Reference rows put the numbers in context:
-
-* `chance`: recall K / S within groups of S (K / n for the whole split), 1:2 matching 0.5, an Inception-style score
-  of 1 (its floor), and a constant answer for the attributes;
-* `ground truth`: real faces as probes (a held-out face of each identity against the gallery of its other faces), the
-  ceiling a perfect generator could reach with this embedder;
-* `mean face`: the average training face as every probe, what a generator that ignores the voice gets;
-* `shared-trait mean face` (synthetic data): each identity's probe is the mean face of the training identities that
-  share its sex and lie nearest in age and size, the best a voice-only model can draw there under a pixel loss
-  (kind `reference`): only those traits reach both voice and face, so retrieval rises little above chance even for
-  such a face, while the attribute columns can reach the ground truth's;
-* `paper`: the numbers of recipe §5. **Only VGGFace Scores exist in the original repo** (HQ-VoxCeleb, mean and std
-  over 5 splits); there are no recall, cosine, L1 or FID numbers to compare with.
+Columns follow the original's `test.py` (recipe §4.2), then what it lacked. Reference rows: `chance`; `ground truth`,
+a held-out real face per identity against the gallery of the others, the ceiling for this embedder; `mean face`, the
+average training face for all; `shared-trait mean face` (synthetic data), the best a voice-only model can draw there;
+`paper`, the VGGFace Scores of recipe §5, the only numbers the original repo reports.
 """
 
 from __future__ import annotations
@@ -32,9 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = [
-    "PAPER_NOTE", "PAPER_VFS", "P_VALUE_COLUMNS", "markdown_table", "paper_rows", "results_table", "write_results",
-]
+__all__ = ["PAPER_NOTE", "PAPER_VFS", "markdown_table", "results_table", "write_results"]
 
 # recipe §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
 PAPER_VFS: dict[str, tuple[float, float]] = {
@@ -64,22 +44,14 @@ def _recall_columns(columns: Iterable[str], prefix: str) -> list[str]:
     return sorted(found, key=lambda c: int(c[len(prefix):]))
 
 
-def paper_rows(configs: Iterable[str]) -> list[dict[str, Any]]:
-    """One `paper` row per config that has a number in recipe §5."""
-    rows = []
-    for config in dict.fromkeys(configs):
-        if config in PAPER_VFS:
-            mean, std = PAPER_VFS[config]
-            row = {"model": f"{config} (paper)", "config": config, "kind": "paper"}
-            rows.append({**row, "VFS mean": mean, "VFS std": std})
-    return rows
-
-
-def results_table(rows: Iterable[Mapping[str, Any]], with_paper: bool = True) -> pd.DataFrame:
-    """A DataFrame of evaluation rows in the table's column order, followed by the paper's rows for their configs."""
+def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A DataFrame of evaluation rows in the table's column order, followed by a `paper` row for each config of a
+    model row that has a number in recipe §5."""
     rows = [dict(r) for r in rows]
-    if with_paper:
-        rows += paper_rows(r["config"] for r in rows if r.get("kind") == "model" and r.get("config"))
+    configs = dict.fromkeys(r["config"] for r in rows if r.get("kind") == "model" and r.get("config") in PAPER_VFS)
+    for config in configs:
+        mean, std = PAPER_VFS[config]
+        rows.append({"model": f"{config} (paper)", "config": config, "kind": "paper", "VFS mean": mean, "VFS std": std})
     table = pd.DataFrame(rows)
     present = list(table.columns)
     order = [c for c in _LEADING if c in present]

@@ -1,24 +1,9 @@
-"""How much speech does a face need? The segments curve: the attention fuser's claim (recipe §2.2), measured.
+"""How much speech does a face need? The attention fuser's claim (recipe §2.2), measured.
 
-A speaker gives n of its evaluation segments (the 125-frame windows of
-:func:`~sf2f.evaluate.probes.evaluation_segments`, recipe §4.6), and the voice embeddings of those n segments become
-one face by one of two strategies:
-
-* ``mean``: their plain mean (not re-normalised), decoded; with all segments this is the `average_voice_embedding`
-  probe, with n = 1 it is a single crop;
-* ``attention``: the generator's own trained attention fuser over the same n segments (generators with a fuser);
-  with n = 1 it is the fuser's map of a single crop.
-
-Each face is scored as any probe is (:meth:`~sf2f.evaluate.evaluator.SplitEvaluator.embedding_scores`): cosine to the
-speaker's gallery entry, recall at K, 1:2 matching and the permutation tests against chance.
-
-Which n segments a speaker gives is drawn: in each draw, every identity's segments are permuted by a generator seeded
-with (seed, draw, identity) and the first n are used. So the sets of one draw are nested (n = 2 contains n = 1's
-segment), and every model and strategy gets the same segments: two curves differ by what the models make of the same
-speech, not by the draw. Which one of about 20 segments a speaker gives at n = 1 moves its face, so one draw is noisy;
-the metrics are averaged over `draws` draws, and the tests are those of the draw-averaged statistics. A speaker with
-fewer than n segments gives all it has, in every draw (`segments used` is the mean count); a count that no speaker
-exceeds (each gives all its segments) needs a single draw.
+A speaker gives n of its evaluation segments (§4.6), whose voice embeddings become one face by their plain `mean` or
+the generator's own `attention` fuser, scored as any probe is. In draw d, each identity gives the first n of its
+segments permuted by a generator seeded with (seed, d, identity): nested sets, the same speech for every model and
+strategy. The metrics are averaged over the draws; a count no speaker exceeds needs one draw.
 """
 
 from __future__ import annotations
@@ -33,9 +18,9 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from sf2f.errors import UsageError
-from sf2f.evaluate.embeddings import device_of, embed_images, eval_mode
 from sf2f.evaluate.evaluator import SplitEvaluator
-from sf2f.evaluate.probes import decode_voices, evaluation_segments, seeded, segment_voices
+from sf2f.evaluate.probes import decode_voices, evaluation_segments, generating, segment_voices
+from sf2f.models.face_embedders import embed_faces
 from sf2f.models.generator import Generator
 
 __all__ = ["SEGMENT_COUNTS", "STRATEGIES", "SegmentsCurve", "combine_segments", "drawn_segments", "segments_curve"]
@@ -49,7 +34,8 @@ def drawn_segments(available: Sequence[int], n: int, draw: int, seed: int = 0) -
     `available[i]` segments seeded by (seed, draw, i)."""
     if n < 1:
         raise UsageError(f"a speaker must give at least one segment, got n = {n}")
-    return [torch.from_numpy(np.random.default_rng((seed, draw, i)).permutation(k)[:n]) for i, k in enumerate(available)]
+    rngs = (np.random.default_rng((seed, draw, i)) for i in range(len(available)))
+    return [torch.from_numpy(rng.permutation(k)[:n]) for rng, k in zip(rngs, available)]
 
 
 def combine_segments(generator: Generator, voices: Sequence[Tensor], strategy: str) -> Tensor:
@@ -62,7 +48,7 @@ def combine_segments(generator: Generator, voices: Sequence[Tensor], strategy: s
         raise UsageError("the attention strategy needs a generator with a fuser (a `sf2f_fuser` checkpoint)")
     lengths = torch.tensor([len(v) for v in voices])
     mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
-    device = device_of(generator)
+    device = next(generator.parameters()).device
     fused, _ = generator.fuser(pad_sequence(list(voices), batch_first=True).to(device), mask.to(device))
     return fused.float().cpu()
 
@@ -77,12 +63,8 @@ class SegmentsCurve:
 
 
 def segments_curve(
-    evaluator: SplitEvaluator,
-    generator: Generator,
-    model: str,
-    counts: Sequence[int] = SEGMENT_COUNTS,
-    draws: int = 3,
-    strategies: Sequence[str] | None = None,
+    evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
+    draws: int = 3, strategies: Sequence[str] | None = None,
 ) -> SegmentsCurve:
     """Score `generator`'s faces on the evaluator's split for each strategy and segment count (module docstring).
     `strategies` defaults to both for a generator with a fuser, `mean` otherwise. Seeded by `eval.seed`."""
@@ -94,7 +76,7 @@ def segments_curve(
     seed, identities = cfg.eval.seed, len(evaluator.split)
     rows: list[dict[str, Any]] = []
     probes: dict[tuple[str, int], Tensor] = {}
-    with torch.no_grad(), eval_mode(generator), seeded(device_of(generator), seed):
+    with generating(generator, seed):
         segments = evaluation_segments(evaluator.split, cfg.data, seed)
         voices, owners = segment_voices(generator, segments, batch)
         own = [voices[owners == i] for i in range(identities)]
@@ -105,7 +87,7 @@ def segments_curve(
                 combined = torch.cat([combine_segments(generator, [v[c] for v, c in zip(own, pick)], strategy)
                                       for pick in picks])
                 faces = decode_voices(generator, combined, batch)
-                embedded = embed_images(evaluator.embedder, faces, cfg.data.image_norm, evaluator.box, batch)
+                embedded = embed_faces(evaluator.embedder, faces, cfg.data.image_norm, evaluator.box, batch)
                 probes[strategy, n] = embedded.view(len(picks), identities, -1)
                 rows.append({"model": model, "strategy": strategy, "segments": n,
                              "segments used": float(np.minimum(available, n).mean()), "draws": len(picks),

@@ -1,19 +1,14 @@
-"""Face embedders: networks that map a face crop to hidden states and a 512-d L2-normalised identity embedding.
+"""Face embedders: a face crop to hidden states and a 512-d L2-normalised identity embedding F(.).
 
-The perceptual loss (recipe §3.1) and the retrieval metrics (§4.2) both need one. Two share one interface:
-
-* :class:`FaceNetEmbedder` wraps facenet-pytorch's InceptionResnetV1 with the VGGFace2 weights, as SF2F uses it:
-  `hidden_states` returns the outputs of the three repeat blocks and the final embedding (§2.7).
-* :class:`SmallFaceEmbedder` is a compact CNN trained on the training identities' faces, for data the pretrained
-  FaceNet has never seen (the synthetic default) or when its weights are not at hand.
-
-Both take images prepared by :func:`embedder_input` (VGG-box crop, resize to `input_size`, standardisation
-(x - 127.5) / 128 on the [0, 255] scale, as facenet-pytorch's `fixed_image_standardization`).
+The perceptual loss (recipe §3.1) and the retrieval metrics (§4.2) both need one: :class:`FaceNetEmbedder`, SF2F's
+FaceNet with the VGGFace2 weights (§2.7), or :class:`SmallFaceEmbedder`, a compact CNN trained on the training
+identities' faces for data FaceNet has never seen (the synthetic default). Both take :func:`embedder_input`'s images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +20,7 @@ from sf2f.facenet import facenet_pytorch
 from sf2f.faces import VGG_BOX, crop_vgg_box, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
-__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embedder_input"]
+__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embed_faces", "embedder_input", "eval_mode"]
 
 
 def embedder_input(
@@ -43,6 +38,19 @@ def embedder_input(
     x = (to_pixel_range(images, norm) - 127.5) / 128.0
     x = crop_vgg_box(x, box)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration, then each module's own train/eval flag back (evaluation during training)."""
+    flags = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, flags):
+            m.train(flag)
 
 
 class FaceEmbedder(nn.Module):
@@ -66,6 +74,24 @@ class FaceEmbedder(nn.Module):
         return self
 
 
+@torch.no_grad()
+def embed_faces(
+    embedder: FaceEmbedder,
+    images: Tensor,
+    norm: str = "imagenet",
+    box: tuple[float, ...] = VGG_BOX,
+    batch_size: int = 256,
+) -> Tensor:
+    """F(.) of generator-space faces (n, 3, H, W), in batches on the embedder's device: (n, D) float32 on the CPU."""
+    device = next(embedder.parameters()).device
+    out = []
+    with eval_mode(embedder):
+        for chunk in images.split(batch_size):
+            x = embedder_input(chunk.to(device, torch.float32), embedder.input_size, norm, tuple(box))
+            out.append(embedder(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, embedder.embed_dim)
+
+
 class FaceNetEmbedder(FaceEmbedder):
     """InceptionResnetV1 (facenet-pytorch) with SF2F's hidden states: repeat_1, repeat_2, repeat_3, embedding."""
 
@@ -78,11 +104,11 @@ class FaceNetEmbedder(FaceEmbedder):
 
     @classmethod
     def from_vggface2(
-        cls, path: str | Path | None = None, verify: bool = True, entry: WeightFile = REGISTRY["facenet_vggface2"]
+        cls, path: str | Path | None = None, entry: WeightFile = REGISTRY["facenet_vggface2"]
     ) -> FaceNetEmbedder:
         """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
         inception_resnet_v1 = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1
-        file = locate(entry, path, verify=verify)
+        file = locate(entry, path)
         state = torch.load(file, map_location="cpu", weights_only=True)
         # the 8631-way identity classifier is not part of the embedding
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
@@ -90,15 +116,11 @@ class FaceNetEmbedder(FaceEmbedder):
         net.load_state_dict(state)
         return cls(net).freeze()
 
-    def _stages(self) -> Iterator[tuple[str, nn.Module]]:
-        names = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
-                 "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
-        return ((n, getattr(self.net, n)) for n in names)
-
     def hidden_states(self, x: Tensor) -> list[Tensor]:
         states = []
-        for name, stage in self._stages():
-            x = stage(x)
+        for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+                     "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8"):
+            x = getattr(self.net, name)(x)
             if name.startswith("repeat_"):
                 states.append(x)
         x = self.net.dropout(self.net.avgpool_1a(x))

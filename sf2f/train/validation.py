@@ -26,10 +26,10 @@ from torch.utils.data import DataLoader
 from sf2f.config import ExperimentConfig
 from sf2f.data.datasets import dataset_for, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedSplit
-from sf2f.embedder_weights import embed_faces, scoring_embedder
+from sf2f.embedder_weights import scoring_embedder
 from sf2f.faces import normalize_images
 from sf2f.losses import multiscale_targets
-from sf2f.models.face_embedders import FaceEmbedder
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.models.generator import Generator
 
 
