@@ -52,6 +52,7 @@ from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.models import build_discriminators, build_generator
+from sf2f.models.face_embedders import eval_mode
 from sf2f.paths import project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.distributed import (
@@ -385,14 +386,9 @@ class Trainer:
     def _evaluating(self) -> Iterator[None]:
         """The generator in eval mode on a forked, fixed random state (evaluating never shifts the training stream),
         then back to its previous mode."""
-        was_training = self.generator.training
-        with self._forked_rng():
+        with self._forked_rng(), eval_mode(self.generator):
             torch.manual_seed(self.cfg.eval.seed)
-            self.generator.eval()
-            try:
-                yield
-            finally:
-                self.generator.train(was_training)
+            yield
 
     def validate(self) -> ValidationResult:
         """The generator's faces for the whole validation split (deterministic; rank 0 only)."""
