@@ -1,1 +1,27 @@
 """Datasets: the synthetic default, the VoxCeleb/HQ-VoxCeleb layouts, the packed cache and torch datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import as_completed
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+def run_jobs(work: Callable[[Any], object], jobs: Sequence[Any], workers: int, bar: tqdm) -> None:
+    """`work(job)` for every job, ticking `bar`: in this process when `workers` <= 1 (one worker gains nothing from a
+    pool, and in-process work can be debugged), else in `workers` spawned processes. The jobs are independent and
+    deterministic, so their order, and the number of workers, never changes what they write."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            work(job)
+            bar.update()
+        return
+    # imported here: spawned workers import this package and must not pay for torch, which sf2f.runtime imports
+    from sf2f.runtime import process_pool
+
+    with process_pool(workers) as pool:
+        for future in as_completed([pool.submit(work, job) for job in jobs]):
+            future.result()
+            bar.update()

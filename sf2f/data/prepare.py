@@ -20,7 +20,6 @@ import json
 import shutil
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,11 @@ from tqdm import tqdm
 
 from sf2f.audio import AudioError, MelStats, extract_log_mels
 from sf2f.config import AudioConfig, DataConfig, flatten_config
+from sf2f.data import run_jobs
 from sf2f.data.layouts import SPLITS, build_index, load_or_create_split
 from sf2f.data.prepared import PrepareError, open_array, read_manifest
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
 from sf2f.paths import atomic_path, folder_lock, write_atomic
-from sf2f.runtime import process_pool
 
 __all__ = ["PrepareError", "PrepareResult", "PrepareSettings", "prepare", "single_thread"]
 
@@ -69,11 +68,6 @@ class PrepareSettings:
         """As the manifest holds it (tuples as JSON lists), so that a re-run compares like with like."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def part_key(self) -> str:
-        """What one identity's part depends on besides its files."""
-        keep = {k: v for k, v in self.to_dict().items() if k in ("audio", "image_size", "align_faces")}
-        return json.dumps({"version": CACHE_VERSION, **keep}, sort_keys=True)
-
 
 @dataclass(frozen=True)
 class _Job:
@@ -95,10 +89,13 @@ def _sha1(text: str) -> str:
 
 
 def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -> str:
-    """Settings plus (relative path, size, modification time) of every input file: a part is reused while it holds."""
+    """The settings a part depends on plus (relative path, size, modification time) of every input file: a part is
+    reused while it holds."""
+    keep = {k: v for k, v in settings.to_dict().items() if k in ("audio", "image_size", "align_faces")}
     stats = [(rel, (root / rel).stat()) for root, rel in files]
     stamps = [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]
-    return _sha1(json.dumps([settings.part_key(), stamps], ensure_ascii=False))
+    return _sha1(json.dumps([json.dumps({"version": CACHE_VERSION, **keep}, sort_keys=True), stamps],
+                            ensure_ascii=False))
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,8 +115,8 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _prepare_identity(job: _Job) -> str:
-    """Featurise one identity's utterances and faces into its part file (atomically). Returns the part path."""
+def _prepare_identity(job: _Job) -> None:
+    """Featurise one identity's utterances and faces into its part file (atomically)."""
     root, faces_root, s = Path(job.root), Path(job.faces_root), job.settings
     report: list[tuple[str, str, str, str]] = []
     with single_thread():
@@ -156,7 +153,6 @@ def _prepare_identity(job: _Job) -> str:
             faces=np.stack(faces) if faces else np.zeros((0, s.image_size, s.image_size, 3), np.uint8),
             face_paths=np.array(face_paths, dtype=str), report=np.array(report, dtype=str).reshape(-1, 4),
         )
-    return job.part
 
 
 def _part_is_current(job: _Job) -> bool:
@@ -187,19 +183,6 @@ class PrepareResult:
         skipped = pd.read_csv(self.report, keep_default_na=False)
         lines.append(f"report: {self.report} ({int((skipped['action'] != 'converted').sum())} skipped or dropped)")
         return "\n".join(lines)
-
-
-def _run_jobs(jobs: list[_Job], workers: int, progress: bool) -> None:
-    with tqdm(total=len(jobs), desc="preparing identities", unit="id", disable=not progress) as bar:
-        if workers <= 0 or len(jobs) <= 1:
-            for job in jobs:
-                _prepare_identity(job)
-                bar.update(1)
-            return
-        with process_pool(workers) as pool:
-            for future in as_completed([pool.submit(_prepare_identity, job) for job in jobs]):
-                future.result()
-                bar.update(1)
 
 
 def _save_array(path: Path, shape: tuple[int, ...], dtype: np.dtype, blocks: Iterator[np.ndarray]) -> None:
@@ -281,10 +264,10 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
             faces_root: str | Path | None = None) -> PrepareResult:
     """Prepare (or finish preparing, or confirm) the packed cache of a dataset folder.
 
-    `workers` processes featurise identities in parallel (0: in this process). A complete output with the same settings
-    and unchanged input files is left as it is; other settings are refused unless `overwrite`. `keep_parts` keeps the
-    per-identity parts after packing (a later re-run after adding data is then incremental). `faces_root`: the face
-    tree's folder when it is not `data_root` (HQ-VoxCeleb unpacked as distributed).
+    `workers` processes featurise identities in parallel (<= 1: in this process). A complete output with the same
+    settings and unchanged input files is left as it is; other settings are refused unless `overwrite`. `keep_parts`
+    keeps the per-identity parts after packing (a later re-run after adding data is then incremental). `faces_root`: the
+    face tree's folder when it is not `data_root` (HQ-VoxCeleb unpacked as distributed).
     """
     settings = settings or PrepareSettings()
     root, out = Path(data_root), Path(out)
@@ -331,7 +314,8 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
             return PrepareResult(out, 0, len(everything), True, old["counts"], out / "report.csv")
 
         todo = [j for j in everything if not _part_is_current(j)]
-        _run_jobs(todo, workers, progress)
+        with tqdm(total=len(todo), desc="preparing identities", unit="id", disable=not progress) as bar:
+            run_jobs(_prepare_identity, todo, workers, bar)
         counts = {s: _pack_split(out, s, jobs[s], settings, report) for s in SPLITS}
         write_atomic(out / "stats.json", json.dumps(_train_stats(out), indent=1) + "\n")
         report_table = pd.DataFrame(report, columns=REPORT_COLUMNS)

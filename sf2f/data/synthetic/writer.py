@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
 import time
 import wave
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from sf2f.config import DataConfig, SyntheticConfig
 from sf2f.config.schema import ValueProblem
+from sf2f.data import run_jobs
 from sf2f.data.layouts import META, SPLITS
 from sf2f.data.synthetic.faces import face_shape, render_face
 from sf2f.data.synthetic.traits import (
@@ -208,21 +209,6 @@ def dataset_status(root: str | Path) -> str:
     return "complete" if record.get("complete") is True else "partial"
 
 
-def _run(root: Path, todo: list[Identity], params: SyntheticConfig, workers: int, bar: tqdm) -> None:
-    if workers <= 1:
-        for person in todo:
-            _write_identity(root, person, params)
-            bar.update()
-        return
-    # imported here: the workers import this module and must not pay for torch, which sf2f.runtime imports
-    from sf2f.runtime import process_pool
-
-    with process_pool(workers) as pool:
-        for future in as_completed([pool.submit(_write_identity, root, person, params) for person in todo]):
-            future.result()
-            bar.update()
-
-
 def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0, *,
                      workers: int | None = None, progress: bool = True) -> GenerationReport:
     """Create, finish or reuse the synthetic dataset in `root`.
@@ -268,7 +254,7 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
     n_workers = max(1, min(os.cpu_count() or 1, len(todo) // 16)) if workers is None else workers
     with tqdm(total=len(people), initial=len(people) - len(todo), desc="synthetic identities", unit="id",
               disable=not progress) as bar:
-        _run(root, todo, params, n_workers, bar)
+        run_jobs(functools.partial(_write_identity, root, params=params), todo, n_workers, bar)
     _write_tables(root, people, params)
     _write_marker(root, params, complete=True, people=people)
     return GenerationReport(root, params, "generated" if status == "missing" else "finished", len(todo),
