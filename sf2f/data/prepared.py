@@ -24,20 +24,10 @@ class PrepareError(SF2FError, RuntimeError):
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """A prepared folder's manifest.json, or None when it is missing or unreadable (an unfinished preparation)."""
-    if not path.is_file():
-        return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except (OSError, json.JSONDecodeError):
         return None
-
-
-def _complete_manifest(root: Path) -> dict[str, Any]:
-    """The manifest of a finished preparation in `root`; PrepareError when there is none."""
-    manifest = read_manifest(root / "manifest.json")
-    if manifest is None:
-        raise PrepareError(f"{root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
-    return manifest
 
 
 def open_array(path: Path) -> np.ndarray:
@@ -52,15 +42,11 @@ class PreparedSplit:
     """One split of a prepared cache: identity, utterance and face tables, and the memory-mapped arrays (opened
     lazily). `max_identities` keeps the first identities (labels stay 0..n-1, as the profiles scale data)."""
 
-    def __init__(self, root: str | Path, split: str, max_identities: int | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path, split: str, image_size: int, max_identities: int | None = None) -> None:
+        self.root = root
         self.split = split
-        manifest = _complete_manifest(self.root)
-        if split not in SPLITS:
-            raise UsageError(f"unknown split '{split}' (train, val or test)")
-        self.settings = manifest["settings"]
-        self.image_size = int(self.settings["image_size"])
-        folder = self.root / split
+        self.image_size = image_size
+        folder = root / split
         self.identities = pd.read_csv(folder / "identities.csv", keep_default_na=False)
         if max_identities is not None:
             self.identities = self.identities.iloc[:max_identities]
@@ -109,10 +95,15 @@ class PreparedData:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.manifest = _complete_manifest(self.root)
+        manifest = read_manifest(self.root / "manifest.json")
+        if manifest is None:
+            raise PrepareError(f"{root}: not a prepared dataset (no manifest.json); run `python -m sf2f prepare`")
+        self.manifest = manifest
 
     def split(self, name: str, max_identities: int | None = None) -> PreparedSplit:
-        return PreparedSplit(self.root, name, max_identities)
+        if name not in SPLITS:
+            raise UsageError(f"unknown split '{name}' (train, val or test)")
+        return PreparedSplit(self.root, name, int(self.manifest["settings"]["image_size"]), max_identities)
 
     def report(self) -> pd.DataFrame:
         return pd.read_csv(self.root / "report.csv", keep_default_na=False)
