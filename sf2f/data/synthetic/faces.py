@@ -1,10 +1,9 @@
 """A procedural face renderer: cartoon-like but unmistakable faces whose shape follows sex, age and size.
 
-Faces are anti-aliased vector shapes (PIL polygons on a 4x canvas, box-filtered to 128x128), aligned like HQ-VoxCeleb's
-(the VGG box of recipe §4.3). A person's shared traits shape the head (jaw, width, brows, neck, wrinkles, grey hair),
-the face-only traits colour it, and their own random stream sets individual features; each photo adds its own pose,
-expression, lighting and clothes. Like HQ-VoxCeleb, each photo comes `masked` (on plain white) and `origin` (in front
-of a blurred scene chosen by the face-only `background` trait).
+Anti-aliased PIL polygons on a 4x canvas, box-filtered to 128x128 and aligned like HQ-VoxCeleb's (the VGG box of recipe
+§4.3). The shared traits shape the head, the face-only traits colour it, the person's own stream sets individual
+features, and each photo adds pose, expression, lighting and clothes; like HQ-VoxCeleb's, each photo comes `masked` (on
+plain white) and `origin` (before a blurred scene chosen by the face-only `background` trait).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ __all__ = ["FACE_SIZE", "FaceShape", "face_shape", "render_face"]
 
 FACE_SIZE = 128
 _SUPERSAMPLE = 4
-_MASKED_BACKGROUND = (255, 255, 255)
+_CX, _CY = 64.0, 66.0  # the face centre, in design coordinates (pixels of the 128x128 image)
 
 _SKIN = np.array([(246, 218, 196), (224, 178, 140), (176, 120, 82), (110, 72, 50), (72, 46, 34)], dtype=float)
 _HAIR = {
@@ -162,14 +161,11 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 40, t0: float 
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
 
 
-def _head_outline(cx: float, cy: float, shape: FaceShape, n: int = 72) -> np.ndarray:
-    """The face contour: an egg whose lower half narrows to the jaw (square for a high jaw_power)."""
-    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+def _head_outline(shape: FaceShape, t: np.ndarray) -> np.ndarray:
+    """The face contour at angles `t`: an egg whose lower half narrows to the jaw (square for a high jaw_power)."""
     s = np.sin(t)
     narrowing = np.where(s > 0, 1.0 - shape.jaw_taper * np.abs(s) ** shape.jaw_power, 1.0 - 0.07 * s**2)
-    x = cx + shape.half_width * np.cos(t) * narrowing
-    y = cy + shape.half_height * s
-    return np.stack([x, y], axis=1)
+    return np.stack([_CX + shape.half_width * np.cos(t) * narrowing, _CY + shape.half_height * s], axis=1)
 
 
 def _arc(x0: float, x1: float, y: float, bend: float, n: int = 12) -> np.ndarray:
@@ -183,68 +179,66 @@ def _band(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.concatenate([lower, upper[::-1]])
 
 
-def _draw_back_hair(cv: _Canvas, person: Identity, shape: FaceShape, cx: float, cy: float) -> None:
+def _draw_back_hair(cv: _Canvas, person: Identity, shape: FaceShape) -> None:
     style = person.hair_style
     w, h = shape.half_width * 1.18 * shape.hair_volume, shape.half_height
     if style in ("long", "bob"):
         pad, flare, length = (3, 6, 1.25) if style == "long" else (2, 3, 0.62)
-        pts = np.concatenate([_ellipse(cx, cy - 0.15 * h, w + pad, h * 0.95, 30, math.pi, 2 * math.pi),
-                              [(cx + w + flare, cy + length * h), (cx - w - flare, cy + length * h)]])
+        pts = np.concatenate([_ellipse(_CX, _CY - 0.15 * h, w + pad, h * 0.95, 30, math.pi, 2 * math.pi),
+                              [(_CX + w + flare, _CY + length * h), (_CX - w - flare, _CY + length * h)]])
     elif style == "curly":
         t = np.linspace(0, 2 * math.pi, 120)
         r = 1.0 + 0.06 * np.sin(14 * t)
-        pts = np.stack([cx + (w + 8) * r * np.cos(t), cy - 0.05 * h + (h * 1.0 + 4) * r * np.sin(t) * 0.95], axis=1)
-        pts = pts[pts[:, 1] < cy + 0.55 * h]
+        pts = np.stack([_CX + (w + 8) * r * np.cos(t), _CY - 0.05 * h + (h * 1.0 + 4) * r * np.sin(t) * 0.95], axis=1)
+        pts = pts[pts[:, 1] < _CY + 0.55 * h]
     else:
         return
     cv.polygon(pts, shape.hair, silhouette=True)
 
 
-def _draw_front_hair(cv: _Canvas, person: Identity, shape: FaceShape, cx: float, cy: float, rng: np.random.Generator
-                     ) -> None:
+def _draw_front_hair(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random.Generator) -> None:
     style = person.hair_style
     w, h = shape.half_width, shape.half_height
     dark = _scaled(shape.hair, 0.72)
     if style == "bald":  # a horseshoe of short hair above the ears
         for side in (-1, 1):
-            x_out = cx + side * w * 1.02
-            pts = np.array([(x_out, cy - 0.35 * h), (x_out - side * 0.16 * w, cy - 0.55 * h),
-                            (x_out - side * 0.22 * w, cy - 0.35 * h), (x_out - side * 0.06 * w, cy + 0.02 * h)])
+            x_out = _CX + side * w * 1.02
+            pts = np.array([(x_out, _CY - 0.35 * h), (x_out - side * 0.16 * w, _CY - 0.55 * h),
+                            (x_out - side * 0.22 * w, _CY - 0.35 * h), (x_out - side * 0.06 * w, _CY + 0.02 * h)])
             cv.polygon(pts, _mix(shape.hair, shape.skin, 0.35), silhouette=True)
         return
-    top = cy - h * (1.04 + 0.05 * shape.hair_volume)
-    hairline = cy - h * (0.58 + 0.22 * shape.recession)
-    outer = _ellipse(cx, cy - 0.05 * h, w * (1.08 + 0.06 * shape.hair_volume), cy - 0.05 * h - top, 40, math.pi,
+    top = _CY - h * (1.04 + 0.05 * shape.hair_volume)
+    hairline = _CY - h * (0.58 + 0.22 * shape.recession)
+    outer = _ellipse(_CX, _CY - 0.05 * h, w * (1.08 + 0.06 * shape.hair_volume), _CY - 0.05 * h - top, 40, math.pi,
                      2 * math.pi)
     # the hairline: temples at ear height, a fringe line over the forehead
     part = float(rng.uniform(-0.25, 0.25)) * w
     fringe_drop = {"bob": 0.25, "curly": 0.12, "long": 0.05}.get(style, 0.0) * h
     inner = np.array([
-        (cx + w * 1.0, cy - 0.12 * h), (cx + w * 0.9, hairline + 0.08 * h), (cx + w * 0.55, hairline + 0.02 * h),
-        (cx + part, hairline + fringe_drop), (cx - w * 0.55, hairline + 0.02 * h), (cx - w * 0.9, hairline + 0.08 * h),
-        (cx - w * 1.0, cy - 0.12 * h)])
+        (_CX + w * 1.0, _CY - 0.12 * h), (_CX + w * 0.9, hairline + 0.08 * h), (_CX + w * 0.55, hairline + 0.02 * h),
+        (_CX + part, hairline + fringe_drop), (_CX - w * 0.55, hairline + 0.02 * h),
+        (_CX - w * 0.9, hairline + 0.08 * h), (_CX - w * 1.0, _CY - 0.12 * h)])
     if style == "curly":
         t = np.linspace(math.pi, 2 * math.pi, 60)
         r = 1.0 + 0.07 * np.sin(16 * t) * shape.hair_volume
-        crown = cy - 0.05 * h - top + 4
-        outer = np.stack([cx + w * 1.2 * r * np.cos(t), cy - 0.05 * h + crown * r * np.sin(t)], axis=1)
+        crown = _CY - 0.05 * h - top + 4
+        outer = np.stack([_CX + w * 1.2 * r * np.cos(t), _CY - 0.05 * h + crown * r * np.sin(t)], axis=1)
     cv.polygon(np.concatenate([outer, inner]), shape.hair, silhouette=True)
     # a few strands, combed back from the hairline, give the hair texture
     for _ in range(6):
-        x0 = cx + float(rng.uniform(-0.7, 0.7)) * w
-        strand = np.array([(x0, hairline - 0.05 * h), (x0 * 0.9 + 0.1 * cx, hairline - 0.3 * h)])
+        x0 = _CX + float(rng.uniform(-0.7, 0.7)) * w
+        strand = np.array([(x0, hairline - 0.05 * h), (x0 * 0.9 + 0.1 * _CX, hairline - 0.3 * h)])
         cv.line(strand, (*dark, 90), 0.6)
     if style in ("long", "bob"):  # side locks framing the face
         length = 1.2 if style == "long" else 0.6
         for side in (-1, 1):
-            x_out = cx + side * w * 1.12
-            pts = np.array([(x_out, cy - 0.3 * h), (x_out - side * 0.2 * w, cy - 0.2 * h),
-                            (x_out - side * 0.08 * w, cy + length * h), (x_out + side * 0.06 * w, cy + length * h)])
+            x_out = _CX + side * w * 1.12
+            pts = np.array([(x_out, _CY - 0.3 * h), (x_out - side * 0.2 * w, _CY - 0.2 * h),
+                            (x_out - side * 0.08 * w, _CY + length * h), (x_out + side * 0.06 * w, _CY + length * h)])
             cv.polygon(pts, shape.hair, silhouette=True)
 
 
-def _draw_eye(cv: _Canvas, shape: FaceShape, ex: float, ey: float, openness: float, gaze: tuple[float, float],
-              female: bool) -> None:
+def _draw_eye(cv: _Canvas, shape: FaceShape, ex: float, ey: float, openness: float, gaze: tuple, female: bool) -> None:
     ew = shape.eye_size * shape.half_width
     eh = 0.48 * ew * openness
     upper, lower = _arc(ex - ew, ex + ew, ey, -eh, 14), _arc(ex - ew, ex + ew, ey, 0.75 * eh, 14)
@@ -261,42 +255,42 @@ def _draw_eye(cv: _Canvas, shape: FaceShape, ex: float, ey: float, openness: flo
     cv.line(upper, (30, 22, 20), 1.1 if female else 0.8)
     cv.line(lower, _scaled(shape.skin, 0.75), 0.4)
     if female:  # lashes at the outer corner
-        cv.line(np.array([(ex + np.sign(ex - 64) * ew, ey), (ex + np.sign(ex - 64) * 1.2 * ew, ey - 0.6 * eh)]),
+        cv.line(np.array([(ex + np.sign(ex - _CX) * ew, ey), (ex + np.sign(ex - _CX) * 1.2 * ew, ey - 0.6 * eh)]),
                 (30, 22, 20), 0.7)
 
 
-def _draw_wrinkles(cv: _Canvas, shape: FaceShape, cx: float, cy: float, eyes: list[tuple[float, float]]) -> None:
+def _draw_wrinkles(cv: _Canvas, shape: FaceShape, eyes: list[tuple[float, float]]) -> None:
     if shape.wrinkles <= 0.05:
         return
     w, h = shape.half_width, shape.half_height
     line = (*_scaled(shape.skin, 0.62), int(255 * min(1.0, 0.25 + 0.7 * shape.wrinkles)))
     for k in range(1 + int(3 * shape.wrinkles)):  # forehead lines
-        y = cy - h * (0.52 + 0.07 * k)
-        cv.line(_arc(cx - 0.42 * w, cx + 0.42 * w, y, -1.0, 10), line, 0.5)
+        y = _CY - h * (0.52 + 0.07 * k)
+        cv.line(_arc(_CX - 0.42 * w, _CX + 0.42 * w, y, -1.0, 10), line, 0.5)
     for ex, ey in eyes:  # eye bags and crow's feet
         ew = shape.eye_size * w
         cv.line(_arc(ex - 0.8 * ew, ex + 0.8 * ew, ey + 0.55 * ew, 0.25 * ew, 10), line, 0.45)
-        side = 1 if ex > cx else -1
+        side = 1 if ex > _CX else -1
         for dy in (-0.25, 0.0, 0.25):
             x0 = ex + side * 1.15 * ew
             cv.line(np.array([(x0, ey + dy * ew), (x0 + side * 0.35 * ew, ey + dy * 1.6 * ew)]), line, 0.4)
     for side in (-1, 1):  # nasolabial folds
-        x0 = cx + side * shape.nose_width * w * 1.1
-        pts = np.array([(x0, cy + 0.22 * h), (x0 + side * 0.12 * w, cy + 0.42 * h),
-                        (cx + side * shape.mouth_width * w * 1.1, cy + 0.6 * h)])
+        x0 = _CX + side * shape.nose_width * w * 1.1
+        pts = np.array([(x0, _CY + 0.22 * h), (x0 + side * 0.12 * w, _CY + 0.42 * h),
+                        (_CX + side * shape.mouth_width * w * 1.1, _CY + 0.6 * h)])
         cv.line(pts, line, 0.6)
 
 
-def _draw_mouth(cv: _Canvas, shape: FaceShape, cx: float, my: float, smile: float, opening: float) -> None:
+def _draw_mouth(cv: _Canvas, shape: FaceShape, my: float, smile: float, opening: float) -> None:
     w = shape.mouth_width * shape.half_width * (1.0 + 0.12 * max(smile, 0))
     lip = 1.6 * shape.lip_fullness
     corner = my - 2.2 * smile  # corners go up with a smile
     gap = opening * 5.0
-    upper_top = np.concatenate([[(cx - w, corner)], _arc(cx - 0.9 * w, cx - 0.05 * w, my - lip, -0.4 * lip, 6),
-                                _arc(cx + 0.05 * w, cx + 0.9 * w, my - lip, -0.4 * lip, 6), [(cx + w, corner)]])
-    mid_upper = _arc(cx - w, cx + w, corner, my - corner + 0.6 * smile, 16)
+    upper_top = np.concatenate([[(_CX - w, corner)], _arc(_CX - 0.9 * w, _CX - 0.05 * w, my - lip, -0.4 * lip, 6),
+                                _arc(_CX + 0.05 * w, _CX + 0.9 * w, my - lip, -0.4 * lip, 6), [(_CX + w, corner)]])
+    mid_upper = _arc(_CX - w, _CX + w, corner, my - corner + 0.6 * smile, 16)
     mid_lower = mid_upper + np.array([0.0, gap])
-    lower_bottom = _arc(cx - w, cx + w, corner, my - corner + gap + 1.4 * lip + 0.5 * smile, 16)
+    lower_bottom = _arc(_CX - w, _CX + w, corner, my - corner + gap + 1.4 * lip + 0.5 * smile, 16)
     if gap > 0.3:
         cv.polygon(_band(mid_upper, mid_lower), (70, 25, 30))
         teeth = _band(mid_upper, mid_upper + np.array([0.0, min(gap, 2.0)]))
@@ -306,83 +300,59 @@ def _draw_mouth(cv: _Canvas, shape: FaceShape, cx: float, my: float, smile: floa
     cv.line(mid_upper, _scaled(shape.lips, 0.6), 0.45)
 
 
-@dataclass(frozen=True)
-class _Expression:
-    """What changes from photo to photo of the same face."""
-
-    smile: float  # -0.15 (a slight frown) .. 1 (a broad smile)
-    opening: float  # 0 (closed mouth) .. 0.8
-    brow_raise: float
-    openness: float  # of the eyes; 0.15 is a blink
-    gaze: tuple[float, float]
-
-    @classmethod
-    def draw(cls, rng: np.random.Generator) -> _Expression:
-        return cls(
-            smile=float(rng.uniform(-0.15, 1.0)),
-            opening=float(rng.uniform(0.1, 0.8)) if rng.random() < 0.35 else 0.0,
-            brow_raise=float(rng.uniform(-0.4, 1.0)),
-            openness=0.15 if rng.random() < 0.05 else float(rng.uniform(0.75, 1.1)),
-            gaze=(float(rng.uniform(-1, 1)), float(rng.uniform(-0.6, 0.6))),
-        )
-
-
-def _draw_body(cv: _Canvas, shape: FaceShape, cx: float, cy: float, clothes: tuple) -> None:
+def _draw_body(cv: _Canvas, shape: FaceShape, clothes: tuple) -> None:
     """Shoulders in this photo's clothes, and the neck (both wider for men and larger bodies)."""
-    cv.polygon(_ellipse(cx, FACE_SIZE + 26, shape.shoulder_width, 38, 50), clothes, silhouette=True)
+    cv.polygon(_ellipse(_CX, FACE_SIZE + 26, shape.shoulder_width, 38, 50), clothes, silhouette=True)
     nw, h = shape.neck_width * shape.half_width, shape.half_height
-    neck = np.array([(cx - nw, cy + 0.45 * h), (cx + nw, cy + 0.45 * h), (cx + nw * 1.12, FACE_SIZE - 6),
-                     (cx - nw * 1.12, FACE_SIZE - 6)])
+    neck = np.array([(_CX - nw, _CY + 0.45 * h), (_CX + nw, _CY + 0.45 * h), (_CX + nw * 1.12, FACE_SIZE - 6),
+                     (_CX - nw * 1.12, FACE_SIZE - 6)])
     cv.polygon(neck, _scaled(shape.skin, 0.86), silhouette=True)
-    cv.polygon(_ellipse(cx, FACE_SIZE - 8, nw * 1.1, 6, 20, 0, math.pi), _scaled(shape.skin, 0.8))
+    cv.polygon(_ellipse(_CX, FACE_SIZE - 8, nw * 1.1, 6, 20, 0, math.pi), _scaled(shape.skin, 0.8))
 
 
-def _draw_ears(cv: _Canvas, shape: FaceShape, cx: float, cy: float) -> None:
+def _draw_ears(cv: _Canvas, shape: FaceShape) -> None:
     w, h = shape.half_width, shape.half_height
     for side in (-1, 1):
-        ex = cx + side * w * 0.96
-        cv.polygon(_ellipse(ex, cy - 0.02 * h, 0.17 * w, 0.24 * h, 20), _scaled(shape.skin, 0.93), silhouette=True)
+        ex = _CX + side * w * 0.96
+        cv.polygon(_ellipse(ex, _CY - 0.02 * h, 0.17 * w, 0.24 * h, 20), _scaled(shape.skin, 0.93), silhouette=True)
         t0 = -math.pi / 2 if side > 0 else math.pi / 2  # the inner fold, on the outer half of each ear
-        cv.line(_ellipse(ex + side * 0.03 * w, cy, 0.08 * w, 0.14 * h, 10, t0, t0 + math.pi),
+        cv.line(_ellipse(ex + side * 0.03 * w, _CY, 0.08 * w, 0.14 * h, 10, t0, t0 + math.pi),
                 _scaled(shape.skin, 0.75), 0.5)
 
 
-def _draw_stubble(cv: _Canvas, shape: FaceShape, cx: float, cy: float) -> None:
+def _draw_stubble(cv: _Canvas, shape: FaceShape) -> None:
     """The shaved-beard shadow of men: from under the nose, round the mouth, down to the jaw line."""
-    w, h = shape.half_width, shape.half_height
-    t = np.linspace(0.1 * math.pi, 0.9 * math.pi, 24)
-    s = np.sin(t)
-    jaw = np.stack([cx + w * np.cos(t) * (1 - shape.jaw_taper * s**shape.jaw_power), cy + h * s], axis=1)
+    jaw = _head_outline(shape, np.linspace(0.1 * math.pi, 0.9 * math.pi, 24))
     for lift, alpha in ((0.34, 0.5), (0.4, 1.0)):  # two layers soften the upper edge
-        top = _arc(jaw[-1, 0], jaw[0, 0], cy + lift * h, -0.08 * h, 12)
+        top = _arc(jaw[-1, 0], jaw[0, 0], _CY + lift * shape.half_height, -0.08 * shape.half_height, 12)
         cv.polygon(np.concatenate([jaw, top]), (70, 62, 72, int(255 * shape.stubble * alpha)))
 
 
-def _draw_brow(cv: _Canvas, person: Identity, shape: FaceShape, ex: float, ey: float, cx: float, raise_: float
-               ) -> None:
+def _draw_brow(cv: _Canvas, person: Identity, shape: FaceShape, ex: float, ey: float, raise_: float) -> None:
     ew = shape.eye_size * shape.half_width
     brow = _arc(ex - 1.15 * ew, ex + 1.2 * ew, ey - 0.95 * ew - 0.9 - 1.8 * raise_, -shape.brow_arch * 3.0, 10)
     # thickest at the inner end (towards the nose), tapering outwards
-    taper = np.linspace(1.0, 0.45, 10) if ex > cx else np.linspace(0.45, 1.0, 10)
+    taper = np.linspace(1.0, 0.45, 10) if ex > _CX else np.linspace(0.45, 1.0, 10)
     brow_top = brow - np.stack([np.zeros(10), shape.brow_thickness * taper], axis=1)
     cv.polygon(_band(brow, brow_top), _scaled(shape.hair, 0.55 if person.hair_colour != "black" else 1.0))
 
 
-def _draw_nose(cv: _Canvas, shape: FaceShape, cx: float, cy: float, eye_y: float) -> None:
+def _draw_nose(cv: _Canvas, shape: FaceShape, eye_y: float) -> None:
     """A shadow down one side of the bridge, the tip's shading and highlight, the nostrils."""
     nw, nl = shape.nose_width * shape.half_width, shape.nose_length * shape.half_height
-    ny = cy + nl
+    ny = _CY + nl
     shadow = _scaled(shape.skin, 0.72)
-    bridge = np.array([(cx - 0.2 * nw, eye_y + 0.05 * shape.half_height), (cx - 0.35 * nw, ny - 0.35 * nl),
-                       (cx - 0.75 * nw, ny - 0.05 * nl)])
+    bridge = np.array([(_CX - 0.2 * nw, eye_y + 0.05 * shape.half_height), (_CX - 0.35 * nw, ny - 0.35 * nl),
+                       (_CX - 0.75 * nw, ny - 0.05 * nl)])
     cv.line(bridge, (*shadow, 170), 0.8)
-    cv.polygon(_ellipse(cx, ny - 0.02 * shape.half_height, 0.6 * nw, 0.38 * nw, 20, 0, math.pi), (*shadow, 130))
-    cv.polygon(_ellipse(cx + 0.1 * nw, ny - 0.12 * nw, 0.25 * nw, 0.18 * nw, 12), (255, 255, 255, 45))
+    cv.polygon(_ellipse(_CX, ny - 0.02 * shape.half_height, 0.6 * nw, 0.38 * nw, 20, 0, math.pi), (*shadow, 130))
+    cv.polygon(_ellipse(_CX + 0.1 * nw, ny - 0.12 * nw, 0.25 * nw, 0.18 * nw, 12), (255, 255, 255, 45))
     for side in (-1, 1):
-        cv.polygon(_ellipse(cx + side * 0.42 * nw, ny + 0.05 * nw, 0.22 * nw, 0.13 * nw, 12), _scaled(shape.skin, 0.45))
+        nostril = _ellipse(_CX + side * 0.42 * nw, ny + 0.05 * nw, 0.22 * nw, 0.13 * nw, 12)
+        cv.polygon(nostril, _scaled(shape.skin, 0.45))
 
 
-def _draw_glasses(cv: _Canvas, shape: FaceShape, cx: float, eyes: list[tuple[float, float]]) -> None:
+def _draw_glasses(cv: _Canvas, shape: FaceShape, eyes: list[tuple[float, float]]) -> None:
     lens = shape.eye_size * shape.half_width * 1.45
     centres = [(ex, ey + 0.5) for ex, ey in eyes]
     for gx, gy in centres:
@@ -394,37 +364,40 @@ def _draw_glasses(cv: _Canvas, shape: FaceShape, cx: float, eyes: list[tuple[flo
             rim = np.array([(x0, top), (x1, top), (x1, bottom), (x0, bottom), (x0, top)])
         cv.polygon(rim, (200, 220, 235, 40))
         cv.line(rim, shape.frame, 1.1)
-        side = 1 if gx > cx else -1  # the temple arm runs to the ear
-        arm = np.array([(gx + side * lens, gy - 0.2 * lens), (cx + side * shape.half_width * 0.98, gy - 0.3 * lens)])
+        side = 1 if gx > _CX else -1  # the temple arm runs to the ear
+        arm = np.array([(gx + side * lens, gy - 0.2 * lens), (_CX + side * shape.half_width * 0.98, gy - 0.3 * lens)])
         cv.line(arm, shape.frame, 1.0)
     cv.line(_arc(centres[0][0] + lens, centres[1][0] - lens, centres[0][1] - 0.8, -1.0, 6), shape.frame, 1.0)
 
 
-def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, look: _Expression, clothes: tuple,
-                 rng: np.random.Generator) -> None:
-    """The whole person, back to front, in design coordinates (face centre at 64, 66)."""
-    cx, cy = 64.0, 66.0
+def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random.Generator) -> None:
+    """The whole person in this photo's expression and clothes, back to front, in design coordinates."""
+    smile = float(rng.uniform(-0.15, 1.0))  # a slight frown .. a broad smile
+    opening = float(rng.uniform(0.1, 0.8)) if rng.random() < 0.35 else 0.0  # of the mouth
+    brow_raise = float(rng.uniform(-0.4, 1.0))
+    openness = 0.15 if rng.random() < 0.05 else float(rng.uniform(0.75, 1.1))  # of the eyes; 0.15 is a blink
+    gaze = (float(rng.uniform(-1, 1)), float(rng.uniform(-0.6, 0.6)))
     w, h = shape.half_width, shape.half_height
     female = person.sex == "f"
-    _draw_body(cv, shape, cx, cy, clothes)
-    _draw_back_hair(cv, person, shape, cx, cy)
-    _draw_ears(cv, shape, cx, cy)
-    cv.polygon(_head_outline(cx, cy, shape), shape.skin, silhouette=True)
+    _draw_body(cv, shape, _CLOTHES[int(rng.integers(len(_CLOTHES)))])
+    _draw_back_hair(cv, person, shape)
+    _draw_ears(cv, shape)
+    cv.polygon(_head_outline(shape, np.linspace(0, 2 * math.pi, 72, endpoint=False)), shape.skin, silhouette=True)
     if shape.stubble > 0:
-        _draw_stubble(cv, shape, cx, cy)
-    eye_y = cy - 0.1 * h
-    eyes = [(cx - shape.eye_spacing * w, eye_y), (cx + shape.eye_spacing * w, eye_y)]
+        _draw_stubble(cv, shape)
+    eye_y = _CY - 0.1 * h
+    eyes = [(_CX - shape.eye_spacing * w, eye_y), (_CX + shape.eye_spacing * w, eye_y)]
     for ex, _ in eyes:  # cheeks catch a little colour
-        cv.polygon(_ellipse(ex, cy + 0.22 * h, 0.2 * w, 0.12 * h, 16), (220, 90, 90, 28 if female else 14))
-    _draw_wrinkles(cv, shape, cx, cy, eyes)
+        cv.polygon(_ellipse(ex, _CY + 0.22 * h, 0.2 * w, 0.12 * h, 16), (220, 90, 90, 28 if female else 14))
+    _draw_wrinkles(cv, shape, eyes)
     for ex, ey in eyes:
-        _draw_eye(cv, shape, ex, ey, look.openness, look.gaze, female)
-        _draw_brow(cv, person, shape, ex, ey, cx, look.brow_raise)
-    _draw_nose(cv, shape, cx, cy, eye_y)
-    _draw_mouth(cv, shape, cx, cy + 0.58 * h, look.smile, look.opening)
-    _draw_front_hair(cv, person, shape, cx, cy, rng)
+        _draw_eye(cv, shape, ex, ey, openness, gaze, female)
+        _draw_brow(cv, person, shape, ex, ey, brow_raise)
+    _draw_nose(cv, shape, eye_y)
+    _draw_mouth(cv, shape, _CY + 0.58 * h, smile, opening)
+    _draw_front_hair(cv, person, shape, rng)
     if person.glasses:
-        _draw_glasses(cv, shape, cx, eyes)
+        _draw_glasses(cv, shape, eyes)
 
 
 def _lighting(rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -464,10 +437,9 @@ def _scene(person: Identity, rng: np.random.Generator) -> np.ndarray:
 
 def render_face(person: Identity, shape: FaceShape, rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
     """One photo of `person`: (masked, origin) 128x128 RGB images; `rng` is this image's own stream."""
-    centre = (64.0, 66.0)
-    cv = _Canvas(centre, angle_deg=float(rng.uniform(-6, 6)), scale=float(rng.uniform(0.95, 1.05)),
+    cv = _Canvas((_CX, _CY), angle_deg=float(rng.uniform(-6, 6)), scale=float(rng.uniform(0.95, 1.05)),
                  shift=(float(rng.uniform(-3, 3)), float(rng.uniform(-2.5, 2.5))))
-    _draw_person(cv, person, shape, _Expression.draw(rng), _CLOTHES[int(rng.integers(len(_CLOTHES)))], rng)
+    _draw_person(cv, person, shape, rng)
     # box-filter the supersampled person (premultiplied by its silhouette) down to the output size
     alpha = np.asarray(cv.mask.reduce(_SUPERSAMPLE), dtype=float)[..., None] / 255.0
     premultiplied = Image.composite(cv.rgb, Image.new("RGB", cv.rgb.size), cv.mask)
@@ -475,6 +447,6 @@ def render_face(person: Identity, shape: FaceShape, rng: np.random.Generator) ->
     light, warmth = _lighting(rng, cv.centre)
     person_rgb = person_rgb * light * warmth
     scene = _scene(person, rng) * (0.6 + 0.4 * light) * warmth
-    masked = person_rgb + (1.0 - alpha) * np.asarray(_MASKED_BACKGROUND, dtype=float)
+    masked = person_rgb + (1.0 - alpha) * 255.0  # on plain white
     origin = person_rgb + (1.0 - alpha) * scene
     return tuple(Image.fromarray(np.clip(np.round(x), 0, 255).astype(np.uint8)) for x in (masked, origin))

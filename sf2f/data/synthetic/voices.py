@@ -132,10 +132,9 @@ class _Score:
         n_frames = n_samples // _HOP + 2
         self.band_centre = np.full(n_frames, 4000.0)
         self.band_width = np.full(n_frames, 2000.0)
-        self.formant_times: list[float] = []
-        self.formants: list[np.ndarray] = []
-        self.pitch_times: list[float] = []
-        self.pitch_semitones: list[float] = []
+        # (times, values) keys that np.interp reads: formant targets (Hz) and intonation (semitones)
+        self.formants: tuple[list[float], list[np.ndarray]] = ([], [])
+        self.pitch: tuple[list[float], list[float]] = ([], [])
 
     def ramp(self, track: np.ndarray, start: float, end: float, amp: float, ramp_s: float = 0.012) -> None:
         """Add a trapezoid of height `amp` between two times (seconds) to an amplitude track."""
@@ -151,17 +150,12 @@ class _Score:
         self.band_centre[a:b] = centre
         self.band_width[a:b] = width
 
-    def target(self, time: float, formants: np.ndarray) -> None:
-        if self.formant_times and time <= self.formant_times[-1]:
-            time = self.formant_times[-1] + 1e-4
-        self.formant_times.append(time)
-        self.formants.append(formants)
 
-    def pitch(self, time: float, semitones: float) -> None:
-        if self.pitch_times and time <= self.pitch_times[-1]:
-            time = self.pitch_times[-1] + 1e-4
-        self.pitch_times.append(time)
-        self.pitch_semitones.append(semitones)
+def _add_key(track: tuple[list[float], list], time: float, value: float | np.ndarray) -> None:
+    """Append a key to a track of the score, just after the last one if not later (np.interp needs rising times)."""
+    times, values = track
+    times.append(times[-1] + 1e-4 if times and time <= times[-1] else time)
+    values.append(value)
 
 
 def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> _Score:
@@ -175,7 +169,7 @@ def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> 
     t = float(rng.uniform(0.25, 0.7))
     end = duration - float(rng.uniform(0.25, 0.7))
     rate = person.speaking_rate * float(rng.uniform(0.9, 1.1))
-    score.pitch(0.0, 0.0)
+    _add_key(score.pitch, 0.0, 0.0)
     while t < end - 0.3:
         phrase_end = min(end, t + float(rng.uniform(0.8, 2.4)))
         phrase_start = t
@@ -193,20 +187,20 @@ def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> 
                 vowel_end -= 0.25 * (vowel_end - vowel_start)
             # the vowel drifts a little towards another one (diphthong-like)
             drift = _VOWELS[rng.integers(len(_VOWELS))] * scale
-            score.target(vowel_start + 0.25 * (vowel_end - vowel_start), vowel)
-            score.target(vowel_start + 0.75 * (vowel_end - vowel_start), 0.8 * vowel + 0.2 * drift)
+            _add_key(score.formants, vowel_start + 0.25 * (vowel_end - vowel_start), vowel)
+            _add_key(score.formants, vowel_start + 0.75 * (vowel_end - vowel_start), 0.8 * vowel + 0.2 * drift)
             score.ramp(score.voicing, vowel_start, vowel_end, 1.0 if stressed else 0.7, ramp_s=0.02)  # stress: louder
             # declination over the phrase, a pitch accent on stressed syllables
             mid = 0.5 * (vowel_start + vowel_end)
             decline = person.pitch_range * (0.5 - (mid - phrase_start) / span)
             accent = person.pitch_range * float(rng.uniform(0.3, 1.0)) if stressed else 0.0
-            score.pitch(mid, decline + accent)
+            _add_key(score.pitch, mid, decline + accent)
             if coda is not None:
                 _consonant(score, rng, coda, vowel_end, t + length - vowel_end, scale, coda=True)
             t += length
             stressed = rng.random() < 0.35
         t += float(rng.uniform(0.15, 0.55))
-    score.pitch(duration, -0.5 * person.pitch_range)
+    _add_key(score.pitch, duration, -0.5 * person.pitch_range)
     return score
 
 
@@ -216,7 +210,7 @@ def _consonant(score: _Score, rng: np.random.Generator, c: _Consonant, start: fl
     length = syllable if coda else syllable * float(rng.uniform(0.3, 0.45))
     end = start + length
     centre, width = c.band_hz[0] * scale[1], c.band_hz[1] * scale[1]  # noise bands follow the tract length
-    score.target(start + 0.5 * length, np.asarray(c.locus) * scale)
+    _add_key(score.formants, start + 0.5 * length, np.asarray(c.locus) * scale)
     if c.kind == "fricative":
         score.band(start, end, min(centre, 7200.0), width)
         score.ramp(score.frication, start, end, c.noise, ramp_s=0.02)
@@ -237,7 +231,7 @@ def _glottal_source(person: Identity, score: _Score, rng: np.random.Generator) -
     """Glottal-flow derivative (unit RMS) and the flow itself (0..1) for the whole utterance."""
     n = score.n
     t = np.arange(n) / SAMPLE_RATE
-    semitones = np.interp(t, score.pitch_times, score.pitch_semitones)
+    semitones = np.interp(t, *score.pitch)
     semitones += np.interp(t, np.linspace(0, t[-1], 8), rng.normal(0.0, 0.4, 8))
     # intonation moves around the speaker's habitual pitch: centre it on the voiced samples
     semitones -= np.average(semitones, weights=score.voicing + 1e-9)
@@ -265,8 +259,7 @@ def _glottal_source(person: Identity, score: _Score, rng: np.random.Generator) -
 def _formant_envelope(score: _Score, n_frames: int) -> np.ndarray:
     """|H(f)| of five cascaded resonances per STFT frame (frames x bins), targets interpolated in time."""
     frame_t = np.arange(n_frames) * _HOP / SAMPLE_RATE  # _stft centres frame j on sample j * _HOP
-    times = np.asarray(score.formant_times) if score.formant_times else np.zeros(1)
-    targets = np.asarray(score.formants) if score.formants else _VOWELS[:1]
+    times, targets = np.asarray(score.formants[0]), np.asarray(score.formants[1])
     f2 = _FREQS_KHZ**2
     num = np.ones((n_frames, 1))
     den = np.ones((n_frames, f2.size))
