@@ -15,21 +15,11 @@ import soundfile
 from PIL import Image
 
 from sf2f.cli import build_parser, main
-from sf2f.config import DataConfig, SyntheticConfig, load_config
-from sf2f.data.synthetic import (
-    FACE_ONLY_TRAITS,
-    MARKER,
-    SyntheticDatasetError,
-    dataset_status,
-    draw_identities,
-    ensure_synthetic_dataset,
-    face_dir,
-    generate_dataset,
-    read_traits,
-    speaker_dir,
-    writer,
-)
+from sf2f.config import SyntheticConfig, load_config
+from sf2f.data.synthetic import ensure_synthetic_dataset, face_dir, generate_dataset, read_traits, speaker_dir, writer
 from sf2f.data.synthetic.probe import identity_features, median_pitch, probe_traits
+from sf2f.data.synthetic.traits import FACE_ONLY_TRAITS, draw_identities
+from sf2f.data.synthetic.writer import MARKER, SyntheticDatasetError, dataset_status
 
 SMALL = dict(identities=6, utterances=3, faces=2, seed=7)
 
@@ -244,15 +234,13 @@ def test_other_parameters_or_a_foreign_folder_are_clear_errors(small: Path, tmp_
         generate_dataset(foreign / "vox1" / "vox1_meta.csv", identities=2, utterances=1, faces=1, progress=False)
 
 
-def test_ensure_takes_root_and_size_from_a_data_config(tmp_path: Path) -> None:
-    cfg = DataConfig(root=str(tmp_path / "from_cfg"), synthetic=SyntheticConfig(identities=2, utterances=1, faces=1))
+def test_ensure_generates_on_first_use_then_reuses(tmp_path: Path) -> None:
+    config = SyntheticConfig(identities=2, utterances=1, faces=1)
     messages: list[str] = []
-    root = ensure_synthetic_dataset(cfg, progress=False, log=messages.append)
-    assert root == tmp_path / "from_cfg" and dataset_status(root) == "complete"
-    assert ensure_synthetic_dataset(cfg, progress=False, log=messages.append) == root
+    root = ensure_synthetic_dataset(tmp_path / "ensured", config, progress=False, log=messages.append)
+    assert root == tmp_path / "ensured" and dataset_status(root) == "complete"
+    assert ensure_synthetic_dataset(root, config, progress=False, log=messages.append) == root
     assert messages[0].startswith("generated") and messages[1].startswith("reused")
-    with pytest.raises(ValueError, match="voxceleb"):
-        ensure_synthetic_dataset(DataConfig(kind="voxceleb"))
 
 
 def test_profiles_keep_the_quick_and_demo_datasets_apart() -> None:

@@ -5,17 +5,6 @@ draws faces (`faces`), `writer` lays everything out exactly like VoxCeleb + HQ-V
 the same way, and `probe` measures what a voice reveals about the traits.
 """
 
-from sf2f.data.synthetic.traits import FACE_ONLY_TRAITS, draw_identities
-from sf2f.data.synthetic.writer import (
-    MARKER,
-    SyntheticDatasetError,
-    dataset_status,
-    ensure_synthetic_dataset,
-    face_dir,
-    generate_dataset,
-    read_traits,
-    speaker_dir,
-)
+from sf2f.data.synthetic.writer import ensure_synthetic_dataset, face_dir, generate_dataset, read_traits, speaker_dir
 
-__all__ = ["FACE_ONLY_TRAITS", "MARKER", "SyntheticDatasetError", "dataset_status", "draw_identities",
-           "ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
+__all__ = ["ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]

@@ -1,10 +1,10 @@
-"""Write the synthetic dataset in exactly the layout of the real data (data/README.md, recipe §1.2), plus
-`traits.csv` (every hidden trait of every identity) and `synthetic.json` (the generation parameters; written first with
-`"complete": false`, rewritten with `true` last, so nothing reads a half-written folder as a dataset).
+"""Write the synthetic dataset in exactly the layout of the real data (data/README.md, recipe §1.2), plus `traits.csv`
+(every hidden trait of every identity) and `synthetic.json` (the parameters; `"complete": false` until the rest is
+written, so nothing reads a half-written folder as a dataset).
 
-Identity i draws everything from streams seeded by (seed, i) and every file is written whole (a hidden temporary name,
-then a rename), so the same parameters give the same bytes with any number of workers, and a killed run is finished by
-the next one with the same parameters (only the identities with missing files are generated again).
+Every identity draws from streams seeded by (seed, index) and every file is written whole (a hidden temporary name, then
+a rename): the same parameters give the same bytes with any number of workers, and the next run with the same
+parameters finishes a killed one (only the identities with missing files are generated again).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sf2f.config import DataConfig, SyntheticConfig
+from sf2f.config import SyntheticConfig
 from sf2f.config.schema import ValueProblem
 from sf2f.data import run_jobs
 from sf2f.data.layouts import META, SPLITS
@@ -42,7 +42,7 @@ from sf2f.data.synthetic.traits import (
 )
 from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel, synthesize_utterance
 from sf2f.errors import SF2FError, UsageError
-from sf2f.paths import project_path, write_atomic
+from sf2f.paths import write_atomic
 
 __all__ = ["GENERATOR_VERSION", "MARKER", "GenerationReport", "SyntheticDatasetError", "dataset_status",
            "ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
@@ -93,22 +93,17 @@ def face_dir(root: Path, person: Identity | pd.Series, kind: str = "masked") -> 
     return Path(root) / _field(person, "sub") / f"{kind}_faces" / _field(person, "name")
 
 
-def _clips(person: Identity, seed: int, utterances: int) -> list[tuple[str, int]]:
-    """(clip id, utterance number) of each utterance: a few YouTube-like clips, numbered from 00001 in each."""
-    rng = identity_rng(seed, person.index, STREAM_LAYOUT)
-    n_clips = min(utterances, 1 + utterances // 3)
+def _utterances(root: Path, person: Identity, params: SyntheticConfig) -> list[tuple[str, Path]]:
+    """(clip id, wav path) of each utterance: a few YouTube-like clips, numbered from 00001 in each."""
+    rng = identity_rng(params.seed, person.index, STREAM_LAYOUT)
+    n_clips = min(params.utterances, 1 + params.utterances // 3)
     ids = ["".join(rng.choice(_CLIP_ALPHABET, 11)) for _ in range(n_clips)]
-    owner = np.sort(np.concatenate([np.arange(n_clips), rng.integers(0, n_clips, utterances - n_clips)]))
+    owner = np.sort(np.concatenate([np.arange(n_clips), rng.integers(0, n_clips, params.utterances - n_clips)]))
     out, count = [], [0] * n_clips
     for clip in owner:
         count[clip] += 1
-        out.append((ids[clip], count[clip]))
+        out.append((ids[clip], speaker_dir(root, person) / ids[clip] / f"{count[clip]:05d}.wav"))
     return out
-
-
-def _utterance_paths(root: Path, person: Identity, seed: int, utterances: int) -> list[Path]:
-    base = speaker_dir(root, person)
-    return [base / clip / f"{k:05d}.wav" for clip, k in _clips(person, seed, utterances)]
 
 
 def _face_paths(root: Path, person: Identity, faces: int) -> list[tuple[Path, Path]]:
@@ -118,7 +113,7 @@ def _face_paths(root: Path, person: Identity, faces: int) -> list[tuple[Path, Pa
 
 def _identity_files(root: Path, person: Identity, params: SyntheticConfig) -> list[Path]:
     faces = [p for pair in _face_paths(root, person, params.faces) for p in pair]
-    return [*_utterance_paths(root, person, params.seed, params.utterances), *faces]
+    return [*(path for _, path in _utterances(root, person, params)), *faces]
 
 
 def _wav_bytes(samples: np.ndarray) -> bytes:
@@ -140,10 +135,10 @@ def _jpeg_bytes(image) -> bytes:
 def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> None:
     """Synthesise and write every utterance and face of one identity."""
     seed = params.seed
-    clips = _clips(person, seed, params.utterances)
+    utterances = _utterances(root, person, params)
     channels = {clip: draw_channel(identity_rng(seed, person.index, STREAM_CHANNELS, i))
-                for i, clip in enumerate(dict.fromkeys(c for c, _ in clips))}
-    for u, ((clip, _), path) in enumerate(zip(clips, _utterance_paths(root, person, seed, params.utterances))):
+                for i, clip in enumerate(dict.fromkeys(clip for clip, _ in utterances))}
+    for u, (clip, path) in enumerate(utterances):
         rng = identity_rng(seed, person.index, STREAM_VOICES, u)
         duration = float(rng.uniform(*DURATION_RANGE))
         write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration)))
@@ -261,21 +256,11 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
                             time.perf_counter() - start)
 
 
-def ensure_synthetic_dataset(where: str | Path | DataConfig, config: SyntheticConfig | None = None, *,
-                             progress: bool = True, log: Callable[[str], object] | None = print) -> Path:
-    """The root of a complete synthetic dataset, generated on first use and reused afterwards (notebooks call this).
-
-    `where` is a folder (a relative path is taken from the working folder) with `config` giving the size and seed
-    (default: :class:`SyntheticConfig`'s), or a :class:`DataConfig` that carries both (its root, as every path in a
-    config, is taken from the repository root).
-    """
-    if isinstance(where, DataConfig):
-        if where.kind != "synthetic":
-            raise ValueError(f"data.kind is '{where.kind}': {where.root} is not a synthetic dataset to generate")
-        root, config = project_path(where.root), config or where.synthetic
-    else:
-        root = Path(where).absolute()
-    report = generate_dataset(root, **dataclasses.asdict(config or SyntheticConfig()), progress=progress)
+def ensure_synthetic_dataset(root: str | Path, config: SyntheticConfig, *, progress: bool = True,
+                             log: Callable[[str], object] | None = print) -> Path:
+    """The root of a complete synthetic dataset of `config`'s size and seed in `root` (relative: to the working folder),
+    generated on first use and reused afterwards (notebooks call this)."""
+    report = generate_dataset(Path(root).absolute(), **dataclasses.asdict(config), progress=progress)
     if log is not None:
         log(report.describe())
     return report.root
