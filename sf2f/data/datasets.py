@@ -1,15 +1,10 @@
 """Torch datasets over a prepared split, with their collates and loader (recipe §1.6).
 
-**Stage 1** (:class:`VoiceFaceDataset` + :class:`CropCollate`): one item per identity, a random face and a random whole
-utterance; the collate draws one crop length per batch in [100, 150] frames and pads shorter utterances with the
-normalised zero. **Fuser stage** (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20 non-overlapping
-125-frame segments per identity, padded to the batch's largest count with a (B, N) mask of real segments (the
-original's default collate fails on unequal counts, §6 item 15).
-
-All randomness comes from NumPy generators seeded by (seed, epoch, identity), and the collates' from the keys of their
-samples: the same seed gives the same batches with any number of workers. Evaluation (`train=False`) draws the same
-samples at every epoch (the original's is random, §6 item 16). Every sample names its face (`face_row`, `flipped`), by
-which the trainer caches the real faces' perceptual targets (:func:`face_keys`).
+Stage 1 (:class:`VoiceFaceDataset` + :class:`CropCollate`): a random face and a random utterance per identity, cropped
+to one length per batch in [100, 150] frames. Fuser stage (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20
+125-frame segments per identity, padded to the batch's largest count with a (B, N) mask (the original's default collate
+fails on unequal counts, §6 item 15). Randomness comes from generators seeded by (seed, epoch, identity) and by the
+samples' keys: the same batches with any number of workers; evaluation draws the same samples every epoch (§6 item 16).
 """
 
 from __future__ import annotations

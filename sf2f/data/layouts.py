@@ -51,10 +51,8 @@ META: dict[str, MetaSpec] = {
 
 
 def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
-    """A meta file as a table with columns `row, speaker_id, name, gender, set` (row = position in the file).
-
-    vox1 is TAB-separated, vox2 COMMA-separated (§1.1); names are UTF-8 (the real vox2 file has `Aco_Petrović`).
-    """
+    """A meta file as a table with columns `row, speaker_id, name, gender, set` (row = position in the file); vox1 is
+    TAB-separated, vox2 COMMA-separated (§1.1), names are UTF-8 (the real vox2 file has `Aco_Petrović`)."""
     spec = META[sub]
     path = Path(path)
     if not path.is_file():
@@ -92,21 +90,15 @@ def _files(base: Path, pattern: str, suffixes: Sequence[str]) -> list[PurePath]:
 
 @dataclass
 class DatasetIndex:
-    """What a dataset folder holds, joined by name.
-
-    `identities`: one row per identity with speech and faces, sorted by (sub, name) as the original sorts them (§1.2),
-    with its meta row, speaker id and file counts. `utterances` and `faces`: their files, sorted by path (relative to
-    `root` and `faces_root`). `problems`: (sub, name, kind, path, reason) of what could not be joined. `meta`: the meta
-    tables (the original split rule needs their row order).
-    """
+    """What a dataset folder holds, joined by name: the files are relative to `root` and `faces_root`."""
 
     root: Path
     faces_root: Path
-    identities: pd.DataFrame
-    utterances: pd.DataFrame
-    faces: pd.DataFrame
-    problems: list[tuple[str, str, str, str, str]]
-    meta: dict[str, pd.DataFrame]
+    identities: pd.DataFrame  # with speech and faces, sorted by (sub, name) as the original does (§1.2); file counts
+    utterances: pd.DataFrame  # sorted by path
+    faces: pd.DataFrame  # sorted by path
+    problems: list[tuple[str, str, str, str, str]]  # (sub, name, kind, path, reason) of what could not be joined
+    meta: dict[str, pd.DataFrame]  # the meta tables (the original split rule needs their row order)
 
 
 def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_type: str = "masked",

@@ -33,8 +33,6 @@ FACE_ONLY_TRAITS: tuple[str, ...] = ("hair_colour", "hair_style", "skin_tone", "
 VOICE_ONLY_TRAITS: tuple[str, ...] = ("speaking_rate", "breathiness", "pitch_range")
 
 AGE_RANGE = (18.0, 80.0)
-# a vox2 speaker id is id0NNNN (VoxCeleb2 ids run from id00012 to id09272); vox1 ids are id1NNNN
-_VOX2_FIRST_NUMBER = 12
 
 # Random streams of one identity: every stream is seeded by (seed, index, stream[, item]) so that nothing depends on
 # the order in which identities, utterances or faces are generated.
@@ -89,16 +87,6 @@ class Identity:
     shimmer: float  # cycle-to-cycle amplitude perturbation (fraction)
 
 
-def _sub_and_row(index: int, n: int) -> tuple[str, int]:
-    """The first half of the identities goes to vox1, the rest to vox2, both in meta-row order."""
-    n_vox1 = (n + 1) // 2
-    return ("vox1", index) if index < n_vox1 else ("vox2", index - n_vox1)
-
-
-def _speaker_id(sub: str, row: int) -> str:
-    return f"id1{row + 1:04d}" if sub == "vox1" else f"id{_VOX2_FIRST_NUMBER + row:05d}"
-
-
 def _invented_name(rng: np.random.Generator) -> str:
     def word(syllables: int) -> str:
         parts = [rng.choice(_FIRST_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)]
@@ -130,13 +118,16 @@ def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: floa
 
 def _draw_identity(seed: int, index: int, n: int) -> Identity:
     rng = identity_rng(seed, index, STREAM_TRAITS)
-    sub, row = _sub_and_row(index, n)
+    n_vox1 = (n + 1) // 2  # the first half of the identities goes to vox1, the rest to vox2, in meta-row order
+    sub, row = ("vox1", index) if index < n_vox1 else ("vox2", index - n_vox1)
+    # vox1 speaker ids are id1NNNN, vox2 ones id0NNNN (VoxCeleb2's run from id00012 to id09272)
+    speaker_id = f"id1{row + 1:04d}" if sub == "vox1" else f"id{12 + row:05d}"
     sex = "m" if rng.random() < 0.5 else "f"
     age = float(rng.uniform(*AGE_RANGE))
     size = float(np.clip(rng.normal(), -2.5, 2.5))
     # keyword arguments are evaluated in order: the random draws keep the order of the fields
     return Identity(
-        index=index, sub=sub, row=row, speaker_id=_speaker_id(sub, row), name=_invented_name(rng),
+        index=index, sub=sub, row=row, speaker_id=speaker_id, name=_invented_name(rng),
         set="test" if row % 10 == 7 else "dev", split=split_of_row(row), nationality=str(rng.choice(_NATIONALITIES)),
         sex=sex, age=round(age, 2), size=round(size, 4), hair_colour=str(rng.choice(HAIR_COLOURS, p=HAIR_COLOUR_P)),
         hair_style=str(rng.choice(HAIR_STYLES, p=HAIR_STYLE_P)),
