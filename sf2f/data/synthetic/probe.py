@@ -24,19 +24,19 @@ TRAIT_GROUPS: dict[str, str] = {
     **{t: "voice only" for t in VOICE_ONLY_TRAITS},
 }
 _PAUSE_DB = 35.0
+_FOLDS = 5
 
 
-def voice_features(wav_paths: Sequence[str | Path], n_mels: int = 40) -> np.ndarray:
-    """Mean log-mel spectrum over the voiced frames of each file (frames more than 35 dB below the loudest are
-    pauses): (files, n_mels)."""
+def voice_features(wav_paths: Sequence[str | Path]) -> np.ndarray:
+    """Mean 40-band log-mel spectrum over the voiced frames of each file (frames more than 35 dB below the loudest are
+    pauses): (files, 40)."""
     import soundfile
     import torch
     import torchaudio
 
     from sf2f.data.prepare import single_thread
 
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
-                                               n_mels=n_mels)
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40)
     rows = []
     # one small transform per file: extra threads only add overhead (30x slower on 2 busy cores)
     with single_thread(), torch.no_grad():
@@ -63,14 +63,14 @@ def median_pitch(samples: np.ndarray, sample_rate: int = 16000, fmin: float = 60
     return float(np.median(sample_rate / (lo + np.argmax(autocorrelation[:, lo:hi], axis=1))))
 
 
-def face_features(image_paths: Sequence[str | Path], size: int = 16) -> np.ndarray:
-    """The RGB pixels of each image at `size` x `size`, in [0, 1]: (images, 3 * size * size)."""
+def face_features(image_paths: Sequence[str | Path]) -> np.ndarray:
+    """The RGB pixels of each image at 16 x 16, in [0, 1]: (images, 3 * 16 * 16)."""
     from PIL import Image
 
     rows = []
     for path in image_paths:
         with Image.open(path) as img:
-            rows.append(np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32).ravel())
+            rows.append(np.asarray(img.convert("RGB").resize((16, 16), Image.BILINEAR), dtype=np.float32).ravel())
     return np.stack(rows) / 255.0
 
 
@@ -89,8 +89,7 @@ def identity_features(root: str | Path, modality: str) -> tuple[pd.DataFrame, np
     return traits, np.stack(rows)
 
 
-def probe_traits(features: np.ndarray, traits: pd.DataFrame, names: Sequence[str] = tuple(TRAIT_GROUPS),
-                 folds: int = 5, seed: int = 0) -> pd.DataFrame:
+def probe_traits(features: np.ndarray, traits: pd.DataFrame) -> pd.DataFrame:
     """Cross-validated linear probes, one per trait: score, chance level and margin. Categorical traits are scored by
     accuracy against the majority-class rate, continuous ones by R^2 against 0 (always predicting the mean)."""
     from threadpoolctl import threadpool_limits
@@ -99,11 +98,11 @@ def probe_traits(features: np.ndarray, traits: pd.DataFrame, names: Sequence[str
     centred = features - features.mean(axis=0)
     features = centred / (centred.std() + 1e-12)
     with threadpool_limits(1):  # small problems: BLAS threads only fight over busy cores (10x slower on 2 shared)
-        rows = [_probe_one(features, traits[name], folds, seed) for name in names]
+        rows = [_probe_one(features, traits[name]) for name in TRAIT_GROUPS]
     return pd.DataFrame(rows).set_index("trait")
 
 
-def _probe_one(features: np.ndarray, target: pd.Series, folds: int, seed: int) -> dict[str, object]:
+def _probe_one(features: np.ndarray, target: pd.Series) -> dict[str, object]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
@@ -111,15 +110,15 @@ def _probe_one(features: np.ndarray, target: pd.Series, folds: int, seed: int) -
     if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
         y = target.astype(str).to_numpy()
         counts = pd.Series(y).value_counts()
-        splitter = (StratifiedKFold(min(folds, int(counts.min())), shuffle=True, random_state=seed)
-                    if counts.min() >= 2 else KFold(folds, shuffle=True, random_state=seed))
+        splitter = (StratifiedKFold(min(_FOLDS, int(counts.min())), shuffle=True, random_state=0)
+                    if counts.min() >= 2 else KFold(_FOLDS, shuffle=True, random_state=0))
         model = LogisticRegression(C=0.1, max_iter=2000)
         predicted = cross_val_predict(model, features, y, cv=splitter)
         score, chance, metric = accuracy_score(y, predicted), float(counts.max() / len(y)), "accuracy"
     else:
         y = target.to_numpy(dtype=float)
         model = RidgeCV(alphas=np.logspace(-2, 6, 17))
-        predicted = cross_val_predict(model, features, y, cv=KFold(folds, shuffle=True, random_state=seed))
+        predicted = cross_val_predict(model, features, y, cv=KFold(_FOLDS, shuffle=True, random_state=0))
         score, chance, metric = r2_score(y, predicted), 0.0, "R^2"
-    return {"trait": target.name, "group": TRAIT_GROUPS.get(str(target.name), "other"), "metric": metric,
-            "score": float(score), "chance": chance, "above_chance": float(score - chance)}
+    return {"trait": target.name, "group": TRAIT_GROUPS[str(target.name)], "metric": metric, "score": float(score),
+            "chance": chance, "above_chance": float(score - chance)}

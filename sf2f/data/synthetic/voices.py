@@ -272,7 +272,7 @@ def _formant_envelope(score: _Score, n_frames: int) -> np.ndarray:
     return num / np.sqrt(den)
 
 
-# scipy.signal's pair, vectorised over frames (ShortTimeFFT loops over them in Python); not torch's: the writer's
+# scipy.signal's STFT pair, vectorised over frames (ShortTimeFFT loops over them in Python); not torch's: the writer's
 # workers are forked, and a forked child that uses torch's thread pool can hang. stft divides the spectra by the
 # window's sum and istft multiplies it back: the filter in between is linear, so the scale does not matter.
 def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
@@ -280,11 +280,6 @@ def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
     padded = np.zeros((n_frames - 1) * _HOP)  # which scipy cuts into n_frames frames
     padded[: x.size] = x
     return stft(padded, window=_WINDOW, nperseg=_N_FFT, noverlap=_N_FFT - _HOP)[2].T
-
-
-def _istft(spec: np.ndarray, n: int) -> np.ndarray:
-    """The `n` samples whose :func:`_stft` is `spec` (overlap-add: the squared windows add up to one)."""
-    return istft(spec.T, window=_WINDOW, nperseg=_N_FFT, noverlap=_N_FFT - _HOP)[1][:n]
 
 
 def _room(x: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:
@@ -322,7 +317,9 @@ def synthesize_utterance(person: Identity, channel: Channel, rng: np.random.Gene
     f_hz = _FREQS_KHZ[None, :] * 1000.0
     band = np.exp(-0.5 * ((f_hz - score.band_centre[:n_frames, None]) / score.band_width[:n_frames, None]) ** 2)
     spec = _stft(throat, n_frames) * formants + _stft(rng.standard_normal(n) * score.frication, n_frames) * band
-    speech = _room(_istft(spec * channel.response(), n), channel, rng)
+    # back to samples by overlap-add (the squared windows add up to one)
+    filtered = istft((spec * channel.response()).T, window=_WINDOW, nperseg=_N_FFT, noverlap=_N_FFT - _HOP)[1][:n]
+    speech = _room(filtered, channel, rng)
     # background noise at a random SNR relative to the active speech, then a random recording level
     active = (score.voicing + score.frication) > 0.05
     speech_rms = float(np.sqrt(np.mean(speech[active] ** 2))) if active.any() else 1.0
