@@ -1,9 +1,6 @@
-"""Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache.
-
-Notebooks, the trainer and the CLI all go through here, so every lesson reads the same prepared files:
-`data/prepared/<dataset folder>-<face type>-<image size>/` (faces are stored resized, §1.5; outside the dataset, which
-may sit on a read-only disk).
-"""
+"""Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache
+in `data/prepared/<dataset folder>-<face type>-<image size>/` (faces are stored resized, §1.5; outside the dataset,
+which may sit on a read-only disk), where notebooks, the trainer and the CLI all look."""
 
 from __future__ import annotations
 

@@ -310,16 +310,6 @@ def _draw_body(cv: _Canvas, shape: FaceShape, clothes: tuple) -> None:
     cv.polygon(_ellipse(_CX, FACE_SIZE - 8, nw * 1.1, 6, 20, 0, math.pi), _scaled(shape.skin, 0.8))
 
 
-def _draw_ears(cv: _Canvas, shape: FaceShape) -> None:
-    w, h = shape.half_width, shape.half_height
-    for side in (-1, 1):
-        ex = _CX + side * w * 0.96
-        cv.polygon(_ellipse(ex, _CY - 0.02 * h, 0.17 * w, 0.24 * h, 20), _scaled(shape.skin, 0.93), silhouette=True)
-        t0 = -math.pi / 2 if side > 0 else math.pi / 2  # the inner fold, on the outer half of each ear
-        cv.line(_ellipse(ex + side * 0.03 * w, _CY, 0.08 * w, 0.14 * h, 10, t0, t0 + math.pi),
-                _scaled(shape.skin, 0.75), 0.5)
-
-
 def _draw_stubble(cv: _Canvas, shape: FaceShape) -> None:
     """The shaved-beard shadow of men: from under the nose, round the mouth, down to the jaw line."""
     jaw = _head_outline(shape, np.linspace(0.1 * math.pi, 0.9 * math.pi, 24))
@@ -381,7 +371,12 @@ def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random
     female = person.sex == "f"
     _draw_body(cv, shape, _CLOTHES[int(rng.integers(len(_CLOTHES)))])
     _draw_back_hair(cv, person, shape)
-    _draw_ears(cv, shape)
+    for side in (-1, 1):  # the ears, with an inner fold on the outer half of each
+        ex = _CX + side * w * 0.96
+        cv.polygon(_ellipse(ex, _CY - 0.02 * h, 0.17 * w, 0.24 * h, 20), _scaled(shape.skin, 0.93), silhouette=True)
+        t0 = -math.pi / 2 if side > 0 else math.pi / 2
+        cv.line(_ellipse(ex + side * 0.03 * w, _CY, 0.08 * w, 0.14 * h, 10, t0, t0 + math.pi),
+                _scaled(shape.skin, 0.75), 0.5)
     cv.polygon(_head_outline(shape, np.linspace(0, 2 * math.pi, 72, endpoint=False)), shape.skin, silhouette=True)
     if shape.stubble > 0:
         _draw_stubble(cv, shape)
