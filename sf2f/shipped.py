@@ -1,13 +1,9 @@
-"""The trained weights shipped with the course in `trained_weights/`: how `make weights` builds them, and how they
-are checked and loaded.
+"""The trained weights shipped in `trained_weights/`: how `make weights` builds them, how they are checked and loaded.
 
-The `demo` profile trains for minutes: enough to show the mechanics, not to draw a face from a voice. The `long`
-profile (about 19,600 iterations, an evening on a CPU) draws faces that resemble their speakers, so the course ships
-its generators (voice2face, SF2F without the fuser, SF2F) and the face embedder that scores them in notebook 06, as
-float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json that
-records per file its SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
-Every file is checked against its SHA-256 before it is loaded; `python -m sf2f weights check` also says when the
-synthetic data, the `long` recipe or the generator's architecture no longer match the weights.
+`demo` runs show the mechanics; the `long` profile's (about 19,600 iterations, an evening on a CPU) draw faces that
+resemble their speakers, so the course ships its three generators and the face embedder that scores them in notebook
+06, as float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json of
+each file's SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
 """
 
 from __future__ import annotations
