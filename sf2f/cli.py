@@ -378,11 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
         description="sf2f: voice-to-face generation (SF2F, ACM MM 2022, and the voice2face baseline), as a course.",
-        epilog=(
-            "Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave (a "
-            "path, a config key, a file) are one line; add --debug before the command for their traceback."
-        ),
-    )
+        epilog="Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave (a "
+               "path, a config key, a file) are one line; add --debug before the command for their traceback.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of every error, also of input errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for add in (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,

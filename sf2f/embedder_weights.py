@@ -216,16 +216,14 @@ def resolve_face_embedder(cfg: ExperimentConfig, data: str | Path,
             return embedder, "FaceNet (InceptionResnetV1, VGGFace2 weights)"
         except WeightsError as exc:
             if not trained.is_file():
-                raise FaceEmbedderError(
-                    f"{exc}\nNo trained face embedder at {trained} either: train one on this data with "
-                    f"`python -m sf2f train-face-embedder --data {data}`, or set model.face_embedder.kind=trained."
-                ) from None
+                raise FaceEmbedderError(f"{exc}\nNo trained face embedder at {trained} either: train one on this data "
+                                        f"with `python -m sf2f train-face-embedder --data {data}`, or set "
+                                        "model.face_embedder.kind=trained.") from None
             log(f"FaceNet weights not found ({exc}); using the trained face embedder {trained} instead")
     elif not trained.is_file():
-        raise FaceEmbedderError(
-            f"{trained}: no trained face embedder (model.face_embedder.kind is 'trained'). Train one with "
-            f"`python -m sf2f train-face-embedder --data {data}` (or set model.face_embedder.trained_path)."
-        )
+        raise FaceEmbedderError(f"{trained}: no trained face embedder (model.face_embedder.kind is 'trained'). Train "
+                                f"one with `python -m sf2f train-face-embedder --data {data}` (or set "
+                                "model.face_embedder.trained_path).")
     return load_trained_embedder(trained, data), f"trained face embedder {trained}"
 
 

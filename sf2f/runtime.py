@@ -80,10 +80,8 @@ class RuntimeInfo:
 
     def describe(self) -> str:
         gpu = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""
-        return (
-            f"device {self.device}{gpu}, {self.threads} CPU thread(s), seed {self.seed}, "
-            f"deterministic {self.deterministic}; torch {torch.__version__}, Python {platform.python_version()}"
-        )
+        return (f"device {self.device}{gpu}, {self.threads} CPU thread(s), seed {self.seed}, deterministic "
+                f"{self.deterministic}; torch {torch.__version__}, Python {platform.python_version()}")
 
 
 def setup_runtime(seed: int = 0, device: str = "auto", threads: int = 0, deterministic: bool = False) -> RuntimeInfo:
