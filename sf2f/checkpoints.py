@@ -41,13 +41,13 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True` (tensors and plain containers only)."""
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with `weights_only=True` (tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
         raise CheckpointError(f"{path}: not a readable sf2f checkpoint: {torch_load_failure(path, exc)}") from None
     if not isinstance(state, dict):

@@ -77,11 +77,6 @@ class CourseSummary:
         figures = "\n".join(f"- `{f}`" for f in self.figures) or "- (none)"
         return head + "\n".join(rows) + f"\n\n## Figures written\n{figures}\n"
 
-    def write(self) -> None:
-        run_dir = Path(self.run_dir)
-        (run_dir / "summary.json").write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        (run_dir / "summary.md").write_text(self.to_markdown(), encoding="utf-8")
-
 
 def discover_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
     """The numbered notebooks `NN_name.ipynb` of a folder, in course order."""
@@ -173,7 +168,8 @@ def run_course(profile: str = "demo", data_root: str | Path = "", device: str = 
                              if p.suffix in (".png", ".jpg", ".svg", ".gif") and p.stat().st_mtime >= started)
     summary.results = str(out / "results.md")
     Path(summary.results).write_text(collect_results(out), encoding="utf-8")
-    summary.write()
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2), encoding="utf-8")
+    (out / "summary.md").write_text(summary.to_markdown(), encoding="utf-8")
     return summary
 
 

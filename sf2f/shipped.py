@@ -250,9 +250,8 @@ def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
         own = course_run_dir(config, PROFILE)
         finished = (own / "done.json").is_file() and (own / "config.yaml").is_file()
         if finished and not _recipe_diff(load_resolved_config(own / "config.yaml"), shipped_config(config)):
-            label = f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
-            models[shown] = TrainedModel(*load_generator(own), label)
+            source, label = own, f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
         else:
-            models[shown] = TrainedModel(*load_generator(verify_shipped(config, folder)),
-                                         describe_shipped(config, folder))
+            source, label = verify_shipped(config, folder), describe_shipped(config, folder)
+        models[shown] = TrainedModel(*load_generator(source), label)
     return models
