@@ -41,13 +41,13 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True` (tensors and plain containers only)."""
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with `weights_only=True` (tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
         raise CheckpointError(f"{path}: not a readable sf2f checkpoint: {torch_load_failure(path, exc)}") from None
     if not isinstance(state, dict):
@@ -69,28 +69,22 @@ def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], wha
     module.load_state_dict(state)
 
 
-def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Every random state a training step reads, as plain data that `weights_only` loading accepts."""
+def capture_rng_state() -> dict[str, Any]:
+    """Every global random state a training step reads, as plain data that `weights_only` loading accepts."""
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": (name, keys.tolist(), pos, has_gauss, cached),
-        "torch": torch.get_rng_state(),
-        "generators": {k: g.get_state() for k, g in (generators or {}).items()},
-    }
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+                             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None) -> None:
+def restore_rng_state(state: Mapping[str, Any]) -> None:
     """Put back what `capture_rng_state` saved (CUDA states only when this machine has as many GPUs)."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    for key, generator in (generators or {}).items():
-        generator.set_state(state["generators"][key])
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)

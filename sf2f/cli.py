@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sf2f.config import PAPER_CONFIGS, PROFILES, config_to_dict, load_config, save_config
+from sf2f.config import PAPER_CONFIGS, PROFILES, SyntheticConfig, config_to_dict, load_config, save_config
 from sf2f.errors import MissingPathError, SF2FError, UsageError
 from sf2f.paths import RUNS_DIR, project_path, user_path
 
@@ -25,13 +25,17 @@ Subparsers = Any
 
 
 def _command(sub: Subparsers, name: str, help: str, description: str, examples: Sequence[str],
-             handler: Callable[[argparse.Namespace], int | None] | None = None) -> argparse.ArgumentParser:
-    """A subcommand's parser. It stores itself in the parsed arguments, so that `main` reports an unknown option with
-    this command's usage (argparse would show the top-level usage, which lists no option of the command)."""
+             handler: Callable[[argparse.Namespace], int | None] | None = None,
+             progress: bool = False) -> argparse.ArgumentParser:
+    """A subcommand's parser (with --no-progress for one that shows progress bars). It stores itself in the parsed
+    arguments, so that `main` reports an unknown option with this command's usage (argparse would show the top-level
+    usage, which lists no option of the command)."""
     parser = sub.add_parser(name, help=help, description=description,
                             epilog="\n".join(["examples:", *(f"  {e}" for e in examples)]),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(command_parser=parser, **({"handler": handler} if handler else {}))
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -39,10 +43,6 @@ def _recipe_options(parser: argparse.ArgumentParser, example: str = "optim.lr=1e
     """--profile and --set: how every command that resolves a config scales and overrides it."""
     parser.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
-
-
-def _no_progress(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _cmd_config(args: argparse.Namespace) -> int | None:
@@ -95,19 +95,16 @@ def _add_course(sub: Subparsers) -> None:
                  "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
                  "notebook and cell), and write summary.md, summary.json and results.md.",
                  ["python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs",
-                  "python -m sf2f course --profile quick --only 00 01"], _cmd_course)
+                  "python -m sf2f course --profile quick --only 00 01"], _cmd_course, progress=True)
     p.add_argument("--profile", default="demo", choices=PROFILES)
     p.add_argument("--data-root", default="", help="dataset root (default: data/synthetic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<timestamp>)")
     p.add_argument("--figures-dir", default="", help="also save the notebooks' figures here (make demo: figures)")
     p.add_argument("--only", nargs="*", default=[], metavar="NN", help="run only these notebooks (by number)")
-    _no_progress(p)
 
 
 def _add_data(sub: Subparsers) -> None:
-    from sf2f.config import SyntheticConfig
-
     p = _command(sub, "data", "create datasets (the synthetic default)",
                  "Dataset commands. `data synthetic` writes the offline paired voice-face dataset.",
                  ["python -m sf2f data synthetic --out data/synthetic"])
@@ -120,14 +117,13 @@ def _add_data(sub: Subparsers) -> None:
                  ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
                   "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
                   "   # the quick profile's"],
-                 _cmd_data_synthetic)
+                 _cmd_data_synthetic, progress=True)
     s.add_argument("--out", required=True, help="dataset folder (created; relative paths from the current folder)")
     s.add_argument("--identities", type=int, default=defaults.identities, help="number of people (default %(default)s)")
     s.add_argument("--utterances", type=int, default=defaults.utterances, help="wavs per person (default %(default)s)")
     s.add_argument("--faces", type=int, default=defaults.faces, help="face images per person (default %(default)s)")
     s.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
     s.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core when useful)")
-    _no_progress(s)
 
 
 def _add_info(sub: Subparsers) -> None:
@@ -148,13 +144,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int | None:
                                face_type=args.face_type, align_faces=args.align_faces,
                                sub_datasets=tuple(args.sub_datasets), split_rule=args.split_rule, seed=args.seed)
     root = user_path(args.data_root) if args.data_root else project_path(DataConfig().root)
-    # the folder notebooks and the trainer look in by default (sf2f.data.course_data)
-    default_out = prepared_dir(DataConfig(root=str(root), face_type=args.face_type, image_size=args.image_size))
+    # by default where notebooks and the trainer look (sf2f.data.course_data)
+    default_out = prepared_dir(DataConfig(face_type=args.face_type, image_size=args.image_size), root)
     out = user_path(args.out) if args.out else default_out
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     faces_root = user_path(args.faces_root) if args.faces_root else None
-    result = prepare(root, out, settings, workers=workers, progress=not args.no_progress, overwrite=args.overwrite,
-                     keep_parts=args.keep_parts, faces_root=faces_root)
+    result = prepare(root, out, settings, workers=args.workers, progress=not args.no_progress,
+                     overwrite=args.overwrite, keep_parts=args.keep_parts, faces_root=faces_root)
     print(result.summary())
 
 
@@ -166,13 +161,12 @@ def _add_prepare(sub: Subparsers) -> None:
                  ["python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64",
                   "python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128",
                   "python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces"],
-                 _cmd_prepare)
+                 _cmd_prepare, progress=True)
     p.add_argument("--data-root", default="", help="dataset folder (default: the repository's data/synthetic)")
     p.add_argument("--faces-root", default="", help="folder of the face tree <sub>/<type>_faces/<name>/ if not in "
                    "--data-root (HQ-VoxCeleb as unpacked)")
-    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-"
-                   "<image size>)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 0 = in process)")
+    p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-<px>)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores; 0: none)")
     p.add_argument("--image-size", type=int, default=64, choices=(64, 128), help="face size in pixels")
     p.add_argument("--face-type", default="masked", choices=("masked", "origin"), help="HQ-VoxCeleb face folders")
     p.add_argument("--align-faces", action="store_true", help="raw photos: detect and align faces with MTCNN")
@@ -186,7 +180,6 @@ def _add_prepare(sub: Subparsers) -> None:
                    help="float64 reproduces the original's values to about 1e-12 (twice the disk)")
     p.add_argument("--overwrite", action="store_true", help="replace a preparation made with other settings")
     p.add_argument("--keep-parts", action="store_true", help="keep per-identity parts (faster re-runs with more data)")
-    _no_progress(p)
 
 
 def _cmd_train(args: argparse.Namespace) -> int | None:
@@ -227,7 +220,7 @@ def _add_train(sub: Subparsers) -> None:
                   "python -m sf2f train sf2f_fuser --profile demo --pretrained runs/s1/checkpoints/latest.pt",
                   "python -m sf2f train --resume runs/s1",
                   "torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"],
-                 _cmd_train)
+                 _cmd_train, progress=True)
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
     _recipe_options(p)
     p.add_argument("--data", default="", help="prepared dataset folder (default: where `prepare` puts data.root's: "
@@ -235,7 +228,6 @@ def _add_train(sub: Subparsers) -> None:
     p.add_argument("--run-dir", default="", help="run folder (default: <run.output_root>/<run.name>-<timestamp>)")
     p.add_argument("--resume", default="", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--pretrained", default="", metavar="CKPT", help="start from this checkpoint (the fuser stage)")
-    _no_progress(p)
 
 
 def _cmd_train_face_embedder(args: argparse.Namespace) -> int | None:
@@ -245,24 +237,22 @@ def _cmd_train_face_embedder(args: argparse.Namespace) -> int | None:
     cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     data = user_path(args.data)
     out = user_path(args.out) if args.out else default_embedder_path(cfg, data)
-    result = train_face_embedder(data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg),
-                                 select_device(cfg.run.device), progress=not args.no_progress)
-    print(result.describe())
+    train_face_embedder(data, out, cfg.model.face_embedder, cfg.data.image_norm, embedder_seed(cfg),
+                        select_device(cfg.run.device), progress=not args.no_progress)
 
 
 def _add_train_face_embedder(sub: Subparsers) -> None:
     p = _command(sub, "train-face-embedder", "train a face embedder on the training identities (without FaceNet)",
-                 "Train a small CNN to tell the training identities apart from their faces, for the perceptual loss "
-                 "and the validation metrics to look through, with the config's model.face_embedder settings. The file "
-                 "goes to <data>/face_embedder.pt by default, where `train` looks for it.",
+                 "Train a small CNN (the config's model.face_embedder) to tell the training identities apart by their "
+                 "faces, for the perceptual loss and the validation metrics; by default into <data>/face_embedder.pt, "
+                 "where `train` looks for it.",
                  ["python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo"],
-                 _cmd_train_face_embedder)
+                 _cmd_train_face_embedder, progress=True)
     p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
     p.add_argument("--out", default="", help="output file (default: model.face_embedder.trained_path or "
                    "<data>/face_embedder.pt)")
     p.add_argument("--config", default="sf2f_1st_stage", help="config whose model.face_embedder settings to use")
     _recipe_options(p, "model.face_embedder.width=32")
-    _no_progress(p)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int | None:
@@ -283,18 +273,15 @@ def _add_evaluate(sub: Subparsers) -> None:
     p = _command(sub, "evaluate",
                  "evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
                  "Evaluate trained generators on a split of a prepared dataset with the metrics of recipe §4 and those "
-                 "the paper lacked: one row per model and probe mode, then chance, the ground-truth and mean-face "
-                 "bounds and the paper's numbers where they exist. Deterministic: the same command gives the same "
-                 "numbers.",
+                 "the paper lacked: a row per model and probe mode, then chance, the ground-truth and mean-face bounds "
+                 "and the paper's numbers where they exist. Deterministic: the same command gives the same numbers.",
                  ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser",
                   "python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val"],
                  _cmd_evaluate)
     p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
                    help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
-    p.add_argument("--profile", default=None,
-                   help="the evaluation protocol (recall groups, K, seed) of this profile (default: the checkpoint's)")
-    p.add_argument("--data", default="",
-                   help="prepared folder or dataset root (default: the data the first run trained on)")
+    p.add_argument("--profile", help="evaluation protocol (recall groups, K, seed) of a profile (default: the run's)")
+    p.add_argument("--data", default="", help="prepared folder or dataset root (default: the first run's data)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate")
     p.add_argument("--out", default="", help="output folder (default: runs/evaluation-<timestamp>)")
     p.add_argument("--probe-modes", nargs="+", default=[], metavar="MODE",
@@ -310,13 +297,12 @@ def _cmd_infer(args: argparse.Namespace) -> int | None:
 
     if args.checkpoint:
         checkpoint = user_path(args.checkpoint)
-        generator, cfg = load_generator(checkpoint, args.which)
     else:
         from sf2f.shipped import describe_shipped, verify_shipped
 
         checkpoint = verify_shipped("sf2f_fuser")  # hashed once here; the file is a generator checkpoint
-        generator, cfg = load_generator(checkpoint)
         print(f"no --checkpoint: using the {describe_shipped('sf2f_fuser')} ({checkpoint})")
+    generator, cfg = load_generator(checkpoint, args.which)
     stats = MelStats(**json.loads(user_path(args.mel_stats).read_text())) if args.mel_stats else None
     face = generate_face(generator.to(select_device(args.device)), cfg, [user_path(w) for w in args.wav], stats)
     written = face.save(user_path(args.out), info={"checkpoint": str(checkpoint), "which": args.which})
@@ -361,20 +347,18 @@ def _cmd_weights(args: argparse.Namespace) -> int | None:
     print(f"made by `{manifest['command']}` on {manifest['date']} ({manifest['machine']['cpu']}"
           f"{', ' + manifest['machine']['gpu'] if manifest['machine']['gpu'] else ''})")
     reasons = stale_reasons(folder)
-    for reason in reasons:
-        print(f"stale: {reason}", file=sys.stderr)
     if reasons:
-        print("the shipped weights were trained on other data or another recipe: run `make weights`", file=sys.stderr)
+        print(*(f"stale: {reason}" for reason in reasons), "the shipped weights were trained on other data or another "
+              "recipe: run `make weights`", sep="\n", file=sys.stderr)
         return 1
     print("up to date: the synthetic data, the long recipe and the generators' architecture match the manifest")
 
 
 def _add_weights(sub: Subparsers) -> None:
     p = _command(sub, "weights", "the trained weights shipped with the course: rebuild (make weights) or check them",
-                 "trained_weights/ holds the long profile's three generators and the face embedder that scores them, "
-                 "with a manifest. `build` trains the runs into runs/course/long/<config> (finished runs are reused) "
-                 "and exports them; `check` verifies every file and says whether data, recipe and architecture still "
-                 "match.",
+                 "trained_weights/ holds the long profile's three generators, the face embedder that scores them and "
+                 "a manifest. `build` trains the runs into runs/course/long/<config> (reusing finished ones) and "
+                 "exports them; `check` verifies every file and whether data, recipe and architecture still match.",
                  ["python -m sf2f weights check",
                   "python -m sf2f weights build   # `make weights`: an evening on 2 CPU cores, minutes on a GPU"])
     group = p.add_subparsers(dest="weights_command", metavar="<weights command>", required=True)
@@ -382,24 +366,20 @@ def _add_weights(sub: Subparsers) -> None:
         ("build", "train (or reuse) the three long runs and export them", "python -m sf2f weights build --jobs 1"),
         ("check", "verify the files against the manifest and this checkout", "python -m sf2f weights check"),
     ):
-        s = _command(group, name, text, text, [example], _cmd_weights)
+        s = _command(group, name, text, text, [example], _cmd_weights, progress=name == "build")
         s.add_argument("--folder", default="", help="the weights folder (default: the repository's trained_weights/)")
         if name == "build":
             s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
             s.add_argument("--jobs", type=int, default=None,
                            help="runs trained side by side, one thread each (default: 2 on a CPU with 2+ cores)")
-            _no_progress(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sf2f",
         description="sf2f: voice-to-face generation (SF2F, ACM MM 2022, and the voice2face baseline), as a course.",
-        epilog=(
-            "Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave (a "
-            "path, a config key, a file) are one line; add --debug before the command for their traceback."
-        ),
-    )
+        epilog="Run `python -m sf2f <command> --help` for a command's options and examples. Errors in what you gave (a "
+               "path, a config key, a file) are one line; add --debug before the command for their traceback.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of every error, also of input errors")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for add in (_add_config, _add_course, _add_data, _add_prepare, _add_train, _add_train_face_embedder,

@@ -25,8 +25,7 @@ __all__ = ["COURSE_MAP", "CourseSummary", "NotebookRun", "collect_results", "dis
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
-#: The course, in order: notebook stem, title, what it teaches. Notebooks not written yet are listed too, so the map
-#: in notebook 00 and the README shows the whole path; `discover_notebooks` runs the ones that exist.
+#: The course, in order: notebook stem, title, what it teaches (the map in notebook 00)
 COURSE_MAP: tuple[tuple[str, str, str], ...] = (
     ("00_overview", "Overview", "what voice-to-face generation is and is not; the pipeline; how to run the course"),
     ("01_data_preparation", "Data preparation", "VAD, log-mel features, face crops, the synthetic paired dataset"),
@@ -78,11 +77,6 @@ class CourseSummary:
         figures = "\n".join(f"- `{f}`" for f in self.figures) or "- (none)"
         return head + "\n".join(rows) + f"\n\n## Figures written\n{figures}\n"
 
-    def write(self) -> None:
-        run_dir = Path(self.run_dir)
-        (run_dir / "summary.json").write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        (run_dir / "summary.md").write_text(self.to_markdown(), encoding="utf-8")
-
 
 def discover_notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
     """The numbered notebooks `NN_name.ipynb` of a folder, in course order."""
@@ -123,19 +117,12 @@ def _select(notebooks: list[Path], only: Sequence[str]) -> list[Path]:
     return chosen
 
 
-def _execute(notebook: Path, output: Path, parameters: dict[str, object], progress: bool) -> None:
-    import papermill  # Jupyter machinery: imported only when a course actually runs
-
-    accepted = papermill.inspect_notebook(str(notebook))  # its parameters cell: pass only what it declares
-    papermill.execute_notebook(str(notebook), str(output), cwd=str(notebook.parent), progress_bar=progress,
-                               parameters={name: value for name, value in parameters.items() if name in accepted},
-                               request_save_on_cell_execute=True)
-
-
 def run_course(profile: str = "demo", data_root: str | Path = "", device: str = "auto",
                run_dir: str | Path | None = None, figures_dir: str | Path = "", only: Sequence[str] = (),
                notebook_dir: Path = NOTEBOOK_DIR, progress: bool = True) -> CourseSummary:
     """Execute the course notebooks in order; stop at the first failure. Returns (and writes) the summary."""
+    import papermill  # Jupyter machinery: imported only when a course actually runs
+
     if profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}': choose one of {', '.join(PROFILES)}")
     notebooks = _select(discover_notebooks(notebook_dir), only)
@@ -149,9 +136,8 @@ def run_course(profile: str = "demo", data_root: str | Path = "", device: str = 
         save_config(load_config(name, profile=profile), out / "configs" / f"{name}.yaml")
     figures_abs = str(Path(figures_dir).resolve()) if figures_dir else ""
     started = time.time()
-    failed = False
     for notebook in notebooks:
-        if failed:
+        if summary.failure() is not None:
             summary.notebooks.append(NotebookRun(notebook.stem, "not run"))
             continue
         output = out / notebook.name
@@ -162,9 +148,11 @@ def run_course(profile: str = "demo", data_root: str | Path = "", device: str = 
         start = time.perf_counter()
         record = NotebookRun(notebook.stem, "ok", output=str(output))
         try:
-            _execute(notebook, output, parameters, progress)
+            accepted = papermill.inspect_notebook(str(notebook))  # its parameters cell: pass only what it declares
+            papermill.execute_notebook(str(notebook), str(output), cwd=str(notebook.parent), progress_bar=progress,
+                                       parameters={k: v for k, v in parameters.items() if k in accepted},
+                                       request_save_on_cell_execute=True)
         except Exception as exc:  # papermill raises PapermillExecutionError for a failing cell, others for set-up
-            failed = True
             record.status = "failed"
             record.failed_cell = getattr(exc, "exec_count", None)
             ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
@@ -180,7 +168,8 @@ def run_course(profile: str = "demo", data_root: str | Path = "", device: str = 
                              if p.suffix in (".png", ".jpg", ".svg", ".gif") and p.stat().st_mtime >= started)
     summary.results = str(out / "results.md")
     Path(summary.results).write_text(collect_results(out), encoding="utf-8")
-    summary.write()
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2), encoding="utf-8")
+    (out / "summary.md").write_text(summary.to_markdown(), encoding="utf-8")
     return summary
 
 
@@ -193,11 +182,8 @@ def _cell_line(executed: Path, execution_count: int) -> str:
         cells = nbformat.read(executed, as_version=4).cells
     except (OSError, ValueError):
         return "?"
-    for cell in cells:
-        if cell.get("execution_count") == execution_count:
-            lines = cell.source.strip().splitlines()
-            return lines[0][:80] if lines else ""
-    return "?"
+    source = next((cell.source for cell in cells if cell.get("execution_count") == execution_count), "?")
+    return (source.strip().splitlines() or [""])[0][:80]
 
 
 def _shown(path: Path) -> str:

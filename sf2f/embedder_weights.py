@@ -12,7 +12,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,21 +31,9 @@ from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceE
 from sf2f.runtime import select_device
 from sf2f.weights import WeightsError
 
-__all__ = [
-    "EMBEDDER_FORMAT",
-    "EVAL_EMBEDDER_SEED",
-    "LOSS_EMBEDDER_SEED",
-    "EmbedderTraining",
-    "FaceEmbedderError",
-    "cosine_softmax_loss",
-    "default_embedder_path",
-    "embedder_seed",
-    "ensure_face_embedder",
-    "load_trained_embedder",
-    "resolve_face_embedder",
-    "scoring_embedder",
-    "train_face_embedder",
-]
+__all__ = ["EMBEDDER_FORMAT", "EVAL_EMBEDDER_SEED", "LOSS_EMBEDDER_SEED", "FaceEmbedderError",
+           "cosine_softmax_loss", "default_embedder_path", "embedder_seed", "ensure_face_embedder",
+           "load_trained_embedder", "resolve_face_embedder", "scoring_embedder", "train_face_embedder"]
 
 EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
 #: the perceptual loss's trained embedder stands in for a pretrained FaceNet, one fixed network whatever a run's seed
@@ -68,26 +55,6 @@ def cosine_softmax_loss(embeddings: Tensor, weight: Tensor, labels: Tensor, scal
     cos = F.normalize(embeddings, dim=1) @ F.normalize(weight, dim=1).T
     cos = cos - margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
     return F.cross_entropy(scale * cos, labels)
-
-
-@dataclass
-class EmbedderTraining:
-    """What :func:`train_face_embedder` did: the file, per-epoch loss and accuracy, and a held-out check."""
-
-    path: Path
-    identities: int
-    faces: int
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    # leave-one-out nearest-neighbour identity match among the val split's faces (identities never trained on)
-    val_top1: float = float("nan")
-    val_chance: float = float("nan")
-    seconds: float = 0.0
-
-    def describe(self) -> str:
-        return (f"face embedder: {self.identities} training identities, {self.faces} faces, {len(self.loss)} epochs in "
-                f"{self.seconds:.0f} s; train accuracy {self.accuracy[-1]:.2f}; val nearest-face identity match "
-                f"{self.val_top1:.2f} (chance {self.val_chance:.2f}) -> {self.path}")
 
 
 def _faces(split: PreparedSplit, rows: Sequence[int], norm: str) -> Tensor:
@@ -139,10 +106,11 @@ def _recalibrate_batchnorm(embedder: FaceEmbedder, split: PreparedSplit, rows: n
 
 def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedderConfig | None = None,
                         image_norm: str = "imagenet", seed: int = 0, device: str | torch.device = "cpu",
-                        progress: bool = True) -> EmbedderTraining:
+                        progress: bool = True) -> dict[str, Any]:
     """Train a :class:`SmallFaceEmbedder` on the training faces of a prepared folder and save it to `out`: identity
     classification (:func:`cosine_softmax_loss`), Adam with a cosine learning-rate decay, random mirror and shift.
-    Seeded: the same inputs give the same file."""
+    Seeded: the same inputs give the same file. Prints a summary; returns what it saved (`history`: per-epoch loss and
+    accuracy, and a held-out check)."""
     settings = settings or FaceEmbedderConfig()
     start_time = time.perf_counter()
     prepared = PreparedData(data)
@@ -156,12 +124,11 @@ def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedde
         torch.manual_seed(seed)
         embedder = SmallFaceEmbedder(settings.input_size, settings.width).to(device)
         centres = nn.Parameter(torch.randn(len(train), embedder.embed_dim, device=device))
-    params = [*embedder.parameters(), centres]
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    optimizer = torch.optim.Adam([*embedder.parameters(), centres], lr=settings.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     generator = torch.Generator().manual_seed(seed)
     batch = min(settings.batch_size, len(rows))
-    result = EmbedderTraining(Path(out), len(train), len(rows))
+    history: dict[str, Any] = {"loss": [], "accuracy": []}
     bar = tqdm(range(settings.epochs), desc="face embedder", disable=not progress, leave=False)
     for _ in bar:
         embedder.train()
@@ -182,28 +149,22 @@ def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedde
             correct += int((predicted == target).sum())
             seen += len(idx)
         schedule.step()
-        result.loss.append(total / seen)
-        result.accuracy.append(correct / seen)
-        bar.set_postfix(loss=f"{result.loss[-1]:.3f}", acc=f"{result.accuracy[-1]:.2f}")
+        history["loss"].append(total / seen)
+        history["accuracy"].append(correct / seen)
+        bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.2f}")
     _recalibrate_batchnorm(embedder, train, rows, image_norm, device)
     val = prepared.split("val")
-    result.val_top1, result.val_chance = _val_top1(embedder, val, image_norm) if len(val) else (math.nan, math.nan)
-    result.seconds = time.perf_counter() - start_time
-    save_checkpoint(
-        {
-            "format": EMBEDDER_FORMAT,
-            "settings": dataclasses.asdict(settings),
-            "image_norm": image_norm,
-            "seed": seed,
-            "data_fingerprint": prepared.manifest.get("fingerprint", ""),
-            "identities": len(train),
-            "state": {k: v.cpu() for k, v in embedder.state_dict().items()},
-            "history": {"loss": result.loss, "accuracy": result.accuracy, "val_top1": result.val_top1,
-                        "val_chance": result.val_chance},
-        },
-        out,
-    )
-    return result
+    # leave-one-out nearest-neighbour identity match among the val split's faces (identities never trained on)
+    top1, chance = _val_top1(embedder, val, image_norm) if len(val) else (math.nan, math.nan)
+    state = {"format": EMBEDDER_FORMAT, "settings": dataclasses.asdict(settings), "image_norm": image_norm,
+             "seed": seed, "data_fingerprint": prepared.manifest.get("fingerprint", ""), "identities": len(train),
+             "state": {k: v.cpu() for k, v in embedder.state_dict().items()},
+             "history": {**history, "val_top1": top1, "val_chance": chance}}
+    save_checkpoint(state, out)
+    print(f"face embedder: {len(train)} training identities, {len(rows)} faces, {settings.epochs} epochs in "
+          f"{time.perf_counter() - start_time:.0f} s; train accuracy {history['accuracy'][-1]:.2f}; val nearest-face "
+          f"identity match {top1:.2f} (chance {chance:.2f}) -> {out}")
+    return state
 
 
 def _read_embedder_file(path: Path) -> dict[str, Any]:
@@ -255,16 +216,14 @@ def resolve_face_embedder(cfg: ExperimentConfig, data: str | Path,
             return embedder, "FaceNet (InceptionResnetV1, VGGFace2 weights)"
         except WeightsError as exc:
             if not trained.is_file():
-                raise FaceEmbedderError(
-                    f"{exc}\nNo trained face embedder at {trained} either: train one on this data with "
-                    f"`python -m sf2f train-face-embedder --data {data}`, or set model.face_embedder.kind=trained."
-                ) from None
+                raise FaceEmbedderError(f"{exc}\nNo trained face embedder at {trained} either: train one on this data "
+                                        f"with `python -m sf2f train-face-embedder --data {data}`, or set "
+                                        "model.face_embedder.kind=trained.") from None
             log(f"FaceNet weights not found ({exc}); using the trained face embedder {trained} instead")
     elif not trained.is_file():
-        raise FaceEmbedderError(
-            f"{trained}: no trained face embedder (model.face_embedder.kind is 'trained'). Train one with "
-            f"`python -m sf2f train-face-embedder --data {data}` (or set model.face_embedder.trained_path)."
-        )
+        raise FaceEmbedderError(f"{trained}: no trained face embedder (model.face_embedder.kind is 'trained'). Train "
+                                f"one with `python -m sf2f train-face-embedder --data {data}` (or set "
+                                "model.face_embedder.trained_path).")
     return load_trained_embedder(trained, data), f"trained face embedder {trained}"
 
 
@@ -297,5 +256,5 @@ def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool
         if all(state.get(k) == v for k, v in wanted.items()):
             return path
     settings, device = cfg.model.face_embedder, select_device(cfg.run.device)
-    print(train_face_embedder(data, path, settings, cfg.data.image_norm, seed, device, progress).describe())
+    train_face_embedder(data, path, settings, cfg.data.image_norm, seed, device, progress)
     return path

@@ -50,28 +50,17 @@ class FaceImage:
 
 
 def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.Image, list[str]]:
-    notes: list[str] = []
     mode = img.mode
-    if mode == "RGB":
-        return img, notes
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit or float grey levels: PIL's convert('L') would clip everything above 255 to white
         grey = np.asarray(img, dtype=np.float64)
         top = grey.max() if grey.size else 0.0
         scale = 255.0 if top <= 1.0 else (255.0 / 65535.0 if top > 255.0 else 1.0)
         img = Image.fromarray(np.clip(np.round(grey * scale), 0, 255).astype(np.uint8), "L")
-    elif mode == "PA":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "La", "RGBa"):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
-        img = Image.alpha_composite(canvas, rgba)
-        notes.append(f"{mode} image: transparency composited on {background}")
-    elif mode not in ("RGB", "P"):
-        notes.append(f"{mode} image converted to RGB")
-    return img.convert("RGB"), notes
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
+        composite = Image.alpha_composite(Image.new("RGBA", img.size, (*background, 255)), img.convert("RGBA"))
+        return composite.convert("RGB"), [f"{mode} image: transparency composited on {background}"]
+    return img.convert("RGB"), [] if mode in ("RGB", "P") else [f"{mode} image converted to RGB"]
 
 
 def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> FaceImage:

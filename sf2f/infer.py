@@ -1,10 +1,9 @@
 """A face from speech files with a trained generator: what `python -m sf2f infer` and notebook 07 run.
 
-Any audio file goes through the checkpoint config's own features (16 kHz mono, the original's VAD and log-mels, recipe
-§1.4) and is cut into windows of 125 frames (1.25 s) every 125 frames, as the original evaluates a fuser (§4.6, §1.6);
-between one second and one window of speech gives one window, padded as the training crops are. A fuser model fuses
-every window of every file (not only 20, as the loaders do, §1.6); a stage-1 model averages the windows' embeddings,
-the original's `average_voice_embedding` (§4.2). :func:`interpolate_faces` walks from one voice to another.
+Audio goes through the checkpoint config's features (recipe §1.4), cut into 125-frame windows every 125 frames as the
+original evaluates a fuser (§4.6, §1.6); one to 1.25 seconds of speech gives one padded window. A fuser model fuses
+every window of every file (not only 20 as the loaders, §1.6); a stage-1 model averages the windows' embeddings, the
+original's `average_voice_embedding` (§4.2).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from sf2f.audio import AudioError, MelStats, Utterance, extract_log_mels, normalize_mel, pad_value
+from sf2f.audio import AudioError, MelStats, extract_log_mels, normalize_mel, pad_value
 from sf2f.config import DataConfig, ExperimentConfig
 from sf2f.data.datasets import cut_segments, pad_to_segment
 from sf2f.errors import SF2FError, UsageError
@@ -68,15 +67,6 @@ class SpeechSegments:
         return len(self.segments)
 
 
-def _windows(utterance: Utterance, data: DataConfig, stats: MelStats | None) -> tuple[list[Tensor], bool]:
-    """The normalised windows of one file, and whether it gave a single padded one (speech shorter than a window)."""
-    mel = normalize_mel(utterance.mel, data.audio, stats)
-    windows = cut_segments([mel], data.segment_frames, data.segment_stride, max_segments=mel.shape[1])
-    if windows:
-        return windows, False
-    return [pad_to_segment(mel, data.segment_frames, pad_value(data.audio, stats))], True
-
-
 def speech_segments(paths: Sequence[str | Path], data: DataConfig, stats: MelStats | None = None) -> SpeechSegments:
     """Every file's speech as windows of `data.segment_frames` frames, with `data.audio`'s features (`stats`: the
     prepared data's stats.json, only for `audio.mel_norm: dataset`). Any file that gives no usable speech is an error
@@ -96,7 +86,10 @@ def speech_segments(paths: Sequence[str | Path], data: DataConfig, stats: MelSta
     segments: list[Tensor] = []
     index, files = [], []
     for k, utterance in enumerate(results):
-        windows, padded = _windows(utterance, data, stats)
+        mel = normalize_mel(utterance.mel, data.audio, stats)
+        windows = cut_segments([mel], data.segment_frames, data.segment_stride, max_segments=mel.shape[1])
+        padded = not windows  # speech shorter than a window: one window, padded as the training crops are
+        windows = windows or [pad_to_segment(mel, data.segment_frames, pad_value(data.audio, stats))]
         segments += windows
         index += [k] * len(windows)
         files.append(SpeechFile(utterance.path, utterance.seconds, utterance.voiced_seconds, len(windows), padded,
@@ -136,16 +129,14 @@ class FaceFromVoice:
                 "segment_frames": int(self.speech.segments.shape[-1]),
                 "image_sizes": [int(img.shape[-1]) for img in self.images], "files": files}
 
-    def save(self, out_dir: str | Path, stem: str = "face", info: Mapping[str, Any] | None = None) -> list[Path]:
-        """Write `<stem>_<size>.png` for every output scale and `<stem>.json` (:meth:`summary` and `info`)."""
+    def save(self, out_dir: str | Path, info: Mapping[str, Any] | None = None) -> list[Path]:
+        """Write `face_<size>.png` for every output scale and `face.json` (:meth:`summary` and `info`)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for scale, img in enumerate(self.images):
-            path = out / f"{stem}_{img.shape[-1]}.png"
+        written = [out / f"face_{img.shape[-1]}.png" for img in self.images]
+        for scale, path in enumerate(written):
             Image.fromarray(self.pixels(scale)).save(path)
-            written.append(path)
-        summary = out / f"{stem}.json"
+        summary = out / "face.json"
         summary.write_text(json.dumps({**(info or {}), **self.summary()}, indent=1) + "\n", encoding="utf-8")
         return [*written, summary]
 
@@ -153,12 +144,11 @@ class FaceFromVoice:
 @torch.inference_mode()
 def generate_face(generator: Generator, cfg: ExperimentConfig, paths: Sequence[str | Path],
                   stats: MelStats | None = None, renormalize_mean: bool = True) -> FaceFromVoice:
-    """One face from the speech in `paths`, fused over all their windows; `generator` and `cfg` as
-    :func:`sf2f.checkpoints.load_generator` returns them (or :func:`sf2f.models.optimize.optimize_for_inference`'s).
+    """One face from the speech in `paths`, fused over all their windows (`generator`, `cfg`: from `load_generator`).
 
-    The original does not re-normalise a stage-1 model's mean embedding; here it is scaled back to unit length when the
-    encoder L2-normalises (§2.1), as the decoder only saw unit vectors: the mean of windows that disagree is shorter
-    (about 0.7 for a demo speaker's 20) and decodes to a fainter face. `renormalize_mean=False` keeps the original's.
+    A stage-1 model's mean embedding is scaled back to unit length when the encoder L2-normalises (§2.1), as the decoder
+    only saw unit vectors: the mean of windows that disagree is shorter (about 0.7 for a demo speaker's 20) and decodes
+    to a fainter face. The original does not; `renormalize_mean=False` keeps its mean.
     """
     speech = speech_segments(paths, cfg.data, stats)
     device = next(generator.parameters()).device

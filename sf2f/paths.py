@@ -1,9 +1,7 @@
 """Where the repository keeps things (sf2f is installed editable, inside the checkout), what a relative path means, a
-lock for processes that work on one folder, and writing a file so that a killed process never leaves half of it.
-
-What a user types (`--out faces/me`, a notebook's `data_root`) is taken from the working folder (:func:`user_path`);
-paths in config files (`data.root: data/synthetic`) and the project's defaults from the repository root
-(:func:`project_path`), so that a config means the same folders wherever a command starts.
+lock for processes that work on one folder, and writes that a killed process never leaves half done. What a user types
+is taken from the working folder (:func:`user_path`); paths in configs and the project's defaults from the repository
+root (:func:`project_path`), so that a config means the same folders wherever a command starts.
 """
 
 from __future__ import annotations
@@ -23,14 +21,12 @@ RUNS_DIR: Path = REPO_ROOT / "runs"
 
 
 def user_path(path: str | Path) -> Path:
-    """A path the user typed, made absolute as every command-line tool does: `~` expanded, relative to the working
-    folder."""
+    """A path the user typed, made absolute as every command-line tool does (`~` expanded)."""
     return Path(path).expanduser().absolute()
 
 
 def project_path(path: str | Path) -> Path:
-    """A path from a config file or a project default (`data/synthetic`, `runs`), made absolute from the repository
-    root."""
+    """A path from a config file or a project default (`data/synthetic`, `runs`), from the repository root."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else REPO_ROOT / path
 
@@ -61,10 +57,9 @@ def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
 
 @contextmanager
 def atomic_path(path: Path, durable: bool = False) -> Iterator[Path]:
-    """A temporary path for `path`'s new content, renamed over `path` when the block ends (atomic within a folder):
-    readers see the old file or the new one, never half of one. The hidden `.part` name is what the synthetic data's
-    writer sweeps up after a killed run. `durable` flushes to disk before the rename (a power cut then leaves the
-    previous checkpoint, not an empty file)."""
+    """A temporary path for `path`'s new content, renamed over `path` when the block ends: readers see the old file or
+    the new one, never half of one (the synthetic data's writer sweeps up `.part` files a killed run left). `durable`
+    flushes to disk first, so that a power cut leaves the previous checkpoint, not an empty file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:

@@ -49,10 +49,8 @@ def pipeline_figure() -> Figure:
         else:  # start and end on the box edges: the largest step along (dx, dy) that stays inside a box
             s = min((w / 2 + 0.008) / abs(dx) if dx else float("inf"), (h / 2 + 0.01) / abs(dy) if dy else float("inf"))
             start, end = (xa + s * dx, ya + s * dy), (xb - s * dx, yb - s * dy)
-        ax.add_patch(
-            FancyArrowPatch(start, end, arrowstyle="-|>",
-                            connectionstyle=connection, linestyle=line, mutation_scale=12, color="0.25")
-        )
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", connectionstyle=connection, linestyle=line,
+                                     mutation_scale=12, color="0.25"))
     ax.text(0.475, 0.9, "the generator: all that runs at inference", ha="center", fontsize=10, style="italic")
     ax.text(0.27, 0.22, "training only: the generated face is compared with the speaker's\nreal face and judged by "
             "discriminators; the losses train the\ngenerator (stage 2 trains the attention fuser alone)",

@@ -1,7 +1,6 @@
-"""Seeding, device choice, thread count and determinism switches, in one place.
-
-The original seeds nothing and sets `cudnn.benchmark = True`, so no two of its runs agree (recipe §1.7, §6 item 16).
-sf2f passes seeds or `torch.Generator`s explicitly; the global seeds here serve code that does not (a notebook cell).
+"""Seeding, device choice, thread count and determinism switches. The original seeds nothing and sets
+`cudnn.benchmark = True`, so no two of its runs agree (recipe §1.7, §6 item 16); sf2f passes seeds or generators
+explicitly, and the global seeds here serve code that does not (a notebook cell).
 """
 
 from __future__ import annotations
@@ -56,8 +55,6 @@ def select_device(preference: str = "auto") -> torch.device:
 
 def set_threads(threads: int) -> int:
     """Set torch's intra-op thread count (0 keeps the default); return the count in force."""
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0, got {threads}")
     if threads > 0:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
@@ -83,10 +80,8 @@ class RuntimeInfo:
 
     def describe(self) -> str:
         gpu = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""
-        return (
-            f"device {self.device}{gpu}, {self.threads} CPU thread(s), seed {self.seed}, "
-            f"deterministic {self.deterministic}; torch {torch.__version__}, Python {platform.python_version()}"
-        )
+        return (f"device {self.device}{gpu}, {self.threads} CPU thread(s), seed {self.seed}, deterministic "
+                f"{self.deterministic}; torch {torch.__version__}, Python {platform.python_version()}")
 
 
 def setup_runtime(seed: int = 0, device: str = "auto", threads: int = 0, deterministic: bool = False) -> RuntimeInfo:

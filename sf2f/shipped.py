@@ -1,13 +1,9 @@
-"""The trained weights shipped with the course in `trained_weights/`: how `make weights` builds them, and how they
-are checked and loaded.
+"""The trained weights shipped in `trained_weights/`: how `make weights` builds them, how they are checked and loaded.
 
-The `demo` profile trains for minutes: enough to show the mechanics, not to draw a face from a voice. The `long`
-profile (about 19,600 iterations, an evening on a CPU) draws faces that resemble their speakers, so the course ships
-its generators (voice2face, SF2F without the fuser, SF2F) and the face embedder that scores them in notebook 06, as
-float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json that
-records per file its SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
-Every file is checked against its SHA-256 before it is loaded; `python -m sf2f weights check` also says when the
-synthetic data, the `long` recipe or the generator's architecture no longer match the weights.
+`demo` runs show the mechanics; the `long` profile's (about 19,600 iterations, an evening on a CPU) draw faces that
+resemble their speakers, so the course ships its three generators and the face embedder that scores them in notebook
+06, as float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json of
+each file's SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
 """
 
 from __future__ import annotations
@@ -87,12 +83,9 @@ def data_fingerprint(data: DataConfig) -> str:
     if data.kind != "synthetic":
         raise ShippedWeightsError(f"data.kind is '{data.kind}': only the synthetic data is defined by its parameters")
     people = traits_table(draw_identities(data.synthetic.identities, data.synthetic.seed))
-    definition = {
-        "generator_version": GENERATOR_VERSION,
-        "synthetic": dataclasses.asdict(data.synthetic),
-        "prepare": PrepareSettings.from_data_config(data).to_dict(),
-        "traits_sha256": hashlib.sha256(people.to_csv(index=False).encode("utf-8")).hexdigest(),
-    }
+    definition = {"generator_version": GENERATOR_VERSION, "synthetic": dataclasses.asdict(data.synthetic),
+                  "prepare": PrepareSettings.from_data_config(data).to_dict(),
+                  "traits_sha256": hashlib.sha256(people.to_csv(index=False).encode("utf-8")).hexdigest()}
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -124,19 +117,12 @@ def export_shipped(runs: Mapping[str, Any], scorer: Path, folder: Path | None = 
         state = load_checkpoint(run.checkpoint)
         cfg = config_from_dict(state["config"], str(run.checkpoint))
         path = save_checkpoint({k: state[k] for k in ("format", "config", "generator")}, folder / f"{name}.pt")
+        weights = [v for k, v in state["generator"].items() if v.is_floating_point() and "running_" not in k]
         files[path.name] = {
-            "kind": "generator",
-            "config_name": name,
-            "sha256": sha256_of(path),
-            "bytes": path.stat().st_size,
-            "parameters": sum(v.numel() for k, v in state["generator"].items() if v.is_floating_point()
-                              and "running_" not in k),
-            "config": state["config"],
-            "data_fingerprint": data_fingerprint(cfg.data),
-            "iterations": run.steps,
-            "seed": cfg.run.seed,
-            "train_seconds": round(run.seconds, 1),
-            "trained_by_this_command": not run.reused,
+            "kind": "generator", "config_name": name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+            "parameters": sum(v.numel() for v in weights), "config": state["config"],
+            "data_fingerprint": data_fingerprint(cfg.data), "iterations": run.steps, "seed": cfg.run.seed,
+            "train_seconds": round(run.seconds, 1), "trained_by_this_command": not run.reused,
             "validation": {k: round(float(v), 4) for k, v in run.metrics.items()},
         }
     embedder = load_checkpoint(scorer)
@@ -189,18 +175,14 @@ def stale_reasons(folder: Path | None = None) -> list[str]:
     reasons = []
     files = read_manifest(folder)["files"]
     for name in MODELS:
-        entry = files.get(f"{name}.pt")
-        if entry is None:
-            reasons.append(f"{name}: not in the manifest")
-            continue
-        cfg = shipped_config(name)
+        path = verify_shipped(name, folder)  # raises for a file the manifest lacks or that was altered
+        entry, cfg = files[path.name], shipped_config(name)
         if entry["data_fingerprint"] != data_fingerprint(cfg.data):
             reasons.append(f"{name}: trained on other synthetic data (generator version, size, seed, traits or "
                            "preparation settings differ)")
         changed = _recipe_diff(config_from_dict(entry["config"], MANIFEST), cfg)
         if changed:
             reasons.append(f"{name}: trained with another recipe ({describe_diff(changed, 4)})")
-        path = verify_shipped(name, folder)
         try:
             load_state_checked(build_generator(cfg), load_checkpoint(path)["generator"], "generator", path)
         except CheckpointError as exc:
@@ -268,9 +250,8 @@ def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
         own = course_run_dir(config, PROFILE)
         finished = (own / "done.json").is_file() and (own / "config.yaml").is_file()
         if finished and not _recipe_diff(load_resolved_config(own / "config.yaml"), shipped_config(config)):
-            label = f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
-            models[shown] = TrainedModel(*load_generator(own), label)
+            source, label = own, f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
         else:
-            models[shown] = TrainedModel(*load_generator(verify_shipped(config, folder)),
-                                         describe_shipped(config, folder))
+            source, label = verify_shipped(config, folder), describe_shipped(config, folder)
+        models[shown] = TrainedModel(*load_generator(source), label)
     return models

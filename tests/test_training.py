@@ -267,18 +267,18 @@ def test_perceptual_targets_are_cached_once_within_the_budget(data: Path) -> Non
 # ---------------------------------------------------------------------------------------------------- face embedder
 
 
-def test_face_embedder_training_and_loading(data: Path, tmp_path: Path) -> None:
+def test_face_embedder_training_and_loading(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "emb.pt"
     # long enough to learn for sure: at width 4 and 6 epochs (12 steps) the epoch loss wanders within +-0.3 of its
     # start on some CPUs; at width 8 and 20 epochs it falls from about 5.5 to 2.8 (the tiny set's faces are random
     # colours, so it memorises them), and the accuracy passes 0.8 against a chance of 1 in 8 training identities
     settings = FaceEmbedderConfig(width=8, epochs=20, batch_size=8)
-    result = train_face_embedder(data, out, settings, progress=False)
-    assert len(result.loss) == len(result.accuracy) == 20
-    assert max(result.loss[-3:]) < result.loss[0] - 1.0 and min(result.accuracy[-3:]) > 0.5
-    assert "face embedder" in result.describe()
-    again = train_face_embedder(data, tmp_path / "emb2.pt", settings, progress=False)
-    assert again.loss == result.loss  # seeded
+    result = train_face_embedder(data, out, settings, progress=False)["history"]
+    assert len(result["loss"]) == len(result["accuracy"]) == 20
+    assert max(result["loss"][-3:]) < result["loss"][0] - 1.0 and min(result["accuracy"][-3:]) > 0.5
+    assert "face embedder: " in capsys.readouterr().out
+    again = train_face_embedder(data, tmp_path / "emb2.pt", settings, progress=False)["history"]
+    assert again["loss"] == result["loss"]  # seeded
     before = torch.random.get_rng_state()
     embedder = load_trained_embedder(out, data)
     assert torch.equal(torch.random.get_rng_state(), before)  # loading never moves a run's random stream
