@@ -22,7 +22,7 @@ from torch import Tensor
 
 from sf2f.audio import AudioError, MelStats, extract_log_mels, normalize_mel, pad_value
 from sf2f.config import DataConfig, ExperimentConfig
-from sf2f.data.datasets import cut_segments, pad_to_segment
+from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator

@@ -1,4 +1,4 @@
-"""sf2f.data.datasets: stage-1 and fuser samples, the crop and segment collates, the batches
+"""sf2f.data.datasets and sf2f.data.segments: stage-1 and fuser samples, the crop and segment collates, the batches
 of an epoch and their loader (recipe §1.6)."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from sf2f.data.datasets import (
     SegmentCollate,
     SegmentDataset,
     VoiceFaceDataset,
-    cut_segments,
     epoch_batches,
     face_keys,
     make_loader,
 )
 from sf2f.data.prepare import prepare
 from sf2f.data.prepared import PreparedData
+from sf2f.data.segments import cut_segments
 from sf2f.faces import normalize_images
 
 AUDIO = AudioConfig()

@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from sf2f.audio import MelStats, normalize_mel, pad_value
 from sf2f.config import AudioConfig, ExperimentConfig
 from sf2f.data.prepared import PreparedSplit
+from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.faces import normalize_images
 
-__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "cut_segments", "dataset_for",
-           "epoch_batches", "face_keys", "generator_inputs", "make_loader", "pad_to_segment"]
+__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "dataset_for", "epoch_batches",
+           "face_keys", "generator_inputs", "make_loader"]
 
 Sample = dict[str, Any]
 
@@ -127,31 +128,6 @@ class CropCollate:
             else:
                 mels[i, :, : mel.shape[1]] = mel
         return {**_stack_faces(batch), "mel": mels}
-
-
-def cut_segments(mels: Sequence[torch.Tensor], frames: int = 125, stride: int = 125, max_segments: int = 20,
-                 rng: np.random.Generator | None = None) -> list[torch.Tensor]:
-    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6);
-    with `rng` each utterance first loses a random number of leading frames in [0, T - frames), as the original's
-    training sampler does. Utterances shorter than `frames` give no window."""
-    segments: list[torch.Tensor] = []
-    for mel in mels:
-        total = mel.shape[1]
-        start = int(rng.integers(0, total - frames)) if rng is not None and total > frames else 0
-        while start + frames <= total and len(segments) < max_segments:
-            segments.append(mel[:, start : start + frames])
-            start += stride
-        if len(segments) >= max_segments:
-            break
-    return segments
-
-
-def pad_to_segment(mel: torch.Tensor, frames: int, value: float) -> torch.Tensor:
-    """The mel right-padded with `value` (the normalised zero) to one segment: where the original crashed on speakers
-    without a full segment (§6 item 15), training and inference use this one."""
-    padded = torch.full((mel.shape[0], frames), value, dtype=mel.dtype)
-    padded[:, : mel.shape[1]] = mel
-    return padded
 
 
 class SegmentDataset(_IdentityDataset):
