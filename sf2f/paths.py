@@ -58,7 +58,7 @@ def folder_lock(folder: Path, name: str, waiting: str = "") -> Iterator[None]:
 @contextmanager
 def atomic_path(path: Path, durable: bool = False) -> Iterator[Path]:
     """A temporary path for `path`'s new content, renamed over `path` when the block ends: readers see the old file or
-    the new one, never half of one (the synthetic data's writer sweeps up `.part` files a killed run left). `durable`
+    the new one, never half of one (:func:`remove_partial_files` sweeps up what a killed process left). `durable`
     flushes to disk first, so that a power cut leaves the previous checkpoint, not an empty file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -70,6 +70,13 @@ def atomic_path(path: Path, durable: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_partial_files(folder: Path) -> None:
+    """Delete the temporary files of :func:`atomic_path` that killed processes left under `folder` (a packed split can
+    leave gigabytes); only while no other process writes there."""
+    for stray in folder.rglob(".*.part"):
+        stray.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, content: bytes | str) -> None:

@@ -157,6 +157,7 @@ def test_a_run_killed_while_packing_repacks_identically(tiny, prepared: Path, tm
     (out / "manifest.json").unlink()  # as if killed after some packed files were renamed into place
     (out / "train" / "mels.npy").unlink()
     (out / "val" / "faces_64.npy").write_bytes(b"garbage")
+    (out / "train" / ".faces_64.npy.4242.part").write_bytes(b"half a split")  # the file being packed at the kill
     result = prepare(tiny.root, out, progress=False)
     assert result.computed == 0 and result.reused == 10
     assert snapshot(out) == snapshot(prepared)

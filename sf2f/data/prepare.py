@@ -36,7 +36,7 @@ from sf2f.data import run_jobs
 from sf2f.data.layouts import SPLITS, build_index, load_or_create_split
 from sf2f.data.prepared import PrepareError, open_array, read_manifest
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
-from sf2f.paths import atomic_path, folder_lock, write_atomic
+from sf2f.paths import atomic_path, folder_lock, remove_partial_files, write_atomic
 
 __all__ = ["PrepareError", "PrepareResult", "PrepareSettings", "prepare", "single_thread"]
 
@@ -275,6 +275,7 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
     # two notebooks or runs that need the same cache (a course run beside a terminal `prepare`) would race on the
     # same temporary part files: they take turns, and the second finds the cache complete
     with folder_lock(out, ".prepare.lock", f"waiting for another process preparing {out}"):
+        remove_partial_files(out)  # a run killed while packing leaves its half-written split files
         manifest_path = out / "manifest.json"
         old = read_manifest(manifest_path)
         if old is not None and old.get("settings") != settings.to_dict():

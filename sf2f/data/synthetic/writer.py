@@ -42,7 +42,7 @@ from sf2f.data.synthetic.traits import (
 )
 from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel, synthesize_utterance
 from sf2f.errors import SF2FError, UsageError
-from sf2f.paths import write_atomic
+from sf2f.paths import remove_partial_files, write_atomic
 
 __all__ = ["GENERATOR_VERSION", "MARKER", "GenerationReport", "SyntheticDatasetError", "dataset_status",
            "ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
@@ -243,8 +243,7 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
 
     root.mkdir(parents=True, exist_ok=True)
     _write_marker(root, params, complete=False, people=people)
-    for stray in root.rglob(".*.part"):  # what a killed run was writing (sf2f.paths.atomic_path)
-        stray.unlink()
+    remove_partial_files(root)
     # one process per core, but only when there is enough work to pay for starting them (about a second each)
     n_workers = max(1, min(os.cpu_count() or 1, len(todo) // 16)) if workers is None else workers
     with tqdm(total=len(people), initial=len(people) - len(todo), desc="synthetic identities", unit="id",

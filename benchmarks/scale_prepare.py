@@ -1,0 +1,140 @@
+"""The data pipeline at the real data's identity count (issue 25): generate, prepare, kill, resume, compare.
+
+`python -m benchmarks.scale_prepare --identities 4000 --utterances 15 --work /big/disk/scale` does, in order:
+
+1. writes a synthetic dataset of that size in the real layout (`python -m sf2f data synthetic`), or reuses one;
+2. prepares it (`python -m sf2f prepare`) and measures the wall time, the CPU time of every process, the peak memory
+   summed over the processes, and the disk of the raw and the prepared data;
+3. prepares it again into a second folder, kills that run (its whole process group, as a crash or a scheduler
+   would) at `--kill-at` of the first run's wall time, resumes it, and checks the result is byte-identical to the
+   uninterrupted run.
+
+Peak memory is given twice: *anonymous* memory (what the processes allocate; what must fit in RAM), and the resident
+set including mapped files. Packing writes each split through a memory-mapped .npy, whose pages count as resident
+while they wait for the disk but are page cache the kernel can write back and drop, so only the first figure has to
+fit. Not part of `make benchmark` (it needs about 15 GB of disk and half an hour at 4,000 identities on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class _Usage:
+    """Samples a process tree every 0.5 s: the peak summed anonymous and resident memory, the CPU seconds."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.peak_anon = self.peak_rss = 0
+        self.cpu: dict[int, float] = {}
+        self._root, self._done = process, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.5):
+            anon = rss = 0
+            for p in _tree(self._root):
+                try:
+                    mem, times = p.memory_info(), p.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                anon += mem.rss - mem.shared  # Linux: shared = file-backed + shmem pages
+                rss += mem.rss
+                self.cpu[p.pid] = times.user + times.system
+            self.peak_anon, self.peak_rss = max(self.peak_anon, anon), max(self.peak_rss, rss)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _sf2f(args: list[str], kill_after: float | None = None) -> tuple[float, _Usage, bool]:
+    """Run `python -m sf2f ARGS` in its own process group; wall seconds, usage, and whether it was killed."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "sf2f", *args], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    usage = _Usage(psutil.Process(child.pid))
+    try:
+        child.wait(timeout=kill_after)
+        killed = False
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        killed = True
+    usage.stop()
+    if child.returncode != 0 and not killed:
+        raise SystemExit(f"python -m sf2f {' '.join(args)} failed:\n{child.stderr.read()}")
+    return time.perf_counter() - start, usage, killed
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    return files == theirs and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale_prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--identities", type=int, default=4000)
+    parser.add_argument("--utterances", type=int, default=15, help="per identity (VoxCeleb has more, and longer)")
+    parser.add_argument("--work", type=Path, required=True, help="folder for the data (about 3.5 GB per 1,000 ids)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--kill-at", type=float, default=0.5, help="fraction of the full run's wall time")
+    parser.add_argument("--keep", action="store_true", help="keep the resumed copy as well")
+    args = parser.parse_args(argv)
+    raw, full, resumed = args.work / "synthetic", args.work / "prepared", args.work / "prepared_resumed"
+    for folder in (full, resumed):
+        shutil.rmtree(folder, ignore_errors=True)
+    per_k = 1000.0 / args.identities
+
+    reused = (raw / "synthetic.json").is_file()  # the generator then only checks it
+    wall, usage, _ = _sf2f(["data", "synthetic", "--out", str(raw), "--identities", str(args.identities),
+                            "--utterances", str(args.utterances), "--workers", str(args.workers), "--no-progress"])
+    print(f"generate{' (reused)' if reused else ''}: {wall:.0f} s wall, {sum(usage.cpu.values()):.0f} CPU-s, raw data {_size(raw) / 1e9:.2f} GB "
+          f"({_size(raw) / 1e9 * per_k:.2f} GB per 1,000 identities)")
+
+    prepare = ["prepare", "--data-root", str(raw), "--workers", str(args.workers), "--no-progress", "--out"]
+    wall, usage, _ = _sf2f([*prepare, str(full)])
+    cpu = sum(usage.cpu.values())
+    print(f"prepare: {wall:.0f} s wall ({wall * per_k:.0f} s per 1,000 identities), {cpu:.0f} CPU-s "
+          f"({cpu * per_k:.0f} per 1,000), peak memory {usage.peak_anon / 2**30:.2f} GiB anonymous, "
+          f"{usage.peak_rss / 2**30:.2f} GiB resident with mapped files; cache {_size(full) / 1e9:.2f} GB "
+          f"({_size(full) / 1e9 * per_k:.2f} GB per 1,000 identities)")
+
+    _, _, killed = _sf2f([*prepare, str(resumed)], kill_after=args.kill_at * wall)
+    parts = len(list((resumed / "parts").glob("*.npz"))) if (resumed / "parts").is_dir() else 0
+    wall, _, _ = _sf2f([*prepare, str(resumed)])
+    same = _same_tree(full, resumed)
+    print(f"kill and resume: killed={killed} with {parts} of {args.identities} identities done; the resumed run "
+          f"took {wall:.0f} s and its cache is {'byte-identical to' if same else 'DIFFERENT from'} the full run's")
+    if not (killed and same):
+        raise SystemExit(f"kill-and-resume check failed: compare {full} with {resumed}")
+    if not args.keep:
+        shutil.rmtree(resumed)
+
+
+if __name__ == "__main__":
+    main()
