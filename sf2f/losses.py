@@ -1,6 +1,5 @@
-"""Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3); :mod:`sf2f.train.iteration` puts them
-together. Adversarial losses average over every logit, whatever their shape (a patch map, one per image), as the
-original does; the pixel term is torch's `l1_loss` per output scale against :func:`multiscale_targets`.
+"""Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3), put together in :mod:`sf2f.train.iteration`.
+Adversarial losses average over every logit (a patch map or one per image), as the original does.
 """
 
 from __future__ import annotations
@@ -12,10 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embedder_input
-
-__all__ = ["GanType", "PerceptualLoss", "gan_discriminator_loss", "gan_generator_loss", "multiscale_targets"]
 
 GanType = Literal["gan", "lsgan", "wgan"]
 
@@ -60,12 +56,11 @@ class PerceptualLoss(nn.Module):
     their features can be computed once (:meth:`target_features`); the original recomputed them at every step."""
 
     def __init__(self, embedder: FaceEmbedder, layer_weights: Sequence[float] = (0.0625, 0.125, 0.25, 1.0),
-                 image_norm: Literal["imagenet", "standard"] = "imagenet", box: tuple[float, ...] = VGG_BOX) -> None:
+                 image_norm: Literal["imagenet", "standard"] = "imagenet") -> None:
         super().__init__()
         self.embedder = embedder.freeze()
         self.layer_weights = tuple(float(w) for w in layer_weights)
         self.image_norm = image_norm
-        self.box = tuple(box)
 
     def train(self, mode: bool = True) -> PerceptualLoss:
         # the embedder stays in eval mode whatever the trainer switches (dropout and BatchNorm frozen, §3.1)
@@ -75,7 +70,7 @@ class PerceptualLoss(nn.Module):
 
     def features(self, images: Tensor) -> list[Tensor]:
         """Hidden states of generator-space images (differentiable with respect to the images)."""
-        x = embedder_input(images, self.embedder.input_size, self.image_norm, self.box)
+        x = embedder_input(images, self.embedder.input_size, self.image_norm)
         return self.embedder.hidden_states(x)
 
     @torch.no_grad()

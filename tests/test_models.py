@@ -13,19 +13,11 @@ from torch import nn
 
 from sf2f.config import PAPER_CONFIGS, ConfigError, ExperimentConfig, load_config
 from sf2f.config.schema import parse_arch
-from sf2f.models import (
-    AcDiscriminator,
-    AttentionFuser,
-    FaceGanDecoder,
-    Generator,
-    V2FDecoder,
-    VoiceEncoder,
-    build_discriminators,
-    build_generator,
-    count_parameters,
-    scale_width,
-)
-from sf2f.models.discriminators import PatchDiscriminator, build_cnn
+from sf2f.models import AttentionFuser, VoiceEncoder, build_discriminators, build_generator, count_parameters
+from sf2f.models.build import scale_width
+from sf2f.models.discriminators import AcDiscriminator, PatchDiscriminator, build_cnn
+from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
+from sf2f.models.generator import Generator
 from sf2f.models.optimize import optimize_for_inference
 
 # recipe §2.6 and docs/original_timings.md: encoder, fuser, decoder, generator, image Ds, AC Ds without the id head

@@ -1,8 +1,6 @@
-"""Build the networks of an experiment from its typed config (`sf2f.config`), scaled by ``model.width_mult``.
-
-Every channel width of the config is multiplied by ``model.width_mult`` and rounded (Inception block widths to a
-multiple of 4, one per branch). Width 1.0 gives the paper's networks exactly; the ``quick`` (1/8) and ``demo`` (1/4)
-profiles get the same classes, narrower. Depth stays the paper's: the decoders' depth fixes the image size.
+"""Build the networks of an experiment from its typed config, every channel width multiplied by ``model.width_mult``
+and rounded (Inception block widths to a multiple of 4, one per branch): 1.0 gives the paper's networks exactly; the
+``quick`` (1/8) and ``demo`` (1/4) profiles get the same classes, narrower, at the paper's depth.
 """
 
 from __future__ import annotations
@@ -60,7 +58,8 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
     settings, w = cfg.model.fuser, cfg.model.width_mult
     fuser = None
     if settings.enabled:  # first: the networks draw their initial weights in this order, and runs replay the seed
-        fuser = AttentionFuser(scale_width(settings.dim, w), scale_width(settings.dim_out, w), settings.normalize_fusion)
+        dims = scale_width(settings.dim, w), scale_width(settings.dim_out, w)
+        fuser = AttentionFuser(*dims, settings.normalize_fusion)
     encoder = build_encoder(cfg)
     embed_dim = fuser.linear_out.out_features if fuser is not None else encoder.embed_dim
     return Generator(encoder, build_decoder(cfg, embed_dim), fuser)

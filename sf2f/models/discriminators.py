@@ -1,9 +1,6 @@
-"""Discriminators built from arch strings (recipe §2.5, and §7.3 for the original voice2face's).
-
-An arch string lists conv layers, ``C{kernel}-{channels}-{stride}[-{padding}]`` (`sf2f.config.schema.parse_arch`).
-:func:`build_cnn` follows sg2im's rule, which SF2F inherits: every conv **after the first** is preceded by the
-normalisation and the activation; nothing follows the last conv. :class:`PatchDiscriminator` ends in one logit per patch
-(6x6 for 64 px SF2F); :class:`AcDiscriminator` pools, then a real/fake head and an identity head.
+"""Discriminators built from arch strings, ``C{kernel}-{channels}-{stride}[-{padding}]`` per conv layer (recipe §2.5,
+§7.3 for voice2face's). :func:`build_cnn` follows sg2im's rule, which SF2F inherits: every conv **after the first** is
+preceded by the normalisation and the activation; nothing follows the last conv.
 """
 
 from __future__ import annotations
@@ -67,8 +64,8 @@ class AcOutput(NamedTuple):
 
 class AcDiscriminator(nn.Module):
     """The auxiliary-classifier discriminator (§2.5): conv stack, global average pool, a linear layer of width `hidden`
-    (1024, no activation after it), then a real/fake head and an identity head over the `num_ids` training identities.
-    It returns both logits; the training code takes the cross-entropy (the original computes it inside)."""
+    (no activation after it), then a real/fake head and an identity head over the `num_ids` training identities; the
+    training code takes the cross-entropy (the original computes it inside)."""
 
     def __init__(self, specs: Sequence[ConvSpec], num_ids: int, hidden: int = 1024, **style: str) -> None:
         super().__init__()

@@ -1,10 +1,6 @@
-"""Face decoders: a voice embedding (B, D) to face images in ImageNet-normalised space (recipe §2.3).
-
-Every decoder returns a tuple of images, one per output scale, smallest first, with no output activation (no tanh:
-images live in the normalised space the losses use, §1.5). :class:`V2FDecoder` is the voice2face generator, transposed
-convolutions from 1x1 to 64x64 (§7.3). :class:`FaceGanDecoder` is SF2F's: a linear layer to 4x4, then blocks of nearest
-x2 upsampling, 3x3 conv, BatchNorm and a gated linear unit (GLU), then a small conv head to RGB; with ``mid_channels``
-it also grows a 128x128 branch from the 64x64 features (the multi-resolution `FaceGanDecoder_v2`).
+"""Face decoders: a voice embedding (B, D) to a tuple of images, one per output scale, smallest first, with no output
+activation: they live in the normalised space the losses use (recipe §2.3, §1.5). :class:`V2FDecoder` is voice2face's
+(transposed convs, §7.3); :class:`FaceGanDecoder` is SF2F's: up-blocks of nearest x2 upsampling, conv, BatchNorm, GLU.
 
 Why upsampling + conv instead of transposed convs: a stride-2 transposed conv with kernel 4 adds each input pixel's
 kernel into overlapping output windows, unevenly, which leaves checkerboard patterns unless the weights learn to
@@ -37,12 +33,9 @@ def rgb_head(channels: int, leaky_slope: float) -> nn.Sequential:
 
 
 class FaceGanDecoder(nn.Module):
-    """SF2F's GLU/upsampling decoder (`FaceGanDecoder`, and `FaceGanDecoder_v2` when ``mid_channels`` is given).
-
-    `channels`: the width at 4x4, then after each up-block (paper: 512, 256, 128, 64, 32: four up-blocks to 64x64);
-    `leaky_slope`: the RGB heads' (0.01; the YAML's activation keys are ignored, §2.3); `mid_channels`: an extra
-    up-block to twice the resolution with its own RGB head (paper: 16 for the 64 + 128 configs).
-    """
+    """SF2F's decoder: a linear layer to 4x4, up-blocks, an RGB head (`FaceGanDecoder`). `channels`: the width at 4x4,
+    then after each up-block; `leaky_slope`: the RGB heads' (the YAML's activation keys are ignored, §2.3);
+    `mid_channels`: an extra up-block to twice the resolution with its own head (`FaceGanDecoder_v2`, 64 + 128 px)."""
 
     def __init__(
         self,

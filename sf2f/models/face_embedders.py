@@ -1,8 +1,7 @@
-"""Face embedders: a face crop to hidden states and a 512-d L2-normalised identity embedding F(.).
-
-The perceptual loss (recipe §3.1) and the retrieval metrics (§4.2) both need one: :class:`FaceNetEmbedder`, SF2F's
-FaceNet with the VGGFace2 weights (§2.7), or :class:`SmallFaceEmbedder`, a compact CNN trained on the training
-identities' faces for data FaceNet has never seen (the synthetic default). Both take :func:`embedder_input`'s images.
+"""Face embedders, for the perceptual loss (recipe §3.1) and the retrieval metrics (§4.2): a face crop
+(:func:`embedder_input`) to hidden states and a 512-d L2-normalised identity embedding F(.). :class:`FaceNetEmbedder` is
+SF2F's FaceNet with the VGGFace2 weights (§2.7); :class:`SmallFaceEmbedder` a compact CNN trained on the training
+identities' faces, for data FaceNet has never seen (the synthetic default).
 """
 
 from __future__ import annotations
@@ -29,12 +28,9 @@ def embedder_input(
     norm: Literal["imagenet", "standard"] = "imagenet",
     box: tuple[float, ...] = VGG_BOX,
 ) -> Tensor:
-    """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2).
-
-    Back to [0, 255] pixels, facenet-pytorch's standardisation (x - 127.5) / 128, the VGG-box crop (a 47x34 window of
-    a 64 px face), then a bilinear resize with align_corners=True to `size` (140 for SF2F's FaceNet), which stretches
-    the non-square box as the original does (§6 item 21).
-    """
+    """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2): [0, 255]
+    pixels, facenet-pytorch's (x - 127.5) / 128, the VGG-box crop, then a bilinear resize (align_corners=True) to
+    `size`, which stretches the non-square box as the original does (§6 item 21)."""
     x = (to_pixel_range(images, norm) - 127.5) / 128.0
     x = crop_vgg_box(x, box)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
@@ -68,10 +64,7 @@ class FaceEmbedder(nn.Module):
     def freeze(self) -> FaceEmbedder:
         """Eval mode and no gradients for its weights (the original left FaceNet trainable and threw the grads away,
         recipe §3.1; freezing changes no result and saves the work)."""
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-        return self
+        return self.eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -107,13 +100,10 @@ class FaceNetEmbedder(FaceEmbedder):
         cls, path: str | Path | None = None, entry: WeightFile = REGISTRY["facenet_vggface2"]
     ) -> FaceNetEmbedder:
         """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
-        inception_resnet_v1 = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1
-        file = locate(entry, path)
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        net = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1(pretrained=None, classify=False)
+        state = torch.load(locate(entry, path), map_location="cpu", weights_only=True)
         # the 8631-way identity classifier is not part of the embedding
-        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-        net = inception_resnet_v1(pretrained=None, classify=False)
-        net.load_state_dict(state)
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
         return cls(net).freeze()
 
     def hidden_states(self, x: Tensor) -> list[Tensor]:

@@ -1,7 +1,5 @@
-"""The attention fuser: many per-segment voice embeddings to one (recipe §2.2, SF2F's `AttentionFuserV1`).
-
-Each of the N segments of a speaker is encoded on its own; the fuser lets every segment attend to all the others
-("general" attention, Luong et al. 2015), mixes them, and averages the result over the segments:
+"""The attention fuser: N per-segment voice embeddings E of a speaker to one (recipe §2.2, `AttentionFuserV1`), by
+"general" attention (Luong et al. 2015) of every segment to all the others, then a mean over the segments:
 
     Q = E W_in^T                      (B, N, D)   the projected queries; E serves as query and context
     A = softmax(Q E^T)                (B, N, N)   no 1/sqrt(D) scaling, as in the original
@@ -9,8 +7,8 @@ Each of the N segments of a speaker is encoded on its own; the fuser lets every 
     O = [M, Q] W_out^T                (B, N, D_out)  the mix first, then the *projected* query; no tanh
     fused = mean_n O, L2-normalised   (B, D_out)
 
-Both projections have no bias: 512 * 512 + 1024 * 512 = 786,432 parameters at D = 512. The original always has N = 20
-segments; for speakers with fewer, a boolean mask (B, N) marks the real ones, and padding never changes the output.
+Both projections have no bias (786,432 parameters at D = 512). The original always has N = 20 segments; a mask (B, N)
+marks the real ones for speakers with fewer, and padding never changes the output.
 """
 
 from __future__ import annotations
@@ -31,11 +29,8 @@ class AttentionFuser(nn.Module):
         self.normalize = normalize
 
     def forward(self, emb: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Fuse (B, N, D) to (B, D_out); return it with the attention weights A (B, N, N).
-
-        Padded segments (``mask`` False) are zeroed first (so not even a NaN there can leak), masked out as context
-        and left out of the mean; the rows of A that belong to them are not used.
-        """
+        """Fuse (B, N, D) to (B, D_out); return it with the attention weights A (B, N, N). Padded segments (``mask``
+        False) are zeroed first (so not even a NaN there can leak), masked out as context and left out of the mean."""
         if emb.dim() != 3:
             raise ValueError(f"the fuser expects segment embeddings (B, N, D), got shape {tuple(emb.shape)}")
         if mask is not None:

@@ -1,9 +1,7 @@
-"""The generator: voice encoder (+ attention fuser) + face decoder (recipe §2.4, `EncoderDecoder`).
-
-Stage 2 of SF2F trains the fuser alone (§3.4): :meth:`Generator.freeze_all_but_fuser` turns off gradients everywhere
-else and keeps the encoder's and decoder's BatchNorm in eval mode whatever ``train()`` is called with, so their
-running statistics stay those of stage 1. (The original loses this after its first visualisation step, §6 item 12;
-``freeze_batchnorm=False`` leaves BatchNorm to ``train()``, for the trainer's ``bn_mode: as_original``.)
+"""The generator: voice encoder (+ attention fuser) + face decoder (recipe §2.4, `EncoderDecoder`). Stage 2 trains the
+fuser alone (§3.4): :meth:`Generator.freeze_all_but_fuser` also keeps the encoder's and decoder's BatchNorm in eval
+mode whatever ``train()`` is called with (the original loses this after its first visualisation step, §6 item 12;
+``freeze_batchnorm=False`` reproduces that, for the trainer's ``bn_mode: as_original``).
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ from sf2f.models.voice_encoders import VoiceEncoder
 
 
 class GeneratorOutput(NamedTuple):
-    """One image batch per output scale, smallest first, in ImageNet-normalised space (``(img_64,)`` or
-    ``(img_64, img_128)``); the (B, D) embedding the decoder saw; the fuser's (B, N, N) attention, or None."""
+    """One image batch per output scale, smallest first; the (B, D) embedding; the fuser's attention, or None."""
 
     images: tuple[Tensor, ...]
     embedding: Tensor
@@ -43,23 +40,18 @@ class Generator(nn.Module):
         """Side length of each output scale, smallest first."""
         return self.decoder.image_sizes
 
-    def encode(self, mel: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The voice embedding (B, D) and, with a fuser, its attention weights (B, N, N)."""
-        if self.fuser is None:
-            if mel.dim() == 4:
-                raise ValueError(f"segment stacks {tuple(mel.shape)} need a generator with a fuser (model.fuser."
-                                 "enabled); encode the segments with generator.encoder and average them instead")
-            return self.encoder(mel), None
-        if mel.dim() == 3:
-            mel = mel.unsqueeze(1)
-        return self.fuser(self.encoder(mel, mask), mask)
-
     def decode(self, embedding: Tensor) -> tuple[Tensor, ...]:
         """Images, one batch per scale, from embeddings (B, D)."""
         return self.decoder(embedding)
 
     def forward(self, mel: Tensor, mask: Tensor | None = None) -> GeneratorOutput:
-        embedding, attention = self.encode(mel, mask)
+        if self.fuser is None:
+            if mel.dim() == 4:
+                raise ValueError(f"segment stacks {tuple(mel.shape)} need a generator with a fuser (model.fuser."
+                                 "enabled); encode the segments with generator.encoder and average them instead")
+            embedding, attention = self.encoder(mel), None
+        else:
+            embedding, attention = self.fuser(self.encoder(mel.unsqueeze(1) if mel.dim() == 3 else mel, mask), mask)
         return GeneratorOutput(self.decode(embedding), embedding, attention)
 
     def freeze_all_but_fuser(self, freeze_batchnorm: bool = True) -> list[nn.Parameter]:

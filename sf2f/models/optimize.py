@@ -1,13 +1,9 @@
-"""A faster, inference-only copy of a trained generator: the same function, fewer operations.
-
-:func:`optimize_for_inference` returns a copy in which every BatchNorm that follows a conv or linear layer is folded
-into its weights (`torch.nn.utils.fusion`); the decoders' convolutions run on channels-last memory, which oneDNN handles
-faster for few channels; and each decoder up-block (nearest x2 upsampling, then a 3x3 conv) becomes four 2x2 convs on
-the *small* image, one per output phase, interleaved afterwards ("sub-pixel" convolution, Shi et al. 2016): upsampling
-by repetition makes neighbouring taps of the 3x3 kernel read the same pixel, so they can be summed beforehand, 4
-instead of 9 multiply-adds per output pixel and input channel. (Merging the Inception branches into one kernel-7 conv
-is exact too, but costs 28/17 of the multiply-adds and lost about 30% at batches 20 and 64 on a 2-core CPU.)
-Outputs agree with the original to float rounding (the tests check 1e-4 relative); the copy refuses to train.
+"""A faster, inference-only copy of a trained generator (:func:`optimize_for_inference`): the same function to float
+rounding, with every BatchNorm after a conv or linear layer folded into its weights, the decoders' convolutions on
+channels-last memory (faster in oneDNN for few channels), and each up-block (nearest x2 upsampling, 3x3 conv) as four
+2x2 convs on the *small* image, one per output phase ("sub-pixel" convolution, Shi et al. 2016): upsampling by
+repetition makes neighbouring taps read the same pixel, so they can be summed beforehand, 4 instead of 9 multiply-adds.
+(One kernel-7 conv for the Inception branches is exact too, but costs 28/17 of the work: 30% slower on a 2-core CPU.)
 """
 
 from __future__ import annotations
@@ -64,13 +60,6 @@ class SubPixelUpBlock(nn.Module):
         return out.view(batch, 2 * height, 2 * width, -1).permute(0, 3, 1, 2)
 
 
-class _Contiguous(nn.Module):
-    """Hands the images back in the usual (contiguous NCHW) memory layout."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.contiguous()
-
-
 def _refuse_training(module: nn.Module, inputs: object) -> None:
     """A forward pre-hook: folded BatchNorm has no batch statistics left to train with."""
     if module.training:
@@ -97,7 +86,9 @@ def optimize_for_inference(generator: Generator) -> Generator:
     elif isinstance(decoder, V2FDecoder):
         heads = [decoder.layers]  # the transposed convs run faster on channels-last memory as well
     for head in heads:
-        head.to(memory_format=torch.channels_last).append(_Contiguous())
+        head.to(memory_format=torch.channels_last)
+    # hand the images back in the usual (contiguous NCHW) memory layout
+    decoder.register_forward_hook(lambda module, inputs, images: tuple(x.contiguous() for x in images))
     fast.requires_grad_(False)
     fast.register_forward_pre_hook(_refuse_training)
     return fast.eval()

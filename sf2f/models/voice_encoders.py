@@ -1,14 +1,11 @@
 """Voice encoders: log-mel spectrogram (B, F, T) to one speaker embedding per utterance (recipe §2.1).
 
-``kind="cnn"`` is the plain 1D CNN of voice2face (Wen et al. 2019) as SF2F re-trains it: four stride-2
-Conv1d(k3) + BatchNorm + ReLU blocks, then a stride-2 Conv1d to the embedding width. ``kind="inception"`` is SF2F's
-1D-Inception encoder: each block runs stride-2 branches with kernels 2, 3, 5 and 7 on the same input and concatenates
-them, so every block sees the speech at four time scales. Both pool over time and L2-normalise. The baseline's noise
-(0.05 N(0, 1), then normalise again) is a training-time regulariser here; the original adds it at test time too
-(§6 item 13), which ``noise_in_eval=True`` reproduces.
-
-Segment stacks (B, N, F, T) ("fusion mode", §2.1) are encoded segment by segment to (B, N, D); a boolean mask (B, N)
-marks the real segments, and padded ones are never encoded (so they cannot touch BatchNorm statistics).
+``kind="cnn"`` is voice2face's plain 1D CNN (Wen et al. 2019): four stride-2 Conv1d(k3) + BatchNorm + ReLU blocks,
+then a stride-2 Conv1d to the embedding width. ``kind="inception"`` is SF2F's: each block runs stride-2 branches with
+kernels 2, 3, 5 and 7 on the same input, so it sees the speech at four time scales. Both pool over time and
+L2-normalise. The baseline's noise is a training-time regulariser here; ``noise_in_eval=True`` adds it at test time
+too, as the original does (§6 item 13). Segment stacks (B, N, F, T) with a mask (§2.1) encode only the real segments,
+so padding never touches BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -40,11 +37,8 @@ class ConvBlock1d(nn.Sequential):
 
 
 class InceptionBlock1d(nn.Module):
-    """Four stride-2 ConvBlock1d branches (kernels 2, 3, 5, 7) on the same input, concatenated on channels (§2.1).
-
-    On an even length the k2 branch gives one step more than the odd kernels; as in the original, that extra last step
-    is dropped so the branches line up.
-    """
+    """Four stride-2 ConvBlock1d branches (kernels 2, 3, 5, 7) on the same input, concatenated on channels (§2.1); on
+    an even length the k2 branch's extra last step is dropped so the branches line up, as in the original."""
 
     def __init__(self, in_channels: int, branch_channels: int) -> None:
         super().__init__()
@@ -56,11 +50,8 @@ class InceptionBlock1d(nn.Module):
 
 
 class VoiceEncoder(nn.Module):
-    """The V2F1DCNN of §2.1: (B, F, T) or segment stacks (B, N, F, T) to embeddings (B, D) or (B, N, D).
-
-    `in_channels`: mel bins (40 in SF2F, 64 in the original voice2face, §7.3); `channels`: the four blocks' widths
-    (for ``inception`` four equal branches each; paper 256, 384, 576, 864); `embed_dim`: the final conv's width (512).
-    """
+    """The V2F1DCNN of §2.1. `in_channels`: mel bins (40 in SF2F, 64 in voice2face, §7.3); `channels`: the four blocks'
+    widths (``inception``: four equal branches each); `embed_dim`: the final conv's width."""
 
     def __init__(
         self,
@@ -79,8 +70,8 @@ class VoiceEncoder(nn.Module):
         blocks: list[nn.Module] = []
         width = in_channels
         for out in channels:
-            branches = len(INCEPTION_KERNELS)
-            blocks.append(InceptionBlock1d(width, out // branches) if kind == "inception" else ConvBlock1d(width, out, 3))
+            blocks.append(InceptionBlock1d(width, out // len(INCEPTION_KERNELS)) if kind == "inception"
+                          else ConvBlock1d(width, out, 3))
             width = out
         self.blocks = nn.Sequential(*blocks)
         # the last layer has a bias and neither norm nor activation (§2.1 layer 5)

@@ -1,11 +1,9 @@
 """Several processes, one model: torch.distributed set-up for `torchrun --nproc_per_node=N -m sf2f train ...`.
 
-The original wraps everything in `nn.DataParallel` (recipe §0.3), whose `training` flag caused the fuser stage's
-BatchNorm to flip back to train mode (§3.4). Here each process owns one device and the gradients are averaged over the
-processes: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they step,
-since a discriminator is called twice (fakes, then reals, §3.2) before its one backward pass, which DDP does not allow.
-`broadcast_buffers=False` spares a collective per forward: each replica keeps its own BatchNorm statistics, and rank
-0's are the ones saved.
+The original wraps everything in `nn.DataParallel` (recipe §0.3). Here each process owns one device and the gradients
+are averaged: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they
+step, since a discriminator is called twice (fakes, then reals, §3.2) before its backward pass, which DDP does not
+allow. Each replica keeps its own BatchNorm statistics (`broadcast_buffers=False`); rank 0's are saved.
 """
 
 from __future__ import annotations
@@ -32,8 +30,7 @@ class DistContext:
     device: torch.device
 
     @property
-    def is_main(self) -> bool:
-        """Logging, checkpoints and evaluation happen on rank 0 only."""
+    def is_main(self) -> bool:  # rank 0 alone logs, evaluates and writes checkpoints
         return self.rank == 0
 
     @property
@@ -86,7 +83,6 @@ def average_gradients_before_steps(optimizer: torch.optim.Optimizer) -> None:
 
 
 def parameter_hash(*modules: nn.Module) -> str:
-    """SHA-256 of the modules' parameter names and bytes."""
     digest = hashlib.sha256()
     for module in modules:
         for name, p in module.named_parameters():
@@ -96,8 +92,7 @@ def parameter_hash(*modules: nn.Module) -> str:
 
 
 def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
-    """:func:`parameter_hash` of every process's copy of the modules, one per rank: a run records that the averaged
-    gradients kept the replicas identical."""
+    """:func:`parameter_hash` of each rank's copy of the modules: a run records that the replicas stayed identical."""
     own = parameter_hash(*modules)
     if not ctx.distributed:
         return [own]

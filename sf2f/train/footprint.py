@@ -1,17 +1,14 @@
-"""What one training iteration costs, from the real networks: parameters, optimiser state, activation memory and
-seconds; notebook 08 (scaling up) plans a GPU run with them.
+"""What one training iteration costs, from the real networks; notebook 08 (scaling up) plans a GPU run with it.
 
-Parameter counts come from the networks a config builds; activation memory from the tensors autograd keeps for the
-backward passes of one real :class:`~sf2f.train.iteration.TrainingStep`, measured at two small batch sizes and
-extended linearly (every activation of these networks is proportional to the batch); seconds from timing that step.
-The perceptual loss's face embedder has random weights (FaceNet's sizes and cost need no VGGFace2 file), and the real
-faces' perceptual targets are cached as the trainer caches them, so a step embeds the generated faces only.
+Parameters come from the networks a config builds; activation memory from the tensors autograd saves for each backward
+pass of one real :class:`~sf2f.train.iteration.TrainingStep` at two small batch sizes, extended linearly (every
+activation of these networks is proportional to the batch). The perceptual loss's face embedder has random weights
+(FaceNet's cost needs no VGGFace2 file) and the real faces' targets are cached, as the trainer caches them.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,18 +39,16 @@ def module_parameters(cfg: ExperimentConfig, num_ids: int) -> dict[str, int]:
     """Parameters of every network a run of `cfg` with `num_ids` training identities holds (built on the meta device:
     no memory, no time); the frozen face embedder counts when the perceptual loss uses it."""
     with torch.device("meta"):
-        generator = build_generator(cfg)
-        discriminators = build_discriminators(cfg, num_ids)
+        generator, discriminators = build_generator(cfg), build_discriminators(cfg, num_ids)
         embedder = _face_embedder(cfg) if cfg.loss.perceptual_weight > 0 else None
-    counts = {
+    return {
         "voice encoder": count_parameters(generator.encoder),
         "fuser": count_parameters(generator.fuser) if generator.fuser is not None else 0,
         "face decoder": count_parameters(generator.decoder),
-        "image discriminators": sum(count_parameters(d) for d in discriminators.image),
-        "AC discriminators": sum(count_parameters(d) for d in discriminators.ac),
+        "image discriminators": count_parameters(discriminators.image),
+        "AC discriminators": count_parameters(discriminators.ac),
+        "face embedder (frozen)": count_parameters(embedder) if embedder is not None else 0,
     }
-    counts["face embedder (frozen)"] = count_parameters(embedder) if embedder is not None else 0
-    return counts
 
 
 def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int = 0) -> dict[str, Tensor]:
@@ -78,15 +73,10 @@ def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int =
 
 @dataclass(frozen=True)
 class StepFootprint:
-    """The cost of one training iteration of a config, per process.
+    """The cost of one training iteration of a config, per process: for each backward pass (:data:`PASSES`) autograd
+    keeps `saved_fixed + saved_per_sample * batch` bytes besides the parameters; `seconds` is one iteration at batch
+    `seconds_batch` (one sample, not a median); on CUDA, `peak_bytes` is the allocator's peak during it."""
 
-    For each backward pass (:data:`PASSES`), autograd keeps `saved_fixed + saved_per_sample * batch` bytes besides the
-    parameters. `seconds`: one iteration at batch `seconds_batch` on `device` (one sample, not a median); on CUDA,
-    `peak_bytes` is the allocator's peak during it, to hold against `memory_bytes`.
-    """
-
-    config: str
-    device: str
     parameters: dict[str, int]
     trainable: int
     frozen: int
@@ -102,42 +92,35 @@ class StepFootprint:
         return TRAINABLE_BYTES * self.trainable + 4 * self.frozen
 
     def activation_bytes(self, batch: int) -> float:
-        """The largest of the passes' saved tensors at this per-process batch size (each backward pass frees its
-        tensors before the next pass's forward)."""
-        return max(self.saved_fixed[p] + self.saved_per_sample[p] * batch for p in self.saved_per_sample)
+        """The largest pass's saved tensors at this per-process batch (each backward pass frees its own)."""
+        return max(self.saved_fixed[p] + self.saved_per_sample[p] * batch for p in PASSES)
 
     def memory_bytes(self, batch: int) -> float:
-        """State plus activations: a lower bound on a device's peak memory (no CUDA context, no allocator slack, no
-        cuDNN workspace, no input batch)."""
+        """State plus activations: a lower bound on a device's peak (no CUDA context, slack or input batch)."""
         return self.state_bytes + self.activation_bytes(batch)
 
 
-class _SavedTensors:
-    """Counts the distinct storages autograd saves for backward, by pass, leaving out the parameters'. A pass ends
-    when its optimisers step (G's, then the last image discriminator's; voice2face has none)."""
+def _saved_bytes(step: TrainingStep, batch: dict[str, Tensor], parameters: Sequence[Tensor]) -> dict[str, int]:
+    """Run `step` on `batch`, counting the distinct storages autograd saves for backward by pass, the parameters' left
+    out. A pass ends when its optimisers step (G's, then the last image discriminator's; voice2face has none)."""
+    skip = {p.untyped_storage().data_ptr() for p in parameters}
+    storages: list[dict[int, int]] = [{}]  # one per pass begun
 
-    def __init__(self, parameters: Sequence[Tensor], step: TrainingStep) -> None:
-        self.skip = {p.untyped_storage().data_ptr() for p in parameters}
-        self.storages: dict[str, dict[int, int]] = defaultdict(dict)
-        self.passes = iter([p for p in PASSES if p != "image discriminators" or step.image_d_optimizers])
-        self.phase = next(self.passes)
-        ends = [step.g_optimizer, *step.image_d_optimizers[-1:]]
-        self.hooks = [optimizer.register_step_post_hook(self._next_pass) for optimizer in ends]
-
-    def _next_pass(self, *args: object) -> None:
-        self.phase = next(self.passes)
-
-    def pack(self, tensor: Tensor) -> Tensor:
-        if tensor.device.type != "meta":
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() not in self.skip:
-                self.storages[self.phase][storage.data_ptr()] = storage.nbytes()
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in skip:
+            storages[-1][storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    def totals(self) -> dict[str, int]:
-        for hook in self.hooks:
-            hook.remove()
-        return {p: sum(self.storages[p].values()) for p in PASSES}
+    ends = [step.g_optimizer, *step.image_d_optimizers[-1:]]
+    hooks = [optimizer.register_step_post_hook(lambda *_: storages.append({})) for optimizer in ends]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        step(batch)
+    for hook in hooks:
+        hook.remove()
+    passes = [p for p in PASSES if p != "image discriminators" or step.image_d_optimizers]
+    totals = {p: sum(pass_storages.values()) for p, pass_storages in zip(passes, storages)}
+    return {p: totals.get(p, 0) for p in PASSES}
 
 
 def measure_step(
@@ -153,33 +136,29 @@ def measure_step(
     if not 2 <= small < large:
         raise ValueError(f"batches must be two sizes with 2 <= first < second (BatchNorm needs 2), got {batches}")
     device = torch.device(device)
+    cuda = device.type == "cuda"
     torch.manual_seed(seed)
     generator = build_generator(cfg).to(device).train()
     discriminators = build_discriminators(cfg, num_ids).to(device).train()
     embedder = _face_embedder(cfg).to(device).freeze() if cfg.loss.perceptual_weight > 0 else None
     step = TrainingStep.build(cfg, generator, discriminators, embedder)
-    perceptual = step.perceptual
     params = [*generator.parameters(), *discriminators.parameters(), *(embedder.parameters() if embedder else [])]
     saved: dict[int, dict[str, int]] = {}
     for b in batches:
         batch = synthetic_batch(cfg, b, num_ids, seed)
-        if perceptual is not None:  # the trainer fills this cache before training
-            perceptual.add(batch["image"].to(device), (batch["face_row"] * 2).tolist())
-        counter = _SavedTensors(params, step)
-        if device.type == "cuda":
+        if step.perceptual is not None:  # the trainer fills this cache before training
+            step.perceptual.add(batch["image"].to(device), (batch["face_row"] * 2).tolist())
+        if cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()  # the second (larger) step is timed: the first one pays the warm-up
-        with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
-            step(batch)
-        if device.type == "cuda":
+        saved[b] = _saved_bytes(step, batch, params)
+        if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        saved[b] = counter.totals()
-    per_sample = {p: (saved[large][p] - saved[small][p]) / (large - small) for p in saved[small]}
-    fixed = {p: saved[small][p] - per_sample[p] * small for p in saved[small]}
+    per_sample = {p: (saved[large][p] - saved[small][p]) / (large - small) for p in PASSES}
+    fixed = {p: saved[small][p] - per_sample[p] * small for p in PASSES}
     trainable = sum(p.numel() for p in params if p.requires_grad)
-    frozen = sum(p.numel() for p in params if not p.requires_grad)
-    return StepFootprint(cfg.name, str(device), module_parameters(cfg, num_ids), trainable, frozen, fixed, per_sample,
-                         seconds, large, peak)
+    frozen = sum(p.numel() for p in params) - trainable
+    peak = torch.cuda.max_memory_allocated(device) if cuda else None
+    return StepFootprint(module_parameters(cfg, num_ids), trainable, frozen, fixed, per_sample, seconds, large, peak)

@@ -1,14 +1,11 @@
-"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`.
+"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`: G forward, G's losses
+(§3.1, weights §3.3), G's step, the image discriminators' step, the AC discriminators' step. The fuser stage runs the
+same iteration on masked segment stacks, G's optimiser holding the fuser alone (§3.4).
 
-In the recipe's order: (1) the generator G makes a face per output scale from a batch of voices; (2) G's losses (§3.1,
-weights in §3.3); (3) G's Adam step; (4) the image discriminators' step; (5) the AC discriminators' step. The fuser
-stage runs the same iteration on stacks of speech segments with a mask, G's optimiser holding the fuser alone (§3.4).
-
-Two changes from the original change no number, only the time: the discriminators' weights are frozen during G's pass
-(the original computes their gradients and zeroes them unused; they stay in train mode, so their BatchNorm sees the
-fakes as in the original), and the real faces' perceptual targets come from a cache (:class:`PerceptualTargets`).
-A non-finite G loss skips the whole iteration, as the original's `continue` does, and also undoes what its forward
-passes did to BatchNorm's running statistics. Each term is logged under a name ending with its scale's image size.
+Two changes from the original change only the time: the discriminators' weights are frozen during G's pass (they stay
+in train mode, so their BatchNorm sees the fakes as in the original), and the real faces' perceptual targets are cached
+(:class:`PerceptualTargets`). A non-finite G loss skips the iteration, as the original's `continue` does, and also
+undoes what its forward passes did to BatchNorm's running statistics.
 """
 
 from __future__ import annotations
@@ -78,6 +75,11 @@ class TrainingStep:
         if self.g_forward is None:
             self.g_forward = self.generator
 
+    @property
+    def d_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every discriminator's Adam: the image discriminators', then the AC discriminators' (checkpoint order)."""
+        return [*self.image_d_optimizers, *self.ac_d_optimizers]
+
     @classmethod
     def build(cls, cfg: ExperimentConfig, generator: Generator, discriminators: Discriminators,
               embedder: FaceEmbedder | None) -> TrainingStep:
@@ -104,11 +106,8 @@ class TrainingStep:
     def __call__(
         self, batch: Mapping[str, Tensor], l1_on: bool = True, adversarial_on: bool = True
     ) -> dict[str, Tensor] | None:
-        """One iteration. Returns the detached loss terms and totals, or None when it was skipped.
-
-        `l1_on=False` drops the pixel terms (`optim.disable_l1_after_epochs`); `adversarial_on=False` (the pixel
-        warm-up, `optim.pixel_warmup_epochs`) keeps G's L1 terms only and neither runs nor updates the discriminators.
-        """
+        """One iteration: the detached loss terms and totals, or None when it was skipped. `l1_on=False` drops the pixel
+        terms (`optim.disable_l1_after_epochs`); `adversarial_on=False` (the pixel warm-up) trains G on L1 alone."""
         loss, d = self.cfg.loss, self.discriminators
         device = next(self.generator.parameters()).device
         voice, mask = generator_inputs(batch, device)
@@ -187,20 +186,16 @@ class TrainingStep:
 
 
 class PerceptualTargets:
-    """The perceptual loss (`loss`) and its real faces' targets, one store per output scale, keyed by
-    :func:`~sf2f.data.datasets.face_keys` (face row, mirrored or not).
-
-    :meth:`fill` computes them once before training, in face-row order (so a value never depends on the batch a face
-    first appeared in, which keeps resumes exact), and keeps them in float16 on the CPU up to `budget_bytes` (about
-    230 KB per 64 px face at FaceNet's sizes). Faces beyond it are computed in their batch, as the original does.
-    """
+    """The perceptual loss (`loss`) and its real faces' targets per output scale, keyed by
+    :func:`~sf2f.data.datasets.face_keys`. :meth:`fill` computes them before training in face-row order (so a value
+    never depends on the batch a face first appeared in: resumes stay exact) and keeps them in float16 on the CPU up
+    to `budget_bytes` (about 230 KB per 64 px face for FaceNet); faces beyond it are computed in their batch."""
 
     def __init__(self, loss: PerceptualLoss, sizes: Sequence[int], budget_bytes: int) -> None:
         self.loss = loss
         self.sizes = tuple(sizes)
         self.budget = budget_bytes // len(self.sizes)
         self.stores: list[dict[int, list[Tensor]]] = [{} for _ in self.sizes]
-        self.used = [0 for _ in self.sizes]
 
     def __len__(self) -> int:
         """How many faces have their targets at every scale."""
@@ -215,16 +210,15 @@ class PerceptualTargets:
                 if key in store:
                     continue
                 item = [f[i].to("cpu", torch.float16) for f in features]
-                size = sum(t.numel() * t.element_size() for t in item)
-                if self.used[scale] + size > self.budget:
+                # every face of a scale has targets of the same shapes, hence of the same size
+                if (len(store) + 1) * sum(t.nbytes for t in item) > self.budget:
                     break
                 store[key] = item
-                self.used[scale] += size
 
     def fill(self, split: PreparedSplit, image_norm: str, hflip: bool, device: torch.device, chunk: int = 64) -> int:
         """The targets of every face of the split's identities (and of their mirror images when the training flips
         faces), in face-row order, until the budget is spent. Returns how many faces are stored."""
-        if not len(split) or not self.budget:
+        if not self.budget:
             return 0
         rows = np.arange(split.face_rows(0).start, split.face_rows(len(split) - 1).stop)
         attempted = 0

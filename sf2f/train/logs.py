@@ -1,6 +1,5 @@
-"""Training logs: every loss and metric to a CSV that pandas reads, and to TensorBoard when it is installed; the record
-of a finished run (`done.json`, :class:`TrainResult`). The CSV is in long form (step, epoch, split, name, value), so
-new losses can appear mid-run (when a switch fires) without rewriting a header.
+"""Training logs: every loss and metric to a long-form CSV (step, epoch, split, name, value: new losses can appear
+mid-run without rewriting a header) and to TensorBoard when installed; a finished run's record (:class:`TrainResult`).
 """
 
 from __future__ import annotations

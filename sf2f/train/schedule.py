@@ -1,7 +1,5 @@
-"""The learning-rate schedule and the switches that fire at fixed epochs (recipe §3.4). With the paper's 12,000 epochs,
-the LR decay and the generator's switch to eval mode both start at epoch 10,000, although the original's help text
-calls the decay "disabled by default"; the configs make both explicit.
-"""
+"""The learning-rate schedule and the switches that fire at fixed epochs (recipe §3.4; in the paper's 12,000 epochs the
+decay and the generator's eval mode both start at 10,000, though the original's help calls the decay disabled)."""
 
 from __future__ import annotations
 

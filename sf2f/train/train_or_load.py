@@ -1,7 +1,5 @@
-"""The notebooks' "train or load": :func:`train_or_load` reuses a finished run of the same recipe, resumes an
-unfinished one, and trains otherwise; the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
-trains what notebooks 02, 06 and 07 then load (:func:`sf2f.checkpoints.load_generator`).
-"""
+"""The notebooks' "train or load": the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
+trains what notebooks 02, 06 and 07 then load."""
 
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from sf2f.train.trainer import Callback, Trainer, TrainResult, recipe_diff
 
 
 def course_run_dir(config_name: str, profile: str) -> Path:
-    """Where the course notebooks keep the run of a paper config under a profile: runs/course/<profile>/<config>."""
+    """Where the course notebooks keep the run of a paper config under a profile."""
     return RUNS_DIR / "course" / profile / config_name
 
 

@@ -1,14 +1,9 @@
 """The two-stage SF2F / voice2face trainer (recipe §3.2-3.5): the loop around one iteration
-(:class:`~sf2f.train.iteration.TrainingStep`), its schedule (§3.4, :mod:`~sf2f.train.schedule`), evaluation, samples
-and checkpoints. The fuser stage starts from a stage-1 checkpoint (`optim.pretrained`) and trains the fuser and the
-discriminators; with `bn_mode: as_original` the generator runs in eval mode until the first visualisation step and
-in train mode after it, as the original accidentally did (§3.4).
+(:class:`~sf2f.train.iteration.TrainingStep`), its schedule (§3.4), evaluation, samples and checkpoints.
 
-Runs are exact to resume on the CPU, and on a GPU with `run.deterministic: true`: the batches are re-drawn from (seed,
-epoch), those already done in the interrupted epoch are skipped, checkpoints carry every optimiser and random state,
-and evaluation and sample grids draw from a forked random state. Under `torchrun --nproc_per_node=N` each process
-trains on its share of every epoch with the gradients averaged (:mod:`sf2f.train.distributed`); rank 0 alone logs,
-evaluates and writes.
+Resumes are exact on the CPU, and on a GPU with `run.deterministic: true`: batches are re-drawn from (seed, epoch),
+checkpoints carry every optimiser and random state, and evaluation draws from a forked random state. Under `torchrun`
+each process trains on its share of every epoch (:mod:`sf2f.train.distributed`); rank 0 alone logs, evaluates, writes.
 """
 
 from __future__ import annotations
@@ -22,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 import torch.distributed as dist
+from PIL import Image
 from torch import Tensor
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
@@ -63,10 +58,10 @@ from sf2f.train.distributed import (
     wrap_ddp,
 )
 from sf2f.train.iteration import TrainingStep, adam
-from sf2f.train.logs import RunLogger, TrainResult, read_log
+from sf2f.train.logs import RunLogger, TrainResult
 from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.validation import RunValidation, ValidationResult, quick_metrics, tracked_metrics
-from sf2f.train.visualize import save_sample_grid
+from sf2f.train.visualize import sample_grid
 
 #: config keys that say where and how fast a run goes, not what it computes: a resume may change them
 MACHINE_KEYS = ("run.device", "run.threads", "run.log_every", "run.compile", "run.output_root", "run.name")
@@ -85,11 +80,6 @@ class _Counters:
     batch_in_epoch: int = 0  # iterations of that epoch already done
     skipped: int = 0  # iterations skipped for a non-finite generator loss
     g_optimizer_reset: bool = False  # the eval-mode switch has re-created G's Adam
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 class Trainer:
@@ -122,7 +112,7 @@ class Trainer:
         self.run_dir = self._choose_run_dir(run_dir)
         self.track = tracked_metrics(cfg.eval.recall_ks, len(self.val_split))
         self.validation = (RunValidation(cfg, self.val_split, self.data, self.embedder, self.device, self._log)
-                           if self.ctx.is_main else None)
+                           if self.ctx.is_main and len(self.val_split) else None)
         self._open_run(resume)
 
     # ---- set-up steps ---------------------------------------------------------------------------------------------
@@ -134,8 +124,8 @@ class Trainer:
         prepared_size = int(prepared.manifest["settings"]["image_size"])
         if prepared_size != cfg.data.image_size:
             raise UsageError(
-                f"{self.data}: faces prepared at {prepared_size} px, but {cfg.name} trains on {cfg.data.image_size} px; "
-                f"prepare the data with --image-size {cfg.data.image_size}"
+                f"{self.data}: faces prepared at {prepared_size} px, but {cfg.name} trains on {cfg.data.image_size} "
+                f"px; prepare the data with --image-size {cfg.data.image_size}"
             )
         self.train_split = prepared.split("train", cfg.data.max_identities)
         self.val_split = prepared.split("val", cfg.data.max_identities)
@@ -173,7 +163,7 @@ class Trainer:
         cfg = self.cfg
         step = TrainingStep.build(cfg, self.generator, self.discriminators, self.embedder)
         if self.ctx.distributed:
-            for optimizer in [*step.image_d_optimizers, *step.ac_d_optimizers]:
+            for optimizer in step.d_optimizers:
                 average_gradients_before_steps(optimizer)
         if step.perceptual is not None:
             cached = step.perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
@@ -225,9 +215,9 @@ class Trainer:
         diff = recipe_diff(load_resolved_config(saved), self.cfg)
         if diff:
             raise CheckpointError(
-                f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A resume continues the run's own "
-                f"recipe to the weights an uninterrupted run reaches, so only {', '.join(MACHINE_KEYS)} may change; "
-                "train other settings as a new run"
+                f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A resume continues "
+                f"the run's own recipe to the weights an uninterrupted run reaches, so only {', '.join(MACHINE_KEYS)} "
+                "may change; train other settings as a new run"
             )
         state = self.checkpoints.resume()
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
@@ -238,23 +228,14 @@ class Trainer:
         load_state_checked(self.generator, state["generator"], "generator", where)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", where)
         self.counters = _Counters(**state["counters"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        for optimizer, saved_state in zip(self.d_optimizers, state["d_optimizers"]):
+        self.iteration.g_optimizer.load_state_dict(state["g_optimizer"])
+        for optimizer, saved_state in zip(self.iteration.d_optimizers, state["d_optimizers"]):
             optimizer.load_state_dict(saved_state)
         restore_rng_state(state["rng"])
         self.last_metrics = dict(state.get("metrics", {}))
         self._log(f"resumed {self.run_dir} at step {self.counters.step} (epoch {self.counters.epoch})")
 
-    # ---- the loop -----------------------------------------------------------------------------------------------------
-
-    @property
-    def g_optimizer(self) -> torch.optim.Optimizer:
-        return self.iteration.g_optimizer
-
-    @property
-    def d_optimizers(self) -> list[torch.optim.Optimizer]:
-        """Every discriminator's Adam: the image discriminators', then the AC discriminators'."""
-        return [*self.iteration.image_d_optimizers, *self.iteration.ac_d_optimizers]
+    # ---- the loop ---------------------------------------------------------------------------------------------------
 
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
         """This rank's batches of an epoch, the first `skip` left out (they were done before an interruption)."""
@@ -267,29 +248,19 @@ class Trainer:
                              cfg.data.num_workers, pin_memory=self.device.type == "cuda")
         return iter(loader)
 
-    def _generator_train_mode(self, epoch: int) -> bool:
-        optim = self.cfg.optim
-        if eval_mode_now(optim, epoch):
-            return False
-        if self.fuser_stage and optim.bn_mode == "as_original":
-            # the original's wrapper flips the generator back to train mode at its first visualisation (§3.4)
-            return self.counters.step >= optim.visualize_every
-        return True
-
     def _begin_epoch(self, epoch: int) -> None:
         optim = self.cfg.optim
         if eval_mode_now(optim, epoch) and not self.counters.g_optimizer_reset:
             if optim.precise_bn_at_switch and not self.fuser_stage:
                 self._precise_generator_bn(epoch)
             # §3.4: at the switch the original re-creates G's Adam, dropping its moments
-            params = self.g_optimizer.param_groups[0]["params"]
+            params = self.iteration.g_optimizer.param_groups[0]["params"]
             self.iteration.g_optimizer = adam(params, learning_rate(optim, epoch), self.cfg)
             self.counters.g_optimizer_reset = True
-        _set_lr(self.g_optimizer, learning_rate(optim, epoch))
-        for optimizer in self.iteration.image_d_optimizers:
-            _set_lr(optimizer, learning_rate(optim, epoch))
-        for optimizer in self.iteration.ac_d_optimizers:
-            _set_lr(optimizer, learning_rate(optim, epoch, decays=optim.decay_ac_lr))
+        lr, ac_lr = learning_rate(optim, epoch), learning_rate(optim, epoch, decays=optim.decay_ac_lr)
+        for optimizer in [self.iteration.g_optimizer, *self.iteration.d_optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = ac_lr if optimizer in self.iteration.ac_d_optimizers else lr
 
     def _compile_fixed_shape_modules(self) -> None:
         """torch.compile, in place, the networks whose input shapes never change. Not the voice encoder: each batch
@@ -315,8 +286,10 @@ class Trainer:
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
         """One iteration in the generator mode of this epoch and step: the detached loss terms, or None when it was
         skipped (non-finite loss; counted)."""
-        self.iteration.g_forward.train(self._generator_train_mode(epoch))
         optim = self.cfg.optim
+        # the original's wrapper flips the fuser stage's generator back to train mode at its first visualisation (§3.4)
+        delayed = self.fuser_stage and optim.bn_mode == "as_original" and self.counters.step < optim.visualize_every
+        self.iteration.g_forward.train(not eval_mode_now(optim, epoch) and not delayed)
         terms = self.iteration(batch, l1_enabled(optim, epoch), adversarial_enabled(optim, epoch))
         if terms is None:
             self.counters.skipped += 1
@@ -345,9 +318,10 @@ class Trainer:
                     window += 1
                 if counters.step % cfg.run.log_every == 0 or counters.step == self.total_steps:
                     values = {k: float(v) / max(window, 1) for k, v in sums.items()}
-                    values |= {"lr": self.g_optimizer.param_groups[0]["lr"], "skipped_steps": counters.skipped,
+                    values |= {"lr": self.iteration.g_optimizer.param_groups[0]["lr"],
+                               "skipped_steps": counters.skipped,
                                "seconds_per_step": (time.perf_counter() - window_start) / max(window, 1)}
-                    self._record(values, "train")
+                    self.logger.log(counters.step, epoch, values, "train")
                     bar.set_postfix({k: f"{values[k]:.3g}" for k in ("g_total", "d_total") if k in values})
                     sums, window, window_start = {}, 0, time.perf_counter()
                 if counters.step % cfg.optim.visualize_every == 0:
@@ -375,13 +349,6 @@ class Trainer:
 
     # ---- evaluation, samples, checkpoints ---------------------------------------------------------------------------
 
-    def _record(self, values: Mapping[str, float], split: str) -> None:
-        self.logger.log(self.counters.step, self.counters.epoch, values, split)
-
-    def history(self) -> pd.DataFrame:
-        """The run's log so far (long form: step, epoch, split, name, value), resumed parts included."""
-        return read_log(self.run_dir)
-
     @contextmanager
     def _evaluating(self) -> Iterator[None]:
         """The generator in eval mode on a forked, fixed random state (evaluating never shifts the training stream),
@@ -397,25 +364,26 @@ class Trainer:
             return self.validation(self.generator, self.batch_size, self.iteration.autocast)
 
     def evaluate(self) -> dict[str, float] | None:
-        """Quick metrics on the validation split, logged; rank 0 only (others get None)."""
-        if self.validation is None or not len(self.val_split):
+        """Quick metrics on the validation split, logged; rank 0 only (others, and runs without one, get None)."""
+        if self.validation is None:
             return None
         result = self.validate()
         values = quick_metrics(result, self.cfg.eval.recall_ks)
-        self._record(values, "val")
+        self.logger.log(self.counters.step, self.counters.epoch, values, "val")
         self.last_metrics = values
         return values
 
-    def save_samples(self) -> Path | None:
+    def save_samples(self) -> None:
         """A real | generated grid of the fixed validation samples, `<run>/samples/step_<step>.png` (rank 0)."""
-        samples = self.validation.samples if self.validation is not None else None
-        if samples is None:
-            return None
+        if self.validation is None:
+            return
+        samples = self.validation.samples
         voice, mask = generator_inputs(samples, self.device)
         with self._evaluating(), torch.no_grad(), self.iteration.autocast():
             images = self.generator(voice, mask).images
         path = self.run_dir / "samples" / f"step_{self.counters.step:07d}.png"
-        return save_sample_grid(path, samples["image"], images, self.cfg.data.image_norm)
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(sample_grid(samples["image"], images, self.cfg.data.image_norm)).save(path)
 
     def save_checkpoint(self, values: Mapping[str, float] | None = None) -> list[str]:
         """Write `latest.pt` (and `best_<metric>.pt` for each tracked metric that improved; rank 0 only): everything a
@@ -428,8 +396,8 @@ class Trainer:
             "num_ids": len(self.train_split),
             "generator": self.generator.state_dict(),
             "discriminators": self.discriminators.state_dict(),
-            "g_optimizer": self.g_optimizer.state_dict(),
-            "d_optimizers": [o.state_dict() for o in self.d_optimizers],
+            "g_optimizer": self.iteration.g_optimizer.state_dict(),
+            "d_optimizers": [o.state_dict() for o in self.iteration.d_optimizers],
             "counters": dict(self.counters.__dict__),
             "rng": capture_rng_state(),
             "metrics": dict(self.last_metrics),

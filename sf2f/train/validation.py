@@ -1,13 +1,11 @@
 """A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints.
 
 The original evaluates with IS, the VGGFace Score and FaceNet retrieval on random crops (recipe §3.5, §6 item 16);
-during training this module computes what needs no extra network and never varies between calls: `l1` (generated vs
-real faces, normalised space, mean over scales), `cosine` (each generated face's embedding vs its identity's gallery
-embedding, the mean of all its real faces' embeddings, §4.2), `recall_at_k` (the speaker among the K closest gallery
-identities) and `spread` (not in the paper: the generated faces' per-pixel standard deviation across speakers over the
-real faces', 1 as varied as they are, 0 one face for all; it shows a collapse the others hide). A run scores with
-:func:`~sf2f.embedder_weights.scoring_embedder`'s embedder (with a trained perceptual-loss embedder, a second one,
-because the generator learns to please the first). The paper's full metrics are `python -m sf2f evaluate`'s.
+during training this computes what needs no extra network and never varies: `l1` (mean over scales), `cosine` (to the
+identity's gallery embedding, the mean over its real faces, §4.2), `recall_at_k`, and `spread` (not in the paper: the
+generated faces' per-pixel deviation across speakers over the real faces'; 0 is one face for all, a collapse the others
+hide). :func:`~sf2f.embedder_weights.scoring_embedder` picks the embedder (not the one the generator learns to please).
+The paper's full metrics are `python -m sf2f evaluate`'s.
 """
 
 from __future__ import annotations
@@ -46,12 +44,11 @@ class ValidationResult:
 
 def gallery_embeddings(split: PreparedSplit, embedder: FaceEmbedder, image_norm: str = "imagenet") -> Tensor:
     """(identities, D): the normalised mean of the normalised embeddings of all real faces of each identity."""
-    rows = list(range(split.face_rows(0).start, split.face_rows(len(split) - 1).stop)) if len(split) else []
-    faces = normalize_images(split.face_pixels[rows], image_norm) if rows else torch.empty(0)
+    start = split.face_rows(0).start
+    faces = normalize_images(split.face_pixels[start : split.face_rows(len(split) - 1).stop], image_norm)
     emb = F.normalize(embed_faces(embedder, faces, image_norm), dim=1)
-    start = split.face_rows(0).start if rows else 0
     means = [emb[split.face_rows(i).start - start : split.face_rows(i).stop - start].mean(0) for i in range(len(split))]
-    return F.normalize(torch.stack(means), dim=1) if means else emb
+    return F.normalize(torch.stack(means), dim=1)
 
 
 def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: int = 32) -> DataLoader:
@@ -85,8 +82,8 @@ def run_validation(
 
 
 class RunValidation:
-    """What a training run validates with (rank 0): the scoring embedder, the validation identities' gallery, and the
-    fixed samples (up to 8 identities) of the sample grids."""
+    """What a training run validates with (rank 0, a non-empty split): the scoring embedder, the validation
+    identities' gallery, and the fixed samples (up to 8 identities) of the sample grids."""
 
     def __init__(self, cfg: ExperimentConfig, split: PreparedSplit, data: Path, embedder: FaceEmbedder,
                  device: torch.device, log: Callable[[str], object]) -> None:
@@ -96,7 +93,7 @@ class RunValidation:
         if described:
             log(f"validation scored by the {described}")
         self.gallery = gallery_embeddings(split, self.scorer, cfg.data.image_norm)
-        self.samples = next(iter(validation_loader(cfg, split, 8))) if len(split) else None
+        self.samples = next(iter(validation_loader(cfg, split, 8)))
 
     def __call__(self, generator: Generator, batch_size: int,
                  autocast: Callable[[], AbstractContextManager] = nullcontext) -> ValidationResult:

@@ -1,6 +1,6 @@
 """What a training run looks like: sample grids (real | generated per scale), loss curves, a live plot for notebooks.
-The original logs a "GT | low | pred" strip to TensorBoard every `visualize_every` iterations (recipe §3.2 step 5);
-here the grids are PNG files in `<run>/samples/`, and checkpoints hold weights only (not images, §6 item 17).
+The original logs a "GT | low | pred" strip to TensorBoard (recipe §3.2 step 5); here the trainer writes the grids to
+`<run>/samples/`, and checkpoints hold weights only (§6 item 17).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
@@ -27,17 +26,10 @@ def sample_grid(real: Tensor, generated: Sequence[Tensor], image_norm: str = "im
     """uint8 (H, W, 3): one row per sample, columns real | generated at each scale (smaller scales enlarged by
     nearest-neighbour to the real face's size, so their blockiness shows)."""
     size = real.shape[-1]
-    columns = [real.float().cpu()] + [F.interpolate(g.float().cpu(), size=(size, size), mode="nearest") for g in generated]
+    columns = [real.float().cpu()] + [F.interpolate(g.float().cpu(), size=(size, size)) for g in generated]
     tiles = torch.stack([denormalize_images(c, image_norm) for c in columns], dim=1)  # (n, columns, 3, S, S)
     grid = make_grid(tiles.flatten(0, 1), nrow=len(columns), padding=pad, pad_value=255)
     return grid.permute(1, 2, 0).numpy()
-
-
-def save_sample_grid(path: str | Path, real: Tensor, generated: Sequence[Tensor], image_norm: str = "imagenet") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sample_grid(real, generated, image_norm)).save(path)
-    return path
 
 
 def sample_grid_files(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -51,7 +43,7 @@ def _wide(log: pd.DataFrame, split: str) -> pd.DataFrame:
     return part.pivot_table(index="step", columns="name", values="value", aggfunc="last").sort_index()
 
 
-def loss_curves(log: pd.DataFrame | str | Path, names: Sequence[str] | None = None, fig: Figure | None = None) -> Figure:
+def loss_curves(log: pd.DataFrame | str | Path, fig: Figure | None = None) -> Figure:
     """The training losses (one panel per family: L1, perceptual, generator GAN / AC, discriminators) and the
     validation metrics of a run's long-form log (a DataFrame or the run folder)."""
     log = read_log(log) if not isinstance(log, pd.DataFrame) else log
@@ -63,8 +55,6 @@ def loss_curves(log: pd.DataFrame | str | Path, names: Sequence[str] | None = No
         "discriminators": [c for c in train if c.startswith("d_") and c != "d_total"],
         "validation": [c for c in val],
     }
-    if names is not None:
-        families = {k: [c for c in v if c in names] for k, v in families.items()}
     families = {k: v for k, v in families.items() if v}
     fig = fig or plt.figure(figsize=(4.2 * max(1, len(families)), 3.3))
     fig.clear()
@@ -84,22 +74,21 @@ class LiveLossPlot:
     """A trainer callback (`train_or_load(..., callbacks=[LiveLossPlot()])`) that redraws the loss curves in a notebook
     every `every` steps and at the end."""
 
-    def __init__(self, every: int = 20, names: Sequence[str] | None = None) -> None:
+    def __init__(self, every: int = 20) -> None:
         self.every = every
-        self.names = names
         self.figure: Figure | None = None
         self._handle: Any = None
 
     def __call__(self, trainer: Any, step: int) -> None:
         if step % self.every == 0 or step == trainer.total_steps:
-            self.redraw(trainer.history())
+            self.redraw(read_log(trainer.run_dir))
 
     def redraw(self, log: pd.DataFrame) -> None:
         if log.empty:
             return
         from IPython.display import display
 
-        self.figure = loss_curves(log, self.names, self.figure)
+        self.figure = loss_curves(log, self.figure)
         if self._handle is None:
             self._handle = display(self.figure, display_id=True)
             plt.close(self.figure)  # shown through the display handle only, not again at the end of the cell
