@@ -100,6 +100,7 @@ class AttributeProbe:
     age: Pipeline
     size: Pipeline
     train: pd.DataFrame  # the training identities' traits
+    traits: pd.DataFrame  # every identity's (sf2f.data.synthetic.read_traits), for the splits evaluated
 
     @classmethod
     def fit(
@@ -133,7 +134,7 @@ class AttributeProbe:
         sex = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x_all, rows["sex"])
         age = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["age"].astype(float))
         size = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["size"].astype(float))
-        return cls(featurize, sex, age, size, truth)
+        return cls(featurize, sex, age, size, truth, traits)
 
     def raw(self, images: Tensor) -> pd.DataFrame:
         """The probes' unclipped outputs: the sex classifier's decision score (positive: `sex_positive`), age, size."""

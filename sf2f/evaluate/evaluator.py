@@ -3,7 +3,7 @@
 :class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces embedded
 once), it scores any generator deterministically for `cfg.eval.seed`, one row per probe mode:
 
-    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=..., traits=...)
+    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=...)
     table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
 
 A metric the split is too small for is left empty with a note.
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
@@ -55,7 +54,6 @@ class SplitEvaluator:
         *,
         image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
         attribute_probe: AttributeProbe | None = None,
-        traits: pd.DataFrame | None = None,
         inception: InceptionFeatures | None = None,
         lpips: LpipsDistance | None = None,
         batch_size: int = 32,
@@ -79,10 +77,7 @@ class SplitEvaluator:
         # probe, held out of that identity's gallery entry
         self.matching_faces = self.faces.chosen_face(seed)
         self.held_out_faces = self.faces.chosen_face(seed + 1, avoid=self.matching_faces)
-        if attribute_probe is not None and traits is None:
-            raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
-        self.traits = traits
-        self.truth = split_traits(split, traits) if traits is not None else None
+        self.truth = None if attribute_probe is None else split_traits(split, attribute_probe.traits)
         self.real_inception = None if inception is None else torch.cat(
             [inception(images) for images, _ in face_batches(split, self.norm, batch_size)])
         n, group, groups = len(split), cfg.eval.recall_group_size, cfg.eval.recall_groups
@@ -90,8 +85,8 @@ class SplitEvaluator:
             self.notes.append(f"grouped recall not computed: {groups} group(s) of {group} identities need "
                               f"{group * groups}, the split has {n}")
         if image_classifier is not None and n < cfg.eval.vfs_splits:
-            label, splits = image_classifier.label, cfg.eval.vfs_splits
-            self.notes.append(f"{label} not computed: {splits} splits need as many images")
+            self.notes.append(f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many "
+                              "images")
 
     def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
         """The metrics of probe embeddings (n, D) that need no image, against `gallery` (default the split's); for
@@ -174,18 +169,11 @@ class SplitEvaluator:
         embeddings = one.expand(len(self.split), -1).contiguous()
         return ProbeSet("mean face", embeddings, images, embeddings)
 
-    def shared_trait_probes(self, train_split: PreparedSplit) -> ProbeSet:
-        """Each identity's probe is the mean face of the training identities nearest in the shared traits (sex, age,
-        size; :func:`~sf2f.evaluate.attributes.shared_trait_faces`): the synthetic data's ceiling for a voice."""
-        train_truth = split_traits(train_split, self.traits)
-        images = shared_trait_faces(train_split, train_truth, self.truth, image_norm=self.norm)
-        embeddings = embed_faces(self.embedder, images, self.norm, self.box, self.batch_size)
-        return ProbeSet("shared-trait mean face", embeddings, images, embeddings)
-
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
         """Chance (K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1), the ground-truth-faces
         upper bound and, given the training split, the mean-face lower bound and on synthetic data the shared-trait
-        mean face."""
+        mean face (each identity's probe the mean face of the training identities nearest in the shared traits, sex,
+        age and size: the synthetic data's ceiling for a voice)."""
         ev, n = self.cfg.eval, len(self.split)
         chance: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n, "1:2 match": 0.5}
         chance.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan
@@ -201,8 +189,11 @@ class SplitEvaluator:
         if train_split is not None:
             probes = self.mean_face_probes(train_split)
             rows.append({"model": "mean face", "mode": probes.mode, "kind": "lower bound", **self.score_probes(probes)})
-            if self.traits is not None:
-                probes = self.shared_trait_probes(train_split)
+            if self.attribute_probe is not None:
+                train_truth = split_traits(train_split, self.attribute_probe.traits)
+                images = shared_trait_faces(train_split, train_truth, self.truth, image_norm=self.norm)
+                embeddings = embed_faces(self.embedder, images, self.norm, self.box, self.batch_size)
+                probes = ProbeSet("shared-trait mean face", embeddings, images, embeddings)
                 self.probes["shared-trait mean face", probes.mode] = probes
                 rows.append({"model": "shared-trait mean face", "mode": probes.mode, "kind": "reference",
                              **self.score_probes(probes)})
