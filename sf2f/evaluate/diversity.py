@@ -46,18 +46,12 @@ class LpipsDistance(nn.Module):
 
 
 def _copy_alexnet_trunk(lpips_net: nn.Module, state: dict[str, Tensor], source: Path) -> None:
-    """torchvision's `features.<i>.*` tensors into the lpips trunk, whose slices hold the same layers named `<i>`."""
-    trunk = {}
-    for slice_name, module in lpips_net.net.named_children():
-        for index, _ in module.named_children():
-            for kind in ("weight", "bias"):
-                key = f"features.{index}.{kind}"
-                if key in state:
-                    trunk[f"{slice_name}.{index}.{kind}"] = state[key]
-    expected = set(lpips_net.net.state_dict())
-    if set(trunk) != expected:
-        raise WeightsError(f"{source}: not torchvision's AlexNet (missing {sorted(expected - set(trunk))[:3]})")
-    lpips_net.net.load_state_dict(trunk)
+    """torchvision's `features.<i>.*` tensors into the lpips trunk, which names the same layers `slice<k>.<i>`."""
+    names = {key: "features." + key.split(".", 1)[1] for key in lpips_net.net.state_dict()}
+    missing = sorted(name for name in names.values() if name not in state)
+    if missing:
+        raise WeightsError(f"{source}: not torchvision's AlexNet (missing {missing[:3]})")
+    lpips_net.net.load_state_dict({key: state[name] for key, name in names.items()})
 
 
 def load_lpips(

@@ -54,14 +54,6 @@ def read_state_dict(file: Path) -> dict[str, Tensor]:
         raise WeightsError(f"{file}: not a readable state dict: {torch_load_failure(file, exc)}") from None
 
 
-# the order in which torchvision's Inception v3 runs its blocks up to pool_3 (what pytorch-fid's block 3 returns)
-_INCEPTION_BLOCKS = (
-    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2",
-    "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-    "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool",
-)
-
-
 def _fid_inception_network() -> nn.Module:
     """torchvision's Inception v3 (1008 classes, no aux head) with pytorch-fid's TF-faithful blocks, random weights."""
     from pytorch_fid import inception as pf
@@ -97,9 +89,7 @@ class InceptionFeatures(nn.Module):
         for chunk in images.split(self.batch_size):
             x = denormalize_images(chunk.to(device), self.image_norm).float() / 255.0
             x = 2.0 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1.0
-            for name in _INCEPTION_BLOCKS:
-                x = getattr(self.net, name)(x)
-            out.append(x.flatten(1).float().cpu())
+            out.append(self.net(x).float().cpu())
         return torch.cat(out)
 
 
@@ -114,4 +104,6 @@ def load_fid_inception(
         net.load_state_dict(read_state_dict(file))
     except (RuntimeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{file}: not the FID Inception weights ({str(exc).splitlines()[0]})") from None
+    # torchvision's forward runs the blocks in pytorch-fid's order; without the classifier it ends at pool_3
+    net.fc = nn.Identity()
     return InceptionFeatures(net.requires_grad_(False).eval(), image_norm)

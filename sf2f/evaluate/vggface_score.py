@@ -103,7 +103,7 @@ def load_numpy_pickle(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path) -> dict[str, Tensor]:
-    """The pickle's arrays as a state dict, after checking that every name and shape is the model's."""
+    """The pickle's arrays as the model's whole state dict, after checking that every name and shape is the model's."""
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     unexpected = sorted(set(arrays) - set(model.state_dict()))
     if unexpected:
@@ -114,7 +114,9 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
     for key, value in expected.items():
         if tuple(arrays[key].shape) != tuple(value.shape):
             raise WeightsError(f"{source}: '{key}' has shape {arrays[key].shape}, expected {tuple(value.shape)}")
-    return {k: torch.from_numpy(np.ascontiguousarray(arrays[k])).to(expected[k].dtype) for k in expected}
+    # num_batches_tracked never was in the Caffe conversion (and eval-mode BatchNorm does not read it): zero
+    return {k: torch.from_numpy(np.ascontiguousarray(arrays[k])).to(v.dtype) if k in expected
+            else torch.zeros_like(v, device="cpu") for k, v in model.state_dict().items()}
 
 
 def load_vggface_resnet50(
@@ -131,11 +133,7 @@ def load_vggface_resnet50(
         model = vggface_resnet50(fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
     state = _checked_state(arrays, model, file)
     model = model.to_empty(device="cpu")
-    model.load_state_dict(state, strict=False)
-    # num_batches_tracked never was in the Caffe conversion (and eval-mode BatchNorm does not read it)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.num_batches_tracked.zero_()
+    model.load_state_dict(state)
     return model.requires_grad_(False).eval()
 
 
