@@ -15,34 +15,20 @@ from torch import Tensor, nn
 
 from sf2f.config import DataConfig
 from sf2f.data.prepared import PreparedSplit
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.evaluate.fid import read_state_dict
 from sf2f.evaluate.probes import evaluation_segments, generating
-from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
 __all__ = ["LpipsDistance", "load_lpips", "segment_face_pairs"]
 
 
-class LpipsDistance(nn.Module):
+class LpipsDistance(PixelNetwork):
     """LPIPS v0.1 (AlexNet) between two batches of generator-space images: one distance per pair (n,)."""
 
-    def __init__(self, net: nn.Module, image_norm: str = "imagenet", batch_size: int = 32) -> None:
-        super().__init__()
-        self.net = net
-        self.image_norm = image_norm
-        self.batch_size = batch_size
-
-    def _to_unit_range(self, images: Tensor) -> Tensor:
-        return denormalize_images(images, self.image_norm).float() / 127.5 - 1.0
-
-    @torch.no_grad()
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        device = next(self.net.parameters()).device
-        out = []
-        for x, y in zip(a.split(self.batch_size), b.split(self.batch_size)):
-            out.append(self.net(self._to_unit_range(x.to(device)), self._to_unit_range(y.to(device))).flatten().cpu())
-        return torch.cat(out).float()
+    def __call__(self, a: Tensor, b: Tensor) -> Tensor:
+        return self.run(lambda x: x / 127.5 - 1.0, a, b).flatten()
 
 
 def _copy_alexnet_trunk(lpips_net: nn.Module, state: dict[str, Tensor], source: Path) -> None:

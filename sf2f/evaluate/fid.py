@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.faces import denormalize_images
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
 
 __all__ = ["InceptionFeatures", "fid_from_features", "load_fid_inception", "read_state_dict"]
@@ -72,25 +72,12 @@ def _fid_inception_network() -> nn.Module:
     return net
 
 
-class InceptionFeatures(nn.Module):
-    """pool_3 features (n, 2048) of generator-space images: bytes as the original de-normalises them, to [0, 1],
-    a bilinear resize to 299, then [-1, 1] (pytorch-fid's input convention for the TF graph's weights)."""
+class InceptionFeatures(PixelNetwork):
+    """pool_3 features (n, 2048) of generator-space images: bytes to [0, 1], a bilinear resize to 299, then [-1, 1]
+    (pytorch-fid's input convention for the TF graph's weights)."""
 
-    def __init__(self, net: nn.Module, image_norm: str = "imagenet", batch_size: int = 32) -> None:
-        super().__init__()
-        self.net = net
-        self.image_norm = image_norm
-        self.batch_size = batch_size
-
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
-        device = next(self.net.parameters()).device
-        out = []
-        for chunk in images.split(self.batch_size):
-            x = denormalize_images(chunk.to(device), self.image_norm).float() / 255.0
-            x = 2.0 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1.0
-            out.append(self.net(x).float().cpu())
-        return torch.cat(out)
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.run(lambda x: 2.0 * F.interpolate(x / 255.0, size=(299, 299), mode="bilinear") - 1.0, images)
 
 
 def load_fid_inception(

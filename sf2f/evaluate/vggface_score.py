@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sf2f.errors import SF2FError
-from sf2f.faces import denormalize_images
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
 __all__ = [
@@ -147,23 +147,14 @@ def vggface_input(pixels: Tensor, channel_order: str = "rgb", size: int = 224) -
 
 
 @dataclass
-class VGGFaceClassifier:
+class VGGFaceClassifier(PixelNetwork):
     """Class probabilities of the 8631 VGGFace2 identities for generated images (the VFS's classifier)."""
 
-    net: nn.Module
     channel_order: str = "rgb"
     input_size: int = 224
-    image_norm: str = "imagenet"
-    batch_size: int = 32
     label = "VFS"
 
-    @torch.no_grad()
     def probabilities(self, images: Tensor) -> np.ndarray:
-        """Softmax (n, classes) for generator-space images (n, 3, H, W), de-normalised to bytes as the original does."""
-        device = next(self.net.parameters()).device
-        out = []
-        for chunk in images.split(self.batch_size):
-            pixels = denormalize_images(chunk.to(device), self.image_norm)
-            logits = self.net(vggface_input(pixels, self.channel_order, self.input_size))
-            out.append(logits.float().softmax(dim=1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+        """Softmax (n, classes) for generator-space images (n, 3, H, W)."""
+        logits = self.run(lambda x: vggface_input(x, self.channel_order, self.input_size), images)
+        return logits.softmax(dim=1).numpy().astype(np.float64)
