@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -107,34 +108,33 @@ def split_evaluator(
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)
-    traits = None
+    notes = [f"face embedder: {which}"]
+
+    def optional(metric: str, load: Callable[[], Any]) -> Any:
+        try:
+            return load()
+        except (ImportError, WeightsError) as error:  # no weights (or no lpips package): the metric is left out
+            notes.append(f"{metric} skipped: {error}")
+            return None
+
+    attribute_probe = None
     if dataset_root is not None and (Path(dataset_root) / "traits.csv").is_file():
         from sf2f.data.synthetic import read_traits
 
-        traits = read_traits(Path(dataset_root))
-    notes = [f"face embedder: {which}"]
-    parts: dict[str, object] = {"batch_size": batch_size}
-    if traits is not None:
-        parts["image_classifier"] = IdentityClassifier.fit(embedder, train, norm, box, batch_size)
-        parts["attribute_probe"] = AttributeProbe.fit(train, traits, image_norm=norm, box=box, batch_size=batch_size)
-        parts["traits"] = traits
+        image_classifier = IdentityClassifier.fit(embedder, train, norm, box, batch_size)
+        attribute_probe = AttributeProbe.fit(train, read_traits(Path(dataset_root)), image_norm=norm,
+                                             batch_size=batch_size)
         notes.append("ID-classifier score: an identity classifier of the training identities stands in for VGGFace "
                      "(synthetic faces); not comparable with a VFS")
     else:
-        try:
-            parts["image_classifier"] = VGGFaceClassifier(load_vggface_resnet50(), cfg.eval.vfs_channel_order,
-                                                          cfg.eval.vfs_input_size, norm)
-        except WeightsError as error:
-            notes.append(f"VFS skipped: {error}")
-    try:
-        parts["inception"] = load_fid_inception(image_norm=norm)
-    except WeightsError as error:
-        notes.append(f"FID (Inception) skipped: {error}")
-    try:
-        parts["lpips"] = load_lpips(image_norm=norm)
-    except (ImportError, WeightsError) as error:
-        notes.append(f"LPIPS diversity skipped: {error}")
-    evaluator = SplitEvaluator(prepared.split(split, cfg.data.max_identities), cfg, embedder, **parts)
+        ev = cfg.eval
+        image_classifier = optional("VFS", lambda: VGGFaceClassifier(
+            load_vggface_resnet50(), norm, channel_order=ev.vfs_channel_order, input_size=ev.vfs_input_size))
+    inception = optional("FID (Inception)", lambda: load_fid_inception(image_norm=norm))
+    lpips = optional("LPIPS diversity", lambda: load_lpips(image_norm=norm))
+    evaluator = SplitEvaluator(prepared.split(split, cfg.data.max_identities), cfg, embedder, batch_size=batch_size,
+                               image_classifier=image_classifier, attribute_probe=attribute_probe, inception=inception,
+                               lpips=lpips)
     evaluator.notes[:0] = notes
     return evaluator
 
