@@ -83,7 +83,8 @@ class SplitEvaluator:
         n, group, groups = len(split), cfg.eval.recall_group_size, cfg.eval.recall_groups
         if n < group * groups:
             self.notes.append(f"grouped recall not computed: {groups} group(s) of {group} identities need "
-                              f"{group * groups}, the split has {n}")
+                              f"{group * groups}, the split has {n} (set eval.recall_group_size / eval.recall_groups "
+                              "to fit; the paper's 3 x 100 needs 300)")
         if image_classifier is not None and n < cfg.eval.vfs_splits:
             self.notes.append(f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many "
                               "images")
@@ -95,17 +96,11 @@ class SplitEvaluator:
         gallery = self.gallery if gallery is None else gallery
         draws = []
         for p in embeddings if embeddings.dim() == 3 else embeddings[None]:
-            row = {**paired_similarity(p, gallery), "Human": inter_human_similarity(p, gallery)}
-            if len(p) >= ev.recall_group_size * ev.recall_groups:
-                grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups,
-                                         ev.recall_method)
-            else:
-                grouped = {k: math.nan for k in ev.recall_ks}
-            row.update({f"R@{k}": v for k, v in grouped.items()})
+            grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups, ev.recall_method)
             whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
-            row.update({f"split R@{k}": v for k, v in whole.items()})
-            row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces])
-            draws.append(row)
+            draws.append({**paired_similarity(p, gallery), "Human": inter_human_similarity(p, gallery),
+                          **{f"R@{k}": v for k, v in grouped.items()}, **{f"split R@{k}": v for k, v in whole.items()},
+                          "1:2 match": matching_accuracy(p, self.faces.embeddings[self.matching_faces])})
         n = embeddings.shape[-2]
         scores: dict[str, Any] = {"identities": n, **{key: float(np.mean([d[key] for d in draws])) for key in draws[0]}}
         if n >= 2:
@@ -116,11 +111,10 @@ class SplitEvaluator:
         """Every metric of one probe set (against `gallery`, default the split's)."""
         ev = self.cfg.eval
         row = self.embedding_scores(probes.embeddings, gallery)
-        p = probes.embeddings
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:
             row["FID (Inception)"] = fid_from_features(self.real_inception, self.inception(probes.images))
-        if self.image_classifier is not None and len(p) >= ev.vfs_splits:
+        if self.image_classifier is not None and len(probes.images) >= ev.vfs_splits:
             label = self.image_classifier.label
             score = inception_score(self.image_classifier.probabilities(probes.images), ev.vfs_splits, ev.seed)
             row[f"{label} mean"], row[f"{label} std"] = score.mean, score.std
@@ -140,12 +134,11 @@ class SplitEvaluator:
             diversity = {"LPIPS mean": float(np.mean(distances)), "LPIPS std": float(np.std(distances))}
         rows = []
         for mode in modes:
-            probes = make_probes(
-                generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed, self.box, self.batch_size
-            )
+            probes = make_probes(generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed,
+                                 self.box, self.batch_size)
             self.probes[model, mode] = probes
-            row = {"model": model, "config": config, "mode": mode, "kind": "model"}
-            rows.append({**row, **self.score_probes(probes), **diversity})
+            rows.append({"model": model, "config": config, "mode": mode, "kind": "model", **self.score_probes(probes),
+                         **diversity})
         return rows
 
     def ground_truth_probes(self) -> tuple[ProbeSet, Tensor]:
