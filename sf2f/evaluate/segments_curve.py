@@ -9,8 +9,7 @@ strategy. The metrics are averaged over the draws; a count no speaker exceeds ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -53,8 +52,7 @@ def combine_segments(generator: Generator, voices: Sequence[Tensor], strategy: s
     return fused.float().cpu()
 
 
-@dataclass(frozen=True)
-class SegmentsCurve:
+class SegmentsCurve(NamedTuple):
     """The curve of one generator: one row per (strategy, count) with its scores, and the probes behind each row,
     (draws, identities, D) face embeddings keyed by (strategy, count), for paired comparisons."""
 
