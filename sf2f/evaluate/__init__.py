@@ -10,7 +10,5 @@ from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, make_probes
 from sf2f.evaluate.report import results_table, write_results
 
-__all__ = [
-    "PROBE_MODES", "AttributeProbe", "IdentityClassifier", "SplitEvaluator", "inception_score", "make_probes",
-    "results_table", "write_results",
-]
+__all__ = ["PROBE_MODES", "AttributeProbe", "IdentityClassifier", "SplitEvaluator", "inception_score", "make_probes",
+           "results_table", "write_results"]

@@ -42,10 +42,8 @@ def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("label").reset_index(drop=True)
 
 
-def shared_trait_faces(
-    train_split: PreparedSplit, train_truth: pd.DataFrame, truth: pd.DataFrame, k: int = 20,
-    image_norm: str = "imagenet",
-) -> Tensor:
+def shared_trait_faces(train_split: PreparedSplit, train_truth: pd.DataFrame, truth: pd.DataFrame, k: int = 20,
+                       image_norm: str = "imagenet") -> Tensor:
     """For every identity of `truth`, the average real face of the `k` training identities that share its sex and
     lie nearest in standardised age and size: (n, 3, S, S) in generator space. Only those traits reach both voice and
     face on the synthetic data, so it is about the best face a voice-only model can draw under an L1 or L2 loss."""
@@ -98,16 +96,9 @@ class AttributeProbe:
     traits: pd.DataFrame  # every identity's (sf2f.data.synthetic.read_traits), for the splits evaluated
 
     @classmethod
-    def fit(
-        cls,
-        train_split: PreparedSplit,
-        traits: pd.DataFrame,
-        features: Literal["pixels", "embedder"] = "pixels",
-        embedder: FaceEmbedder | None = None,
-        image_norm: str = "imagenet",
-        box: tuple[float, ...] = VGG_BOX,
-        batch_size: int = 64,
-    ) -> AttributeProbe:
+    def fit(cls, train_split: PreparedSplit, traits: pd.DataFrame, features: Literal["pixels", "embedder"] = "pixels",
+            embedder: FaceEmbedder | None = None, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
+            batch_size: int = 64) -> AttributeProbe:
         """Fit the three probes on every real face of the training split (each face carries its identity's traits)."""
         if features not in ("pixels", "embedder"):
             raise ValueError(f"unknown attribute features '{features}' (pixels or embedder)")

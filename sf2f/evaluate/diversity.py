@@ -40,9 +40,8 @@ def _copy_alexnet_trunk(lpips_net: nn.Module, state: dict[str, Tensor], source: 
     lpips_net.net.load_state_dict({key: state[name] for key, name in names.items()})
 
 
-def load_lpips(
-    path: str | Path | None = None, image_norm: str = "imagenet", entry: WeightFile = REGISTRY["lpips_alexnet"]
-) -> LpipsDistance:
+def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
+               entry: WeightFile = REGISTRY["lpips_alexnet"]) -> LpipsDistance:
     """LPIPS v0.1-alex with the user's AlexNet file (default: torch hub's checkpoint folder); a WeightsError with the
     link when it is missing or is not AlexNet."""
     file = locate(entry, path)
@@ -58,9 +57,8 @@ def load_lpips(
     return LpipsDistance(net.requires_grad_(False).eval(), image_norm)
 
 
-def segment_face_pairs(
-    generator: Generator, split: PreparedSplit, data: DataConfig, seed: int = 0
-) -> tuple[Tensor, Tensor]:
+def segment_face_pairs(generator: Generator, split: PreparedSplit, data: DataConfig,
+                       seed: int = 0) -> tuple[Tensor, Tensor]:
     """Faces generated from the first and from the second evaluation segment of every identity that has two."""
     segments = evaluation_segments(split, data, seed)
     device = next(generator.parameters()).device

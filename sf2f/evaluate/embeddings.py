@@ -64,9 +64,8 @@ class RealFaces:
         return group_mean(self.embeddings[keep], self.labels[keep], self.n_identities)
 
 
-def face_batches(
-    split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 64
-) -> Iterator[tuple[Tensor, Tensor]]:
+def face_batches(split: PreparedSplit, image_norm: str = "imagenet",
+                 batch_size: int = 64) -> Iterator[tuple[Tensor, Tensor]]:
     """Every face of a split in generator space, in face order: batches (b, 3, S, S) with their identity labels (b,),
     streamed because a real test split holds tens of thousands of faces."""
     labels = np.concatenate([np.full(len(split.face_rows(i)), i) for i in range(len(split))]) if len(split) else []
@@ -77,10 +76,8 @@ def face_batches(
         yield normalize_images(pixels, image_norm), torch.as_tensor(labels[chunk], dtype=torch.long)
 
 
-def real_faces(
-    embedder: FaceEmbedder, split: PreparedSplit, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 64,
-) -> RealFaces:
+def real_faces(embedder: FaceEmbedder, split: PreparedSplit, image_norm: str = "imagenet",
+               box: tuple[float, ...] = VGG_BOX, batch_size: int = 64) -> RealFaces:
     """F(.) of every real face of a split (built once per evaluation, like the original's gallery)."""
     embeddings, labels = [], []
     for images, batch_labels in face_batches(split, image_norm, batch_size):

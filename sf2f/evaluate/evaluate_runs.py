@@ -86,15 +86,9 @@ def check_fits(cfg: ExperimentConfig, source: Path, data: PreparedData) -> None:
         raise CheckpointError(f"{source}: does not fit {data.root}: it was trained on {'; '.join(problems)}")
 
 
-def split_evaluator(
-    cfg: ExperimentConfig,
-    data: str | Path,
-    split: str = "test",
-    dataset_root: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    batch_size: int = 32,
-    scorer: tuple[FaceEmbedder, str] | None = None,
-) -> SplitEvaluator:
+def split_evaluator(cfg: ExperimentConfig, data: str | Path, split: str = "test",
+                    dataset_root: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 32,
+                    scorer: tuple[FaceEmbedder, str] | None = None) -> SplitEvaluator:
     """Every metric of `split` of a prepared folder that the data and the weights at hand allow; the evaluator's
     `notes` say which embedder looks at the faces and what is skipped. `scorer` (an embedder and a line naming it)
     replaces the config's: the shipped weights are scored by the one shipped with them, the same on every machine."""
@@ -139,10 +133,9 @@ def split_evaluator(
     return evaluator
 
 
-def evaluate_checkpoints(
-    sources: Sequence[str | Path], data: str | Path | None = None, split: str = "test",
-    modes: Sequence[str] = PROBE_MODES, profile: str | None = None, device: str | torch.device = "cpu",
-) -> pd.DataFrame:
+def evaluate_checkpoints(sources: Sequence[str | Path], data: str | Path | None = None, split: str = "test",
+                         modes: Sequence[str] = PROBE_MODES, profile: str | None = None,
+                         device: str | torch.device = "cpu") -> pd.DataFrame:
     """The results table of trained checkpoints on a split (`table.attrs["notes"]`: skipped metrics and caveats). The
     face embedder, the data settings and the protocol (`eval`, or its config's under `profile`) are the first's."""
     models = load_models(sources)

@@ -46,18 +46,10 @@ __all__ = ["SplitEvaluator"]
 class SplitEvaluator:
     """Every metric of one evaluation split for any number of generators (see the module docstring)."""
 
-    def __init__(
-        self,
-        split: PreparedSplit,
-        cfg: ExperimentConfig,
-        face_embedder: FaceEmbedder,
-        *,
-        image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
-        attribute_probe: AttributeProbe | None = None,
-        inception: InceptionFeatures | None = None,
-        lpips: LpipsDistance | None = None,
-        batch_size: int = 32,
-    ) -> None:
+    def __init__(self, split: PreparedSplit, cfg: ExperimentConfig, face_embedder: FaceEmbedder, *,
+                 image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
+                 attribute_probe: AttributeProbe | None = None, inception: InceptionFeatures | None = None,
+                 lpips: LpipsDistance | None = None, batch_size: int = 32) -> None:
         self.split = split
         self.cfg = cfg
         self.embedder = face_embedder
@@ -122,9 +114,8 @@ class SplitEvaluator:
             row.update(self.attribute_probe.score(probes.images, self.truth))
         return row
 
-    def evaluate(
-        self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES, config: str | None = None
-    ) -> list[dict[str, Any]]:
+    def evaluate(self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES,
+                 config: str | None = None) -> list[dict[str, Any]]:
         """One row per probe mode for `generator`; the probe sets stay in `self.probes[model, mode]` for figures."""
         config = self.cfg.name if config is None else config
         diversity: dict[str, float] = {}

@@ -80,9 +80,8 @@ class InceptionFeatures(PixelNetwork):
         return self.run(lambda x: 2.0 * F.interpolate(x / 255.0, size=(299, 299), mode="bilinear") - 1.0, images)
 
 
-def load_fid_inception(
-    path: str | Path | None = None, image_norm: str = "imagenet", entry: WeightFile = REGISTRY["fid_inception"]
-) -> InceptionFeatures:
+def load_fid_inception(path: str | Path | None = None, image_norm: str = "imagenet",
+                       entry: WeightFile = REGISTRY["fid_inception"]) -> InceptionFeatures:
     """The FID Inception network with the user's `pt_inception-2015-12-05-6726825d.pth` (default place: torch hub's
     checkpoint folder, where pytorch-fid caches it). Raises WeightsError with the link when it is missing or foreign."""
     file = locate(entry, path)

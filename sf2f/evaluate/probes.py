@@ -28,9 +28,8 @@ from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces, eval_mode
 from sf2f.models.generator import Generator
 
-__all__ = [
-    "PROBE_MODES", "ProbeSet", "decode_voices", "evaluation_segments", "generating", "make_probes", "segment_voices",
-]
+__all__ = ["PROBE_MODES", "ProbeSet", "decode_voices", "evaluation_segments", "generating", "make_probes",
+           "segment_voices"]
 
 PROBE_MODES: tuple[str, ...] = ("naive", "average_facenet_embedding", "average_voice_embedding")
 
@@ -111,16 +110,8 @@ def _naive_images(generator: Generator, split: PreparedSplit, data: DataConfig, 
     return torch.cat(images)
 
 
-def make_probes(
-    generator: Generator,
-    split: PreparedSplit,
-    data: DataConfig,
-    embedder: FaceEmbedder,
-    mode: str,
-    seed: int = 0,
-    box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 32,
-) -> ProbeSet:
+def make_probes(generator: Generator, split: PreparedSplit, data: DataConfig, embedder: FaceEmbedder, mode: str,
+                seed: int = 0, box: tuple[float, ...] = VGG_BOX, batch_size: int = 32) -> ProbeSet:
     """The probes of one mode for every identity of `split`."""
     if mode not in PROBE_MODES:
         raise UsageError(f"unknown probe mode '{mode}' (known: {', '.join(PROBE_MODES)})")

@@ -78,9 +78,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=formats, missingval="")
 
 
-def write_results(
-    table: pd.DataFrame, out_dir: str | Path, stem: str = "results", notes: Iterable[str] = ()
-) -> tuple[Path, Path]:
+def write_results(table: pd.DataFrame, out_dir: str | Path, stem: str = "results",
+                  notes: Iterable[str] = ()) -> tuple[Path, Path]:
     """Write `<stem>.csv` (every digit) and `<stem>.md` (3 decimals, with the notes and the paper caveat below)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

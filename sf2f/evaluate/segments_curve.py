@@ -60,10 +60,8 @@ class SegmentsCurve(NamedTuple):
     probes: dict[tuple[str, int], Tensor]
 
 
-def segments_curve(
-    evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
-    draws: int = 3, strategies: Sequence[str] | None = None,
-) -> SegmentsCurve:
+def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
+                   draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
     """Score `generator`'s faces on the evaluator's split for each strategy and segment count (module docstring).
     `strategies` defaults to both for a generator with a fuser, `mean` otherwise. Seeded by `eval.seed`."""
     if draws < 1:

@@ -55,9 +55,8 @@ def _mean_tables(probes: Tensor, gallery: Tensor, method: RecallMethod) -> tuple
     return torch.stack(ranks).mean(dim=0), torch.stack(cosines).mean(dim=0)
 
 
-def chance_tests(
-    probes: Tensor, gallery: Tensor, method: RecallMethod = "cos", permutations: int = 10_000, seed: int = 0
-) -> dict[str, float]:
+def chance_tests(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos", permutations: int = 10_000,
+                 seed: int = 0) -> dict[str, float]:
     """The table's `rank p` (ranks of the recall table by `method`) and `Cos p` for probes (n, D) or (draws, n, D)
     against their gallery (n, D), row i for identity i; several draws test the draw-averaged tables."""
     ranks, cosines = _mean_tables(probes, gallery, method)
@@ -101,14 +100,8 @@ def paired_test(a: Tensor, b: Tensor, permutations: int = 10_000, seed: int = 0)
             "speakers b better": int((d < 0).sum()), "p": p}
 
 
-def paired_power(
-    differences: Tensor,
-    sizes: Sequence[int],
-    trials: int = 500,
-    alpha: float = 0.05,
-    permutations: int = 2_000,
-    seed: int = 0,
-) -> dict[int, float]:
+def paired_power(differences: Tensor, sizes: Sequence[int], trials: int = 500, alpha: float = 0.05,
+                 permutations: int = 2_000, seed: int = 0) -> dict[int, float]:
     """For each number of identities n in `sizes`, the share of `trials` bootstrap samples of n of the observed
     `differences` in which :func:`paired_test` reaches p < alpha: its power if new identities differed alike."""
     d = differences.double().flatten()

@@ -24,10 +24,8 @@ from sf2f.errors import SF2FError
 from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
-__all__ = [
-    "VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "UnsafePickleError", "VGGFaceClassifier", "load_numpy_pickle",
-    "load_vggface_resnet50", "vggface_input", "vggface_resnet50",
-]
+__all__ = ["VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "UnsafePickleError", "VGGFaceClassifier", "load_numpy_pickle",
+           "load_vggface_resnet50", "vggface_input", "vggface_resnet50"]
 
 VGGFACE_CLASSES = 8631
 # the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
@@ -119,9 +117,8 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
             else torch.zeros_like(v, device="cpu") for k, v in model.state_dict().items()}
 
 
-def load_vggface_resnet50(
-    path: str | Path | None = None, entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]
-) -> nn.Module:
+def load_vggface_resnet50(path: str | Path | None = None,
+                          entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]) -> nn.Module:
     """The ResNet-50 with the user's `resnet50_ft_weight.pkl` (default: `$TORCH_HOME/checkpoints/`), in eval mode; a
     WeightsError with the download link when it is missing or its keys or shapes are not `resnet50_ft`'s."""
     file = locate(entry, path)
