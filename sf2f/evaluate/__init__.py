@@ -1,8 +1,5 @@
-"""Evaluation (recipe §4): the paper's metrics, exactly, and the ones it lacked, one module per concept.
-
-`sf2f.evaluate.evaluate_runs` (python -m sf2f evaluate) loads checkpoints and trained embedders: the package does not
-import it.
-"""
+"""Evaluation (recipe §4): the paper's metrics, exactly, and the ones it lacked, one module per concept (not imported
+here: `evaluate_runs`, python -m sf2f evaluate, which loads checkpoints and trained embedders)."""
 
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.evaluator import SplitEvaluator

@@ -3,8 +3,7 @@
 The scoring embedder is the config's, or with `eval.independent_embedder` a second one trained on the data from
 another seed (a generator scored by the network its perceptual loss trained against games it). Synthetic data get
 the ID-classifier score (never called VFS) and the attribute probes, real data the VFS when its weights are there;
-FID Inception and LPIPS need theirs. One evaluator scores every model: the real faces are embedded once, and every
-model meets the same probes.
+FID Inception and LPIPS need theirs.
 """
 
 from __future__ import annotations
@@ -44,15 +43,13 @@ def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, Exp
     """(name in the table, generator, config, path) of run folders or checkpoint files, named by config (by config
     and path when two share one)."""
     loaded = []
-    for source in sources:
-        path = user_path(source)
+    for path in map(user_path, sources):
         if not path.exists():
             raise MissingPathError(f"{path}: no such run folder or checkpoint file")
-        generator, cfg = load_generator(path)
-        loaded.append((cfg.name, generator, cfg, path))
-    names = [name for name, *_ in loaded]
-    return [(f"{name} ({path})" if names.count(name) > 1 else name, generator, cfg, path)
-            for name, generator, cfg, path in loaded]
+        loaded.append((*load_generator(path), path))
+    names = [cfg.name for _, cfg, _ in loaded]
+    return [(f"{cfg.name} ({path})" if names.count(cfg.name) > 1 else cfg.name, generator, cfg, path)
+            for generator, cfg, path in loaded]
 
 
 def evaluation_data(cfg: ExperimentConfig, data: str | Path | None, run: Path) -> tuple[Path, Path]:

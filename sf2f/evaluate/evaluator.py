@@ -5,8 +5,6 @@ once), it scores any generator deterministically for `cfg.eval.seed`, one row pe
 
     evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=...)
     table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
-
-A metric the split is too small for is left empty with a note.
 """
 
 from __future__ import annotations
@@ -44,7 +42,8 @@ __all__ = ["SplitEvaluator"]
 
 
 class SplitEvaluator:
-    """Every metric of one evaluation split for any number of generators (see the module docstring)."""
+    """Every metric of one evaluation split for any number of generators; a metric the split is too small for is left
+    empty with a note in `notes`."""
 
     def __init__(self, split: PreparedSplit, cfg: ExperimentConfig, face_embedder: FaceEmbedder, *,
                  image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
@@ -155,9 +154,8 @@ class SplitEvaluator:
 
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
         """Chance (K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1), the ground-truth-faces
-        upper bound and, given the training split, the mean-face lower bound and on synthetic data the shared-trait
-        mean face (each identity's probe the mean face of the training identities nearest in the shared traits, sex,
-        age and size: the synthetic data's ceiling for a voice)."""
+        upper bound (the ceiling for this embedder) and, given the training split, the mean-face lower bound and on
+        synthetic data the shared-trait mean face (the ceiling for a voice: :func:`shared_trait_faces`)."""
         ev, n = self.cfg.eval, len(self.split)
         chance: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n, "1:2 match": 0.5}
         chance.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan
