@@ -72,7 +72,7 @@ def _generator(config: str, world, seed: int = 1) -> nn.Module:
 def _evaluate(world, generator: nn.Module) -> pd.DataFrame:
     evaluator = SplitEvaluator(
         world["test"], world["cfg"], world["embedder"], image_classifier=world["classifier"],
-        attribute_probe=world["attributes"], traits=world["traits"], batch_size=4,
+        attribute_probe=world["attributes"], batch_size=4,
     )
     rows = evaluator.evaluate(generator, "tiny") + evaluator.reference_rows(world["train"])
     return results_table(rows)
@@ -96,8 +96,7 @@ def test_the_same_evaluation_twice_gives_identical_numbers(world) -> None:
 
 
 def test_reference_rows_bound_the_metrics(world) -> None:
-    evaluator = SplitEvaluator(world["test"], world["cfg"], world["embedder"], attribute_probe=world["attributes"],
-                               traits=world["traits"])
+    evaluator = SplitEvaluator(world["test"], world["cfg"], world["embedder"], attribute_probe=world["attributes"])
     chance, truth, mean, shared = evaluator.reference_rows(world["train"])
     assert chance["R@1"] == pytest.approx(1 / 3) and chance["split R@2"] == pytest.approx(2 / 6)
     assert chance["1:2 match"] == 0.5

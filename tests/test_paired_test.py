@@ -17,26 +17,27 @@ def test_a_clearly_better_model_gets_a_small_p_and_identical_models_p_one() -> N
     b = _scores(0)
     better = paired_test(b + 0.5 + 0.1 * _scores(1), b, permutations=2_000)
     # every identity improves: no flip of signs reaches the observed mean but the identity flip (and its mirror)
-    assert better.a_higher == 30 and better.b_higher == 0 and better.difference > 0.3
-    assert better.p_value < 0.01
+    assert better["speakers a better"] == 30 and better["speakers b better"] == 0 and better["a better by"] > 0.3
+    assert better["p"] < 0.01
     same = paired_test(b, b.clone(), permutations=500)
-    assert same.p_value == 1.0 and same.difference == 0.0 and same.a_higher == same.b_higher == 0
+    assert same == {"a better by": 0.0, "speakers a better": 0, "speakers b better": 0, "p": 1.0}
 
 
 def test_the_test_is_antisymmetric_and_seeded() -> None:
     a, b = _scores(2), _scores(3)
     forward, backward = paired_test(a, b, seed=7), paired_test(b, a, seed=7)
-    assert forward.p_value == backward.p_value and forward.difference == pytest.approx(-backward.difference)
-    assert (forward.a_higher, forward.b_higher) == (backward.b_higher, backward.a_higher)
+    assert forward["p"] == backward["p"] and forward["a better by"] == pytest.approx(-backward["a better by"])
+    assert forward["speakers a better"] == backward["speakers b better"]
+    assert forward["speakers b better"] == backward["speakers a better"]
     assert paired_test(a, b, seed=7) == forward
 
 
 def test_sign_flips_match_the_exact_enumeration() -> None:
     # d = (1, 1, 1): of the 8 sign patterns, only all + and all - reach |mean| = 1, so the exact p is 2 / 8
     test = paired_test(torch.ones(3), torch.zeros(3), permutations=40_000, seed=1)
-    assert test.p_value == pytest.approx(0.25, abs=0.01)
+    assert test["p"] == pytest.approx(0.25, abs=0.01)
     # d = (2, 1): the patterns (+, +), (-, -) reach 1.5; (+, -) and (-, +) give 0.5: p = 1 / 2
-    assert paired_test(torch.tensor([2.0, 1.0]), torch.zeros(2), permutations=40_000).p_value == pytest.approx(
+    assert paired_test(torch.tensor([2.0, 1.0]), torch.zeros(2), permutations=40_000)["p"] == pytest.approx(
         0.5, abs=0.01)
 
 

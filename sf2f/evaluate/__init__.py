@@ -1,8 +1,5 @@
-"""Evaluation (recipe §4): the paper's metrics, exactly, and the ones it lacked, one module per concept.
-
-`sf2f.evaluate.evaluate_runs` (python -m sf2f evaluate) loads checkpoints and trained embedders: the package does not
-import it.
-"""
+"""Evaluation (recipe §4): the paper's metrics, exactly, and the ones it lacked, one module per concept (not imported
+here: `evaluate_runs`, python -m sf2f evaluate, which loads checkpoints and trained embedders)."""
 
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.evaluator import SplitEvaluator
@@ -10,7 +7,5 @@ from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, make_probes
 from sf2f.evaluate.report import results_table, write_results
 
-__all__ = [
-    "PROBE_MODES", "AttributeProbe", "IdentityClassifier", "SplitEvaluator", "inception_score", "make_probes",
-    "results_table", "write_results",
-]
+__all__ = ["PROBE_MODES", "AttributeProbe", "IdentityClassifier", "SplitEvaluator", "inception_score", "make_probes",
+           "results_table", "write_results"]

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import face_batches
-from sf2f.faces import VGG_BOX, to_pixel_range
+from sf2f.faces import VGG_BOX, normalize_images, to_pixel_range
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 
 __all__ = ["AttributeProbe", "shared_trait_faces", "split_traits"]
@@ -42,22 +42,15 @@ def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("label").reset_index(drop=True)
 
 
-def shared_trait_faces(
-    train_split: PreparedSplit, train_truth: pd.DataFrame, truth: pd.DataFrame, k: int = 20,
-    image_norm: str = "imagenet",
-) -> Tensor:
+def shared_trait_faces(train_split: PreparedSplit, train_truth: pd.DataFrame, truth: pd.DataFrame, k: int = 20,
+                       image_norm: str = "imagenet") -> Tensor:
     """For every identity of `truth`, the average real face of the `k` training identities that share its sex and
     lie nearest in standardised age and size: (n, 3, S, S) in generator space. Only those traits reach both voice and
     face on the synthetic data, so it is about the best face a voice-only model can draw under an L1 or L2 loss."""
-    sums, counts = None, torch.zeros(len(train_split), dtype=torch.float64)
-    for images, labels in face_batches(train_split, image_norm):
-        part = torch.zeros(len(train_split), *images.shape[1:], dtype=torch.float64)
-        part.index_add_(0, labels, images.double())
-        sums = part if sums is None else sums + part
-        counts += torch.bincount(labels, minlength=len(train_split))
-    if sums is None:
-        raise ValueError(f"{train_split.root}/{train_split.split}: no faces to average")
-    per_identity = (sums / counts.clamp(min=1).view(-1, 1, 1, 1)).float()
+    per_identity = torch.stack([
+        normalize_images(np.stack([train_split.face(r) for r in train_split.face_rows(i)]), image_norm).double().mean(0)
+        for i in range(len(train_split))
+    ]).float()
     centre = train_truth[["age", "size"]].astype(float).mean()
     scale = train_truth[["age", "size"]].astype(float).std().replace(0, 1)
     train_z = ((train_truth[["age", "size"]].astype(float) - centre) / scale).to_numpy()
@@ -100,18 +93,12 @@ class AttributeProbe:
     age: Pipeline
     size: Pipeline
     train: pd.DataFrame  # the training identities' traits
+    traits: pd.DataFrame  # every identity's (sf2f.data.synthetic.read_traits), for the splits evaluated
 
     @classmethod
-    def fit(
-        cls,
-        train_split: PreparedSplit,
-        traits: pd.DataFrame,
-        features: Literal["pixels", "embedder"] = "pixels",
-        embedder: FaceEmbedder | None = None,
-        image_norm: str = "imagenet",
-        box: tuple[float, ...] = VGG_BOX,
-        batch_size: int = 64,
-    ) -> AttributeProbe:
+    def fit(cls, train_split: PreparedSplit, traits: pd.DataFrame, features: Literal["pixels", "embedder"] = "pixels",
+            embedder: FaceEmbedder | None = None, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
+            batch_size: int = 64) -> AttributeProbe:
         """Fit the three probes on every real face of the training split (each face carries its identity's traits)."""
         if features not in ("pixels", "embedder"):
             raise ValueError(f"unknown attribute features '{features}' (pixels or embedder)")
@@ -133,14 +120,7 @@ class AttributeProbe:
         sex = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x_all, rows["sex"])
         age = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["age"].astype(float))
         size = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x_all, rows["size"].astype(float))
-        return cls(featurize, sex, age, size, truth)
-
-    def raw(self, images: Tensor) -> pd.DataFrame:
-        """The probes' unclipped outputs: the sex classifier's decision score (positive: `sex_positive`), age, size."""
-        x = self.featurize(images)
-        return pd.DataFrame(
-            {"sex": self.sex.decision_function(x), "age": self.age.predict(x), "size": self.size.predict(x)}
-        )
+        return cls(featurize, sex, age, size, truth, traits)
 
     @property
     def sex_positive(self) -> str:
@@ -148,34 +128,33 @@ class AttributeProbe:
         return str(self.sex.classes_[1])
 
     def predict(self, images: Tensor) -> pd.DataFrame:
-        """Predicted sex, age and size for generator-space images (n, 3, H, W), ages and sizes clipped."""
-        return self._answers(self.raw(images))
-
-    def _answers(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Sex, age and size read from generator-space images (n, 3, H, W), ages and sizes clipped, and the probes'
+        unclipped outputs: `sex score` (the decision, positive for `sex_positive`), `age raw`, `size raw`."""
+        x = self.featurize(images)
+        score, age, size = self.sex.decision_function(x), self.age.predict(x), self.size.predict(x)
         # clipped to the training identities' range: a face far outside the real faces' distribution (an untrained
         # generator's) would otherwise extrapolate to ages of thousands of years
         ages, sizes = self.train["age"].astype(float), self.train["size"].astype(float)
         return pd.DataFrame({
-            "sex": np.where(raw["sex"] > 0, self.sex_positive, str(self.sex.classes_[0])),
-            "age": np.clip(raw["age"], ages.min(), ages.max()),
-            "size": np.clip(raw["size"], sizes.min(), sizes.max()),
+            "sex": np.where(score > 0, self.sex_positive, str(self.sex.classes_[0])),
+            "age": np.clip(age, ages.min(), ages.max()), "size": np.clip(size, sizes.min(), sizes.max()),
+            "sex score": score, "age raw": age, "size raw": size,
         })
 
     def score(self, images: Tensor, truth: pd.DataFrame) -> dict[str, float]:
         """Agreement of the probes' reading of `images` (one per identity, label order) with the ground truth."""
-        raw = self.raw(images)
-        if len(raw) != len(truth):
-            raise ValueError(f"{len(raw)} images for {len(truth)} identities")
-        predicted = self._answers(raw)
+        predicted = self.predict(images)
+        if len(predicted) != len(truth):
+            raise ValueError(f"{len(predicted)} images for {len(truth)} identities")
         is_positive = truth["sex"].to_numpy() == self.sex_positive
         both = 0 < is_positive.sum() < len(is_positive)
         return {
             "sex acc": float((predicted["sex"].to_numpy() == truth["sex"].to_numpy()).mean()),
-            "sex AUC": float(roc_auc_score(is_positive, raw["sex"])) if both else math.nan,
+            "sex AUC": float(roc_auc_score(is_positive, predicted["sex score"])) if both else math.nan,
             "age R2": _r2(truth["age"].to_numpy(float), predicted["age"].to_numpy()),
-            "age r": _pearson(truth["age"].to_numpy(float), raw["age"].to_numpy()),
+            "age r": _pearson(truth["age"].to_numpy(float), predicted["age raw"].to_numpy()),
             "size R2": _r2(truth["size"].to_numpy(float), predicted["size"].to_numpy()),
-            "size r": _pearson(truth["size"].to_numpy(float), raw["size"].to_numpy()),
+            "size r": _pearson(truth["size"].to_numpy(float), predicted["size raw"].to_numpy()),
         }
 
     def chance(self, truth: pd.DataFrame) -> dict[str, float]:

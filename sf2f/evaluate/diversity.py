@@ -15,54 +15,33 @@ from torch import Tensor, nn
 
 from sf2f.config import DataConfig
 from sf2f.data.prepared import PreparedSplit
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.evaluate.fid import read_state_dict
 from sf2f.evaluate.probes import evaluation_segments, generating
-from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
 __all__ = ["LpipsDistance", "load_lpips", "segment_face_pairs"]
 
 
-class LpipsDistance(nn.Module):
+class LpipsDistance(PixelNetwork):
     """LPIPS v0.1 (AlexNet) between two batches of generator-space images: one distance per pair (n,)."""
 
-    def __init__(self, net: nn.Module, image_norm: str = "imagenet", batch_size: int = 32) -> None:
-        super().__init__()
-        self.net = net
-        self.image_norm = image_norm
-        self.batch_size = batch_size
-
-    def _to_unit_range(self, images: Tensor) -> Tensor:
-        return denormalize_images(images, self.image_norm).float() / 127.5 - 1.0
-
-    @torch.no_grad()
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        device = next(self.net.parameters()).device
-        out = []
-        for x, y in zip(a.split(self.batch_size), b.split(self.batch_size)):
-            out.append(self.net(self._to_unit_range(x.to(device)), self._to_unit_range(y.to(device))).flatten().cpu())
-        return torch.cat(out).float()
+    def __call__(self, a: Tensor, b: Tensor) -> Tensor:
+        return self.run(lambda x: x / 127.5 - 1.0, a, b).flatten()
 
 
 def _copy_alexnet_trunk(lpips_net: nn.Module, state: dict[str, Tensor], source: Path) -> None:
-    """torchvision's `features.<i>.*` tensors into the lpips trunk, whose slices hold the same layers named `<i>`."""
-    trunk = {}
-    for slice_name, module in lpips_net.net.named_children():
-        for index, _ in module.named_children():
-            for kind in ("weight", "bias"):
-                key = f"features.{index}.{kind}"
-                if key in state:
-                    trunk[f"{slice_name}.{index}.{kind}"] = state[key]
-    expected = set(lpips_net.net.state_dict())
-    if set(trunk) != expected:
-        raise WeightsError(f"{source}: not torchvision's AlexNet (missing {sorted(expected - set(trunk))[:3]})")
-    lpips_net.net.load_state_dict(trunk)
+    """torchvision's `features.<i>.*` tensors into the lpips trunk, which names the same layers `slice<k>.<i>`."""
+    names = {key: "features." + key.split(".", 1)[1] for key in lpips_net.net.state_dict()}
+    missing = sorted(name for name in names.values() if name not in state)
+    if missing:
+        raise WeightsError(f"{source}: not torchvision's AlexNet (missing {missing[:3]})")
+    lpips_net.net.load_state_dict({key: state[name] for key, name in names.items()})
 
 
-def load_lpips(
-    path: str | Path | None = None, image_norm: str = "imagenet", entry: WeightFile = REGISTRY["lpips_alexnet"]
-) -> LpipsDistance:
+def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
+               entry: WeightFile = REGISTRY["lpips_alexnet"]) -> LpipsDistance:
     """LPIPS v0.1-alex with the user's AlexNet file (default: torch hub's checkpoint folder); a WeightsError with the
     link when it is missing or is not AlexNet."""
     file = locate(entry, path)
@@ -78,9 +57,8 @@ def load_lpips(
     return LpipsDistance(net.requires_grad_(False).eval(), image_norm)
 
 
-def segment_face_pairs(
-    generator: Generator, split: PreparedSplit, data: DataConfig, seed: int = 0
-) -> tuple[Tensor, Tensor]:
+def segment_face_pairs(generator: Generator, split: PreparedSplit, data: DataConfig,
+                       seed: int = 0) -> tuple[Tensor, Tensor]:
     """Faces generated from the first and from the second evaluation segment of every identity that has two."""
     segments = evaluation_segments(split, data, seed)
     device = next(generator.parameters()).device

@@ -1,21 +1,22 @@
 """The real faces of a split through F(.) (recipe §4.2), and the gallery: per identity the mean of F over its faces,
-not re-normalised (`hq_emb_dict=True` in the original).
+not re-normalised (`hq_emb_dict=True` in the original). And how the metrics' pretrained networks (VGGFace, FID
+Inception, LPIPS) see generated faces: :class:`PixelNetwork`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sf2f.data.prepared import PreparedSplit
-from sf2f.faces import VGG_BOX, normalize_images
+from sf2f.faces import VGG_BOX, denormalize_images, normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 
-__all__ = ["RealFaces", "face_batches", "group_mean", "real_faces"]
+__all__ = ["PixelNetwork", "RealFaces", "face_batches", "group_mean", "real_faces"]
 
 
 def group_mean(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
@@ -63,9 +64,8 @@ class RealFaces:
         return group_mean(self.embeddings[keep], self.labels[keep], self.n_identities)
 
 
-def face_batches(
-    split: PreparedSplit, image_norm: str = "imagenet", batch_size: int = 64
-) -> Iterator[tuple[Tensor, Tensor]]:
+def face_batches(split: PreparedSplit, image_norm: str = "imagenet",
+                 batch_size: int = 64) -> Iterator[tuple[Tensor, Tensor]]:
     """Every face of a split in generator space, in face order: batches (b, 3, S, S) with their identity labels (b,),
     streamed because a real test split holds tens of thousands of faces."""
     labels = np.concatenate([np.full(len(split.face_rows(i)), i) for i in range(len(split))]) if len(split) else []
@@ -76,10 +76,8 @@ def face_batches(
         yield normalize_images(pixels, image_norm), torch.as_tensor(labels[chunk], dtype=torch.long)
 
 
-def real_faces(
-    embedder: FaceEmbedder, split: PreparedSplit, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 64,
-) -> RealFaces:
+def real_faces(embedder: FaceEmbedder, split: PreparedSplit, image_norm: str = "imagenet",
+               box: tuple[float, ...] = VGG_BOX, batch_size: int = 64) -> RealFaces:
     """F(.) of every real face of a split (built once per evaluation, like the original's gallery)."""
     embeddings, labels = [], []
     for images, batch_labels in face_batches(split, image_norm, batch_size):
@@ -89,3 +87,23 @@ def real_faces(
         raise ValueError(f"{split.root}/{split.split}: the split holds no faces to build a gallery from")
     rows = [row for i in range(len(split)) for row in split.face_rows(i)]
     return RealFaces(torch.cat(embeddings), torch.cat(labels), torch.tensor(rows, dtype=torch.long), len(split))
+
+
+@dataclass
+class PixelNetwork:
+    """A pretrained network on generator-space images, which it sees as the original's metrics do: de-normalised to
+    bytes (§4.1); run in chunks of `batch_size` on the network's device."""
+
+    net: nn.Module
+    image_norm: str = "imagenet"
+    batch_size: int = 32
+
+    @torch.no_grad()
+    def run(self, prepare: Callable[[Tensor], Tensor], *images: Tensor) -> Tensor:
+        """The network's float32 output, on the CPU, for the `prepare`d byte values of one or more image batches."""
+        device = next(self.net.parameters()).device
+        out = []
+        for chunks in zip(*(x.split(self.batch_size) for x in images)):
+            pixels = [prepare(denormalize_images(x.to(device), self.image_norm).float()) for x in chunks]
+            out.append(self.net(*pixels).float().cpu())
+        return torch.cat(out)

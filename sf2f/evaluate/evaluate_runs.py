@@ -3,16 +3,16 @@
 The scoring embedder is the config's, or with `eval.independent_embedder` a second one trained on the data from
 another seed (a generator scored by the network its perceptual loss trained against games it). Synthetic data get
 the ID-classifier score (never called VFS) and the attribute probes, real data the VFS when its weights are there;
-FID Inception and LPIPS need theirs. One evaluator scores every model: the real faces are embedded once, and every
-model meets the same probes.
+FID Inception and LPIPS need theirs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -43,15 +43,13 @@ def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, Exp
     """(name in the table, generator, config, path) of run folders or checkpoint files, named by config (by config
     and path when two share one)."""
     loaded = []
-    for source in sources:
-        path = user_path(source)
+    for path in map(user_path, sources):
         if not path.exists():
             raise MissingPathError(f"{path}: no such run folder or checkpoint file")
-        generator, cfg = load_generator(path)
-        loaded.append((cfg.name, generator, cfg, path))
-    names = [name for name, *_ in loaded]
-    return [(f"{name} ({path})" if names.count(name) > 1 else name, generator, cfg, path)
-            for name, generator, cfg, path in loaded]
+        loaded.append((*load_generator(path), path))
+    names = [cfg.name for _, cfg, _ in loaded]
+    return [(f"{cfg.name} ({path})" if names.count(cfg.name) > 1 else cfg.name, generator, cfg, path)
+            for generator, cfg, path in loaded]
 
 
 def evaluation_data(cfg: ExperimentConfig, data: str | Path | None, run: Path) -> tuple[Path, Path]:
@@ -85,15 +83,9 @@ def check_fits(cfg: ExperimentConfig, source: Path, data: PreparedData) -> None:
         raise CheckpointError(f"{source}: does not fit {data.root}: it was trained on {'; '.join(problems)}")
 
 
-def split_evaluator(
-    cfg: ExperimentConfig,
-    data: str | Path,
-    split: str = "test",
-    dataset_root: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    batch_size: int = 32,
-    scorer: tuple[FaceEmbedder, str] | None = None,
-) -> SplitEvaluator:
+def split_evaluator(cfg: ExperimentConfig, data: str | Path, split: str = "test",
+                    dataset_root: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 32,
+                    scorer: tuple[FaceEmbedder, str] | None = None) -> SplitEvaluator:
     """Every metric of `split` of a prepared folder that the data and the weights at hand allow; the evaluator's
     `notes` say which embedder looks at the faces and what is skipped. `scorer` (an embedder and a line naming it)
     replaces the config's: the shipped weights are scored by the one shipped with them, the same on every machine."""
@@ -107,42 +99,40 @@ def split_evaluator(
     embedder = embedder.to(device).eval()
     train = prepared.split("train", cfg.data.max_identities)
     norm, box = cfg.data.image_norm, tuple(cfg.eval.vgg_box)
-    traits = None
+    notes = [f"face embedder: {which}"]
+
+    def optional(metric: str, load: Callable[[], Any]) -> Any:
+        try:
+            return load()
+        except (ImportError, WeightsError) as error:  # no weights (or no lpips package): the metric is left out
+            notes.append(f"{metric} skipped: {error}")
+            return None
+
+    attribute_probe = None
     if dataset_root is not None and (Path(dataset_root) / "traits.csv").is_file():
         from sf2f.data.synthetic import read_traits
 
-        traits = read_traits(Path(dataset_root))
-    notes = [f"face embedder: {which}"]
-    parts: dict[str, object] = {"batch_size": batch_size}
-    if traits is not None:
-        parts["image_classifier"] = IdentityClassifier.fit(embedder, train, norm, box, batch_size)
-        parts["attribute_probe"] = AttributeProbe.fit(train, traits, image_norm=norm, box=box, batch_size=batch_size)
-        parts["traits"] = traits
+        image_classifier = IdentityClassifier.fit(embedder, train, norm, box, batch_size)
+        attribute_probe = AttributeProbe.fit(train, read_traits(Path(dataset_root)), image_norm=norm,
+                                             batch_size=batch_size)
         notes.append("ID-classifier score: an identity classifier of the training identities stands in for VGGFace "
                      "(synthetic faces); not comparable with a VFS")
     else:
-        try:
-            parts["image_classifier"] = VGGFaceClassifier(load_vggface_resnet50(), cfg.eval.vfs_channel_order,
-                                                          cfg.eval.vfs_input_size, norm)
-        except WeightsError as error:
-            notes.append(f"VFS skipped: {error}")
-    try:
-        parts["inception"] = load_fid_inception(image_norm=norm)
-    except WeightsError as error:
-        notes.append(f"FID (Inception) skipped: {error}")
-    try:
-        parts["lpips"] = load_lpips(image_norm=norm)
-    except (ImportError, WeightsError) as error:
-        notes.append(f"LPIPS diversity skipped: {error}")
-    evaluator = SplitEvaluator(prepared.split(split, cfg.data.max_identities), cfg, embedder, **parts)
+        ev = cfg.eval
+        image_classifier = optional("VFS", lambda: VGGFaceClassifier(
+            load_vggface_resnet50(), norm, channel_order=ev.vfs_channel_order, input_size=ev.vfs_input_size))
+    inception = optional("FID (Inception)", lambda: load_fid_inception(image_norm=norm))
+    lpips = optional("LPIPS diversity", lambda: load_lpips(image_norm=norm))
+    evaluator = SplitEvaluator(prepared.split(split, cfg.data.max_identities), cfg, embedder, batch_size=batch_size,
+                               image_classifier=image_classifier, attribute_probe=attribute_probe, inception=inception,
+                               lpips=lpips)
     evaluator.notes[:0] = notes
     return evaluator
 
 
-def evaluate_checkpoints(
-    sources: Sequence[str | Path], data: str | Path | None = None, split: str = "test",
-    modes: Sequence[str] = PROBE_MODES, profile: str | None = None, device: str | torch.device = "cpu",
-) -> pd.DataFrame:
+def evaluate_checkpoints(sources: Sequence[str | Path], data: str | Path | None = None, split: str = "test",
+                         modes: Sequence[str] = PROBE_MODES, profile: str | None = None,
+                         device: str | torch.device = "cpu") -> pd.DataFrame:
     """The results table of trained checkpoints on a split (`table.attrs["notes"]`: skipped metrics and caveats). The
     face embedder, the data settings and the protocol (`eval`, or its config's under `profile`) are the first's."""
     models = load_models(sources)

@@ -3,10 +3,8 @@
 :class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces embedded
 once), it scores any generator deterministically for `cfg.eval.seed`, one row per probe mode:
 
-    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=..., traits=...)
+    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=...)
     table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
-
-A metric the split is too small for is left empty with a note.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
@@ -45,21 +42,13 @@ __all__ = ["SplitEvaluator"]
 
 
 class SplitEvaluator:
-    """Every metric of one evaluation split for any number of generators (see the module docstring)."""
+    """Every metric of one evaluation split for any number of generators; a metric the split is too small for is left
+    empty with a note in `notes`."""
 
-    def __init__(
-        self,
-        split: PreparedSplit,
-        cfg: ExperimentConfig,
-        face_embedder: FaceEmbedder,
-        *,
-        image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
-        attribute_probe: AttributeProbe | None = None,
-        traits: pd.DataFrame | None = None,
-        inception: InceptionFeatures | None = None,
-        lpips: LpipsDistance | None = None,
-        batch_size: int = 32,
-    ) -> None:
+    def __init__(self, split: PreparedSplit, cfg: ExperimentConfig, face_embedder: FaceEmbedder, *,
+                 image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
+                 attribute_probe: AttributeProbe | None = None, inception: InceptionFeatures | None = None,
+                 lpips: LpipsDistance | None = None, batch_size: int = 32) -> None:
         self.split = split
         self.cfg = cfg
         self.embedder = face_embedder
@@ -79,19 +68,17 @@ class SplitEvaluator:
         # probe, held out of that identity's gallery entry
         self.matching_faces = self.faces.chosen_face(seed)
         self.held_out_faces = self.faces.chosen_face(seed + 1, avoid=self.matching_faces)
-        if attribute_probe is not None and traits is None:
-            raise ValueError("an attribute probe needs the dataset's traits (sf2f.data.synthetic.read_traits)")
-        self.traits = traits
-        self.truth = split_traits(split, traits) if traits is not None else None
+        self.truth = None if attribute_probe is None else split_traits(split, attribute_probe.traits)
         self.real_inception = None if inception is None else torch.cat(
             [inception(images) for images, _ in face_batches(split, self.norm, batch_size)])
         n, group, groups = len(split), cfg.eval.recall_group_size, cfg.eval.recall_groups
         if n < group * groups:
             self.notes.append(f"grouped recall not computed: {groups} group(s) of {group} identities need "
-                              f"{group * groups}, the split has {n}")
+                              f"{group * groups}, the split has {n} (set eval.recall_group_size / eval.recall_groups "
+                              "to fit; the paper's 3 x 100 needs 300)")
         if image_classifier is not None and n < cfg.eval.vfs_splits:
-            label, splits = image_classifier.label, cfg.eval.vfs_splits
-            self.notes.append(f"{label} not computed: {splits} splits need as many images")
+            self.notes.append(f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many "
+                              "images")
 
     def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
         """The metrics of probe embeddings (n, D) that need no image, against `gallery` (default the split's); for
@@ -100,17 +87,11 @@ class SplitEvaluator:
         gallery = self.gallery if gallery is None else gallery
         draws = []
         for p in embeddings if embeddings.dim() == 3 else embeddings[None]:
-            row = {**paired_similarity(p, gallery), "Human": inter_human_similarity(p, gallery)}
-            if len(p) >= ev.recall_group_size * ev.recall_groups:
-                grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups,
-                                         ev.recall_method)
-            else:
-                grouped = {k: math.nan for k in ev.recall_ks}
-            row.update({f"R@{k}": v for k, v in grouped.items()})
+            grouped = grouped_recall(p, gallery, ev.recall_ks, ev.recall_group_size, ev.recall_groups, ev.recall_method)
             whole = whole_split_recall(p, gallery, ev.recall_ks, ev.recall_method)
-            row.update({f"split R@{k}": v for k, v in whole.items()})
-            row["1:2 match"] = matching_accuracy(p, self.faces.embeddings[self.matching_faces])
-            draws.append(row)
+            draws.append({**paired_similarity(p, gallery), "Human": inter_human_similarity(p, gallery),
+                          **{f"R@{k}": v for k, v in grouped.items()}, **{f"split R@{k}": v for k, v in whole.items()},
+                          "1:2 match": matching_accuracy(p, self.faces.embeddings[self.matching_faces])})
         n = embeddings.shape[-2]
         scores: dict[str, Any] = {"identities": n, **{key: float(np.mean([d[key] for d in draws])) for key in draws[0]}}
         if n >= 2:
@@ -121,11 +102,10 @@ class SplitEvaluator:
         """Every metric of one probe set (against `gallery`, default the split's)."""
         ev = self.cfg.eval
         row = self.embedding_scores(probes.embeddings, gallery)
-        p = probes.embeddings
         row["FID (embedder)"] = fid_from_features(self.faces.embeddings, probes.image_embeddings)
         if self.inception is not None:
             row["FID (Inception)"] = fid_from_features(self.real_inception, self.inception(probes.images))
-        if self.image_classifier is not None and len(p) >= ev.vfs_splits:
+        if self.image_classifier is not None and len(probes.images) >= ev.vfs_splits:
             label = self.image_classifier.label
             score = inception_score(self.image_classifier.probabilities(probes.images), ev.vfs_splits, ev.seed)
             row[f"{label} mean"], row[f"{label} std"] = score.mean, score.std
@@ -133,9 +113,8 @@ class SplitEvaluator:
             row.update(self.attribute_probe.score(probes.images, self.truth))
         return row
 
-    def evaluate(
-        self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES, config: str | None = None
-    ) -> list[dict[str, Any]]:
+    def evaluate(self, generator: Generator, model: str, modes: Sequence[str] = PROBE_MODES,
+                 config: str | None = None) -> list[dict[str, Any]]:
         """One row per probe mode for `generator`; the probe sets stay in `self.probes[model, mode]` for figures."""
         config = self.cfg.name if config is None else config
         diversity: dict[str, float] = {}
@@ -145,12 +124,11 @@ class SplitEvaluator:
             diversity = {"LPIPS mean": float(np.mean(distances)), "LPIPS std": float(np.std(distances))}
         rows = []
         for mode in modes:
-            probes = make_probes(
-                generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed, self.box, self.batch_size
-            )
+            probes = make_probes(generator, self.split, self.cfg.data, self.embedder, mode, self.cfg.eval.seed,
+                                 self.box, self.batch_size)
             self.probes[model, mode] = probes
-            row = {"model": model, "config": config, "mode": mode, "kind": "model"}
-            rows.append({**row, **self.score_probes(probes), **diversity})
+            rows.append({"model": model, "config": config, "mode": mode, "kind": "model", **self.score_probes(probes),
+                         **diversity})
         return rows
 
     def ground_truth_probes(self) -> tuple[ProbeSet, Tensor]:
@@ -174,18 +152,10 @@ class SplitEvaluator:
         embeddings = one.expand(len(self.split), -1).contiguous()
         return ProbeSet("mean face", embeddings, images, embeddings)
 
-    def shared_trait_probes(self, train_split: PreparedSplit) -> ProbeSet:
-        """Each identity's probe is the mean face of the training identities nearest in the shared traits (sex, age,
-        size; :func:`~sf2f.evaluate.attributes.shared_trait_faces`): the synthetic data's ceiling for a voice."""
-        train_truth = split_traits(train_split, self.traits)
-        images = shared_trait_faces(train_split, train_truth, self.truth, image_norm=self.norm)
-        embeddings = embed_faces(self.embedder, images, self.norm, self.box, self.batch_size)
-        return ProbeSet("shared-trait mean face", embeddings, images, embeddings)
-
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
         """Chance (K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1), the ground-truth-faces
-        upper bound and, given the training split, the mean-face lower bound and on synthetic data the shared-trait
-        mean face."""
+        upper bound (the ceiling for this embedder) and, given the training split, the mean-face lower bound and on
+        synthetic data the shared-trait mean face (the ceiling for a voice: :func:`shared_trait_faces`)."""
         ev, n = self.cfg.eval, len(self.split)
         chance: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n, "1:2 match": 0.5}
         chance.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan
@@ -201,8 +171,11 @@ class SplitEvaluator:
         if train_split is not None:
             probes = self.mean_face_probes(train_split)
             rows.append({"model": "mean face", "mode": probes.mode, "kind": "lower bound", **self.score_probes(probes)})
-            if self.traits is not None:
-                probes = self.shared_trait_probes(train_split)
+            if self.attribute_probe is not None:
+                train_truth = split_traits(train_split, self.attribute_probe.traits)
+                images = shared_trait_faces(train_split, train_truth, self.truth, image_norm=self.norm)
+                embeddings = embed_faces(self.embedder, images, self.norm, self.box, self.batch_size)
+                probes = ProbeSet("shared-trait mean face", embeddings, images, embeddings)
                 self.probes["shared-trait mean face", probes.mode] = probes
                 rows.append({"model": "shared-trait mean face", "mode": probes.mode, "kind": "reference",
                              **self.score_probes(probes)})

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.faces import denormalize_images
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
 
 __all__ = ["InceptionFeatures", "fid_from_features", "load_fid_inception", "read_state_dict"]
@@ -54,14 +54,6 @@ def read_state_dict(file: Path) -> dict[str, Tensor]:
         raise WeightsError(f"{file}: not a readable state dict: {torch_load_failure(file, exc)}") from None
 
 
-# the order in which torchvision's Inception v3 runs its blocks up to pool_3 (what pytorch-fid's block 3 returns)
-_INCEPTION_BLOCKS = (
-    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2",
-    "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-    "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool",
-)
-
-
 def _fid_inception_network() -> nn.Module:
     """torchvision's Inception v3 (1008 classes, no aux head) with pytorch-fid's TF-faithful blocks, random weights."""
     from pytorch_fid import inception as pf
@@ -80,32 +72,16 @@ def _fid_inception_network() -> nn.Module:
     return net
 
 
-class InceptionFeatures(nn.Module):
-    """pool_3 features (n, 2048) of generator-space images: bytes as the original de-normalises them, to [0, 1],
-    a bilinear resize to 299, then [-1, 1] (pytorch-fid's input convention for the TF graph's weights)."""
+class InceptionFeatures(PixelNetwork):
+    """pool_3 features (n, 2048) of generator-space images: bytes to [0, 1], a bilinear resize to 299, then [-1, 1]
+    (pytorch-fid's input convention for the TF graph's weights)."""
 
-    def __init__(self, net: nn.Module, image_norm: str = "imagenet", batch_size: int = 32) -> None:
-        super().__init__()
-        self.net = net
-        self.image_norm = image_norm
-        self.batch_size = batch_size
-
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
-        device = next(self.net.parameters()).device
-        out = []
-        for chunk in images.split(self.batch_size):
-            x = denormalize_images(chunk.to(device), self.image_norm).float() / 255.0
-            x = 2.0 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1.0
-            for name in _INCEPTION_BLOCKS:
-                x = getattr(self.net, name)(x)
-            out.append(x.flatten(1).float().cpu())
-        return torch.cat(out)
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.run(lambda x: 2.0 * F.interpolate(x / 255.0, size=(299, 299), mode="bilinear") - 1.0, images)
 
 
-def load_fid_inception(
-    path: str | Path | None = None, image_norm: str = "imagenet", entry: WeightFile = REGISTRY["fid_inception"]
-) -> InceptionFeatures:
+def load_fid_inception(path: str | Path | None = None, image_norm: str = "imagenet",
+                       entry: WeightFile = REGISTRY["fid_inception"]) -> InceptionFeatures:
     """The FID Inception network with the user's `pt_inception-2015-12-05-6726825d.pth` (default place: torch hub's
     checkpoint folder, where pytorch-fid caches it). Raises WeightsError with the link when it is missing or foreign."""
     file = locate(entry, path)
@@ -114,4 +90,6 @@ def load_fid_inception(
         net.load_state_dict(read_state_dict(file))
     except (RuntimeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{file}: not the FID Inception weights ({str(exc).splitlines()[0]})") from None
+    # torchvision's forward runs the blocks in pytorch-fid's order; without the classifier it ends at pool_3
+    net.fc = nn.Identity()
     return InceptionFeatures(net.requires_grad_(False).eval(), image_norm)

@@ -11,6 +11,7 @@ stands in: the "ID-classifier score", never called VFS, comparable between model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -24,13 +25,11 @@ from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 __all__ = ["IdentityClassifier", "SplitScore", "inception_score"]
 
 
-@dataclass(frozen=True)
-class SplitScore:
-    """Mean and standard deviation over the splits, and each split's score."""
+class SplitScore(NamedTuple):
+    """Mean and standard deviation of the score over the splits."""
 
     mean: float
     std: float
-    per_split: tuple[float, ...]
 
 
 def inception_score(probs: np.ndarray, splits: int = 5, seed: int = 0) -> SplitScore:
@@ -46,7 +45,7 @@ def inception_score(probs: np.ndarray, splits: int = 5, seed: int = 0) -> SplitS
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(part > 0, part * (np.log(part) - np.log(part.mean(axis=0, keepdims=True))), 0.0)
         scores.append(float(np.exp(terms.sum(axis=1).mean())))
-    return SplitScore(float(np.mean(scores)), float(np.std(scores)), tuple(scores))
+    return SplitScore(float(np.mean(scores)), float(np.std(scores)))
 
 
 @dataclass
@@ -61,10 +60,8 @@ class IdentityClassifier:
     label = "ID-classifier score"
 
     @classmethod
-    def fit(
-        cls, embedder: FaceEmbedder, train_split: PreparedSplit, image_norm: str = "imagenet",
-        box: tuple[float, ...] = VGG_BOX, batch_size: int = 64,
-    ) -> IdentityClassifier:
+    def fit(cls, embedder: FaceEmbedder, train_split: PreparedSplit, image_norm: str = "imagenet",
+            box: tuple[float, ...] = VGG_BOX, batch_size: int = 64) -> IdentityClassifier:
         """Fit on every real face of the training split, labelled by identity (deterministic: lbfgs, no sampling)."""
         faces = real_faces(embedder, train_split, image_norm, box, batch_size)
         model = LogisticRegression(max_iter=2000).fit(faces.embeddings.double().numpy(), faces.labels.numpy())

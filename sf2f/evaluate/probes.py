@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,15 +28,13 @@ from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces, eval_mode
 from sf2f.models.generator import Generator
 
-__all__ = [
-    "PROBE_MODES", "ProbeSet", "decode_voices", "evaluation_segments", "generating", "make_probes", "segment_voices",
-]
+__all__ = ["PROBE_MODES", "ProbeSet", "decode_voices", "evaluation_segments", "generating", "make_probes",
+           "segment_voices"]
 
 PROBE_MODES: tuple[str, ...] = ("naive", "average_facenet_embedding", "average_voice_embedding")
 
 
-@dataclass(frozen=True)
-class ProbeSet:
+class ProbeSet(NamedTuple):
     """The probes of one mode: p_i (n, D), one generated image per identity (n, 3, S, S) and its F (n, D), on CPU."""
 
     mode: str
@@ -66,16 +64,12 @@ def evaluation_segments(split: PreparedSplit, data: DataConfig, seed: int = 0) -
 def _segment_batches(dataset: SegmentDataset, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     """Every identity's segments in batches of about `batch_size` (whole identities per batch): segments
     (m, n_mels, frames) and the identity each one belongs to (m,), in identity order."""
-    segments: list[Tensor] = []
-    owners: list[Tensor] = []
+    batch: list[tuple[int, Tensor]] = []
     for index in range(len(dataset)):
-        segments.append(dataset[index]["segments"])
-        owners.append(torch.full((len(segments[-1]),), index, dtype=torch.long))
-        if sum(len(s) for s in segments) >= batch_size:
-            yield torch.cat(segments), torch.cat(owners)
-            segments, owners = [], []
-    if segments:
-        yield torch.cat(segments), torch.cat(owners)
+        batch.append((index, dataset[index]["segments"]))
+        if sum(len(s) for _, s in batch) >= batch_size or index == len(dataset) - 1:
+            yield torch.cat([s for _, s in batch]), torch.cat([torch.full((len(s),), i) for i, s in batch])
+            batch = []
 
 
 def segment_voices(generator: Generator, segments: SegmentDataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
@@ -116,16 +110,8 @@ def _naive_images(generator: Generator, split: PreparedSplit, data: DataConfig, 
     return torch.cat(images)
 
 
-def make_probes(
-    generator: Generator,
-    split: PreparedSplit,
-    data: DataConfig,
-    embedder: FaceEmbedder,
-    mode: str,
-    seed: int = 0,
-    box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 32,
-) -> ProbeSet:
+def make_probes(generator: Generator, split: PreparedSplit, data: DataConfig, embedder: FaceEmbedder, mode: str,
+                seed: int = 0, box: tuple[float, ...] = VGG_BOX, batch_size: int = 32) -> ProbeSet:
     """The probes of one mode for every identity of `split`."""
     if mode not in PROBE_MODES:
         raise UsageError(f"unknown probe mode '{mode}' (known: {', '.join(PROBE_MODES)})")

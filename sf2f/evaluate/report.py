@@ -1,9 +1,6 @@
-"""The results table: one row per model and probe mode, reference rows, and the paper's numbers beside ours.
-
-Columns follow the original's `test.py` (recipe §4.2), then what it lacked. Reference rows: `chance`; `ground truth`,
-a held-out real face per identity against the gallery of the others, the ceiling for this embedder; `mean face`, the
-average training face for all; `shared-trait mean face` (synthetic data), the best a voice-only model can draw there;
-`paper`, the VGGFace Scores of recipe §5, the only numbers the original repo reports.
+"""The results table: one row per model and probe mode, the reference rows (`SplitEvaluator.reference_rows`), and
+`paper` rows, the VGGFace Scores of recipe §5, the only numbers the original repo reports. Columns follow the
+original's `test.py` (recipe §4.2), then what it lacked.
 """
 
 from __future__ import annotations
@@ -78,9 +75,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=formats, missingval="")
 
 
-def write_results(
-    table: pd.DataFrame, out_dir: str | Path, stem: str = "results", notes: Iterable[str] = ()
-) -> tuple[Path, Path]:
+def write_results(table: pd.DataFrame, out_dir: str | Path, stem: str = "results",
+                  notes: Iterable[str] = ()) -> tuple[Path, Path]:
     """Write `<stem>.csv` (every digit) and `<stem>.md` (3 decimals, with the notes and the paper caveat below)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

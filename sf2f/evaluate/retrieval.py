@@ -15,10 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "column_ranks", "grouped_recall", "inter_human_similarity", "matching_accuracy", "paired_similarity",
-    "recall_at_k", "similarity_table", "whole_split_recall",
-]
+__all__ = ["column_ranks", "grouped_recall", "inter_human_similarity", "matching_accuracy", "paired_similarity",
+           "recall_at_k", "similarity_table", "whole_split_recall"]
 
 RecallMethod = Literal["cos", "l1"]
 
@@ -56,17 +54,13 @@ def recall_at_k(table: Tensor, ks: Sequence[int]) -> dict[int, float]:
     return {k: float((rank < k).double().mean()) if k <= n else math.nan for k in ks}
 
 
-def grouped_recall(
-    probes: Tensor, gallery: Tensor, ks: Sequence[int], group_size: int = 100, groups: int = 3,
-    method: RecallMethod = "cos",
-) -> dict[int, float]:
+def grouped_recall(probes: Tensor, gallery: Tensor, ks: Sequence[int], group_size: int = 100, groups: int = 3,
+                   method: RecallMethod = "cos") -> dict[int, float]:
     """Recall at K within the consecutive groups [0, S), [S, 2S), ... of S = `group_size` identities (3 x 100 in the
-    paper, §4.2; identities past the last group are ignored), averaged over the groups. Chance is K / S."""
+    paper, §4.2; identities past the last group are ignored), averaged over the groups. Chance is K / S; NaN when
+    there are fewer identities than the groups need."""
     if len(probes) < group_size * groups:
-        raise ValueError(
-            f"recall in {groups} group(s) of {group_size} identities needs {group_size * groups} identities, the split "
-            f"has {len(probes)}: set eval.recall_group_size / eval.recall_groups to fit (the paper's 3 x 100 needs 300)"
-        )
+        return {k: math.nan for k in ks}
     per_group = []
     for g in range(groups):
         rows = slice(g * group_size, (g + 1) * group_size)
@@ -74,9 +68,8 @@ def grouped_recall(
     return {k: sum(r[k] for r in per_group) / groups for k in ks}
 
 
-def whole_split_recall(
-    probes: Tensor, gallery: Tensor, ks: Sequence[int], method: RecallMethod = "cos"
-) -> dict[int, float]:
+def whole_split_recall(probes: Tensor, gallery: Tensor, ks: Sequence[int],
+                       method: RecallMethod = "cos") -> dict[int, float]:
     """Recall at K against the whole split's gallery (one n x n table; chance K / n)."""
     return recall_at_k(similarity_table(probes, gallery, method), ks)
 

@@ -9,8 +9,7 @@ strategy. The metrics are averaged over the draws; a count no speaker exceeds ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -53,8 +52,7 @@ def combine_segments(generator: Generator, voices: Sequence[Tensor], strategy: s
     return fused.float().cpu()
 
 
-@dataclass(frozen=True)
-class SegmentsCurve:
+class SegmentsCurve(NamedTuple):
     """The curve of one generator: one row per (strategy, count) with its scores, and the probes behind each row,
     (draws, identities, D) face embeddings keyed by (strategy, count), for paired comparisons."""
 
@@ -62,10 +60,8 @@ class SegmentsCurve:
     probes: dict[tuple[str, int], Tensor]
 
 
-def segments_curve(
-    evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
-    draws: int = 3, strategies: Sequence[str] | None = None,
-) -> SegmentsCurve:
+def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
+                   draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
     """Score `generator`'s faces on the evaluator's split for each strategy and segment count (module docstring).
     `strategies` defaults to both for a generator with a fuser, `mean` otherwise. Seeded by `eval.seed`."""
     if draws < 1:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from sf2f.evaluate.retrieval import RecallMethod, column_ranks, similarity_table
 
-__all__ = ["PairedTest", "chance_tests", "paired_power", "paired_test", "pairing_test", "per_identity"]
+__all__ = ["chance_tests", "paired_power", "paired_test", "pairing_test", "per_identity"]
 
 # pairings scored at a time: bounds the (block, n) index arrays at about 4M entries whatever the split's size
 _ENTRIES_PER_BLOCK = 1 << 22
@@ -56,9 +55,8 @@ def _mean_tables(probes: Tensor, gallery: Tensor, method: RecallMethod) -> tuple
     return torch.stack(ranks).mean(dim=0), torch.stack(cosines).mean(dim=0)
 
 
-def chance_tests(
-    probes: Tensor, gallery: Tensor, method: RecallMethod = "cos", permutations: int = 10_000, seed: int = 0
-) -> dict[str, float]:
+def chance_tests(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos", permutations: int = 10_000,
+                 seed: int = 0) -> dict[str, float]:
     """The table's `rank p` (ranks of the recall table by `method`) and `Cos p` for probes (n, D) or (draws, n, D)
     against their gallery (n, D), row i for identity i; several draws test the draw-averaged tables."""
     ranks, cosines = _mean_tables(probes, gallery, method)
@@ -75,17 +73,6 @@ def per_identity(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos") 
     return {"rank": ranks.diagonal().clone(), "cos": cosines.diagonal().clone()}
 
 
-@dataclass(frozen=True)
-class PairedTest:
-    """Model a against model b: the mean of d_i = a_i - b_i, how many identities have d_i > 0 and d_i < 0, and the
-    two-sided p-value of the sign-flip test."""
-
-    difference: float
-    a_higher: int
-    b_higher: int
-    p_value: float
-
-
 def _sign_flip_p(differences: Tensor, permutations: int, seed: int) -> Tensor:
     """Two-sided sign-flip p-values (k,) of the mean of each column of `differences` (n, k), one set of flips."""
     generator = torch.Generator().manual_seed(seed)
@@ -98,29 +85,23 @@ def _sign_flip_p(differences: Tensor, permutations: int, seed: int) -> Tensor:
     return (1 + reached) / (1 + permutations)
 
 
-def paired_test(a: Tensor, b: Tensor, permutations: int = 10_000, seed: int = 0) -> PairedTest:
-    """Sign-flip test of the mean per-identity difference a - b: p = (1 + flips whose |mean| reaches the observed
-    one) / (1 + permutations), the same when a and b swap, 1 when a = b."""
+def paired_test(a: Tensor, b: Tensor, permutations: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """Sign-flip test of model a against model b on the per-identity scores d_i = a_i - b_i: their mean (`a better
+    by`), how many identities have d_i > 0 and d_i < 0 (`speakers a better`, `speakers b better`), and `p` = (1 +
+    flips whose |mean| reaches the observed one) / (1 + permutations), the same when a and b swap, 1 when a = b."""
     a, b = a.double().flatten(), b.double().flatten()
     if a.shape != b.shape or len(a) < 1:
         raise ValueError(f"a paired test needs two equal-length, non-empty sets of scores, got {len(a)} and {len(b)}")
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
     d = a - b
-    higher = int((d > 0).sum()), int((d < 0).sum())
-    if not d.isfinite().all():
-        return PairedTest(float(d.mean()), *higher, math.nan)
-    return PairedTest(float(d.mean()), *higher, float(_sign_flip_p(d[:, None], permutations, seed)[0]))
+    p = float(_sign_flip_p(d[:, None], permutations, seed)[0]) if d.isfinite().all() else math.nan
+    return {"a better by": float(d.mean()), "speakers a better": int((d > 0).sum()),
+            "speakers b better": int((d < 0).sum()), "p": p}
 
 
-def paired_power(
-    differences: Tensor,
-    sizes: Sequence[int],
-    trials: int = 500,
-    alpha: float = 0.05,
-    permutations: int = 2_000,
-    seed: int = 0,
-) -> dict[int, float]:
+def paired_power(differences: Tensor, sizes: Sequence[int], trials: int = 500, alpha: float = 0.05,
+                 permutations: int = 2_000, seed: int = 0) -> dict[int, float]:
     """For each number of identities n in `sizes`, the share of `trials` bootstrap samples of n of the observed
     `differences` in which :func:`paired_test` reaches p < alpha: its power if new identities differed alike."""
     d = differences.double().flatten()

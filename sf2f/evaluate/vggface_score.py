@@ -21,13 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sf2f.errors import SF2FError
-from sf2f.faces import denormalize_images
+from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
-__all__ = [
-    "VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "UnsafePickleError", "VGGFaceClassifier", "load_numpy_pickle",
-    "load_vggface_resnet50", "vggface_input", "vggface_resnet50",
-]
+__all__ = ["VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "UnsafePickleError", "VGGFaceClassifier", "load_numpy_pickle",
+           "load_vggface_resnet50", "vggface_input", "vggface_resnet50"]
 
 VGGFACE_CLASSES = 8631
 # the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
@@ -103,7 +101,7 @@ def load_numpy_pickle(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path) -> dict[str, Tensor]:
-    """The pickle's arrays as a state dict, after checking that every name and shape is the model's."""
+    """The pickle's arrays as the model's whole state dict, after checking that every name and shape is the model's."""
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     unexpected = sorted(set(arrays) - set(model.state_dict()))
     if unexpected:
@@ -114,12 +112,13 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
     for key, value in expected.items():
         if tuple(arrays[key].shape) != tuple(value.shape):
             raise WeightsError(f"{source}: '{key}' has shape {arrays[key].shape}, expected {tuple(value.shape)}")
-    return {k: torch.from_numpy(np.ascontiguousarray(arrays[k])).to(expected[k].dtype) for k in expected}
+    # num_batches_tracked never was in the Caffe conversion (and eval-mode BatchNorm does not read it): zero
+    return {k: torch.from_numpy(np.ascontiguousarray(arrays[k])).to(v.dtype) if k in expected
+            else torch.zeros_like(v, device="cpu") for k, v in model.state_dict().items()}
 
 
-def load_vggface_resnet50(
-    path: str | Path | None = None, entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]
-) -> nn.Module:
+def load_vggface_resnet50(path: str | Path | None = None,
+                          entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]) -> nn.Module:
     """The ResNet-50 with the user's `resnet50_ft_weight.pkl` (default: `$TORCH_HOME/checkpoints/`), in eval mode; a
     WeightsError with the download link when it is missing or its keys or shapes are not `resnet50_ft`'s."""
     file = locate(entry, path)
@@ -131,11 +130,7 @@ def load_vggface_resnet50(
         model = vggface_resnet50(fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
     state = _checked_state(arrays, model, file)
     model = model.to_empty(device="cpu")
-    model.load_state_dict(state, strict=False)
-    # num_batches_tracked never was in the Caffe conversion (and eval-mode BatchNorm does not read it)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.num_batches_tracked.zero_()
+    model.load_state_dict(state)
     return model.requires_grad_(False).eval()
 
 
@@ -149,23 +144,14 @@ def vggface_input(pixels: Tensor, channel_order: str = "rgb", size: int = 224) -
 
 
 @dataclass
-class VGGFaceClassifier:
+class VGGFaceClassifier(PixelNetwork):
     """Class probabilities of the 8631 VGGFace2 identities for generated images (the VFS's classifier)."""
 
-    net: nn.Module
     channel_order: str = "rgb"
     input_size: int = 224
-    image_norm: str = "imagenet"
-    batch_size: int = 32
     label = "VFS"
 
-    @torch.no_grad()
     def probabilities(self, images: Tensor) -> np.ndarray:
-        """Softmax (n, classes) for generator-space images (n, 3, H, W), de-normalised to bytes as the original does."""
-        device = next(self.net.parameters()).device
-        out = []
-        for chunk in images.split(self.batch_size):
-            pixels = denormalize_images(chunk.to(device), self.image_norm)
-            logits = self.net(vggface_input(pixels, self.channel_order, self.input_size))
-            out.append(logits.float().softmax(dim=1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+        """Softmax (n, classes) for generator-space images (n, 3, H, W)."""
+        logits = self.run(lambda x: vggface_input(x, self.channel_order, self.input_size), images)
+        return logits.softmax(dim=1).numpy().astype(np.float64)
