@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +24,24 @@ class Utterance:
     mel: torch.Tensor
     seconds: float
     voiced_seconds: float
-    notes: tuple[str, ...] = field(default=())
-
-
-def _with_notes(reason: str, notes: tuple[str, ...]) -> str:
-    """A skip reason with what decoding found (a file cut short explains why it is too short or silent)."""
-    return f"{reason} ({'; '.join(notes)})" if notes else reason
+    notes: tuple[str, ...] = ()
 
 
 def _voiced(path: str | Path, cfg: AudioConfig) -> tuple[np.ndarray, float, tuple[str, ...]]:
     """The samples of a file that the VAD keeps (all of them without VAD), the file's length in seconds and the notes
     of its decoding; AudioError for a file that gives none."""
     decoded = load_audio(path, cfg.sample_rate)
-    win, _ = win_hop(cfg)
-    if len(decoded.samples) < win:
-        reason = f"too short: {len(decoded.samples)} samples, less than one {cfg.win_ms:g} ms window"
-        raise AudioError(path, _with_notes(reason, decoded.notes))
     samples = decoded.samples
-    if cfg.vad:  # load_audio gave the file cfg.sample_rate
-        samples = voice_activity(samples, cfg.sample_rate, cfg).apply(samples)
-    if len(samples) == 0:
+    if len(samples) < win_hop(cfg)[0]:
+        reason = f"too short: {len(samples)} samples, less than one {cfg.win_ms:g} ms window"
+    else:
+        if cfg.vad:  # load_audio gave the file cfg.sample_rate
+            samples = voice_activity(samples, cfg.sample_rate, cfg).apply(samples)
+        if len(samples) > 0:
+            return samples, decoded.seconds, decoded.notes
         reason = f"silent: the VAD found no speech in {decoded.seconds:.2f} s"
-        raise AudioError(path, _with_notes(reason, decoded.notes))
-    return samples, decoded.seconds, decoded.notes
+    # what decoding found (a file cut short) may explain why it is too short or silent
+    raise AudioError(path, f"{reason} ({'; '.join(decoded.notes)})" if decoded.notes else reason)
 
 
 def extract_log_mels(
@@ -57,26 +52,16 @@ def extract_log_mels(
     `batch_samples` voiced samples (4M: about 4 minutes of audio) are featurised at once."""
     results: list[Utterance | AudioError | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray, float, tuple[str, ...]]] = []
-
-    def flush() -> None:
-        for (slot, samples, seconds, notes), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
-            # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
-            results[slot] = Utterance(str(paths[slot]), mel, seconds, len(samples) / cfg.sample_rate, notes)
-        pending.clear()
-
-    waiting = 0
     for slot, path in enumerate(paths):
         try:
-            samples, seconds, notes = _voiced(path, cfg)
+            pending.append((slot, *_voiced(path, cfg)))
         except AudioError as error:
             results[slot] = error
-            continue
-        pending.append((slot, samples, seconds, notes))
-        waiting += len(samples)
-        if waiting >= batch_samples:
-            flush()
-            waiting = 0
-    flush()
+        if slot == len(paths) - 1 or sum(len(p[1]) for p in pending) >= batch_samples:
+            for (done, samples, seconds, notes), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
+                # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
+                results[done] = Utterance(str(paths[done]), mel, seconds, len(samples) / cfg.sample_rate, notes)
+            pending.clear()
     return results  # type: ignore[return-value]
 
 
