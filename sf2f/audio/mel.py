@@ -59,9 +59,8 @@ def frame_count(n_samples: int, cfg: AudioConfig) -> int:
     return 1 + math.ceil((1.0 * n_samples - win) / hop)
 
 
-def _emphasised_end_to_end(
-    signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: type
-) -> tuple[np.ndarray, list[int]]:
+def _emphasised_end_to_end(signals: Sequence[np.ndarray], cfg: AudioConfig,
+                           dtype: type) -> tuple[np.ndarray, list[int]]:
     """All `signals`, pre-emphasised, in one zero-filled buffer, each at a multiple of the hop and followed by the zeros
     python_speech_features pads its last frame with (§1.4 step 3), so that one unfold frames them all; and the frame at
     which each one starts. x[i] + (-c x[i-1]) rounds as python_speech_features' x[i] - c x[i-1] in float64."""
@@ -154,9 +153,8 @@ def _scalars(cfg: AudioConfig, stats: MelStats | None) -> tuple[float, float]:
     return stats.mean, stats.std
 
 
-def normalize_mel(
-    mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None, out: torch.Tensor | None = None
-) -> torch.Tensor:
+def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
     """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says (`utterance`: per mel bin over the utterance's frames,
     as voice2face, §7.2), into a new tensor or into `out`, which may be `mel` itself (no second array to fault in)."""
     if cfg.mel_norm == "utterance":

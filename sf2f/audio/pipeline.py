@@ -44,9 +44,8 @@ def _voiced(path: str | Path, cfg: AudioConfig) -> tuple[np.ndarray, float, tupl
     raise AudioError(path, f"{reason} ({'; '.join(decoded.notes)})" if decoded.notes else reason)
 
 
-def extract_log_mels(
-    paths: Sequence[str | Path], cfg: AudioConfig, batch_samples: int = 4_000_000
-) -> list[Utterance | AudioError]:
+def extract_log_mels(paths: Sequence[str | Path], cfg: AudioConfig,
+                     batch_samples: int = 4_000_000) -> list[Utterance | AudioError]:
     """Decode, VAD and featurise many files; a file that gives no features (unreadable, too short, no speech found:
     the original crashes or writes a single log(eps) frame, §1.4) yields an :class:`AudioError` in its place. About
     `batch_samples` voiced samples (4M: about 4 minutes of audio) are featurised at once."""

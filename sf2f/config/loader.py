@@ -140,11 +140,8 @@ def _override(text: str) -> Layer:
         raise ConfigError(f"{source}: the value is not valid YAML: {exc}") from None
 
 
-def load_config(
-    config: str | Path,
-    profile: str | Path | None = None,
-    overrides: Sequence[str] = (),
-) -> ExperimentConfig:
+def load_config(config: str | Path, profile: str | Path | None = None,
+                overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides."""
     layers = _chain(_find(config, CONFIG_DIR, f"config '{config}'"), CONFIG_DIR)
     merged = _merge(layers)
