@@ -144,32 +144,23 @@ class MelStats:
         return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
 
 
-def _scalars(cfg: AudioConfig, stats: MelStats | None) -> tuple[float, float]:
-    """The mean and std of `global` normalisation (the original's, §1.4) or of `dataset` (the training split's)."""
-    if cfg.mel_norm == "global":
-        return cfg.mel_mean, cfg.mel_std
-    if stats is None:
-        raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
-    return stats.mean, stats.std
-
-
 def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None,
                   out: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says (`utterance`: per mel bin over the utterance's frames,
-    as voice2face, §7.2), into a new tensor or into `out`, which may be `mel` itself (no second array to fault in)."""
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says: the original's global scalars (§1.4), the training
+    split's `stats`, or per mel bin over the utterance's frames (voice2face, §7.2); into a new tensor or into `out`,
+    which may be `mel` itself (no second array to fault in)."""
     if cfg.mel_norm == "utterance":
         # both statistics are taken before `out` (possibly `mel`) is overwritten
         mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
         return torch.sub(mel, mean, out=out).div_(std + float(np.finfo(np.float32).eps))
-    mean, std = _scalars(cfg, stats)
+    if cfg.mel_norm == "dataset" and stats is None:
+        raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
+    mean, std = (cfg.mel_mean, cfg.mel_std) if cfg.mel_norm == "global" else (stats.mean, stats.std)
     # (x - mean) then a division in place: the same two roundings as (mel - mean) / std
     return torch.sub(mel, mean, out=out).div_(std)
 
 
 def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:
-    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6); 0, the
-    utterance mean, under per-utterance normalisation, which has no fixed map for a raw 0."""
-    if cfg.mel_norm == "utterance":
-        return 0.0
-    mean, std = _scalars(cfg, stats)
-    return (0.0 - mean) / std
+    """What short crops are right-padded with: a raw 0, normalised (-3.4716 for the original, §1.6; 0, the utterance
+    mean, under per-utterance normalisation)."""
+    return normalize_mel(torch.zeros(1, 1, dtype=torch.float64), cfg, stats).item()
