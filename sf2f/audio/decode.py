@@ -61,11 +61,8 @@ def _truncation(declared: int | None, present: int) -> list[str]:
 def _decode_ffmpeg(path: Path, sample_rate: int) -> np.ndarray:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise AudioError(
-            path,
-            f"reading {path.suffix} files needs ffmpeg, which is not installed "
-            "(apt-get install ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg)",
-        )
+        raise AudioError(path, f"reading {path.suffix} files needs ffmpeg, which is not installed (apt-get install "
+                               "ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg)")
     # ffmpeg does the down-mix and resampling itself; VoxCeleb2's m4a files are already 16 kHz mono
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(sample_rate), "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
@@ -82,18 +79,14 @@ def _decode_soundfile(path: Path, sample_rate: int, declared: int | None) -> tup
     """Any format libsndfile reads, converted to 16-bit mono at `sample_rate`, with notes of what was converted."""
     try:
         with soundfile.SoundFile(str(path)) as f:
-            subtype, rate = f.subtype, f.samplerate
-            exact = subtype == "PCM_16" and f.channels == 1
-            data = f.read(dtype="int16" if exact else "float64", always_2d=True)
+            # on the int16 scale: exact for 16-bit samples (soundfile divides them by 32768)
+            subtype, rate, x = f.subtype, f.samplerate, f.read(dtype="float64", always_2d=True) * 32768.0
     except (soundfile.LibsndfileError, RuntimeError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(path, f"not a readable audio file ({detail.strip()})") from None
-    if data.shape[0] == 0:
+    if x.shape[0] == 0:
         raise AudioError(path, "holds no audio samples (header only)")
-    notes = _truncation(declared, data.shape[0])
-    if exact and rate == sample_rate:
-        return np.ascontiguousarray(data[:, 0]), notes
-    x = data.astype(np.float64) * (1.0 if exact else 32768.0)  # to the int16 scale
+    notes = _truncation(declared, x.shape[0])
     if subtype != "PCM_16":
         notes.append(f"{subtype} samples converted to 16-bit")
     if x.shape[1] > 1:

@@ -34,9 +34,8 @@ class VadResult:
 
     def sample_mask(self, n_samples: int) -> np.ndarray:
         """True for every input sample that is kept."""
-        mask = np.zeros(n_samples, dtype=bool)
-        mask[: self.n_frames * self.frame_samples] = np.repeat(self.keep, self.frame_samples)
-        return mask
+        kept = np.repeat(self.keep, self.frame_samples)
+        return np.pad(kept, (0, n_samples - len(kept)))
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """The kept frames, concatenated as the original joins its voiced segments; a view of `samples` where they are
