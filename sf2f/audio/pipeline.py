@@ -65,12 +65,8 @@ def extract_log_mels(paths: Sequence[str | Path], cfg: AudioConfig,
 
 
 def voice2face_audio_config() -> AudioConfig:
-    """The voice2face recipe (§7.2): VAD mode 2 on 20 ms frames with a 50 ms buffer; 64 Sphinx filters (20-7200 Hz,
-    area-normalised) on a 1024-point spectrum of Hamming-windowed 25 ms frames; log clipped at 1e-5; per-utterance
-    normalisation. The framing is python_speech_features' (voice2face's Sphinx code ends one frame earlier or later).
-    """
-    return AudioConfig(
-        vad_aggressiveness=2, vad_frame_ms=20, vad_padding_ms=50, n_mels=64, n_fft=1024, window="hamming",
-        f_min=20.0, f_max=7200.0, filterbank_norm="area", power_scale="none", log_floor=1e-5, log_floor_mode="clip",
-        mel_norm="utterance",
-    )
+    """The voice2face recipe (§7.2), framed as python_speech_features frames (voice2face's Sphinx code ends one frame
+    earlier or later)."""
+    return AudioConfig(vad_aggressiveness=2, vad_frame_ms=20, vad_padding_ms=50, n_mels=64, n_fft=1024,
+                       window="hamming", f_min=20.0, f_max=7200.0, filterbank_norm="area", power_scale="none",
+                       log_floor=1e-5, log_floor_mode="clip", mel_norm="utterance")
