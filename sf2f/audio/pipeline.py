@@ -51,16 +51,18 @@ def extract_log_mels(paths: Sequence[str | Path], cfg: AudioConfig,
     `batch_samples` voiced samples (4M: about 4 minutes of audio) are featurised at once."""
     results: list[Utterance | AudioError | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray, float, tuple[str, ...]]] = []
+    waiting = 0
     for slot, path in enumerate(paths):
         try:
             pending.append((slot, *_voiced(path, cfg)))
+            waiting += len(pending[-1][1])
         except AudioError as error:
             results[slot] = error
-        if slot == len(paths) - 1 or sum(len(p[1]) for p in pending) >= batch_samples:
+        if slot == len(paths) - 1 or waiting >= batch_samples:
             for (done, samples, seconds, notes), mel in zip(pending, log_mel_batch([p[1] for p in pending], cfg)):
                 # a view of its rows of the batch's array (at most a few MB, which preparation concatenates anyway)
                 results[done] = Utterance(str(paths[done]), mel, seconds, len(samples) / cfg.sample_rate, notes)
-            pending.clear()
+            pending, waiting = [], 0
     return results  # type: ignore[return-value]
 
 
