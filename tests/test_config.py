@@ -223,7 +223,7 @@ def test_overrides_are_checked_like_files() -> None:
         load_config("v2f", overrides=["optim.lrr=1"])
     with pytest.raises(ConfigError, match="override 'optim.epochs=many': key 'optim.epochs'"):
         load_config("v2f", overrides=["optim.epochs=many"])
-    with pytest.raises(ConfigError, match="override 'optim.epochs=0'.*key 'optim.epochs' must be at least 1"):
+    with pytest.raises(ConfigError, match="override 'optim.epochs=0'.*key 'optim.epochs' must be positive"):
         load_config("v2f", overrides=["optim.epochs=0"])
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_config("v2f", overrides=["optim.lr"])

@@ -17,7 +17,6 @@ from sf2f.errors import BadInputError, require_nonempty_file
 
 # decoded by ffmpeg (the original reads VoxCeleb2's .m4a through pydub, which calls ffmpeg); the rest by soundfile
 FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
-INT16_SCALE = 32768.0
 
 
 class AudioError(BadInputError):
@@ -26,8 +25,7 @@ class AudioError(BadInputError):
 
 @dataclass(frozen=True)
 class Waveform:
-    """Decoded speech: int16-scale samples (dtype int16, possibly read-only), mono, at `sample_rate`; `notes` say
-    what was converted."""
+    """Decoded speech: int16 samples (possibly read-only), mono, at `sample_rate`; `notes` say what was converted."""
 
     samples: np.ndarray
     sample_rate: int
@@ -39,10 +37,9 @@ class Waveform:
 
 
 def _read_with_wave(path: Path, sample_rate: int) -> tuple[np.ndarray | None, int | None]:
-    """What Python's `wave`, the original's reader, makes of a .wav: its samples where they are 16-bit mono at
-    `sample_rate` (else None; `wave` takes half libsndfile's time, benchmarks/bench_audio.py), and the frame count its
-    header declares, which tells a file cut short during a download (None where `wave` cannot read the header, or a
-    streaming encoder wrote 0xFFFFFFFF)."""
+    """What Python's `wave`, the original's reader (and twice as fast as libsndfile), makes of a .wav: its samples if
+    they are 16-bit mono at `sample_rate`, else None; and the frame count its header declares, which tells a file cut
+    short during a download (None where `wave` cannot read the header, or a streaming encoder wrote 0xFFFFFFFF)."""
     try:
         with wave.open(str(path), "rb") as f:
             declared, frame_bytes = f.getnframes(), f.getsampwidth() * f.getnchannels()
@@ -64,11 +61,8 @@ def _truncation(declared: int | None, present: int) -> list[str]:
 def _decode_ffmpeg(path: Path, sample_rate: int) -> np.ndarray:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise AudioError(
-            path,
-            f"reading {path.suffix} files needs ffmpeg, which is not installed "
-            "(apt-get install ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg)",
-        )
+        raise AudioError(path, f"reading {path.suffix} files needs ffmpeg, which is not installed (apt-get install "
+                               "ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg)")
     # ffmpeg does the down-mix and resampling itself; VoxCeleb2's m4a files are already 16 kHz mono
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(sample_rate), "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
@@ -85,18 +79,14 @@ def _decode_soundfile(path: Path, sample_rate: int, declared: int | None) -> tup
     """Any format libsndfile reads, converted to 16-bit mono at `sample_rate`, with notes of what was converted."""
     try:
         with soundfile.SoundFile(str(path)) as f:
-            subtype, rate = f.subtype, f.samplerate
-            exact = subtype == "PCM_16" and f.channels == 1
-            data = f.read(dtype="int16" if exact else "float64", always_2d=True)
+            # on the int16 scale: exact for 16-bit samples (soundfile divides them by 32768)
+            subtype, rate, x = f.subtype, f.samplerate, f.read(dtype="float64", always_2d=True) * 32768.0
     except (soundfile.LibsndfileError, RuntimeError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(path, f"not a readable audio file ({detail.strip()})") from None
-    if data.shape[0] == 0:
+    if x.shape[0] == 0:
         raise AudioError(path, "holds no audio samples (header only)")
-    notes = _truncation(declared, data.shape[0])
-    if exact and rate == sample_rate:
-        return np.ascontiguousarray(data[:, 0]), notes
-    x = data.astype(np.float64) * (1.0 if exact else INT16_SCALE)
+    notes = _truncation(declared, x.shape[0])
     if subtype != "PCM_16":
         notes.append(f"{subtype} samples converted to 16-bit")
     if x.shape[1] > 1:
@@ -109,10 +99,9 @@ def _decode_soundfile(path: Path, sample_rate: int, declared: int | None) -> tup
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
-    """Decode an audio file to 16-bit mono PCM at `sample_rate`, raising :class:`AudioError` with a clear reason.
-    16-bit mono .wav files at that rate are read bit-exactly as the original reads them; anything else goes through
-    soundfile (m4a through ffmpeg) and is converted (samples to 16 bits, channels averaged, torchaudio's resampling);
-    `notes` list each conversion."""
+    """Decode an audio file to 16-bit mono PCM at `sample_rate`, or raise :class:`AudioError` with the reason. 16-bit
+    mono .wav files at that rate are read bit-exactly as the original reads them; anything else goes through soundfile
+    (m4a through ffmpeg) and is converted (to 16 bits, channels averaged, torchaudio's resampling), with notes."""
     path = Path(path)
     require_nonempty_file(path, AudioError)
     suffix = path.suffix.lower()

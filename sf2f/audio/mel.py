@@ -1,9 +1,7 @@
 """Steps 3 and 4 of the audio pipeline: python_speech_features 0.6 ``logfbank`` (recipe §1.4 step 3; voice2face's
-Sphinx variant, §7.2) for many signals at once, and the normalisation of its output (§1.4, §7.2). numpy writes the
-pre-emphasised signals into one buffer (with python_speech_features' roundings), torch frames them, takes the FFTs,
-the power spectra, the filterbank product and the log. ``dtype="float64"`` reproduces the original to about 1e-12;
-the default float32 is within 1e-3 (float32 rounding of the power spectrum, amplified by the log in near-silent bins).
-"""
+Sphinx variant, §7.2) for many signals at once, and its normalisation. ``dtype="float64"`` reproduces the original to
+about 1e-12; the default float32 is within 1e-3 (float32 rounding of the power spectrum, amplified by the log in
+near-silent bins)."""
 
 from __future__ import annotations
 
@@ -25,38 +23,26 @@ _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch
 _CHUNK_FRAMES = 512
 
 
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """The HTK mel scale, 2595 log10(1 + f / 700), used by both python_speech_features and Sphinx."""
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def _triangles(left: np.ndarray, centre: np.ndarray, right: np.ndarray, n_bins: int, peak: np.ndarray) -> np.ndarray:
-    """(n_bins, n_filters) triangles rising on [left, centre), falling on [centre, right), worth `peak` at centre."""
-    i = np.arange(n_bins, dtype=np.float64)[:, None]
+def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
+    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64: triangles on n_mels + 2 points equally spaced in mel,
+    rising from the left edge to the centre and falling to the right edge (excluded). `peak` (python_speech_features,
+    §1.4): FFT bin floor((n_fft + 1) * hz / sr), height 1. `area` (Sphinx, as voice2face uses it, §7.2): bins
+    round(hz / (sr / n_fft)), height 2 / width in Hz."""
+    # the HTK mel scale, 2595 log10(1 + f / 700), of both python_speech_features and Sphinx
+    low, high = 2595.0 * np.log10(1.0 + np.array([cfg.f_min, cfg.f_max]) / 700.0)
+    hz_points = 700.0 * (10.0 ** (np.linspace(low, high, cfg.n_mels + 2) / 2595.0) - 1.0)
+    if cfg.filterbank_norm == "peak":
+        edges, height = np.floor((cfg.n_fft + 1) * hz_points / cfg.sample_rate), np.ones(cfg.n_mels)
+    else:
+        hz_per_bin = cfg.sample_rate / cfg.n_fft
+        edges = np.round(hz_points / hz_per_bin)
+        height = 2.0 / np.maximum((edges[2:] - edges[:-2]) * hz_per_bin, 1e-300)
+    # (Sphinx starts each rising edge one bin after the left edge, which is also where (i - left) makes it zero)
+    left, centre, right = edges[:-2], edges[1:-1], edges[2:]
+    i = np.arange(cfg.n_fft // 2 + 1, dtype=np.float64)[:, None]
     rise = np.where((i >= left) & (i < centre), (i - left) / np.maximum(centre - left, 1e-300), 0.0)
     fall = np.where((i >= centre) & (i < right), (right - i) / np.maximum(right - centre, 1e-300), 0.0)
-    return (rise + fall) * peak
-
-
-def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
-    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64, on n_mels + 2 points equally spaced in mel. `peak`
-    (python_speech_features, §1.4): FFT bin floor((n_fft + 1) * hz / sr), height 1, the right edge excluded. `area`
-    (Sphinx, as voice2face uses it, §7.2): bins round(hz / (sr / n_fft)), height 2 / width in Hz."""
-    n_bins = cfg.n_fft // 2 + 1
-    mel_points = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
-    hz_points = mel_to_hz(mel_points)
-    if cfg.filterbank_norm == "peak":
-        edges = np.floor((cfg.n_fft + 1) * hz_points / cfg.sample_rate)
-        return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, np.ones(cfg.n_mels))
-    hz_per_bin = cfg.sample_rate / cfg.n_fft
-    edges = np.round(hz_points / hz_per_bin)
-    height = 2.0 / np.maximum((edges[2:] - edges[:-2]) * hz_per_bin, 1e-300)
-    # Sphinx starts each rising edge one bin after the left edge, which is also where (i - left) makes it zero
-    return _triangles(edges[:-2], edges[1:-1], edges[2:], n_bins, height)
+    return (rise + fall) * height
 
 
 def win_hop(cfg: AudioConfig) -> tuple[int, int]:
@@ -66,23 +52,18 @@ def win_hop(cfg: AudioConfig) -> tuple[int, int]:
 
 
 def frame_count(n_samples: int, cfg: AudioConfig) -> int:
-    """Frames python_speech_features makes: 1 if n <= window, else 1 + ceil((n - window) / hop), the last one
-    zero-padded."""
+    """Frames python_speech_features makes, the last one zero-padded."""
     win, hop = win_hop(cfg)
     if n_samples <= win:
         return 1
     return 1 + math.ceil((1.0 * n_samples - win) / hop)
 
 
-def _emphasised_end_to_end(
-    signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: type
-) -> tuple[np.ndarray, list[int]]:
-    """All `signals`, pre-emphasised, in one zero-filled buffer, and the frame number at which each one starts.
-
-    Each signal starts at a multiple of the hop and is followed by the zeros that python_speech_features pads its last
-    frame with (§1.4 step 3), so that one unfold frames them all. Pre-emphasis x[i] - c x[i-1] is computed as c x[i-1]
-    subtracted from x[i]: python_speech_features' roundings in float64.
-    """
+def _emphasised_end_to_end(signals: Sequence[np.ndarray], cfg: AudioConfig,
+                           dtype: type) -> tuple[np.ndarray, list[int]]:
+    """All `signals`, pre-emphasised, in one zero-filled buffer, each at a multiple of the hop and followed by the zeros
+    python_speech_features pads its last frame with (§1.4 step 3), so that one unfold frames them all; and the frame at
+    which each one starts. x[i] + (-c x[i-1]) rounds as python_speech_features' x[i] - c x[i-1] in float64."""
     win, hop = win_hop(cfg)
     spans = [(frame_count(len(x), cfg) - 1) * hop + win for x in signals]
     firsts = np.cumsum([0] + [-(-span // hop) for span in spans]).tolist()
@@ -101,8 +82,8 @@ _CONSTANTS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def _fft_window_and_filterbank(cfg: AudioConfig, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The analysis window zero-padded to n_fft (python_speech_features pads each frame with zeros up to n_fft), and
-    the filterbank scaled for the power spectrum; made once per config and dtype."""
+    """The analysis window zero-padded to n_fft (as python_speech_features pads each frame), and the filterbank scaled
+    for the power spectrum; made once per config and dtype."""
     key = (tuple(vars(cfg).items()), dtype)  # (the config's fields are scalars)
     if key not in _CONSTANTS:
         win, _ = win_hop(cfg)
@@ -115,9 +96,8 @@ def _fft_window_and_filterbank(cfg: AudioConfig, dtype: torch.dtype) -> tuple[to
 
 
 def log_mel_batch(signals: Sequence[np.ndarray], cfg: AudioConfig, dtype: str | None = None) -> list[torch.Tensor]:
-    """Log-mel features (n_mels, T) of several int16-scale signals, framed together (:func:`_emphasised_end_to_end`):
-    chunks of frames go through the FFT, the power spectrum, the filterbank and the log into one time-major
-    (frames, n_mels) array, the layout the cache stores, and each result is a transposed view of its rows."""
+    """Log-mel features (n_mels, T) of several int16-scale signals, framed together: each is a transposed view of its
+    rows of one time-major (frames, n_mels) array, the layout the cache stores."""
     if any(len(s) == 0 for s in signals):
         raise ValueError("log_mel of an empty signal (the original fails here with an IndexError)")
     if not signals:
@@ -148,7 +128,7 @@ def log_mel(signal: np.ndarray, cfg: AudioConfig, dtype: str | None = None) -> t
 
 @dataclass(frozen=True)
 class MelStats:
-    """Mean and standard deviation of every raw log-mel value of a dataset's training split (one scalar each)."""
+    """Mean and standard deviation of every raw log-mel value of a dataset's training split."""
 
     mean: float
     std: float
@@ -164,34 +144,23 @@ class MelStats:
         return MelStats(mean, math.sqrt(max(total_sq / count - mean * mean, 0.0)), count)
 
 
-def _scalars(cfg: AudioConfig, stats: MelStats | None) -> tuple[float, float]:
-    """The mean and std of `global` normalisation (the original's, §1.4) or of `dataset` (the training split's)."""
-    if cfg.mel_norm == "global":
-        return cfg.mel_mean, cfg.mel_std
-    if stats is None:
-        raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
-    return stats.mean, stats.std
-
-
-def normalize_mel(
-    mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None, out: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says (`utterance`: voice2face's mean and variance per mel
-    bin over the utterance's frames, §7.2), into a new tensor or into `out`, which may be `mel` itself (a packed array
-    normalised in place costs no second array, whose fresh pages the kernel must fault in)."""
+def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says: the original's global scalars (§1.4), the training
+    split's `stats`, or per mel bin over the utterance's frames (voice2face, §7.2); into a new tensor or into `out`,
+    which may be `mel` itself (no second array to fault in)."""
     if cfg.mel_norm == "utterance":
         # both statistics are taken before `out` (possibly `mel`) is overwritten
         mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
         return torch.sub(mel, mean, out=out).div_(std + float(np.finfo(np.float32).eps))
-    mean, std = _scalars(cfg, stats)
+    if cfg.mel_norm == "dataset" and stats is None:
+        raise ValueError("mel_norm 'dataset' needs the training split's statistics (stats.json of the prepared data)")
+    mean, std = (cfg.mel_mean, cfg.mel_std) if cfg.mel_norm == "global" else (stats.mean, stats.std)
     # (x - mean) then a division in place: the same two roundings as (mel - mean) / std
     return torch.sub(mel, mean, out=out).div_(std)
 
 
 def pad_value(cfg: AudioConfig, stats: MelStats | None = None) -> float:
-    """What short crops are right-padded with: a raw 0 after normalisation (-3.4716 for the original, §1.6); 0, the
-    utterance mean, under per-utterance normalisation, which has no fixed map for a raw 0."""
-    if cfg.mel_norm == "utterance":
-        return 0.0
-    mean, std = _scalars(cfg, stats)
-    return (0.0 - mean) / std
+    """What short crops are right-padded with: a raw 0, normalised (-3.4716 for the original, §1.6; 0, the utterance
+    mean, under per-utterance normalisation)."""
+    return normalize_mel(torch.zeros(1, 1, dtype=torch.float64), cfg, stats).item()

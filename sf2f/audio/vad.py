@@ -1,8 +1,6 @@
 """Step 2 of the audio pipeline: the original's voice activity detection (recipe §1.4 step 2; voice2face's, §7.2).
-webrtcvad decides for each frame whether it holds speech (its detector adapts to what it has heard, so one detector
-sees every frame of a file, in order); the original's ring buffer then drops short clicks and keeps a little of the
-silence around speech.
-"""
+webrtcvad judges every frame of a file, in order (its detector adapts to what it has heard); the original's ring
+buffer then drops short clicks and keeps a little of the silence around speech."""
 
 from __future__ import annotations
 
@@ -15,14 +13,11 @@ import webrtcvad
 
 from sf2f.config import AudioConfig
 
-#: the sample rates webrtcvad accepts
-WEBRTCVAD_RATES = (8000, 16000, 32000, 48000)
-
 
 @dataclass(frozen=True)
 class VadResult:
-    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring buffer keeps. Frames of
-    `frame_samples` start at `k * frame_samples`; samples after the last frame are dropped, as the original does."""
+    """Per-frame VAD decisions: `speech` is webrtcvad's verdict, `keep` what the ring buffer keeps. Frame k starts at
+    sample k * frame_samples; samples after the last frame are dropped, as the original does."""
 
     frame_samples: int
     sample_rate: int
@@ -34,14 +29,13 @@ class VadResult:
         return len(self.speech)
 
     def frame_times(self) -> np.ndarray:
-        """Start time of every frame in seconds (for plotting the decision over time)."""
+        """Start time of every frame in seconds."""
         return np.arange(self.n_frames) * self.frame_samples / self.sample_rate
 
     def sample_mask(self, n_samples: int) -> np.ndarray:
-        """One boolean per input sample: True where the sample is kept."""
-        mask = np.zeros(n_samples, dtype=bool)
-        mask[: self.n_frames * self.frame_samples] = np.repeat(self.keep, self.frame_samples)
-        return mask
+        """True for every input sample that is kept."""
+        kept = np.repeat(self.keep, self.frame_samples)
+        return np.pad(kept, (0, n_samples - len(kept)))
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """The kept frames, concatenated as the original joins its voiced segments; a view of `samples` where they are
@@ -79,8 +73,8 @@ def ring_buffer_keep(speech: Sequence[bool], ring: int, ratio: float) -> np.ndar
 def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
     """webrtcvad's decision on every frame (aggressiveness and frame length from `cfg`), and the frames the original's
     ring buffer keeps, for int16 `samples` at `sample_rate`."""
-    if sample_rate not in WEBRTCVAD_RATES:
-        raise ValueError(f"webrtcvad works at {', '.join(map(str, WEBRTCVAD_RATES))} Hz, not {sample_rate} Hz")
+    if sample_rate not in (8000, 16000, 32000, 48000):
+        raise ValueError(f"webrtcvad works at 8000, 16000, 32000 or 48000 Hz, not {sample_rate} Hz")
     frame = sample_rate * cfg.vad_frame_ms // 1000
     # the original takes frames while offset + frame < len: a signal of whole frames loses its last one (§1.4)
     n_frames = max(0, (len(samples) - 1) // frame)

@@ -19,19 +19,15 @@ from sf2f.config.loader import (
 from sf2f.config.schema import (
     AudioConfig,
     DataConfig,
-    EvalConfig,
     ExperimentConfig,
     FaceEmbedderConfig,
-    FuserConfig,
     LossConfig,
     OptimConfig,
-    RunConfig,
     SyntheticConfig,
 )
 
 __all__ = [
-    "PAPER_CONFIGS", "PROFILES", "AudioConfig", "ConfigError", "DataConfig", "EvalConfig", "ExperimentConfig",
-    "FaceEmbedderConfig", "FuserConfig", "LossConfig", "OptimConfig", "RunConfig", "SyntheticConfig", "config_diff",
-    "config_from_dict", "config_to_dict", "describe_diff", "flatten_config", "load_config", "load_resolved_config",
-    "save_config",
+    "PAPER_CONFIGS", "PROFILES", "AudioConfig", "ConfigError", "DataConfig", "ExperimentConfig", "FaceEmbedderConfig",
+    "LossConfig", "OptimConfig", "SyntheticConfig", "config_diff", "config_from_dict", "config_to_dict",
+    "describe_diff", "flatten_config", "load_config", "load_resolved_config", "save_config",
 ]

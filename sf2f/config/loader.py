@@ -1,10 +1,8 @@
 """YAML files to a checked :class:`ExperimentConfig`: `base:` chains, profiles, `--set` overrides, saved configs.
 
-A config file may name a `base:` file it overrides. A *profile* (`configs/profiles/*.yaml`) is a partial config
-applied on top of a paper config: it scales sizes, steps and batch, never the recipe; its `fuser_stage:` section
-applies to the fuser-stage configs only (the paper's fuser stage is 50 epochs against stage 1's 12,000). OmegaConf sets
-each key in the schema's structured config, which rejects unknown keys and unconvertible values; every error is a
-:class:`ConfigError` naming the key and the file.
+A *profile* (`configs/profiles/*.yaml`) is a partial config applied on top of a paper config: it scales sizes, steps
+and batch, never the recipe; its `fuser_stage:` section applies to the fuser-stage configs only (the paper's fuser
+stage is 50 epochs against stage 1's 12,000). Every error is a :class:`ConfigError` naming the key and the file.
 """
 
 from __future__ import annotations
@@ -51,7 +49,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _find(name: str | Path, shipped: Path, what: str, near: Path | None = None) -> Path:
     """The YAML file `name` means: a path (for a `base:`, next to the naming file `near`, where a stem will do), else a
-    shipped file of that name or stem in `shipped`. `what` starts the error."""
+    shipped file of that name or stem in `shipped`."""
     here = [Path(name)] if near is None else [near / name, near / f"{name}.yaml"]
     for candidate in [*here, shipped / name, shipped / f"{name}.yaml"]:
         if candidate.is_file():
@@ -142,11 +140,8 @@ def _override(text: str) -> Layer:
         raise ConfigError(f"{source}: the value is not valid YAML: {exc}") from None
 
 
-def load_config(
-    config: str | Path,
-    profile: str | Path | None = None,
-    overrides: Sequence[str] = (),
-) -> ExperimentConfig:
+def load_config(config: str | Path, profile: str | Path | None = None,
+                overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Load a paper config by name (`sf2f_fuser`) or path, scale it by a profile, apply `key=value` overrides."""
     layers = _chain(_find(config, CONFIG_DIR, f"config '{config}'"), CONFIG_DIR)
     merged = _merge(layers)

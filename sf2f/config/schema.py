@@ -1,13 +1,11 @@
-"""The typed experiment configuration: every number of the SF2F and voice2face recipes in one place.
-
-Each field cites the section of docs/original_recipe.md ("recipe §N") it comes from. `validate()` checks what a type
-cannot say: ranges, and values that must agree with each other; :func:`check_tree` runs it over a whole config.
+"""The typed experiment configuration: every number of the SF2F and voice2face recipes, each citing its section of
+docs/original_recipe.md ("recipe §N"). Types and ``Literal`` choices are OmegaConf's to check (sf2f.config.loader);
+`validate()` checks what a type cannot say (ranges, values that must agree), :func:`check_tree` over a whole config.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,17 +23,14 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ValueProblem(key, message)
 
 
-def _each(cfg: Any, test: Callable[[Any], bool], message: str, *keys: str) -> None:
+def _positive(cfg: Any, *keys: str) -> None:
     for key in keys:
-        _require(test(getattr(cfg, key)), key, message)
+        _require(getattr(cfg, key) > 0, key, "must be positive")
 
 
-def _positive(value: float) -> bool:
-    return value > 0
-
-
-def _not_negative(value: float) -> bool:
-    return value >= 0
+def _not_negative(cfg: Any, *keys: str) -> None:
+    for key in keys:
+        _require(getattr(cfg, key) >= 0, key, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -71,8 +66,8 @@ class AudioConfig:
     sample_rate: int = 16000
     # webrtcvad: aggressiveness 1, 30 ms frames, 300 ms ring buffer, (de)trigger above 0.9 of the buffer (§1.4 step 2)
     vad: bool = True
-    vad_aggressiveness: int = 1
-    vad_frame_ms: int = 30
+    vad_aggressiveness: Literal[0, 1, 2, 3] = 1
+    vad_frame_ms: Literal[10, 20, 30] = 30
     vad_padding_ms: int = 300
     vad_trigger_ratio: float = 0.9
     # python_speech_features.logfbank defaults as the original calls them (§1.4 step 3)
@@ -87,10 +82,9 @@ class AudioConfig:
     # `peak`: python_speech_features triangles of height 1 on bins floor((n_fft+1) hz / sr) (§1.4);
     # `area`: Sphinx triangles of height 2 / width on bins round(hz n_fft / sr), as voice2face uses them (§7.2)
     filterbank_norm: Literal["peak", "area"] = "peak"
-    # `per_nfft`: |rfft|^2 / n_fft as python_speech_features (§1.4); `none`: |rfft|^2 as voice2face's Sphinx code (§7.2)
+    # `per_nfft`: |rfft|^2 / n_fft as python_speech_features (§1.4); `none`: |rfft|^2 as voice2face's Sphinx (§7.2)
     power_scale: Literal["per_nfft", "none"] = "per_nfft"
-    # natural log after replacing zeros by float64 eps (log(eps) is about -36.04, §1.4); `clip` clamps every value
-    # below log_floor instead (voice2face clips at 1e-5, §7.2)
+    # zeros count as float64 eps (log -36.04, §1.4); `clip` clamps below log_floor instead (1e-5 in voice2face, §7.2)
     log_floor: float = 2.220446049250313e-16
     log_floor_mode: Literal["replace_zeros", "clip"] = "replace_zeros"
     # float64 matches the original within 1e-4, float32 (default, faster) within 1e-3
@@ -101,9 +95,7 @@ class AudioConfig:
     mel_std: float = 3.1661
 
     def validate(self) -> None:
-        _each(self, _positive, "must be positive", "sample_rate", "n_mels", "log_floor", "mel_std")
-        _require(self.vad_aggressiveness in (0, 1, 2, 3), "vad_aggressiveness", "webrtcvad accepts 0, 1, 2 or 3")
-        _require(self.vad_frame_ms in (10, 20, 30), "vad_frame_ms", "webrtcvad accepts 10, 20 or 30 ms frames")
+        _positive(self, "sample_rate", "n_mels", "log_floor", "mel_std")
         _require(self.vad_padding_ms >= self.vad_frame_ms, "vad_padding_ms", "must be at least one VAD frame")
         _require(not self.vad or self.sample_rate in (8000, 16000, 32000, 48000), "sample_rate",
                  "webrtcvad needs 8000, 16000, 32000 or 48000 Hz")
@@ -131,8 +123,8 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
-        _each(self, _positive, "must be at least 1", "utterances", "faces")
-        _require(self.seed >= 0, "seed", "must be >= 0")
+        _positive(self, "utterances", "faces")
+        _not_negative(self, "seed")
 
 
 @dataclass
@@ -144,7 +136,7 @@ class DataConfig:
     kind: Literal["synthetic", "voxceleb"] = "synthetic"
     sub_datasets: list[str] = field(default_factory=lambda: ["vox1", "vox2"])
     face_type: Literal["masked", "origin"] = "masked"
-    image_size: int = 64
+    image_size: Literal[64, 128] = 64  # the sizes the decoders produce
     image_norm: Literal["imagenet", "standard"] = "imagenet"
     image_hflip: bool = False
     # one crop length per batch, uniform in [100, 150] frames (both ends included), §1.6
@@ -165,15 +157,14 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def validate(self) -> None:
-        _require(self.image_size in (64, 128), "image_size", "must be 64 or 128 (the sizes the decoders produce)")
         _require(len(self.crop_frames) == 2 and 0 < self.crop_frames[0] <= self.crop_frames[1], "crop_frames",
                  "must be [low, high] with 0 < low <= high")
-        _each(self, _positive, "must be positive", "segment_frames", "segment_stride", "max_segments")
+        _positive(self, "segment_frames", "segment_stride", "max_segments")
         fractions = self.split_fractions
         _require(len(fractions) == 3 and min(fractions) >= 0 and abs(sum(fractions) - 1.0) < 1e-6, "split_fractions",
                  "must be [train, val, test], non-negative, summing to 1")
         _require(self.max_identities is None or self.max_identities > 0, "max_identities", "must be positive")
-        _require(self.num_workers >= 0, "num_workers", "must be >= 0")
+        _not_negative(self, "num_workers")
         _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
 
 
@@ -195,8 +186,8 @@ class EncoderConfig:
         _require(len(self.channels) > 0 and min(self.channels) > 0, "channels", "must be positive")
         _require(self.kind != "inception" or all(c % 4 == 0 for c in self.channels), "channels",
                  "inception widths must divide by 4 (four equal branches)")
-        _require(self.embed_dim > 0, "embed_dim", "must be positive")
-        _require(self.noise_std >= 0, "noise_std", "must be >= 0")
+        _positive(self, "embed_dim")
+        _not_negative(self, "noise_std")
 
 
 @dataclass
@@ -209,7 +200,7 @@ class FuserConfig:
     normalize_fusion: bool = True
 
     def validate(self) -> None:
-        _each(self, _positive, "must be positive", "dim", "dim_out")
+        _positive(self, "dim", "dim_out")
 
 
 @dataclass
@@ -225,7 +216,7 @@ class DecoderConfig:
 
     def validate(self) -> None:
         _require(len(self.channels) > 0 and min(self.channels) > 0, "channels", "must be positive")
-        _require(self.mid_channels > 0, "mid_channels", "must be positive")
+        _positive(self, "mid_channels")
 
 
 @dataclass
@@ -245,26 +236,22 @@ class DiscriminatorConfig:
                 parse_arch(arch, key)
         _require(self.activation in ("relu", "leakyrelu") or self.activation.startswith("leakyrelu-"), "activation",
                  "must be relu, leakyrelu or leakyrelu-<slope>")
-        _require(self.ac_hidden > 0, "ac_hidden", "must be positive")
+        _positive(self, "ac_hidden")
 
 
 @dataclass
 class FaceEmbedderConfig:
-    """The face embedder behind the perceptual loss (recipe §3.1) and the validation metrics (§4.2).
-
-    `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7); when they are missing the trainer
-    falls back to a trained embedder if one exists, and says so. `trained`: a small CNN trained on the training
-    identities' faces (`python -m sf2f train-face-embedder`), for data FaceNet has never seen (the synthetic default).
-    Not scaled by `model.width_mult`.
-    """
+    """The face embedder of the perceptual loss (recipe §3.1) and the validation metrics (§4.2), not scaled by
+    `model.width_mult`. `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7; a trained embedder
+    stands in where they are missing, with a note). `trained`: a small CNN trained on the training identities' faces
+    (`python -m sf2f train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
 
     kind: Literal["facenet", "trained"] = "facenet"
     # "" = facenet-pytorch's cache, $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt (sf2f.weights)
     facenet_weights: str = ""
     # "" = <prepared data folder>/face_embedder.pt
     trained_path: str = ""
-    # the trained embedder: input side (the VGG-box crop is resized to it), base width, and its training
-    # (identity classification with a cosine-softmax head: logits s * (cos - m) for the true class)
+    # the trained embedder: input side (of the resized VGG box), width, training with logits s (cos - m) for the truth
     input_size: int = 64
     width: int = 32
     epochs: int = 30
@@ -276,7 +263,7 @@ class FaceEmbedderConfig:
     def validate(self) -> None:
         _require(self.input_size >= 16, "input_size", "must be at least 16 (four stride-2 stages)")
         _require(self.batch_size >= 2, "batch_size", "must be at least 2")
-        _each(self, _positive, "must be positive", "width", "epochs", "lr", "cosine_scale")
+        _positive(self, "width", "epochs", "lr", "cosine_scale")
         _require(0 <= self.cosine_margin < 1, "cosine_margin", "must lie in [0, 1)")
 
 
@@ -313,13 +300,11 @@ class LossConfig:
     ac_loss_weight: float = 0.05
     # the original's D update is not scaled by d_loss_weight / ac_loss_weight (§6 item 14); True scales it
     scale_discriminator_update: bool = False
-    # the real faces' perceptual targets are computed once and kept (float16) up to this budget; the original
-    # recomputed them at every step (§3.1; docs/original_timings.md). 0 recomputes them every step, as the original
+    # the real faces' perceptual targets kept (float16) up to this budget; 0 recomputes them every step as the original
     perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
-        _each(self, _not_negative, "must be >= 0", "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight",
-              "perceptual_cache_mb")
+        _not_negative(self, "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight", "perceptual_cache_mb")
         _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
 
 
@@ -329,8 +314,7 @@ class OptimConfig:
 
     stage: Literal["stage1", "fuser"] = "stage1"
     lr: float = 5e-4
-    # multiplies the learning rate of every optimiser (1 in the paper): the course profiles train hundreds of
-    # iterations where the paper trains about 145,000, and need larger steps to get anywhere (not a paper number)
+    # not a paper number (1 there): the course profiles' few hundred iterations (the paper's 145,000) need larger steps
     lr_scale: float = 1.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
@@ -348,26 +332,22 @@ class OptimConfig:
     decay_ac_lr: bool = False
     # at this epoch G goes to eval mode (BatchNorm frozen) and its Adam state is reset
     eval_mode_after_epochs: int = 10000
-    # not in the original (False in every paper config): at the eval-mode switch, recompute G's BatchNorm statistics
-    # over the epoch's batches (torch.optim.swa_utils.update_bn) instead of freezing moving averages that lag behind
+    # not in the original: at the eval-mode switch, recompute G's BatchNorm statistics over the epoch (update_bn)
     precise_bn_at_switch: bool = False
     disable_l1_after_epochs: int = 10_000_000
-    # not in the paper (0 in every paper config): for this many epochs the generator learns from the L1 pixel loss
-    # alone and the discriminators rest, a pixel-loss pre-training as in ESRGAN (Wang et al. 2018, §3.4 there)
+    # not in the paper: epochs of L1 alone, the discriminators resting, as ESRGAN's pre-training (Wang et al. 2018)
     pixel_warmup_epochs: int = 0
-    # stage 2: `frozen` keeps encoder/decoder BatchNorm in eval mode (intended); `as_original` flips it back to
-    # train mode after the first visualisation step, as the original accidentally did (§3.4 "stage 2 BN mode")
+    # stage 2: `frozen` keeps BatchNorm in eval mode; `as_original` flips it back after the first visualisation (§3.4)
     bn_mode: Literal["frozen", "as_original"] = "frozen"
     # stage-1 checkpoint the fuser stage starts from
     pretrained: str | None = None
     skip_nonfinite: bool = True
 
     def validate(self) -> None:
-        _each(self, _positive, "must be positive", "lr", "lr_scale")
+        _positive(self, "lr", "lr_scale", "batch_size", "epochs", "eval_every_epochs", "visualize_every",
+                  "checkpoint_every_epochs")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
-        _each(self, _not_negative, "must be >= 0", "weight_decay", "checkpoint_every_steps")
-        _each(self, _positive, "must be at least 1", "batch_size", "epochs", "eval_every_epochs", "visualize_every",
-              "checkpoint_every_epochs")
+        _not_negative(self, "weight_decay", "checkpoint_every_steps")
         _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
         # during the warm-up L1 is the generator's only loss: it must still be on
         _require(self.pixel_warmup_epochs <= self.disable_l1_after_epochs, "pixel_warmup_epochs",
@@ -395,17 +375,15 @@ class EvalConfig:
     vfs_channel_order: Literal["rgb", "bgr"] = "rgb"
     vfs_input_size: int = 224
     seed: int = 0
-    # trained embedders only: score with a second one, from another seed, since a generator trained against its scorer
-    # learns what that network reads, not faces (demo runs: SF2F's R@10 0.53 with the loss's embedder, 0.37 with a
-    # second, chance 0.33). False, and every FaceNet run, scores with the loss's embedder, as the paper (§4.2)
+    # trained embedders: score with a second one (another seed), since a generator learns what its loss's embedder
+    # reads (demo: R@10 0.53 with it, 0.37 with a second, chance 0.33); FaceNet runs use the loss's, as the paper, §4.2
     independent_embedder: bool = True
     # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.significance)
     chance_permutations: int = 10_000
 
     def validate(self) -> None:
         _require(all(k >= 1 for k in self.recall_ks), "recall_ks", "must be >= 1")
-        _each(self, _positive, "must be >= 1", "chance_permutations", "recall_group_size", "recall_groups",
-              "vfs_splits")
+        _positive(self, "chance_permutations", "recall_group_size", "recall_groups", "vfs_splits")
         _require(len(self.vgg_box) == 4, "vgg_box", "needs (left, top, right, bottom)")
         left, top, right, bottom = self.vgg_box
         _require(0 <= left < right <= 1 and 0 <= top < bottom <= 1, "vgg_box", "must be fractions with left<right")
@@ -431,8 +409,8 @@ class RunConfig:
     def validate(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device",
                  "must be auto, cpu, cuda, cuda:N or mps")
-        _require(self.threads >= 0, "threads", "must be >= 0")
-        _require(self.log_every >= 1, "log_every", "must be >= 1")
+        _not_negative(self, "threads")
+        _positive(self, "log_every")
 
 
 @dataclass
