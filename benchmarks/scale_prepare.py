@@ -6,8 +6,8 @@
 2. prepares it (`python -m sf2f prepare`) and measures the wall time, the CPU time of every process, the peak memory
    summed over the processes, and the disk of the raw and the prepared data;
 3. prepares it again into a second folder, kills that run (its whole process group, as a crash or a scheduler
-   would) at `--kill-at` of the first run's wall time, resumes it, and checks the result is byte-identical to the
-   uninterrupted run.
+   would) while it featurises the identities, resumes it, and checks the result is byte-identical to the
+   uninterrupted run's; then the same with a kill while it packs the splits.
 
 Peak memory is given twice: *anonymous* memory (what the processes allocate; what must fit in RAM), and the resident
 set including mapped files. Packing writes each split through a memory-mapped .npy, whose pages count as resident
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -66,19 +67,18 @@ class _Usage:
         self._thread.join()
 
 
-def _sf2f(args: list[str], kill_after: float | None = None) -> tuple[float, _Usage, bool]:
-    """Run `python -m sf2f ARGS` in its own process group; wall seconds, usage, and whether it was killed."""
+def _sf2f(args: list[str], kill_when: Callable[[], bool] | None = None) -> tuple[float, _Usage, bool]:
+    """Run `python -m sf2f ARGS` in its own process group, killing the group once `kill_when()` holds; wall seconds,
+    usage, and whether it was killed."""
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "sf2f", *args], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    usage = _Usage(psutil.Process(child.pid))
-    try:
-        child.wait(timeout=kill_after)
-        killed = False
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        killed = True
+    usage, killed = _Usage(psutil.Process(child.pid)), False
+    while child.poll() is None:
+        if kill_when is not None and not killed and kill_when():
+            os.killpg(child.pid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.1)
     usage.stop()
     if child.returncode != 0 and not killed:
         raise SystemExit(f"python -m sf2f {' '.join(args)} failed:\n{child.stderr.read()}")
@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--utterances", type=int, default=15, help="per identity (VoxCeleb has more, and longer)")
     parser.add_argument("--work", type=Path, required=True, help="folder for the data (about 3.5 GB per 1,000 ids)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--kill-at", type=float, default=0.5, help="fraction of the full run's wall time")
     parser.add_argument("--keep", action="store_true", help="keep the resumed copy as well")
     args = parser.parse_args(argv)
     raw, full, resumed = args.work / "synthetic", args.work / "prepared", args.work / "prepared_resumed"
@@ -113,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     reused = (raw / "synthetic.json").is_file()  # the generator then only checks it
     wall, usage, _ = _sf2f(["data", "synthetic", "--out", str(raw), "--identities", str(args.identities),
                             "--utterances", str(args.utterances), "--workers", str(args.workers), "--no-progress"])
-    print(f"generate{' (reused)' if reused else ''}: {wall:.0f} s wall, {sum(usage.cpu.values()):.0f} CPU-s, raw data {_size(raw) / 1e9:.2f} GB "
-          f"({_size(raw) / 1e9 * per_k:.2f} GB per 1,000 identities)")
+    print(f"generate{' (reused)' if reused else ''}: {wall:.0f} s wall, {sum(usage.cpu.values()):.0f} CPU-s, raw data "
+          f"{_size(raw) / 1e9:.2f} GB ({_size(raw) / 1e9 * per_k:.2f} GB per 1,000 identities)")
 
     prepare = ["prepare", "--data-root", str(raw), "--workers", str(args.workers), "--no-progress", "--out"]
     wall, usage, _ = _sf2f([*prepare, str(full)])
@@ -124,14 +123,21 @@ def main(argv: list[str] | None = None) -> None:
           f"{usage.peak_rss / 2**30:.2f} GiB resident with mapped files; cache {_size(full) / 1e9:.2f} GB "
           f"({_size(full) / 1e9 * per_k:.2f} GB per 1,000 identities)")
 
-    _, _, killed = _sf2f([*prepare, str(resumed)], kill_after=args.kill_at * wall)
-    parts = len(list((resumed / "parts").glob("*.npz"))) if (resumed / "parts").is_dir() else 0
-    wall, _, _ = _sf2f([*prepare, str(resumed)])
-    same = _same_tree(full, resumed)
-    print(f"kill and resume: killed={killed} with {parts} of {args.identities} identities done; the resumed run "
-          f"took {wall:.0f} s and its cache is {'byte-identical to' if same else 'DIFFERENT from'} the full run's")
-    if not (killed and same):
-        raise SystemExit(f"kill-and-resume check failed: compare {full} with {resumed}")
+    # killed once while featurising (half the identities' parts written) and once while packing (a split's file
+    # half-written: the temporary files of sf2f.paths.atomic_path)
+    stages = {"featurising": lambda: len(list((resumed / "parts").glob("*.npz"))) >= args.identities // 2,
+              "packing": lambda: any(any((resumed / split).glob(".*.part")) for split in ("train", "val", "test"))}
+    for stage, moment in stages.items():
+        shutil.rmtree(resumed, ignore_errors=True)
+        _, _, killed = _sf2f([*prepare, str(resumed)], kill_when=moment)
+        parts = len(list((resumed / "parts").glob("*.npz")))
+        wall, _, _ = _sf2f([*prepare, str(resumed)])
+        same = _same_tree(full, resumed)
+        print(f"killed while {stage}: {killed}, with {parts} of {args.identities} identities' parts written; the "
+              f"resumed run took {wall:.0f} s and its cache is {'byte-identical to' if same else 'DIFFERENT from'} "
+              "the uninterrupted run's")
+        if not (killed and same):
+            raise SystemExit(f"kill-and-resume check failed: compare {full} with {resumed}")
     if not args.keep:
         shutil.rmtree(resumed)
 
