@@ -102,5 +102,8 @@ def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group once every rank is done: destroying it while another rank is still on its way can hang
+    (pytorch/pytorch#75097, seen here once on a loaded 2-core machine), so the ranks meet at a barrier first."""
     if ctx.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
