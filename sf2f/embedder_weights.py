@@ -167,17 +167,10 @@ def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedde
     return state
 
 
-def _read_embedder_file(path: Path) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    if state.get("format") != EMBEDDER_FORMAT:
-        raise FaceEmbedderError(f"{path}: not a face embedder written by `python -m sf2f train-face-embedder`")
-    return state
-
-
 def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> SmallFaceEmbedder:
     """A trained embedder file (eval mode). With `data`, refuse a file trained on another prepared dataset."""
     path = Path(path)
-    state = _read_embedder_file(path)
+    state = load_checkpoint(path, EMBEDDER_FORMAT, "train-face-embedder")
     if data is not None:
         expected = PreparedData(data).manifest.get("fingerprint", "")
         if state["data_fingerprint"] != expected:
@@ -248,8 +241,8 @@ def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool
     seed = embedder_seed(cfg, role)
     if path.is_file():
         try:
-            state = _read_embedder_file(path)
-        except (FaceEmbedderError, RuntimeError):
+            state = load_checkpoint(path, EMBEDDER_FORMAT, "train-face-embedder")
+        except RuntimeError:  # an unreadable or foreign file (CheckpointError) is replaced
             state = {}
         wanted = {"settings": dataclasses.asdict(cfg.model.face_embedder), "image_norm": cfg.data.image_norm,
                   "seed": seed, "data_fingerprint": PreparedData(data).manifest.get("fingerprint", "")}

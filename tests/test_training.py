@@ -597,7 +597,7 @@ def test_validation_is_deterministic(stage1: Path, data: Path, tmp_path: Path) -
     trainer = Trainer(cfg, data, tmp_path / "run", progress=False, log=lambda _: None)
     first, second = trainer.evaluate(), trainer.evaluate()
     assert first == second and set(first) == {"l1", "cosine", "recall_at_1", "spread"}
-    result = trainer.validate()
+    result = trainer.validation(trainer.generator.eval(), 2)
     assert result.generated[-1].shape == (2, 3, 64, 64) and result.gallery.shape == (2, 512)
     assert torch.equal(result.labels, torch.tensor([0, 1]))
 
