@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.facenet import facenet_pytorch
-from sf2f.faces import VGG_BOX, crop_vgg_box, to_pixel_range
+from sf2f.faces import VGG_BOX, crop_vgg_box, facenet_pytorch, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
 __all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embed_faces", "embedder_input", "eval_mode"]

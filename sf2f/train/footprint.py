@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from sf2f.config import ExperimentConfig
-from sf2f.facenet import facenet_pytorch
+from sf2f.faces import facenet_pytorch
 from sf2f.models import build_discriminators, build_generator, count_parameters
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
 from sf2f.train.iteration import TrainingStep
