@@ -21,10 +21,6 @@ from sf2f.models.generator import Generator
 from sf2f.paths import atomic_path
 from sf2f.weights import torch_load_failure
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointManager", "capture_rng_state", "load_checkpoint",
-           "load_generator", "load_state_checked", "restore_rng_state",
-           "save_checkpoint"]
-
 #: what a training checkpoint says it is (the trainer writes it, :func:`load_generator` checks it)
 CHECKPOINT_FORMAT = "sf2f-train-v1"
 

@@ -18,8 +18,6 @@ from sf2f.config import PAPER_CONFIGS, PROFILES, SyntheticConfig, config_to_dict
 from sf2f.errors import MissingPathError, SF2FError, UsageError
 from sf2f.paths import RUNS_DIR, project_path, user_path
 
-__all__ = ["build_parser", "main"]
-
 #: what `ArgumentParser.add_subparsers()` returns (argparse names its type only privately)
 Subparsers = Any
 

@@ -21,8 +21,6 @@ from sf2f.config import PAPER_CONFIGS, PROFILES, load_config, save_config
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.paths import NOTEBOOK_DIR, REPO_ROOT, RUNS_DIR
 
-__all__ = ["COURSE_MAP", "CourseSummary", "NotebookRun", "collect_results", "discover_notebooks", "run_course"]
-
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
 #: The course, in order: notebook stem, title, what it teaches (the map in notebook 00)

@@ -31,10 +31,6 @@ from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceE
 from sf2f.runtime import select_device
 from sf2f.weights import WeightsError
 
-__all__ = ["EMBEDDER_FORMAT", "EVAL_EMBEDDER_SEED", "LOSS_EMBEDDER_SEED", "FaceEmbedderError",
-           "cosine_softmax_loss", "default_embedder_path", "embedder_seed", "ensure_face_embedder",
-           "load_trained_embedder", "resolve_face_embedder", "scoring_embedder", "train_face_embedder"]
-
 EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
 #: the perceptual loss's trained embedder stands in for a pretrained FaceNet, one fixed network whatever a run's seed
 #: (§3.1): one seed for it on every run, so runs of several seeds share one file instead of retraining it in turn

@@ -20,10 +20,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sf2f.errors import BadInputError, UnavailableError, require_nonempty_file
 
-__all__ = ["IMAGE_NORMS", "VGG_BOX", "FaceAligner", "FaceDetection", "FaceImageError", "NoFaceError", "crop_vgg_box",
-           "denormalize_images", "facenet_pytorch", "load_image", "normalize_images", "resize_face", "to_pixel_range",
-           "vgg_box_slices"]
-
 # mean and std per RGB channel (§1.5): `imagenet` is what every config uses; `standard` exists in the original, unused
 IMAGE_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

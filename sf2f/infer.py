@@ -27,9 +27,6 @@ from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
 
-__all__ = ["MIN_SPEECH_SECONDS", "FaceFromVoice", "NoUsableSpeechError", "SpeechFile", "SpeechSegments",
-           "generate_face", "interpolate_faces", "speech_segments"]
-
 # the shortest voice crop the generator trains on is 100 frames, one second (§1.6): less is not a voice it knows
 MIN_SPEECH_SECONDS = 1.0
 

@@ -17,8 +17,6 @@ from sf2f.errors import UsageError
 from sf2f.paths import RUNS_DIR, project_path, user_path
 from sf2f.runtime import RuntimeInfo, setup_runtime
 
-__all__ = ["CourseContext", "setup_notebook"]
-
 
 @dataclass(frozen=True)
 class CourseContext:

@@ -6,8 +6,6 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["pipeline_figure"]
-
 # (label, detail, x, y, colour); the generator path runs left to right, training-only parts sit below it
 _BOXES: dict[str, tuple[str, str, float, float, str]] = {
     "wav": ("speech", "16 kHz wav", 0.07, 0.72, "#dbe9f6"),

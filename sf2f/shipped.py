@@ -43,10 +43,6 @@ from sf2f.train.train_or_load import course_run_dir, train_or_load
 from sf2f.train.trainer import MACHINE_KEYS, TrainResult
 from sf2f.weights import sha256_of
 
-__all__ = ["MODELS", "SCORER", "SHIPPED_DIR", "ShippedWeightsError", "build_shipped", "data_fingerprint",
-           "describe_shipped", "export_shipped", "load_shipped_scorer", "read_manifest", "shipped_config",
-           "stale_reasons", "trained_models", "verify_shipped"]
-
 #: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set
 SHIPPED_DIR: Path = Path(os.environ.get("SF2F_TRAINED_WEIGHTS", "") or REPO_ROOT / "trained_weights")
 PROFILE = "long"

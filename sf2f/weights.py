@@ -18,8 +18,6 @@ import torch
 
 from sf2f.errors import SF2FError
 
-__all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of", "torch_load_failure"]
-
 
 class WeightsError(SF2FError, RuntimeError):
     """A registered weight file is missing or is not the file it should be."""
