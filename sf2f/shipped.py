@@ -39,8 +39,7 @@ from sf2f.errors import SF2FError
 from sf2f.models import build_generator
 from sf2f.paths import REPO_ROOT
 from sf2f.runtime import process_pool, select_device
-from sf2f.train.train_or_load import course_run_dir, train_or_load
-from sf2f.train.trainer import MACHINE_KEYS, TrainResult
+from sf2f.train.trainer import MACHINE_KEYS, TrainResult, course_run_dir, train_or_load
 from sf2f.weights import sha256_of
 
 #: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set

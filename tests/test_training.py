@@ -46,8 +46,7 @@ from sf2f.paths import folder_lock
 from sf2f.train.distributed import parameter_hash
 from sf2f.train.iteration import PerceptualTargets, TrainingStep
 from sf2f.train.logs import read_log
-from sf2f.train.train_or_load import train_or_load
-from sf2f.train.trainer import Trainer
+from sf2f.train.trainer import Trainer, train_or_load
 from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 

@@ -47,7 +47,7 @@ from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import eval_mode
-from sf2f.paths import project_path
+from sf2f.paths import RUNS_DIR, folder_lock, project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.distributed import (
     average_across_processes,
@@ -393,3 +393,36 @@ class Trainer:
         }
         tracked = {k: v for k, v in (values or {}).items() if k in self.track}
         return self.checkpoints.save(state, tracked)
+
+
+# the notebooks' "train or load": the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
+# trains what notebooks 02, 06 and 07 then load
+def course_run_dir(config_name: str, profile: str) -> Path:
+    """Where the course notebooks keep the run of a paper config under a profile."""
+    return RUNS_DIR / "course" / profile / config_name
+
+
+def train_or_load(
+    cfg: ExperimentConfig,
+    data: str | Path,
+    run_dir: str | Path,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    **trainer_options: Any,
+) -> TrainResult:
+    """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start. A folder of
+    another recipe is an error, not overwritten. Processes that need the same run take turns (notebooks open at once):
+    the second waits, then loads the run the first finished."""
+    run_dir = Path(run_dir).absolute()
+    with folder_lock(run_dir, ".train.lock", f"waiting for another process training {run_dir}"):
+        saved = run_dir / "config.yaml"
+        if saved.exists():
+            diff = recipe_diff(load_resolved_config(saved), cfg)
+            if diff:
+                raise UsageError(f"{run_dir} holds a run of another recipe ({describe_diff(diff)}); delete it or "
+                                 "choose another folder")
+            if (run_dir / "done.json").exists():
+                return TrainResult.read(run_dir)
+        trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
+                          **trainer_options)
+        return trainer.fit()
