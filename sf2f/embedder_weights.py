@@ -1,9 +1,6 @@
-"""The face embedder a run uses, and training one when no pretrained weights fit the data.
-
-SF2F's perceptual loss and retrieval metrics look at faces through FaceNet (recipe §2.7, §3.1, §4.2), whose VGGFace2
-weights know nothing of the synthetic faces (and users may not have them). For such data :func:`train_face_embedder`
-(`python -m sf2f train-face-embedder`) trains a :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
-training identities apart, as FaceNet was trained on VGGFace2, seeing faces as it will in use (`embedder_input`).
+"""The face embedder a run uses. FaceNet (recipe §2.7, §3.1, §4.2) knows nothing of the synthetic faces (and users
+may lack its VGGFace2 weights), so :func:`train_face_embedder` (`python -m sf2f train-face-embedder`) trains a
+:class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the training identities apart, as FaceNet was trained.
 """
 
 from __future__ import annotations

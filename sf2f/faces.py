@@ -1,8 +1,6 @@
-"""Face images: any image file to an RGB face crop at 64 or 128 pixels, its normalisation, and the VGG box.
-
-HQ-VoxCeleb's faces are aligned square crops (recipe §1.1): preparing them is reading, converting to RGB and resizing
-(§1.5). Raw photos first go through MTCNN (:class:`FaceAligner`). The networks see ImageNet-normalised images (§1.5);
-:func:`crop_vgg_box` is the face box the FaceNet loss and metrics look at (§4.3).
+"""Face images: any image file to an RGB face crop at 64 or 128 px (HQ-VoxCeleb's are aligned already, recipe §1.1,
+§1.5; raw photos go through MTCNN, :class:`FaceAligner`), the ImageNet normalisation (§1.5), and the VGG box the FaceNet
+loss and metrics look at (§4.3).
 """
 
 from __future__ import annotations

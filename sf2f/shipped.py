@@ -1,9 +1,7 @@
-"""The trained weights shipped in `trained_weights/`: how `make weights` builds them, how they are checked and loaded.
-
-`demo` runs show the mechanics; the `long` profile's (about 19,600 iterations, an evening on a CPU) draw faces that
-resemble their speakers, so the course ships its three generators and the face embedder that scores them in notebook
-06, as float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json of
-each file's SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
+"""The trained weights in `trained_weights/`: how `make weights` builds them, how they are checked and loaded. The
+`long` profile's runs (about 19,600 iterations, an evening on a CPU) draw faces that resemble their speakers, so the
+course ships their three generators and notebook 06's scoring embedder as float32 state dicts (float16 moved one speaker
+in 30 across the sex probe's boundary), with a manifest.json of SHA-256, config, data fingerprint and provenance.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`: G forward, G's losses
-(§3.1, weights §3.3), G's step, the image discriminators' step, the AC discriminators' step. The fuser stage runs the
-same iteration on masked segment stacks, G's optimiser holding the fuser alone (§3.4).
-
-Two changes from the original change only the time: the discriminators' weights are frozen during G's pass (they stay
-in train mode, so their BatchNorm sees the fakes as in the original), and the real faces' perceptual targets are cached
-(:class:`PerceptualTargets`). A non-finite G loss skips the iteration, as the original's `continue` does, and also
-undoes what its forward passes did to BatchNorm's running statistics.
+"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`, and the schedule (§3.4).
+Changes from the original change only the time: the discriminators are frozen during G's pass (still in train mode, so
+their BatchNorm sees the fakes as in the original) and the real faces' perceptual targets are cached. A non-finite G
+loss skips the iteration (the original's `continue`) and also undoes its BatchNorm statistics updates.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""The two-stage SF2F / voice2face trainer (recipe §3.2-3.5): the loop around one iteration
-(:class:`~sf2f.train.iteration.TrainingStep`), its schedule (§3.4), evaluation, samples and checkpoints.
-
-Resumes are exact on the CPU, and on a GPU with `run.deterministic: true`: batches are re-drawn from (seed, epoch),
-checkpoints carry every optimiser and random state, and evaluation draws from a forked random state. Under `torchrun`
-each process trains on its share of every epoch (:mod:`sf2f.train.distributed`); rank 0 alone logs, evaluates, writes.
+"""The two-stage trainer (recipe §3.2-3.5): the loop around :class:`~sf2f.train.iteration.TrainingStep`, evaluation,
+samples, checkpoints, and the notebooks' :func:`train_or_load`. Resumes are exact (on a GPU with `run.deterministic`):
+batches are re-drawn from (seed, epoch) and checkpoints carry every optimiser and random state. Under `torchrun` each
+process trains on its share of every epoch; rank 0 alone logs, evaluates and writes.
 """
 
 from __future__ import annotations
