@@ -21,10 +21,6 @@ from sf2f.models.generator import Generator
 from sf2f.paths import atomic_path
 from sf2f.weights import torch_load_failure
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointManager", "capture_rng_state", "load_checkpoint",
-           "load_generator", "load_state_checked", "require_training_checkpoint", "restore_rng_state",
-           "save_checkpoint"]
-
 #: what a training checkpoint says it is (the trainer writes it, :func:`load_generator` checks it)
 CHECKPOINT_FORMAT = "sf2f-train-v1"
 
@@ -41,8 +37,9 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU with `weights_only=True` (tensors and plain containers only)."""
+def load_checkpoint(path: str | Path, expected_format: str = "", writer: str = "train") -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with `weights_only=True` (tensors and plain containers only); with
+    `expected_format`, one whose `format` is another (not written by `python -m sf2f <writer>`) is an error."""
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: no such checkpoint")
@@ -52,6 +49,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable sf2f checkpoint: {torch_load_failure(path, exc)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict of states, found {type(state).__name__}")
+    if expected_format and state.get("format") != expected_format:
+        raise CheckpointError(f"{path}: not a file `python -m sf2f {writer}` wrote (format {state.get('format')!r})")
     return state
 
 
@@ -134,13 +133,6 @@ class CheckpointManager:
         return state
 
 
-def require_training_checkpoint(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """`state`, read from `path`, when the trainer wrote it (its format); else a CheckpointError naming the file."""
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an sf2f training checkpoint (format {state.get('format')!r})")
-    return state
-
-
 def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Generator, ExperimentConfig]:
     """A trained generator (eval mode, on the CPU) and its config, from a checkpoint file or a run folder's
     `checkpoint` (`latest` or `best_<metric>`, for example `best_recall_at_5`)."""
@@ -152,7 +144,7 @@ def load_generator(source: str | Path, checkpoint: str = "latest") -> tuple[Gene
             names = sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
             have = f"this run has {', '.join(names)}" if names else "this run has no checkpoint yet"
             raise MissingPathError(f"{path}: no such checkpoint ({have})")
-    state = require_training_checkpoint(load_checkpoint(path), path)
+    state = load_checkpoint(path, CHECKPOINT_FORMAT)
     cfg = config_from_dict(state["config"], str(path))
     generator = build_generator(cfg)
     load_state_checked(generator, state["generator"], "generator", path)

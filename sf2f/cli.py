@@ -18,8 +18,6 @@ from sf2f.config import PAPER_CONFIGS, PROFILES, SyntheticConfig, config_to_dict
 from sf2f.errors import MissingPathError, SF2FError, UsageError
 from sf2f.paths import RUNS_DIR, project_path, user_path
 
-__all__ = ["build_parser", "main"]
-
 #: what `ArgumentParser.add_subparsers()` returns (argparse names its type only privately)
 Subparsers = Any
 
@@ -27,9 +25,8 @@ Subparsers = Any
 def _command(sub: Subparsers, name: str, help: str, description: str, examples: Sequence[str],
              handler: Callable[[argparse.Namespace], int | None] | None = None,
              progress: bool = False) -> argparse.ArgumentParser:
-    """A subcommand's parser (with --no-progress for one that shows progress bars). It stores itself in the parsed
-    arguments, so that `main` reports an unknown option with this command's usage (argparse would show the top-level
-    usage, which lists no option of the command)."""
+    """A subcommand's parser. It stores itself in the parsed arguments, so that `main` reports an unknown option with
+    this command's usage (argparse would show the top-level usage, which lists no option of the command)."""
     parser = sub.add_parser(name, help=help, description=description,
                             epilog="\n".join(["examples:", *(f"  {e}" for e in examples)]),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,7 +37,6 @@ def _command(sub: Subparsers, name: str, help: str, description: str, examples: 
 
 
 def _recipe_options(parser: argparse.ArgumentParser, example: str = "optim.lr=1e-4") -> None:
-    """--profile and --set: how every command that resolves a config scales and overrides it."""
     parser.add_argument("--profile", default=None, help=f"{', '.join(PROFILES)} or a profile YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"override, e.g. {example}")
 
@@ -82,9 +78,9 @@ def _cmd_info(args: argparse.Namespace) -> int | None:
 
 def _add_config(sub: Subparsers) -> None:
     p = _command(sub, "config", "print or save a fully resolved config",
-                 "Resolve a paper config (by name or path), scaled by a profile, with key=value overrides.",
-                 ["python -m sf2f config v2f --profile quick --set optim.batch_size=4 --out /tmp/v2f.yaml",
-                  f"(paper configs: {', '.join(PAPER_CONFIGS)}; profiles: {', '.join(PROFILES)})"], _cmd_config)
+                 f"Resolve a paper config ({', '.join(PAPER_CONFIGS)}) or a YAML file, scaled by a profile, with "
+                 "key=value overrides.", ["python -m sf2f config v2f --profile quick --set optim.batch_size=4"],
+                 _cmd_config)
     p.add_argument("config", help="a paper config name (for example sf2f_1st_stage) or a YAML file")
     _recipe_options(p)
     p.add_argument("--out", default=None, help="write the resolved YAML here instead of printing it")
@@ -92,10 +88,10 @@ def _add_config(sub: Subparsers) -> None:
 
 def _add_course(sub: Subparsers) -> None:
     p = _command(sub, "course", "run the numbered notebooks in order with papermill",
-                 "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure (naming the "
-                 "notebook and cell), and write summary.md, summary.json and results.md.",
-                 ["python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs",
-                  "python -m sf2f course --profile quick --only 00 01"], _cmd_course, progress=True)
+                 "Execute notebooks/NN_*.ipynb in order into runs/<timestamp>/, stop at the first failure, and write "
+                 "summary.md, summary.json and results.md.",
+                 ["python -m sf2f course --profile demo --figures-dir figures   # what `make demo` runs"],
+                 _cmd_course, progress=True)
     p.add_argument("--profile", default="demo", choices=PROFILES)
     p.add_argument("--data-root", default="", help="dataset root (default: data/synthetic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -111,9 +107,8 @@ def _add_data(sub: Subparsers) -> None:
     group = p.add_subparsers(dest="data_command", metavar="<data command>", required=True)
     defaults = SyntheticConfig()
     s = _command(group, "synthetic", "generate (or finish, or reuse) the synthetic paired voice-face dataset",
-                 "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out (wavs, faces, meta files, split.json, "
-                 "traits.csv), deterministic for a seed. A complete dataset with the same parameters is reused, a "
-                 "half-written one is finished, one with other parameters is an error.",
+                 "Write a synthetic VoxCeleb + HQ-VoxCeleb look-alike into --out, deterministic for a seed. A complete "
+                 "dataset with the same parameters is reused, a half-written one finished, another one an error.",
                  ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
                   "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
                   "   # the quick profile's"],
@@ -128,7 +123,7 @@ def _add_data(sub: Subparsers) -> None:
 
 def _add_info(sub: Subparsers) -> None:
     p = _command(sub, "info", "what sf2f runs on: device, threads, versions",
-                 "The device sf2f would use, its threads, and the versions of the libraries it runs on.",
+                 "The device sf2f would use, its threads, and the versions of torch and Python.",
                  ["python -m sf2f info --device auto"], _cmd_info)
     p.add_argument("--device", default="auto")
 
@@ -155,12 +150,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int | None:
 
 def _add_prepare(sub: Subparsers) -> None:
     p = _command(sub, "prepare", "speech and faces to the packed training cache (log-mels, face crops, split, report)",
-                 "Read a dataset in the layout of data/README.md (VoxCeleb + HQ-VoxCeleb, or the synthetic default), "
-                 "run the original's VAD, log-mels and face resize, and pack every split into a few memory-mapped "
-                 "files. Resumable; every skipped file is listed with its reason in <out>/report.csv.",
-                 ["python -m sf2f prepare --data-root data/synthetic   # into data/prepared/synthetic-masked-64",
-                  "python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128",
-                  "python -m sf2f prepare --data-root my_photos --out data/prepared/mine --align-faces"],
+                 "Read a dataset in the layout of data/README.md, run the original's VAD, log-mels and face resize, "
+                 "and pack every split into memory-mapped files. Resumable; skipped files are in <out>/report.csv.",
+                 ["python -m sf2f prepare --data-root data/VoxCeleb --out /scratch/vox-128 --image-size 128"],
                  _cmd_prepare, progress=True)
     p.add_argument("--data-root", default="", help="dataset folder (default: the repository's data/synthetic)")
     p.add_argument("--faces-root", default="", help="folder of the face tree <sub>/<type>_faces/<name>/ if not in "
@@ -213,13 +205,10 @@ def _cmd_train(args: argparse.Namespace) -> int | None:
 
 def _add_train(sub: Subparsers) -> None:
     p = _command(sub, "train", "train a config (stage 1 or the fuser stage) on a prepared dataset",
-                 "Train the networks of a paper config (recipe §3) on a prepared dataset. The run folder gets the "
-                 "resolved config, metrics.csv, sample grids and checkpoints (latest and best per validation metric). "
-                 "A killed run continues exactly with --resume. Several processes: launch with torchrun.",
-                 ["python -m sf2f train sf2f_1st_stage --profile demo --run-dir runs/s1   # on what `prepare` wrote",
-                  "python -m sf2f train sf2f_fuser --profile demo --pretrained runs/s1/checkpoints/latest.pt",
-                  "python -m sf2f train --resume runs/s1",
-                  "torchrun --standalone --nproc_per_node=4 -m sf2f train sf2f_mid_1st_stage --data /scratch/vox-128"],
+                 "Train a paper config (recipe §3) on a prepared dataset into a run folder (config, metrics.csv, "
+                 "sample grids, latest and best checkpoints). A killed run continues exactly with --resume. Several "
+                 "processes: `torchrun --nproc_per_node=N -m sf2f train ...`.",
+                 ["python -m sf2f train sf2f_fuser --profile demo --pretrained runs/s1/checkpoints/latest.pt"],
                  _cmd_train, progress=True)
     p.add_argument("config", nargs="?", default=None, help="a paper config name or YAML file (optional with --resume)")
     _recipe_options(p)
@@ -243,9 +232,8 @@ def _cmd_train_face_embedder(args: argparse.Namespace) -> int | None:
 
 def _add_train_face_embedder(sub: Subparsers) -> None:
     p = _command(sub, "train-face-embedder", "train a face embedder on the training identities (without FaceNet)",
-                 "Train a small CNN (the config's model.face_embedder) to tell the training identities apart by their "
-                 "faces, for the perceptual loss and the validation metrics; by default into <data>/face_embedder.pt, "
-                 "where `train` looks for it.",
+                 "Train a small CNN (model.face_embedder) to tell the training identities apart by their faces, for "
+                 "the perceptual loss and the validation metrics, into <data>/face_embedder.pt by default.",
                  ["python -m sf2f train-face-embedder --data data/prepared/synthetic-masked-64 --profile demo"],
                  _cmd_train_face_embedder, progress=True)
     p.add_argument("--data", required=True, help="prepared dataset folder (python -m sf2f prepare)")
@@ -272,11 +260,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int | None:
 def _add_evaluate(sub: Subparsers) -> None:
     p = _command(sub, "evaluate",
                  "evaluate trained checkpoints: retrieval, similarity, scores, attributes (results.csv / results.md)",
-                 "Evaluate trained generators on a split of a prepared dataset with the metrics of recipe §4 and those "
-                 "the paper lacked: a row per model and probe mode, then chance, the ground-truth and mean-face bounds "
-                 "and the paper's numbers where they exist. Deterministic: the same command gives the same numbers.",
-                 ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/course/demo/sf2f_fuser",
-                  "python -m sf2f evaluate --checkpoint runs/s1/checkpoints/best_recall_at_5.pt --split val"],
+                 "Evaluate trained generators on a split with the metrics of recipe §4 and those the paper lacked: a "
+                 "row per model and probe mode, then chance, the bounds and the paper's numbers. Deterministic.",
+                 ["python -m sf2f evaluate --checkpoint runs/course/demo/v2f --checkpoint runs/s1 --split val"],
                  _cmd_evaluate)
     p.add_argument("--checkpoint", action="append", required=True, metavar="RUN_OR_CKPT",
                    help="a run folder (its checkpoints/latest.pt) or a .pt file; repeat for several models")
@@ -313,11 +299,9 @@ def _cmd_infer(args: argparse.Namespace) -> int | None:
 
 def _add_infer(sub: Subparsers) -> None:
     p = _command(sub, "infer", "a face from speech files with a trained generator",
-                 "Generate a face from recordings (wav, flac, ogg, m4a; at least one second of speech each), cut into "
-                 "1.25 s windows: a fuser model fuses all windows with its attention, a stage-1 model averages their "
-                 "embeddings. Writes face_<size>.png per output scale and face.json (files and windows used).",
-                 ["python -m sf2f infer --wav me.wav --out faces/me   # the shipped SF2F weights (trained_weights/)",
-                  "python -m sf2f infer --checkpoint runs/s2 --wav a.flac b.wav --out faces/ab"],
+                 "Generate a face from recordings (wav, flac, ogg, m4a; 1 s of speech or more) cut into 1.25 s "
+                 "windows, fused by a fuser model's attention or averaged. Writes face_<size>.png and face.json.",
+                 ["python -m sf2f infer --checkpoint runs/s2 --wav a.flac b.wav --out faces/ab"],
                  _cmd_infer)
     p.add_argument("--checkpoint", default="", help="a run folder or a checkpoint file (.pt); default: the shipped "
                    "SF2F (trained_weights/sf2f_fuser.pt)")
@@ -356,11 +340,9 @@ def _cmd_weights(args: argparse.Namespace) -> int | None:
 
 def _add_weights(sub: Subparsers) -> None:
     p = _command(sub, "weights", "the trained weights shipped with the course: rebuild (make weights) or check them",
-                 "trained_weights/ holds the long profile's three generators, the face embedder that scores them and "
-                 "a manifest. `build` trains the runs into runs/course/long/<config> (reusing finished ones) and "
-                 "exports them; `check` verifies every file and whether data, recipe and architecture still match.",
-                 ["python -m sf2f weights check",
-                  "python -m sf2f weights build   # `make weights`: an evening on 2 CPU cores, minutes on a GPU"])
+                 "trained_weights/ holds the long profile's three generators, their scoring embedder and a manifest. "
+                 "`build` trains (or reuses) runs/course/long/<config> and exports them; `check` verifies them.",
+                 ["python -m sf2f weights build   # `make weights`: an evening on 2 CPU cores, minutes on a GPU"])
     group = p.add_subparsers(dest="weights_command", metavar="<weights command>", required=True)
     for name, text, example in (
         ("build", "train (or reuse) the three long runs and export them", "python -m sf2f weights build --jobs 1"),

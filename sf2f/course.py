@@ -1,8 +1,6 @@
-"""Run the numbered notebooks in order with papermill: the batch form of the course (`make demo`).
-
-Each notebook runs into `runs/<timestamp>/<notebook>.ipynb` with the same parameters, beside the paper configs resolved
-under the profile; the run stops at the first failing notebook, naming it and the cell, and ends with `summary.md`,
-`summary.json` and `results.md` (every `results/*.csv` the notebooks wrote).
+"""`make demo`: the numbered notebooks run in order with papermill into `runs/<timestamp>/`, beside the paper configs
+resolved under the profile; the run stops at the first failing notebook (named with its cell) and ends with
+`summary.md`, `summary.json` and `results.md` (every `results/*.csv` the notebooks wrote).
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ import pandas as pd
 from sf2f.config import PAPER_CONFIGS, PROFILES, load_config, save_config
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.paths import NOTEBOOK_DIR, REPO_ROOT, RUNS_DIR
-
-__all__ = ["COURSE_MAP", "CourseSummary", "NotebookRun", "collect_results", "discover_notebooks", "run_course"]
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 

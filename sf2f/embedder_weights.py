@@ -1,9 +1,6 @@
-"""The face embedder a run uses, and training one when no pretrained weights fit the data.
-
-SF2F's perceptual loss and retrieval metrics look at faces through FaceNet (recipe §2.7, §3.1, §4.2), whose VGGFace2
-weights know nothing of the synthetic faces (and users may not have them). For such data :func:`train_face_embedder`
-(`python -m sf2f train-face-embedder`) trains a :class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the
-training identities apart, as FaceNet was trained on VGGFace2, seeing faces as it will in use (`embedder_input`).
+"""The face embedder a run uses. FaceNet (recipe §2.7, §3.1, §4.2) knows nothing of the synthetic faces (and users
+may lack its VGGFace2 weights), so :func:`train_face_embedder` (`python -m sf2f train-face-embedder`) trains a
+:class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the training identities apart, as FaceNet was trained.
 """
 
 from __future__ import annotations
@@ -30,10 +27,6 @@ from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder, embed_faces, embedder_input
 from sf2f.runtime import select_device
 from sf2f.weights import WeightsError
-
-__all__ = ["EMBEDDER_FORMAT", "EVAL_EMBEDDER_SEED", "LOSS_EMBEDDER_SEED", "FaceEmbedderError",
-           "cosine_softmax_loss", "default_embedder_path", "embedder_seed", "ensure_face_embedder",
-           "load_trained_embedder", "resolve_face_embedder", "scoring_embedder", "train_face_embedder"]
 
 EMBEDDER_FORMAT = "sf2f-face-embedder-v1"
 #: the perceptual loss's trained embedder stands in for a pretrained FaceNet, one fixed network whatever a run's seed
@@ -167,17 +160,10 @@ def train_face_embedder(data: str | Path, out: str | Path, settings: FaceEmbedde
     return state
 
 
-def _read_embedder_file(path: Path) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    if state.get("format") != EMBEDDER_FORMAT:
-        raise FaceEmbedderError(f"{path}: not a face embedder written by `python -m sf2f train-face-embedder`")
-    return state
-
-
 def load_trained_embedder(path: str | Path, data: str | Path | None = None) -> SmallFaceEmbedder:
     """A trained embedder file (eval mode). With `data`, refuse a file trained on another prepared dataset."""
     path = Path(path)
-    state = _read_embedder_file(path)
+    state = load_checkpoint(path, EMBEDDER_FORMAT, "train-face-embedder")
     if data is not None:
         expected = PreparedData(data).manifest.get("fingerprint", "")
         if state["data_fingerprint"] != expected:
@@ -248,8 +234,8 @@ def ensure_face_embedder(cfg: ExperimentConfig, data: str | Path, progress: bool
     seed = embedder_seed(cfg, role)
     if path.is_file():
         try:
-            state = _read_embedder_file(path)
-        except (FaceEmbedderError, RuntimeError):
+            state = load_checkpoint(path, EMBEDDER_FORMAT, "train-face-embedder")
+        except RuntimeError:  # an unreadable or foreign file (CheckpointError) is replaced
             state = {}
         wanted = {"settings": dataclasses.asdict(cfg.model.face_embedder), "image_norm": cfg.data.image_norm,
                   "seed": seed, "data_fingerprint": PreparedData(data).manifest.get("fingerprint", "")}

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BadInputError", "MissingPathError", "SF2FError", "UnavailableError", "UsageError", "require_nonempty_file"]
-
 
 class SF2FError(Exception):
     """Base of every error about the user's input or request: the message names the thing and the problem."""

@@ -1,27 +1,22 @@
-"""Face images: any image file to an RGB face crop at 64 or 128 pixels, its normalisation, and the VGG box.
-
-HQ-VoxCeleb's faces are aligned square crops (recipe §1.1): preparing them is reading, converting to RGB and resizing
-(§1.5). Raw photos first go through MTCNN (:class:`FaceAligner`). The networks see ImageNet-normalised images (§1.5);
-:func:`crop_vgg_box` is the face box the FaceNet loss and metrics look at (§4.3).
+"""Face images: any image file to an RGB face crop at 64 or 128 px (HQ-VoxCeleb's are aligned already, recipe §1.1,
+§1.5; raw photos go through MTCNN, :class:`FaceAligner`), the ImageNet normalisation (§1.5), and the VGG box the FaceNet
+loss and metrics look at (§4.3).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sf2f.errors import BadInputError, require_nonempty_file
-from sf2f.facenet import facenet_pytorch
-
-__all__ = ["IMAGE_NORMS", "VGG_BOX", "FaceAligner", "FaceDetection", "FaceImage", "FaceImageError", "NoFaceError",
-           "crop_vgg_box", "denormalize_images", "load_image", "normalize_images", "resize_face", "to_pixel_range",
-           "vgg_box_slices"]
+from sf2f.errors import BadInputError, UnavailableError, require_nonempty_file
 
 # mean and std per RGB channel (§1.5): `imagenet` is what every config uses; `standard` exists in the original, unused
 IMAGE_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -33,20 +28,25 @@ ImageNorm = Literal["imagenet", "standard"]
 VGG_BOX: tuple[float, float, float, float] = (0.235, 0.195, 0.765, 0.915)
 
 
+def facenet_pytorch(purpose: str) -> ModuleType:
+    """facenet-pytorch (MTCNN, InceptionResnetV1 = FaceNet), imported here alone: its metadata pins torch<2.3, numpy<2
+    and Pillow<10.3, yet it works with today's, so it is no dependency of sf2f and `make venv` installs it with
+    `--no-deps`. Missing, it is an error that says what (`purpose`) needs it and how to install it."""
+    try:
+        return importlib.import_module("facenet_pytorch")
+    except ModuleNotFoundError as exc:
+        if exc.name != "facenet_pytorch":
+            raise
+        raise UnavailableError(f"{purpose} needs facenet-pytorch, which is not installed: `pip install --no-deps "
+                               "facenet-pytorch==2.6.0` (without its stale pins; `make venv` does this)") from None
+
+
 class FaceImageError(BadInputError):
     """An image that gives no face crop, with the reason (it goes into the preparation report)."""
 
 
 class NoFaceError(FaceImageError):
     """MTCNN found no face (or none above the probability threshold)."""
-
-
-@dataclass(frozen=True)
-class FaceImage:
-    """An RGB image and what was converted to get it (EXIF rotation, colour mode)."""
-
-    image: Image.Image
-    notes: tuple[str, ...] = ()
 
 
 def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.Image, list[str]]:
@@ -63,9 +63,11 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.I
     return img.convert("RGB"), [] if mode in ("RGB", "P") else [f"{mode} image converted to RGB"]
 
 
-def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> FaceImage:
+def load_image(
+    path: str | Path, background: tuple[int, int, int] = (255, 255, 255)
+) -> tuple[Image.Image, tuple[str, ...]]:
     """Any image PIL reads as RGB (EXIF orientation applied, transparency composited on `background`), with notes of
-    what was converted; :class:`FaceImageError` for empty, unreadable or truncated files."""
+    what was converted (colour mode, rotation); :class:`FaceImageError` for empty, unreadable or truncated files."""
     path = Path(path)
     require_nonempty_file(path, FaceImageError)
     try:
@@ -80,7 +82,7 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
         raise FaceImageError(path, f"unreadable image ({exc})") from None
     if min(rgb.size) == 0:
         raise FaceImageError(path, f"image has no pixels ({rgb.size[0]}x{rgb.size[1]})")
-    return FaceImage(rgb, tuple(notes + more))
+    return rgb, tuple(notes + more)
 
 
 def resize_face(img: Image.Image, size: int) -> Image.Image:

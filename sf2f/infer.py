@@ -1,9 +1,6 @@
-"""A face from speech files with a trained generator: what `python -m sf2f infer` and notebook 07 run.
-
-Audio goes through the checkpoint config's features (recipe §1.4), cut into 125-frame windows every 125 frames as the
-original evaluates a fuser (§4.6, §1.6); one to 1.25 seconds of speech gives one padded window. A fuser model fuses
-every window of every file (not only 20 as the loaders, §1.6); a stage-1 model averages the windows' embeddings, the
-original's `average_voice_embedding` (§4.2).
+"""A face from speech files with a trained generator (`python -m sf2f infer`, notebook 07): the checkpoint config's
+features (recipe §1.4) cut into 125-frame windows (§4.6, §1.6; 1 to 1.25 s gives one padded window), then fused by a
+fuser model (every window of every file) or, for a stage-1 model, the windows' embeddings averaged (§4.2).
 """
 
 from __future__ import annotations
@@ -26,9 +23,6 @@ from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.errors import SF2FError, UsageError
 from sf2f.faces import denormalize_images
 from sf2f.models.generator import Generator
-
-__all__ = ["MIN_SPEECH_SECONDS", "FaceFromVoice", "NoUsableSpeechError", "SpeechFile", "SpeechSegments",
-           "generate_face", "interpolate_faces", "speech_segments"]
 
 # the shortest voice crop the generator trains on is 100 frames, one second (§1.6): less is not a voice it knows
 MIN_SPEECH_SECONDS = 1.0

@@ -18,8 +18,6 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import denormalize_images
 from sf2f.infer import FaceFromVoice
 
-__all__ = ["face_figure", "morph_figure", "speaker_recordings", "widgets_available"]
-
 
 def widgets_available() -> bool:
     """True in a Jupyter kernel with ipywidgets installed, where controls can be displayed; False in plain Python."""

@@ -1,7 +1,5 @@
-"""Where the repository keeps things (sf2f is installed editable, inside the checkout), what a relative path means, a
-lock for processes that work on one folder, and writes that a killed process never leaves half done. What a user types
-is taken from the working folder (:func:`user_path`); paths in configs and the project's defaults from the repository
-root (:func:`project_path`), so that a config means the same folders wherever a command starts.
+"""Where the repository keeps things, what a relative path means (what a user types: from the working folder; paths in
+configs and defaults: from the repository root), a lock for processes sharing a folder, and atomic writes.
 """
 
 from __future__ import annotations

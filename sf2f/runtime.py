@@ -17,9 +17,6 @@ import torch
 
 from sf2f.errors import UnavailableError
 
-__all__ = ["RuntimeInfo", "process_pool", "seed_everything", "select_device", "set_threads", "set_determinism",
-           "setup_runtime"]
-
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes for the data pipelines and `make weights`, spawned on every platform: a forked child of a

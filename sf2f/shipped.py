@@ -1,9 +1,7 @@
-"""The trained weights shipped in `trained_weights/`: how `make weights` builds them, how they are checked and loaded.
-
-`demo` runs show the mechanics; the `long` profile's (about 19,600 iterations, an evening on a CPU) draw faces that
-resemble their speakers, so the course ships its three generators and the face embedder that scores them in notebook
-06, as float32 state dicts (float16 moved one speaker in 30 across the sex probe's boundary), with a manifest.json of
-each file's SHA-256, config, data fingerprint, iterations and seed, and the machine, date and command.
+"""The trained weights in `trained_weights/`: how `make weights` builds them, how they are checked and loaded. The
+`long` profile's runs (about 19,600 iterations, an evening on a CPU) draw faces that resemble their speakers, so the
+course ships their three generators and notebook 06's scoring embedder as float32 state dicts (float16 moved one speaker
+in 30 across the sex probe's boundary), with a manifest.json of SHA-256, config, data fingerprint and provenance.
 """
 
 from __future__ import annotations
@@ -39,13 +37,8 @@ from sf2f.errors import SF2FError
 from sf2f.models import build_generator
 from sf2f.paths import REPO_ROOT
 from sf2f.runtime import process_pool, select_device
-from sf2f.train.train_or_load import course_run_dir, train_or_load
-from sf2f.train.trainer import MACHINE_KEYS, TrainResult
+from sf2f.train.trainer import MACHINE_KEYS, TrainResult, course_run_dir, train_or_load
 from sf2f.weights import sha256_of
-
-__all__ = ["MODELS", "SCORER", "SHIPPED_DIR", "ShippedWeightsError", "build_shipped", "data_fingerprint",
-           "describe_shipped", "export_shipped", "load_shipped_scorer", "read_manifest", "shipped_config",
-           "stale_reasons", "trained_models", "verify_shipped"]
 
 #: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set
 SHIPPED_DIR: Path = Path(os.environ.get("SF2F_TRAINED_WEIGHTS", "") or REPO_ROOT / "trained_weights")

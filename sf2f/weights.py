@@ -1,8 +1,6 @@
-"""Pretrained weight files that users fetch themselves: where they are looked for, and how they are checked.
-
-Nothing downloads weights at run time (the original fetched them on import, recipe §1.1, §6 items 1 and 3): each file
-is registered with its size and SHA-256 where known, looked up at a given path or under torch's hub folder, and
-verified before it is loaded; a missing file gives the link to fetch it. The synthetic course needs none of them.
+"""Pretrained weight files that users fetch themselves, registered with size and SHA-256, looked up at a path or in
+torch's hub folder and verified before loading; nothing downloads at run time as the original did (recipe §1.1, §6
+items 1 and 3). The synthetic course needs none of them.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from pathlib import Path
 import torch
 
 from sf2f.errors import SF2FError
-
-__all__ = ["WeightFile", "WeightsError", "REGISTRY", "default_path", "locate", "sha256_of", "torch_load_failure"]
 
 
 class WeightsError(SF2FError, RuntimeError):

@@ -18,7 +18,7 @@ from sf2f.checkpoints import load_checkpoint
 from sf2f.cli import main
 from sf2f.embedder_weights import EVAL_EMBEDDER_SEED, ensure_face_embedder
 from sf2f.evaluate import PROBE_MODES
-from sf2f.train.train_or_load import train_or_load
+from sf2f.train.trainer import train_or_load
 
 # the pipeline tests' small synthetic world (6 test identities), trained briefly
 OVERRIDES = [

@@ -26,9 +26,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif = img.getexif()
     exif[0x0112] = 6  # stored rotated: display needs a 90 degree clockwise turn
     img.save(tmp_path / "turned.jpg", exif=exif, quality=100)
-    loaded = faces.load_image(tmp_path / "turned.jpg")
-    assert loaded.image.size == (20, 40) and loaded.notes == ("rotated by its EXIF orientation",)
-    pixels = np.asarray(loaded.image)
+    loaded, notes = faces.load_image(tmp_path / "turned.jpg")
+    assert loaded.size == (20, 40) and notes == ("rotated by its EXIF orientation",)
+    pixels = np.asarray(loaded)
     assert pixels[:8, :, 0].mean() > 200 and pixels[-8:, :, 0].mean() < 60  # the red band is now on top
 
 
@@ -46,16 +46,16 @@ def test_every_colour_mode_becomes_rgb(tmp_path: Path, photo: Image.Image, mode:
     if mode in ("RGBA", "LA"):
         source.putalpha(0)
     source.save(tmp_path / f"x{suffix}")
-    loaded = faces.load_image(tmp_path / f"x{suffix}", background=(10, 200, 30))
-    assert loaded.image.mode == "RGB" and loaded.image.size == photo.size
-    pixels = np.asarray(loaded.image).astype(int)
+    loaded, notes = faces.load_image(tmp_path / f"x{suffix}", background=(10, 200, 30))
+    assert loaded.mode == "RGB" and loaded.size == photo.size
+    pixels = np.asarray(loaded).astype(int)
     grey = np.asarray(photo.convert("L")).astype(int)
     if mode in ("RGBA", "LA"):
-        assert (pixels == (10, 200, 30)).all() and "transparency" in loaded.notes[0]
+        assert (pixels == (10, 200, 30)).all() and "transparency" in notes[0]
     elif mode in ("L", "I;16"):
         assert np.abs(pixels[..., 1] - grey).max() <= 1  # a 16-bit image keeps its grey levels, it is not all white
     elif mode == "CMYK":
-        assert loaded.notes == ("CMYK image converted to RGB",)
+        assert notes == ("CMYK image converted to RGB",)
         assert np.abs(pixels - np.asarray(photo).astype(int)).mean() < 8
 
 

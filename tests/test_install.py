@@ -16,8 +16,8 @@ else:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 REPO = Path(__file__).parents[1]
-# installed with --no-deps because of its stale pins, so never a dependency; sf2f/facenet.py imports it on demand
-NO_DEPS = {"facenet_pytorch": "sf2f/facenet.py"}
+# installed with --no-deps because of its stale pins, so never a dependency; sf2f/faces.py imports it on demand
+NO_DEPS = {"facenet_pytorch": "sf2f/faces.py"}
 
 
 def _canonical(name: str) -> str:

@@ -65,7 +65,7 @@ def test_cached_values_are_the_pipelines(tiny, prepared: Path) -> None:
     np.testing.assert_allclose(train.mel(3), direct.mel.numpy(), rtol=0, atol=audio.LOG_MEL_FLOAT32_TOLERANCE)
     assert train.mel(3).shape == (40, row["frames"])
     face = train.faces.iloc[2]
-    expected = np.asarray(resize_face(load_image(tiny.root / face["path"]).image, 64))
+    expected = np.asarray(resize_face(load_image(tiny.root / face["path"])[0], 64))
     np.testing.assert_array_equal(train.face(int(face["row"])), expected)
     for label in range(len(train)):  # every identity's rows point at its own files
         name = train.identities.loc[label, "name"]

@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from sf2f.checkpoints import (
+    CHECKPOINT_FORMAT,
     CheckpointError,
     CheckpointManager,
     capture_rng_state,
@@ -23,7 +24,7 @@ from sf2f.checkpoints import (
 )
 from sf2f.config import OptimConfig, load_config
 from sf2f.losses import gan_discriminator_loss, gan_generator_loss, multiscale_targets
-from sf2f.train.schedule import eval_mode_now, l1_enabled, learning_rate
+from sf2f.train.iteration import eval_mode_now, l1_enabled, learning_rate
 
 # ---------------------------------------------------------------------------------------------------------- losses
 
@@ -118,6 +119,9 @@ def test_loading_refuses_code_and_names_bad_files(tmp_path: Path, capsys: pytest
         load_checkpoint(tmp_path / "empty.pt")
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         load_checkpoint(tmp_path / "nothing.pt")
+    foreign = save_checkpoint({"format": "sf2f-face-embedder-v1"}, tmp_path / "embedder.pt")
+    with pytest.raises(CheckpointError, match="embedder.pt: not a file `python -m sf2f train` wrote"):
+        load_checkpoint(foreign, CHECKPOINT_FORMAT)
 
 
 def test_state_that_does_not_fit_is_a_clear_error() -> None:

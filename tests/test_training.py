@@ -46,8 +46,7 @@ from sf2f.paths import folder_lock
 from sf2f.train.distributed import parameter_hash
 from sf2f.train.iteration import PerceptualTargets, TrainingStep
 from sf2f.train.logs import read_log
-from sf2f.train.train_or_load import train_or_load
-from sf2f.train.trainer import Trainer
+from sf2f.train.trainer import Trainer, train_or_load
 from sf2f.train.validation import face_spread, recall_at_k
 from sf2f.train.visualize import LiveLossPlot, loss_curves, sample_grid, sample_grid_files
 
@@ -597,7 +596,7 @@ def test_validation_is_deterministic(stage1: Path, data: Path, tmp_path: Path) -
     trainer = Trainer(cfg, data, tmp_path / "run", progress=False, log=lambda _: None)
     first, second = trainer.evaluate(), trainer.evaluate()
     assert first == second and set(first) == {"l1", "cosine", "recall_at_1", "spread"}
-    result = trainer.validate()
+    result = trainer.validation(trainer.generator.eval(), 2)
     assert result.generated[-1].shape == (2, 3, 64, 64) and result.gallery.shape == (2, 512)
     assert torch.equal(result.labels, torch.tensor([0, 1]))
 

@@ -132,13 +132,12 @@ def _prepare_identity(job: _Job) -> None:
     faces, face_paths = [], []
     for rel in job.faces:
         try:
-            loaded = load_image(faces_root / rel)
-            image = (_aligner()(loaded.image, s.image_size, rel) if s.align_faces
-                     else resize_face(loaded.image, s.image_size))
+            loaded, notes = load_image(faces_root / rel)
+            image = _aligner()(loaded, s.image_size, rel) if s.align_faces else resize_face(loaded, s.image_size)
         except FaceImageError as error:
             report.append(("image", rel, "skipped", error.reason))
             continue
-        report += [("image", rel, "converted", note) for note in loaded.notes]
+        report += [("image", rel, "converted", note) for note in notes]
         faces.append(np.asarray(image, dtype=np.uint8))
         face_paths.append(rel)
     dtype = np.dtype(s.audio.dtype)

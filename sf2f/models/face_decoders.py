@@ -1,10 +1,6 @@
-"""Face decoders: a voice embedding (B, D) to a tuple of images, one per output scale, smallest first, with no output
-activation: they live in the normalised space the losses use (recipe §2.3, §1.5). :class:`V2FDecoder` is voice2face's
-(transposed convs, §7.3); :class:`FaceGanDecoder` is SF2F's: up-blocks of nearest x2 upsampling, conv, BatchNorm, GLU.
-
-Why upsampling + conv instead of transposed convs: a stride-2 transposed conv with kernel 4 adds each input pixel's
-kernel into overlapping output windows, unevenly, which leaves checkerboard patterns unless the weights learn to
-cancel them (Odena et al., Distill 2016). Nearest upsampling followed by a conv treats every output pixel alike.
+"""Face decoders, a voice embedding (B, D) to one image batch per output scale, smallest first, in the losses'
+normalised space (no output activation; recipe §2.3, §1.5): voice2face's transposed convs (:class:`V2FDecoder`, §7.3)
+and SF2F's up-blocks of nearest x2 upsampling, conv, BatchNorm, GLU (:class:`FaceGanDecoder`; notebook 03 says why).
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Face embedders, for the perceptual loss (recipe §3.1) and the retrieval metrics (§4.2): a face crop
-(:func:`embedder_input`) to hidden states and a 512-d L2-normalised identity embedding F(.). :class:`FaceNetEmbedder` is
-SF2F's FaceNet with the VGGFace2 weights (§2.7); :class:`SmallFaceEmbedder` a compact CNN trained on the training
-identities' faces, for data FaceNet has never seen (the synthetic default).
+"""Face embedders for the perceptual loss (recipe §3.1) and the retrieval metrics (§4.2), a face crop to hidden states
+and a 512-d L2-normalised identity embedding: SF2F's FaceNet with VGGFace2 weights (§2.7), or a small CNN trained on the
+training identities' faces for data FaceNet has never seen (the synthetic default).
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.facenet import facenet_pytorch
-from sf2f.faces import VGG_BOX, crop_vgg_box, to_pixel_range
+from sf2f.faces import VGG_BOX, crop_vgg_box, facenet_pytorch, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
 __all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embed_faces", "embedder_input", "eval_mode"]

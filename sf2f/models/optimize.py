@@ -1,9 +1,7 @@
-"""A faster, inference-only copy of a trained generator (:func:`optimize_for_inference`): the same function to float
-rounding, with every BatchNorm after a conv or linear layer folded into its weights, the decoders' convolutions on
-channels-last memory (faster in oneDNN for few channels), and each up-block (nearest x2 upsampling, 3x3 conv) as four
-2x2 convs on the *small* image, one per output phase ("sub-pixel" convolution, Shi et al. 2016): upsampling by
-repetition makes neighbouring taps read the same pixel, so they can be summed beforehand, 4 instead of 9 multiply-adds.
-(One kernel-7 conv for the Inception branches is exact too, but costs 28/17 of the work: 30% slower on a 2-core CPU.)
+"""A faster, inference-only copy of a trained generator (:func:`optimize_for_inference`), the same function to float
+rounding: BatchNorm folded into the conv or linear before it, the decoders on channels-last memory, and each up-block
+(nearest x2, 3x3 conv) as four 2x2 convs on the small image, one per output phase (sub-pixel convolution, Shi et al.
+2016): upsampling by repetition makes neighbouring taps read one pixel, so they are summed beforehand (4 MACs, not 9).
 """
 
 from __future__ import annotations

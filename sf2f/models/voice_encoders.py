@@ -1,11 +1,6 @@
-"""Voice encoders: log-mel spectrogram (B, F, T) to one speaker embedding per utterance (recipe §2.1).
-
-``kind="cnn"`` is voice2face's plain 1D CNN (Wen et al. 2019): four stride-2 Conv1d(k3) + BatchNorm + ReLU blocks,
-then a stride-2 Conv1d to the embedding width. ``kind="inception"`` is SF2F's: each block runs stride-2 branches with
-kernels 2, 3, 5 and 7 on the same input, so it sees the speech at four time scales. Both pool over time and
-L2-normalise. The baseline's noise is a training-time regulariser here; ``noise_in_eval=True`` adds it at test time
-too, as the original does (§6 item 13). Segment stacks (B, N, F, T) with a mask (§2.1) encode only the real segments,
-so padding never touches BatchNorm statistics.
+"""Voice encoders, log-mels (B, F, T) to a speaker embedding (recipe §2.1): voice2face's plain 1D CNN (`cnn`) and
+SF2F's 1D-Inception (`inception`: stride-2 branches of kernels 2, 3, 5, 7, four time scales), both pooled over time and
+L2-normalised. Segment stacks (B, N, F, T) with a mask encode only the real segments (padding never reaches BatchNorm).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Several processes, one model: torch.distributed set-up for `torchrun --nproc_per_node=N -m sf2f train ...`.
-
-The original wraps everything in `nn.DataParallel` (recipe §0.3). Here each process owns one device and the gradients
-are averaged: the generator's by DistributedDataParallel, the discriminators' by their optimisers just before they
-step, since a discriminator is called twice (fakes, then reals, §3.2) before its backward pass, which DDP does not
-allow. Each replica keeps its own BatchNorm statistics (`broadcast_buffers=False`); rank 0's are saved.
+"""`torchrun --nproc_per_node=N -m sf2f train ...`: one device per process (the original's `nn.DataParallel`, recipe
+§0.3). DDP averages G's gradients; the discriminators' optimisers average theirs before stepping, as a discriminator is
+called twice (fakes, then reals, §3.2) before its backward, which DDP forbids. BatchNorm statistics stay per replica.
 """
 
 from __future__ import annotations

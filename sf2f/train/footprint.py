@@ -1,9 +1,6 @@
-"""What one training iteration costs, from the real networks; notebook 08 (scaling up) plans a GPU run with it.
-
-Parameters come from the networks a config builds; activation memory from the tensors autograd saves for each backward
-pass of one real :class:`~sf2f.train.iteration.TrainingStep` at two small batch sizes, extended linearly (every
-activation of these networks is proportional to the batch). The perceptual loss's face embedder has random weights
-(FaceNet's cost needs no VGGFace2 file) and the real faces' targets are cached, as the trainer caches them.
+"""What one training iteration costs (notebook 08 plans a GPU run with it): the parameters of the networks a config
+builds, and the tensors autograd saves in each backward pass of a real :class:`~sf2f.train.iteration.TrainingStep` at
+two batch sizes, extended linearly (activations scale with the batch); the face embedder has random weights.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import torch
 from torch import Tensor
 
 from sf2f.config import ExperimentConfig
-from sf2f.facenet import facenet_pytorch
+from sf2f.faces import facenet_pytorch
 from sf2f.models import build_discriminators, build_generator, count_parameters
 from sf2f.models.face_embedders import FaceEmbedder, FaceNetEmbedder, SmallFaceEmbedder
 from sf2f.train.iteration import TrainingStep

@@ -1,11 +1,7 @@
-"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`: G forward, G's losses
-(§3.1, weights §3.3), G's step, the image discriminators' step, the AC discriminators' step. The fuser stage runs the
-same iteration on masked segment stacks, G's optimiser holding the fuser alone (§3.4).
-
-Two changes from the original change only the time: the discriminators' weights are frozen during G's pass (they stay
-in train mode, so their BatchNorm sees the fakes as in the original), and the real faces' perceptual targets are cached
-(:class:`PerceptualTargets`). A non-finite G loss skips the iteration, as the original's `continue` does, and also
-undoes what its forward passes did to BatchNorm's running statistics.
+"""One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`, and the schedule (§3.4).
+Changes from the original change only the time: the discriminators are frozen during G's pass (still in train mode, so
+their BatchNorm sees the fakes as in the original) and the real faces' perceptual targets are cached. A non-finite G
+loss skips the iteration (the original's `continue`) and also undoes its BatchNorm statistics updates.
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sf2f.config import ExperimentConfig
+from sf2f.config import ExperimentConfig, OptimConfig
 from sf2f.data.datasets import face_keys, generator_inputs
 from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import normalize_images
@@ -28,7 +24,35 @@ from sf2f.losses import PerceptualLoss, gan_discriminator_loss, gan_generator_lo
 from sf2f.models.discriminators import Discriminators
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
-from sf2f.train.schedule import learning_rate
+
+
+# the schedule's switches fire at fixed epochs (§3.4; in the paper's 12,000 epochs the decay and the generator's eval
+# mode both start at 10,000, though the original's help calls the decay disabled)
+def learning_rate(optim: OptimConfig, epoch: int, decays: bool = True) -> float:
+    """The learning rate for `epoch` (0-based): lr0 = `lr * lr_scale`, from `decay_lr_after_epochs` on decaying
+    linearly towards `decay_lr_final_ratio * lr0` as the original computes it; `decays=False` keeps lr0 (the original
+    never decays the AC-discriminator optimisers unless `decay_ac_lr`)."""
+    lr0 = optim.lr * optim.lr_scale
+    start = optim.decay_lr_after_epochs
+    if not decays or epoch < start:
+        return lr0
+    fraction = min(1.0, (epoch - start + 1) / (optim.epochs - start + 1e-5))
+    return lr0 - fraction * (lr0 - lr0 * optim.decay_lr_final_ratio)
+
+
+def eval_mode_now(optim: OptimConfig, epoch: int) -> bool:
+    """True from the epoch at which the generator runs with frozen BatchNorm statistics (§3.4 "eval-mode switch")."""
+    return epoch >= optim.eval_mode_after_epochs
+
+
+def l1_enabled(optim: OptimConfig, epoch: int) -> bool:
+    """The L1 pixel loss is dropped from `disable_l1_after_epochs` on (never, in every paper config)."""
+    return epoch < optim.disable_l1_after_epochs
+
+
+def adversarial_enabled(optim: OptimConfig, epoch: int) -> bool:
+    """The adversarial, AC and perceptual terms and the discriminators' updates run from `pixel_warmup_epochs` on."""
+    return epoch >= optim.pixel_warmup_epochs
 
 
 class Term(NamedTuple):

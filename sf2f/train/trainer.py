@@ -1,9 +1,7 @@
-"""The two-stage SF2F / voice2face trainer (recipe §3.2-3.5): the loop around one iteration
-(:class:`~sf2f.train.iteration.TrainingStep`), its schedule (§3.4), evaluation, samples and checkpoints.
-
-Resumes are exact on the CPU, and on a GPU with `run.deterministic: true`: batches are re-drawn from (seed, epoch),
-checkpoints carry every optimiser and random state, and evaluation draws from a forked random state. Under `torchrun`
-each process trains on its share of every epoch (:mod:`sf2f.train.distributed`); rank 0 alone logs, evaluates, writes.
+"""The two-stage trainer (recipe §3.2-3.5): the loop around :class:`~sf2f.train.iteration.TrainingStep`, evaluation,
+samples, checkpoints, and the notebooks' :func:`train_or_load`. Resumes are exact (on a GPU with `run.deterministic`):
+batches are re-drawn from (seed, epoch) and checkpoints carry every optimiser and random state. Under `torchrun` each
+process trains on its share of every epoch; rank 0 alone logs, evaluates and writes.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from sf2f.checkpoints import (
     capture_rng_state,
     load_checkpoint,
     load_state_checked,
-    require_training_checkpoint,
     restore_rng_state,
 )
 from sf2f.config import (
@@ -48,7 +45,7 @@ from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.face_embedders import eval_mode
-from sf2f.paths import project_path
+from sf2f.paths import RUNS_DIR, folder_lock, project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.distributed import (
     average_across_processes,
@@ -57,10 +54,9 @@ from sf2f.train.distributed import (
     replica_hashes,
     wrap_ddp,
 )
-from sf2f.train.iteration import TrainingStep, adam
+from sf2f.train.iteration import TrainingStep, adam, adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
 from sf2f.train.logs import RunLogger, TrainResult
-from sf2f.train.schedule import adversarial_enabled, eval_mode_now, l1_enabled, learning_rate
-from sf2f.train.validation import RunValidation, ValidationResult, quick_metrics, tracked_metrics
+from sf2f.train.validation import RunValidation, quick_metrics, tracked_metrics
 from sf2f.train.visualize import sample_grid
 
 #: config keys that say where and how fast a run goes, not what it computes: a resume may change them
@@ -159,7 +155,9 @@ class Trainer:
 
     def _build_iteration(self) -> TrainingStep:
         """The iteration with its optimisers, the real faces' perceptual targets cached, the networks compiled and G
-        wrapped for DDP; under torchrun every discriminator's optimiser averages the gradients before its step."""
+        wrapped for DDP; under torchrun every discriminator's optimiser averages the gradients before its step.
+        Not compiled: the voice encoder, as each batch draws a new crop length (§1.6) and its strided convolutions
+        make the compiler specialise on the length's divisibility, recompiling batch after batch."""
         cfg = self.cfg
         step = TrainingStep.build(cfg, self.generator, self.discriminators, self.embedder)
         if self.ctx.distributed:
@@ -169,7 +167,8 @@ class Trainer:
             cached = step.perceptual.fill(self.train_split, cfg.data.image_norm, cfg.data.image_hflip, self.device)
             self._log(f"perceptual targets of {cached} real faces cached")
         if cfg.run.compile:
-            self._compile_fixed_shape_modules()
+            for module in (self.generator.decoder, *self.discriminators.image, *self.discriminators.ac, self.embedder):
+                module.compile()
         step.g_forward = wrap_ddp(self.generator, self.ctx)
         return step
 
@@ -202,7 +201,7 @@ class Trainer:
     def _load_pretrained(self, path: Path) -> None:
         """Stage 2 starts from a stage-1 checkpoint: every generator tensor but the fuser's, and the discriminators
         (§3.4 "stage 2 loading"); anything that does not fit is an error naming the file."""
-        state = require_training_checkpoint(load_checkpoint(path), path)
+        state = load_checkpoint(path, CHECKPOINT_FORMAT)
         own_fuser = {k: v for k, v in self.generator.state_dict().items() if k.startswith("fuser.")}
         load_state_checked(self.generator, {**own_fuser, **state["generator"]}, "generator", path)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", path)
@@ -224,7 +223,6 @@ class Trainer:
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
             return
         where = self.checkpoints.latest
-        require_training_checkpoint(state, where)
         load_state_checked(self.generator, state["generator"], "generator", where)
         load_state_checked(self.discriminators, state["discriminators"], "discriminators", where)
         self.counters = _Counters(**state["counters"])
@@ -261,13 +259,6 @@ class Trainer:
         for optimizer in [self.iteration.g_optimizer, *self.iteration.d_optimizers]:
             for group in optimizer.param_groups:
                 group["lr"] = ac_lr if optimizer in self.iteration.ac_d_optimizers else lr
-
-    def _compile_fixed_shape_modules(self) -> None:
-        """torch.compile, in place, the networks whose input shapes never change. Not the voice encoder: each batch
-        draws a new crop length (§1.6) and its strided convolutions make the compiler specialise on the length's
-        divisibility, so it would recompile batch after batch until dynamo's limit, then run uncompiled anyway."""
-        for module in (self.generator.decoder, *self.discriminators.image, *self.discriminators.ac, self.embedder):
-            module.compile()
 
     def _forked_rng(self) -> AbstractContextManager:
         """Inside: torch's random state (the CPU's and this run's GPU's) may be drawn from; on exit it is as before."""
@@ -357,17 +348,13 @@ class Trainer:
             torch.manual_seed(self.cfg.eval.seed)
             yield
 
-    def validate(self) -> ValidationResult:
-        """The generator's faces for the whole validation split (deterministic; rank 0 only)."""
-        assert self.validation is not None, "validation runs on rank 0"
-        with self._evaluating():
-            return self.validation(self.generator, self.batch_size, self.iteration.autocast)
-
     def evaluate(self) -> dict[str, float] | None:
-        """Quick metrics on the validation split, logged; rank 0 only (others, and runs without one, get None)."""
+        """Quick metrics on the validation split (deterministic), logged; rank 0 only (others, and runs without one,
+        get None)."""
         if self.validation is None:
             return None
-        result = self.validate()
+        with self._evaluating():
+            result = self.validation(self.generator, self.batch_size, self.iteration.autocast)
         values = quick_metrics(result, self.cfg.eval.recall_ks)
         self.logger.log(self.counters.step, self.counters.epoch, values, "val")
         self.last_metrics = values
@@ -404,3 +391,36 @@ class Trainer:
         }
         tracked = {k: v for k, v in (values or {}).items() if k in self.track}
         return self.checkpoints.save(state, tracked)
+
+
+# the notebooks' "train or load": the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
+# trains what notebooks 02, 06 and 07 then load
+def course_run_dir(config_name: str, profile: str) -> Path:
+    """Where the course notebooks keep the run of a paper config under a profile."""
+    return RUNS_DIR / "course" / profile / config_name
+
+
+def train_or_load(
+    cfg: ExperimentConfig,
+    data: str | Path,
+    run_dir: str | Path,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    **trainer_options: Any,
+) -> TrainResult:
+    """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start. A folder of
+    another recipe is an error, not overwritten. Processes that need the same run take turns (notebooks open at once):
+    the second waits, then loads the run the first finished."""
+    run_dir = Path(run_dir).absolute()
+    with folder_lock(run_dir, ".train.lock", f"waiting for another process training {run_dir}"):
+        saved = run_dir / "config.yaml"
+        if saved.exists():
+            diff = recipe_diff(load_resolved_config(saved), cfg)
+            if diff:
+                raise UsageError(f"{run_dir} holds a run of another recipe ({describe_diff(diff)}); delete it or "
+                                 "choose another folder")
+            if (run_dir / "done.json").exists():
+                return TrainResult.read(run_dir)
+        trainer = Trainer(cfg, data, run_dir, resume=saved.exists(), progress=progress, callbacks=callbacks,
+                          **trainer_options)
+        return trainer.fit()

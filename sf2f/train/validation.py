@@ -1,11 +1,7 @@
-"""A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints.
-
-The original evaluates with IS, the VGGFace Score and FaceNet retrieval on random crops (recipe §3.5, §6 item 16);
-during training this computes what needs no extra network and never varies: `l1` (mean over scales), `cosine` (to the
-identity's gallery embedding, the mean over its real faces, §4.2), `recall_at_k`, and `spread` (not in the paper: the
-generated faces' per-pixel deviation across speakers over the real faces'; 0 is one face for all, a collapse the others
-hide). :func:`~sf2f.embedder_weights.scoring_embedder` picks the embedder (not the one the generator learns to please).
-The paper's full metrics are `python -m sf2f evaluate`'s.
+"""A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints (the paper's
+metrics, recipe §3.5, are `python -m sf2f evaluate`'s): `l1`, `cosine` and `recall_at_k` against each identity's mean
+real-face embedding (§4.2), and `spread` (not in the paper: the generated faces' per-pixel deviation across speakers
+over the real faces'; 0 is one face for all, a collapse the others hide).
 """
 
 from __future__ import annotations
