@@ -1,9 +1,6 @@
-"""What can a simple model recover from a voice, or from a face? Linear probes on held-out identities (notebook 01).
-
-Deliberately simple, so that what it finds is in the data, not in the model: per utterance the mean log-mel spectrum
-of its voiced frames, per face its pixels at 16x16, averaged per identity; then cross-validated ridge (continuous
-traits) or logistic regression (categorical ones). The shared traits come out well; the face-only ones at chance.
-"""
+"""What a simple model recovers from a voice or a face (notebook 01): per identity the mean voiced log-mel spectrum or
+16x16 pixels, then cross-validated ridge or logistic regression; deliberately simple, so that what it finds is in the
+data. The shared traits come out well, the face-only ones from a voice at chance."""
 
 from __future__ import annotations
 
