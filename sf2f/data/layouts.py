@@ -75,8 +75,7 @@ def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
 
 
 def _files(base: Path, pattern: str, suffixes: Sequence[str]) -> list[PurePath]:
-    """The files under `base` that match `pattern` and end in one of `suffixes`, sorted; glob skips hidden entries
-    (macOS's `._x.wav`)."""
+    """The files of `base` matching `pattern` and `suffixes`, sorted; glob skips hidden ones (macOS's `._x.wav`)."""
     found = (PurePath(p) for p in glob.glob(pattern, root_dir=base))
     return sorted(p for p in found if p.suffix.lower() in suffixes and (base / p).is_file())
 
@@ -141,7 +140,6 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
         faces.append(images[images["name"].isin(both)].assign(sub=sub))
     if not metas:
         raise LayoutError(f"{root}: none of the sub-datasets {list(subs)} is there (see data/README.md for the layout)")
-
     ident = pd.DataFrame(identities, columns=["sub", "name", "speaker_id", "gender", "meta_row"])
     ident = ident.sort_values(["sub", "name"], kind="stable").reset_index(drop=True)
     utt = pd.concat(utterances, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")

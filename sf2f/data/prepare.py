@@ -79,8 +79,7 @@ def _sha1(text: str) -> str:
 
 
 def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -> str:
-    """The settings a part depends on plus (relative path, size, modification time) of every input file: a part is
-    reused while it holds."""
+    """A part is reused while the settings it depends on and each input file's (path, size, mtime) are unchanged."""
     keep = {k: v for k, v in settings.to_dict().items() if k in ("audio", "image_size", "align_faces")}
     stats = [(rel, (root / rel).stat()) for root, rel in files]
     stamps = [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]
@@ -293,12 +292,10 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
             part = out / "parts" / f"{_sha1(f'{sub}/{name}')[:20]}.npz"
             jobs[s].append(_Job(sub, name, speaker, gender, utts[(sub, name)], imgs[(sub, name)], str(part),
                                 _fingerprint(files, settings)))
-
         everything = [j for s in SPLITS for j in jobs[s]]
         overall = _sha1(json.dumps([split_text, [j.fingerprint for j in everything]]))
         if old is not None and old.get("fingerprint") == overall and old.get("settings") == settings.to_dict():
             return PrepareResult(out, 0, len(everything), True, old["counts"])
-
         todo = [j for j in everything if not _part_is_current(j)]
         with tqdm(total=len(todo), desc="preparing identities", unit="id", disable=not progress) as bar:
             run_jobs(functools.partial(_prepare_identity, root, index.faces_root, settings), todo, workers, bar)
