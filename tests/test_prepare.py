@@ -126,9 +126,9 @@ from sf2f.data import prepare as module
 
 real, done = module._prepare_identity, []
 
-def dies_after_n(job):
-    real(job)
-    done.append(job)
+def dies_after_n(*args):
+    real(*args)
+    done.append(args)
     if len(done) == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: as a killed job or a power cut
 

@@ -10,9 +10,8 @@ from tqdm.auto import tqdm
 
 
 def run_jobs(work: Callable[[Any], object], jobs: Sequence[Any], workers: int, bar: tqdm) -> None:
-    """`work(job)` for every job, ticking `bar`: in this process when `workers` <= 1 (one worker gains nothing from a
-    pool, and in-process work can be debugged), else in `workers` spawned processes. The jobs are independent and
-    deterministic, so their order, and the number of workers, never changes what they write."""
+    """`work(job)` for every job, ticking `bar`: in this process when `workers` <= 1 (it can be debugged there), else in
+    `workers` spawned processes; the jobs are independent, so their order never changes what they write."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             work(job)

@@ -1,11 +1,7 @@
-"""Torch datasets over a prepared split, with their collates and loader (recipe §1.6).
-
-Stage 1 (:class:`VoiceFaceDataset` + :class:`CropCollate`): a random face and a random utterance per identity, cropped
-to one length per batch in [100, 150] frames. Fuser stage (:class:`SegmentDataset` + :class:`SegmentCollate`): up to 20
-125-frame segments per identity, padded to the batch's largest count with a (B, N) mask (the original's default collate
-fails on unequal counts, §6 item 15). Randomness comes from generators seeded by (seed, epoch, identity) and by the
-samples' keys: the same batches with any number of workers; evaluation draws the same samples every epoch (§6 item 16).
-"""
+"""Torch datasets over a prepared split, with their collates and loader (recipe §1.6): stage 1 crops a random utterance
+per identity to one length per batch; the fuser stage pads up to 20 segments per identity to the batch's count with a
+mask (the original's collate fails on unequal counts, §6 item 15). Generators seeded by (seed, epoch, identity) give
+the same batches with any number of workers; evaluation draws the same samples every epoch (§6 item 16)."""
 
 from __future__ import annotations
 
@@ -131,16 +127,12 @@ class CropCollate:
 
 
 class SegmentDataset(_IdentityDataset):
-    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label',
-    'face_row', 'flipped', 'key'}.
-
-    An identity whose utterances are all shorter than one segment (the original crashes on it, §6 item 15) gives one
-    segment: its longest utterance right-padded with the normalised zero.
-    """
+    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label', 'face_row',
+    'flipped', 'key'}; `options` as for :class:`VoiceFaceDataset`. An identity without a full segment (the original
+    crashes on it, §6 item 15) gives one: its longest utterance right-padded with the normalised zero."""
 
     def __init__(self, split: PreparedSplit, audio: AudioConfig, segment_frames: int = 125, segment_stride: int = 125,
                  max_segments: int = 20, random_start: bool = True, **options: Any) -> None:
-        """`options`: image_norm, train, seed, hflip as for :class:`VoiceFaceDataset`."""
         super().__init__(split, audio, **options)
         self.segment_frames = segment_frames
         self.segment_stride = segment_stride

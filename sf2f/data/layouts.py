@@ -1,10 +1,6 @@
-"""Reading the VoxCeleb + HQ-VoxCeleb layout of data/README.md (recipe §1.1-1.3): meta files, speech and face files,
-the identities present in both, and the train/val/test split.
-
-Speech folders are named by speaker id, face folders by name; each sub-dataset's meta file maps one to the other, and
-identities are joined **by name** (§1.2). What cannot be joined is kept as a row of `problems` for the preparation
-report instead of raising, as the original's `KeyError` did (§6 item 20).
-"""
+"""Reading the VoxCeleb + HQ-VoxCeleb layout of data/README.md (recipe §1.1-1.3) and its train/val/test split. Speech
+folders are named by speaker id, face folders by name: identities are joined **by name** through the meta files (§1.2),
+and what cannot be joined becomes a row of the report instead of the original's `KeyError` (§6 item 20)."""
 
 from __future__ import annotations
 
@@ -72,18 +68,14 @@ def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
             f"A {sub} meta file is {sep_name}-separated with the columns {', '.join(required)} (and "
             f"{spec.gender_column}, {spec.set_column}); see data/README.md"
         )
-
-    def column(name: str) -> pd.Series | str:
-        return table[name].str.strip() if name in table.columns else ""
-
-    return pd.DataFrame({"row": np.arange(len(table)), "speaker_id": column(spec.id_column),
-                         "name": column(spec.name_column), "gender": column(spec.gender_column),
-                         "set": column(spec.set_column)})
+    names = {spec.id_column: "speaker_id", spec.name_column: "name", spec.gender_column: "gender",
+             spec.set_column: "set"}  # gender and set may be missing: empty then
+    meta = table.reindex(columns=list(names), fill_value="").rename(columns=names).apply(lambda c: c.str.strip())
+    return meta.assign(row=np.arange(len(table)))[["row", *names.values()]]
 
 
 def _files(base: Path, pattern: str, suffixes: Sequence[str]) -> list[PurePath]:
-    """The files under `base` that match `pattern` and end in one of `suffixes`, sorted; glob skips hidden entries
-    (macOS's `._x.wav`)."""
+    """The files of `base` matching `pattern` and `suffixes`, sorted; glob skips hidden ones (macOS's `._x.wav`)."""
     found = (PurePath(p) for p in glob.glob(pattern, root_dir=base))
     return sorted(p for p in found if p.suffix.lower() in suffixes and (base / p).is_file())
 
@@ -148,7 +140,6 @@ def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_t
         faces.append(images[images["name"].isin(both)].assign(sub=sub))
     if not metas:
         raise LayoutError(f"{root}: none of the sub-datasets {list(subs)} is there (see data/README.md for the layout)")
-
     ident = pd.DataFrame(identities, columns=["sub", "name", "speaker_id", "gender", "meta_row"])
     ident = ident.sort_values(["sub", "name"], kind="stable").reset_index(drop=True)
     utt = pd.concat(utterances, ignore_index=True).sort_values(["sub", "name", "path"], kind="stable")

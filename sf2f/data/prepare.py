@@ -1,15 +1,8 @@
-"""Preparation (`python -m sf2f prepare`): a dataset folder to the packed cache that :mod:`sf2f.data.prepared` reads.
-
-The original keeps one pickle per utterance and opens a random face file and pickle for every sample (§1.2, §1.6):
-hundreds of thousands of small files on real data. Here every split becomes a few memory-mapped arrays
-(`<split>/mels.npy`: raw log-mels, one block per utterance; `<split>/faces_<S>.npy`: uint8 RGB faces) indexed by
-`identities.csv`, `utterances.csv` and `faces.csv`, beside `split.json`, `stats.json` (the training mels' mean and
-std), `report.csv` (every skipped or converted file, with the reason) and `manifest.json`, written last.
-
-Each identity is featurised on its own (in worker processes) into `parts/<hash>.npz`, written atomically and reused
-while its input files and settings are unchanged; packing then concatenates the parts in identity order. A killed run
-therefore resumes where it stopped and ends with the same bytes as an uninterrupted one.
-"""
+"""Preparation (`python -m sf2f prepare`): a dataset folder to the packed cache of :mod:`sf2f.data.prepared`. Where
+the original opens a pickle and a face file per sample (§1.2, §1.6), each split becomes memory-mapped `mels.npy` and
+`faces_<S>.npy` indexed by CSV tables, beside `split.json`, `stats.json`, `report.csv` and `manifest.json` (last).
+Identities are featurised in workers into `parts/<hash>.npz`, reused while their inputs are unchanged: a killed run
+resumes and ends with the same bytes."""
 
 from __future__ import annotations
 
@@ -38,7 +31,7 @@ from sf2f.data.prepared import PrepareError, open_array, read_manifest
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
 from sf2f.paths import atomic_path, folder_lock, remove_partial_files, write_atomic
 
-__all__ = ["PrepareError", "PrepareResult", "PrepareSettings", "prepare", "single_thread"]
+__all__ = ["PrepareResult", "PrepareSettings", "prepare", "single_thread"]
 
 CACHE_VERSION = 1
 REPORT_COLUMNS = ["split", "sub", "identity", "kind", "path", "action", "reason"]
@@ -71,8 +64,6 @@ class PrepareSettings:
 
 @dataclass(frozen=True)
 class _Job:
-    root: str
-    faces_root: str
     sub: str
     name: str
     speaker_id: str
@@ -81,7 +72,6 @@ class _Job:
     faces: tuple[str, ...]
     part: str
     fingerprint: str
-    settings: PrepareSettings
 
 
 def _sha1(text: str) -> str:
@@ -89,8 +79,7 @@ def _sha1(text: str) -> str:
 
 
 def _fingerprint(files: Sequence[tuple[Path, str]], settings: PrepareSettings) -> str:
-    """The settings a part depends on plus (relative path, size, modification time) of every input file: a part is
-    reused while it holds."""
+    """A part is reused while the settings it depends on and each input file's (path, size, mtime) are unchanged."""
     keep = {k: v for k, v in settings.to_dict().items() if k in ("audio", "image_size", "align_faces")}
     stats = [(rel, (root / rel).stat()) for root, rel in files]
     stamps = [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]
@@ -115,9 +104,8 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _prepare_identity(job: _Job) -> None:
+def _prepare_identity(root: Path, faces_root: Path, s: PrepareSettings, job: _Job) -> None:
     """Featurise one identity's utterances and faces into its part file (atomically)."""
-    root, faces_root, s = Path(job.root), Path(job.faces_root), job.settings
     report: list[tuple[str, str, str, str]] = []
     with single_thread():
         results = extract_log_mels([root / p for p in job.utterances], s.audio)
@@ -171,7 +159,6 @@ class PrepareResult:
     reused: int
     up_to_date: bool
     counts: dict[str, dict[str, int]]
-    report: Path
 
     def summary(self) -> str:
         lines = [f"prepared data in {self.out}" + (" (already up to date)" if self.up_to_date else "")]
@@ -179,8 +166,9 @@ class PrepareResult:
             lines.append(f"identities computed {self.computed}, reused from an earlier run {self.reused}")
         lines += [f"  {split}: {c['identities']} identities, {c['utterances']} utterances ({c['frames']} frames), "
                   f"{c['faces']} faces" for split, c in self.counts.items()]
-        skipped = pd.read_csv(self.report, keep_default_na=False)
-        lines.append(f"report: {self.report} ({int((skipped['action'] != 'converted').sum())} skipped or dropped)")
+        report = self.out / "report.csv"
+        skipped = pd.read_csv(report, keep_default_na=False)
+        lines.append(f"report: {report} ({int((skipped['action'] != 'converted').sum())} skipped or dropped)")
         return "\n".join(lines)
 
 
@@ -261,13 +249,9 @@ def _train_stats(out: Path) -> dict[str, float]:
 def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | None = None, workers: int = 0,
             progress: bool = True, overwrite: bool = False, keep_parts: bool = False,
             faces_root: str | Path | None = None) -> PrepareResult:
-    """Prepare (or finish preparing, or confirm) the packed cache of a dataset folder.
-
-    `workers` processes featurise identities in parallel (<= 1: in this process). A complete output with the same
-    settings and unchanged input files is left as it is; other settings are refused unless `overwrite`. `keep_parts`
-    keeps the per-identity parts after packing (a later re-run after adding data is then incremental). `faces_root`: the
-    face tree's folder when it is not `data_root` (HQ-VoxCeleb unpacked as distributed).
-    """
+    """Prepare, finish or confirm the packed cache of a dataset folder in `workers` processes (<= 1: this one); other
+    settings are refused unless `overwrite`; `keep_parts` makes a re-run after adding data incremental; `faces_root`
+    holds the face tree when it is not `data_root` (HQ-VoxCeleb unpacked as distributed)."""
     settings = settings or PrepareSettings()
     root, out = Path(data_root), Path(out)
     index = build_index(root, settings.sub_datasets, settings.face_type, faces_root)
@@ -305,17 +289,15 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
                 continue
             files = [(root, rel) for rel in utts[(sub, name)]] + [(index.faces_root, rel) for rel in imgs[(sub, name)]]
             part = out / "parts" / f"{_sha1(f'{sub}/{name}')[:20]}.npz"
-            jobs[s].append(_Job(str(root), str(index.faces_root), sub, name, speaker, gender, utts[(sub, name)],
-                                imgs[(sub, name)], str(part), _fingerprint(files, settings), settings))
-
+            jobs[s].append(_Job(sub, name, speaker, gender, utts[(sub, name)], imgs[(sub, name)], str(part),
+                                _fingerprint(files, settings)))
         everything = [j for s in SPLITS for j in jobs[s]]
         overall = _sha1(json.dumps([split_text, [j.fingerprint for j in everything]]))
         if old is not None and old.get("fingerprint") == overall and old.get("settings") == settings.to_dict():
-            return PrepareResult(out, 0, len(everything), True, old["counts"], out / "report.csv")
-
+            return PrepareResult(out, 0, len(everything), True, old["counts"])
         todo = [j for j in everything if not _part_is_current(j)]
         with tqdm(total=len(todo), desc="preparing identities", unit="id", disable=not progress) as bar:
-            run_jobs(_prepare_identity, todo, workers, bar)
+            run_jobs(functools.partial(_prepare_identity, root, index.faces_root, settings), todo, workers, bar)
         counts = {s: _pack_split(out, s, jobs[s], settings, report) for s in SPLITS}
         write_atomic(out / "stats.json", json.dumps(_train_stats(out), indent=1) + "\n")
         report_table = pd.DataFrame(report, columns=REPORT_COLUMNS)
@@ -324,4 +306,4 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
         write_atomic(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
         if not keep_parts:
             shutil.rmtree(out / "parts", ignore_errors=True)
-        return PrepareResult(out, len(todo), len(everything) - len(todo), False, counts, out / "report.csv")
+        return PrepareResult(out, len(todo), len(everything) - len(todo), False, counts)

@@ -68,8 +68,7 @@ class PreparedSplit:
         return open_array(self.root / self.split / f"faces_{self.image_size}.npy")
 
     def stats(self) -> MelStats:
-        data = json.loads((self.root / "stats.json").read_text(encoding="utf-8"))
-        return MelStats(float(data["mean"]), float(data["std"]), int(data["count"]))
+        return MelStats(**json.loads((self.root / "stats.json").read_text(encoding="utf-8")))
 
     def __len__(self) -> int:
         return len(self.identities)

@@ -1,10 +1,6 @@
-"""A procedural face renderer: cartoon-like but unmistakable faces whose shape follows sex, age and size.
-
-Anti-aliased PIL polygons on a 4x canvas, box-filtered to 128x128 and aligned like HQ-VoxCeleb's (the VGG box of recipe
-§4.3). The shared traits shape the head, the face-only traits colour it, the person's own stream sets individual
-features, and each photo adds pose, expression, lighting and clothes; like HQ-VoxCeleb's, each photo comes `masked` (on
-plain white) and `origin` (before a blurred scene chosen by the face-only `background` trait).
-"""
+"""A procedural face renderer: PIL polygons on a 4x canvas, box-filtered to 128x128 and aligned like HQ-VoxCeleb's
+(the VGG box of recipe §4.3). The shared traits shape the head, the face-only ones colour it; each photo adds pose,
+expression, lighting and clothes, and comes `masked` (on white) and `origin` (before a blurred scene)."""
 
 from __future__ import annotations
 
@@ -300,33 +296,6 @@ def _draw_mouth(cv: _Canvas, shape: FaceShape, my: float, smile: float, opening:
     cv.line(mid_upper, _scaled(shape.lips, 0.6), 0.45)
 
 
-def _draw_body(cv: _Canvas, shape: FaceShape, clothes: tuple) -> None:
-    """Shoulders in this photo's clothes, and the neck (both wider for men and larger bodies)."""
-    cv.polygon(_ellipse(_CX, FACE_SIZE + 26, shape.shoulder_width, 38, 50), clothes, silhouette=True)
-    nw, h = shape.neck_width * shape.half_width, shape.half_height
-    neck = np.array([(_CX - nw, _CY + 0.45 * h), (_CX + nw, _CY + 0.45 * h), (_CX + nw * 1.12, FACE_SIZE - 6),
-                     (_CX - nw * 1.12, FACE_SIZE - 6)])
-    cv.polygon(neck, _scaled(shape.skin, 0.86), silhouette=True)
-    cv.polygon(_ellipse(_CX, FACE_SIZE - 8, nw * 1.1, 6, 20, 0, math.pi), _scaled(shape.skin, 0.8))
-
-
-def _draw_stubble(cv: _Canvas, shape: FaceShape) -> None:
-    """The shaved-beard shadow of men: from under the nose, round the mouth, down to the jaw line."""
-    jaw = _head_outline(shape, np.linspace(0.1 * math.pi, 0.9 * math.pi, 24))
-    for lift, alpha in ((0.34, 0.5), (0.4, 1.0)):  # two layers soften the upper edge
-        top = _arc(jaw[-1, 0], jaw[0, 0], _CY + lift * shape.half_height, -0.08 * shape.half_height, 12)
-        cv.polygon(np.concatenate([jaw, top]), (70, 62, 72, int(255 * shape.stubble * alpha)))
-
-
-def _draw_brow(cv: _Canvas, person: Identity, shape: FaceShape, ex: float, ey: float, raise_: float) -> None:
-    ew = shape.eye_size * shape.half_width
-    brow = _arc(ex - 1.15 * ew, ex + 1.2 * ew, ey - 0.95 * ew - 0.9 - 1.8 * raise_, -shape.brow_arch * 3.0, 10)
-    # thickest at the inner end (towards the nose), tapering outwards
-    taper = np.linspace(1.0, 0.45, 10) if ex > _CX else np.linspace(0.45, 1.0, 10)
-    brow_top = brow - np.stack([np.zeros(10), shape.brow_thickness * taper], axis=1)
-    cv.polygon(_band(brow, brow_top), _scaled(shape.hair, 0.55 if person.hair_colour != "black" else 1.0))
-
-
 def _draw_nose(cv: _Canvas, shape: FaceShape, eye_y: float) -> None:
     """A shadow down one side of the bridge, the tip's shading and highlight, the nostrils."""
     nw, nl = shape.nose_width * shape.half_width, shape.nose_length * shape.half_height
@@ -369,7 +338,14 @@ def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random
     gaze = (float(rng.uniform(-1, 1)), float(rng.uniform(-0.6, 0.6)))
     w, h = shape.half_width, shape.half_height
     female = person.sex == "f"
-    _draw_body(cv, shape, _CLOTHES[int(rng.integers(len(_CLOTHES)))])
+    # shoulders in this photo's clothes, and the neck (both wider for men and larger bodies)
+    clothes = _CLOTHES[int(rng.integers(len(_CLOTHES)))]
+    cv.polygon(_ellipse(_CX, FACE_SIZE + 26, shape.shoulder_width, 38, 50), clothes, silhouette=True)
+    nw = shape.neck_width * w
+    neck = np.array([(_CX - nw, _CY + 0.45 * h), (_CX + nw, _CY + 0.45 * h), (_CX + nw * 1.12, FACE_SIZE - 6),
+                     (_CX - nw * 1.12, FACE_SIZE - 6)])
+    cv.polygon(neck, _scaled(shape.skin, 0.86), silhouette=True)
+    cv.polygon(_ellipse(_CX, FACE_SIZE - 8, nw * 1.1, 6, 20, 0, math.pi), _scaled(shape.skin, 0.8))
     _draw_back_hair(cv, person, shape)
     for side in (-1, 1):  # the ears, with an inner fold on the outer half of each
         ex = _CX + side * w * 0.96
@@ -378,33 +354,29 @@ def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random
         cv.line(_ellipse(ex + side * 0.03 * w, _CY, 0.08 * w, 0.14 * h, 10, t0, t0 + math.pi),
                 _scaled(shape.skin, 0.75), 0.5)
     cv.polygon(_head_outline(shape, np.linspace(0, 2 * math.pi, 72, endpoint=False)), shape.skin, silhouette=True)
-    if shape.stubble > 0:
-        _draw_stubble(cv, shape)
+    if shape.stubble > 0:  # the shaved-beard shadow of men, from under the nose down to the jaw line
+        jaw = _head_outline(shape, np.linspace(0.1 * math.pi, 0.9 * math.pi, 24))
+        for lift, alpha in ((0.34, 0.5), (0.4, 1.0)):  # two layers soften the upper edge
+            top = _arc(jaw[-1, 0], jaw[0, 0], _CY + lift * h, -0.08 * h, 12)
+            cv.polygon(np.concatenate([jaw, top]), (70, 62, 72, int(255 * shape.stubble * alpha)))
     eye_y = _CY - 0.1 * h
     eyes = [(_CX - shape.eye_spacing * w, eye_y), (_CX + shape.eye_spacing * w, eye_y)]
     for ex, _ in eyes:  # cheeks catch a little colour
         cv.polygon(_ellipse(ex, _CY + 0.22 * h, 0.2 * w, 0.12 * h, 16), (220, 90, 90, 28 if female else 14))
     _draw_wrinkles(cv, shape, eyes)
+    ew = shape.eye_size * w
     for ex, ey in eyes:
         _draw_eye(cv, shape, ex, ey, openness, gaze, female)
-        _draw_brow(cv, person, shape, ex, ey, brow_raise)
+        brow = _arc(ex - 1.15 * ew, ex + 1.2 * ew, ey - 0.95 * ew - 0.9 - 1.8 * brow_raise, -shape.brow_arch * 3.0, 10)
+        # thickest at the inner end (towards the nose), tapering outwards
+        taper = np.linspace(1.0, 0.45, 10) if ex > _CX else np.linspace(0.45, 1.0, 10)
+        brow_top = brow - np.stack([np.zeros(10), shape.brow_thickness * taper], axis=1)
+        cv.polygon(_band(brow, brow_top), _scaled(shape.hair, 0.55 if person.hair_colour != "black" else 1.0))
     _draw_nose(cv, shape, eye_y)
     _draw_mouth(cv, shape, _CY + 0.58 * h, smile, opening)
     _draw_front_hair(cv, person, shape, rng)
     if person.glasses:
         _draw_glasses(cv, shape, eyes)
-
-
-def _lighting(rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """A per-pixel light factor (directional light on a rounded head) and a colour-temperature gain."""
-    y, x = np.mgrid[0:FACE_SIZE, 0:FACE_SIZE].astype(float)
-    nx, ny = (x - centre[0]) / 40.0, (y - centre[1]) / 50.0
-    angle = float(rng.uniform(0, 2 * math.pi))
-    strength = float(rng.uniform(0.08, 0.3))
-    light = float(rng.uniform(0.85, 1.1)) * (1.0 + strength * (math.cos(angle) * nx + math.sin(angle) * ny))
-    light *= 1.0 - 0.12 * np.clip(nx**2 + ny**2, 0.0, 1.5)
-    warmth = float(rng.uniform(-1.0, 1.0))
-    return light[..., None], np.array([1.0 + 0.05 * warmth, 1.0, 1.0 - 0.05 * warmth])
 
 
 def _scene(person: Identity, rng: np.random.Generator) -> np.ndarray:
@@ -439,7 +411,15 @@ def render_face(person: Identity, shape: FaceShape, rng: np.random.Generator) ->
     alpha = np.asarray(cv.mask.reduce(_SUPERSAMPLE), dtype=float)[..., None] / 255.0
     premultiplied = Image.composite(cv.rgb, Image.new("RGB", cv.rgb.size), cv.mask)
     person_rgb = np.asarray(premultiplied.reduce(_SUPERSAMPLE), dtype=float)
-    light, warmth = _lighting(rng, cv.centre)
+    # a directional light on a rounded head, and a colour temperature
+    y, x = np.mgrid[0:FACE_SIZE, 0:FACE_SIZE].astype(float)
+    nx, ny = (x - cv.centre[0]) / 40.0, (y - cv.centre[1]) / 50.0
+    angle = float(rng.uniform(0, 2 * math.pi))
+    strength = float(rng.uniform(0.08, 0.3))
+    light = float(rng.uniform(0.85, 1.1)) * (1.0 + strength * (math.cos(angle) * nx + math.sin(angle) * ny))
+    light = (light * (1.0 - 0.12 * np.clip(nx**2 + ny**2, 0.0, 1.5)))[..., None]
+    tint = float(rng.uniform(-1.0, 1.0))
+    warmth = np.array([1.0 + 0.05 * tint, 1.0, 1.0 - 0.05 * tint])
     person_rgb = person_rgb * light * warmth
     scene = _scene(person, rng) * (0.6 + 0.4 * light) * warmth
     masked = person_rgb + (1.0 - alpha) * 255.0  # on plain white

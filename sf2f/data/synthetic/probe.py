@@ -1,9 +1,6 @@
-"""What can a simple model recover from a voice, or from a face? Linear probes on held-out identities (notebook 01).
-
-Deliberately simple, so that what it finds is in the data, not in the model: per utterance the mean log-mel spectrum
-of its voiced frames, per face its pixels at 16x16, averaged per identity; then cross-validated ridge (continuous
-traits) or logistic regression (categorical ones). The shared traits come out well; the face-only ones at chance.
-"""
+"""What a simple model recovers from a voice or a face (notebook 01): per identity the mean voiced log-mel spectrum or
+16x16 pixels, then cross-validated ridge or logistic regression; deliberately simple, so that what it finds is in the
+data. The shared traits come out well, the face-only ones from a voice at chance."""
 
 from __future__ import annotations
 
@@ -18,11 +15,9 @@ from sf2f.data.synthetic.writer import face_dir, read_traits, speaker_dir
 
 __all__ = ["TRAIT_GROUPS", "face_features", "identity_features", "median_pitch", "probe_traits", "voice_features"]
 
-TRAIT_GROUPS: dict[str, str] = {
-    **{t: "shared" for t in SHARED_TRAITS},
-    **{t: "face only" for t in FACE_ONLY_TRAITS},
-    **{t: "voice only" for t in VOICE_ONLY_TRAITS},
-}
+TRAIT_GROUPS: dict[str, str] = {**dict.fromkeys(SHARED_TRAITS, "shared"),
+                                **dict.fromkeys(FACE_ONLY_TRAITS, "face only"),
+                                **dict.fromkeys(VOICE_ONLY_TRAITS, "voice only")}
 _PAUSE_DB = 35.0
 _FOLDS = 5
 
@@ -35,7 +30,6 @@ def voice_features(wav_paths: Sequence[str | Path]) -> np.ndarray:
     import torchaudio
 
     from sf2f.data.prepare import single_thread
-
     mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40)
     rows = []
     # one small transform per file: extra threads only add overhead (30x slower on 2 busy cores)

@@ -1,10 +1,6 @@
-"""Who the synthetic people are: hidden traits, names, speaker ids and the identity-disjoint split (notebook 01).
-
-Traits come in three groups, mirroring what a voice can and cannot reveal: **shared** by voice and face (sex, age,
-size: they set the voice's physiology and the face's shape), **face-only** (the voice synthesiser never reads them)
-and **voice-only** (the face renderer never reads them). Every identity draws from its own random streams, seeded by
-``(seed, identity index)``, so identity ``i`` is the same person whatever the dataset size or the number of workers.
-"""
+"""Who the synthetic people are: hidden traits, names, speaker ids and the split (notebook 01). Traits are **shared**
+by voice and face (sex, age, size), **face-only** or **voice-only**; identity i draws from streams seeded by
+(seed, i), so it is the same person whatever the dataset size or the number of workers."""
 
 from __future__ import annotations
 
@@ -101,12 +97,9 @@ def _invented_name(rng: np.random.Generator) -> str:
 
 
 def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: float) -> dict[str, float]:
-    """Pitch, vocal-tract length, jitter and shimmer from sex, age and size, with individual variation.
-
-    Rough adult norms, simplified: f0 about 110 Hz (young men) and 220 Hz (young women); with age men's pitch rises and
-    women's falls (the two converge). The vocal tract is about 17 cm (men) and 14.5 cm (women), longer in larger bodies
-    and lengthening slowly with age (the larynx descends). Jitter and shimmer grow with age.
-    """
+    """Pitch, vocal-tract length, jitter and shimmer from sex, age and size, with individual variation. Rough adult
+    norms: f0 about 110 Hz (young men) and 220 Hz (young women), converging with age; a vocal tract of about 17 and
+    14.5 cm, longer in larger bodies and with age (the larynx descends); jitter and shimmer grow with age."""
     ageing = (age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])  # 0 .. 1
     f0, vtl = (110.0 + 35.0 * ageing, 17.0) if sex == "m" else (222.0 - 45.0 * ageing, 14.5)
     f0 *= (1.0 - 0.03 * size) * float(np.exp(rng.normal(0.0, 0.05)))

@@ -1,11 +1,7 @@
 """A source-filter speech synthesiser: babble that carries a speaker's sex, age and size, and nothing about the face.
-
-An utterance is (1) a **score**: phrases of syllables at the speaker's rate between silences, each utterance its own;
-(2) a Rosenberg **glottal source** at f0 with jitter and shimmer (growing with age), a tremor in old voices, intonation
-and breathiness; (3) a **filter** applied frame by frame in the STFT domain: five cascaded formants whose vowel targets
-scale with the vocal-tract length (sex, size, age), gliding to and from consonant loci, plus noise bands for fricatives
-and bursts; (4) a **channel** as in real recordings: EQ, a small room, background noise, a random gain, 16-bit PCM.
-"""
+A **score** of syllables and pauses drives (1) a Rosenberg **glottal source** at f0 with jitter, shimmer, intonation and
+breathiness, (2) five cascaded **formants** in the STFT domain, scaled by the vocal-tract length and gliding to
+consonant loci, plus noise bands, (3) a recording **channel**: EQ, a small room, background noise, gain, 16-bit PCM."""
 
 from __future__ import annotations
 

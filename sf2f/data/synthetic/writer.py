@@ -1,11 +1,6 @@
-"""Write the synthetic dataset in exactly the layout of the real data (data/README.md, recipe §1.2), plus `traits.csv`
-(every hidden trait of every identity) and `synthetic.json` (the parameters; `"complete": false` until the rest is
-written, so nothing reads a half-written folder as a dataset).
-
-Every identity draws from streams seeded by (seed, index) and every file is written whole (a hidden temporary name, then
-a rename): the same parameters give the same bytes with any number of workers, and the next run with the same
-parameters finishes a killed one (only the identities with missing files are generated again).
-"""
+"""Writes the synthetic dataset in the real data's layout (data/README.md, recipe §1.2), plus `traits.csv` and
+`synthetic.json` (the parameters; `"complete": false` until the rest is written). Files are written whole from streams
+seeded by (seed, index): any number of workers gives the same bytes, and a rerun finishes a killed run."""
 
 from __future__ import annotations
 
@@ -44,8 +39,8 @@ from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel
 from sf2f.errors import SF2FError, UsageError
 from sf2f.paths import remove_partial_files, write_atomic
 
-__all__ = ["GENERATOR_VERSION", "MARKER", "GenerationReport", "SyntheticDatasetError", "dataset_status",
-           "ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
+__all__ = ["GENERATOR_VERSION", "MARKER", "SyntheticDatasetError", "dataset_status", "ensure_synthetic_dataset",
+           "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
 
 #: Bump when the generator's output changes: an old dataset then fails the parameter check instead of mixing in.
 GENERATOR_VERSION = 1
@@ -133,7 +128,6 @@ def _jpeg_bytes(image) -> bytes:
 
 
 def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> None:
-    """Synthesise and write every utterance and face of one identity."""
     seed = params.seed
     utterances = _utterances(root, person, params)
     channels = {clip: draw_channel(identity_rng(seed, person.index, STREAM_CHANNELS, i))
@@ -206,12 +200,8 @@ def dataset_status(root: str | Path) -> str:
 
 def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0, *,
                      workers: int | None = None, progress: bool = True) -> GenerationReport:
-    """Create, finish or reuse the synthetic dataset in `root`.
-
-    A complete dataset with the same parameters is reused as it is; a half-written one (a killed run) is finished; a
-    dataset with other parameters, or a non-empty folder that is not a synthetic dataset, is an error naming the folder
-    and the mismatch. `workers` processes generate identities in parallel (None: one per core for large jobs).
-    """
+    """Create, finish (after a killed run) or reuse the synthetic dataset in `root`; other parameters or a foreign
+    non-empty folder are an error. `workers` processes generate identities (None: one per core for large jobs)."""
     start = time.perf_counter()
     params = SyntheticConfig(identities=identities, utterances=utterances, faces=faces, seed=seed)
     try:
