@@ -106,11 +106,6 @@ class AudioConfig:
         _require(0.0 <= self.preemphasis < 1.0, "preemphasis", "must lie in [0, 1)")
         _require(0.0 <= self.f_min < self.f_max <= self.sample_rate / 2, "f_max", "need 0 <= f_min < f_max <= sr/2")
 
-    @property
-    def normalised_zero(self) -> float:
-        """The padding value: a raw log-mel of 0 after global normalisation, -3.4716 for the original (§1.6)."""
-        return (0.0 - self.mel_mean) / self.mel_std
-
 
 @dataclass
 class SyntheticConfig:
