@@ -23,14 +23,10 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ValueProblem(key, message)
 
 
-def _positive(cfg: Any, *keys: str) -> None:
+def _positive(cfg: Any, *keys: str, or_zero: bool = False) -> None:
     for key in keys:
-        _require(getattr(cfg, key) > 0, key, "must be positive")
-
-
-def _not_negative(cfg: Any, *keys: str) -> None:
-    for key in keys:
-        _require(getattr(cfg, key) >= 0, key, "must be >= 0")
+        value = getattr(cfg, key)
+        _require(value > 0 or (or_zero and value == 0), key, "must be >= 0" if or_zero else "must be positive")
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ class SyntheticConfig:
     def validate(self) -> None:
         _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
         _positive(self, "utterances", "faces")
-        _not_negative(self, "seed")
+        _positive(self, "seed", or_zero=True)
 
 
 @dataclass
@@ -159,7 +155,7 @@ class DataConfig:
         _require(len(fractions) == 3 and min(fractions) >= 0 and abs(sum(fractions) - 1.0) < 1e-6, "split_fractions",
                  "must be [train, val, test], non-negative, summing to 1")
         _require(self.max_identities is None or self.max_identities > 0, "max_identities", "must be positive")
-        _not_negative(self, "num_workers")
+        _positive(self, "num_workers", or_zero=True)
         _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
 
 
@@ -182,7 +178,7 @@ class EncoderConfig:
         _require(self.kind != "inception" or all(c % 4 == 0 for c in self.channels), "channels",
                  "inception widths must divide by 4 (four equal branches)")
         _positive(self, "embed_dim")
-        _not_negative(self, "noise_std")
+        _positive(self, "noise_std", or_zero=True)
 
 
 @dataclass
@@ -299,7 +295,8 @@ class LossConfig:
     perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
-        _not_negative(self, "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight", "perceptual_cache_mb")
+        _positive(self, "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight", "perceptual_cache_mb",
+                  or_zero=True)
         _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
 
 
@@ -342,7 +339,7 @@ class OptimConfig:
         _positive(self, "lr", "lr_scale", "batch_size", "epochs", "eval_every_epochs", "visualize_every",
                   "checkpoint_every_epochs")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
-        _not_negative(self, "weight_decay", "checkpoint_every_steps")
+        _positive(self, "weight_decay", "checkpoint_every_steps", or_zero=True)
         _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
         # during the warm-up L1 is the generator's only loss: it must still be on
         _require(self.pixel_warmup_epochs <= self.disable_l1_after_epochs, "pixel_warmup_epochs",
@@ -404,7 +401,7 @@ class RunConfig:
     def validate(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device",
                  "must be auto, cpu, cuda, cuda:N or mps")
-        _not_negative(self, "threads")
+        _positive(self, "threads", or_zero=True)
         _positive(self, "log_every")
 
 

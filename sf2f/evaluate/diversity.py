@@ -1,8 +1,5 @@
-"""LPIPS diversity between faces generated from different segments of one speaker (recipe §4.5).
-
-The original ships LPIPS v0.1 (AlexNet) but never calls it, nor says how to pair faces. Here the faces of the first
-and the second evaluation segment of every identity that has two form a pair; 0 means one face per speaker whatever
-is said. The AlexNet trunk is the user's torchvision file (`sf2f.weights.REGISTRY["lpips_alexnet"]`).
+"""LPIPS v0.1 (AlexNet) diversity between the faces of one speaker's first and second evaluation segments (recipe
+§4.5; the original ships LPIPS but never calls it): 0 means one face per speaker whatever is said.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""Evaluate generators on a prepared split: every metric of recipe §4 and the ones the paper lacked, as table rows.
-
-:class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces embedded
-once), it scores any generator deterministically for `cfg.eval.seed`, one row per probe mode:
-
-    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=...)
-    table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
+"""Every metric of recipe §4 and the ones the paper lacked, as table rows: :class:`SplitEvaluator`, the original's
+`S2fEvaluator` made whole, embeds a split's real faces once and scores any generator, one row per probe mode.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ from sf2f.evaluate.attributes import AttributeProbe, shared_trait_faces, split_t
 from sf2f.evaluate.diversity import LpipsDistance, segment_face_pairs
 from sf2f.evaluate.embeddings import face_batches, real_faces
 from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
-from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
 from sf2f.evaluate.retrieval import (
     grouped_recall,
@@ -33,7 +27,7 @@ from sf2f.evaluate.retrieval import (
     whole_split_recall,
 )
 from sf2f.evaluate.significance import chance_tests
-from sf2f.evaluate.vggface_score import VGGFaceClassifier
+from sf2f.evaluate.vggface_score import IdentityClassifier, VGGFaceClassifier, inception_score
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.models.generator import Generator

@@ -1,7 +1,6 @@
-"""Fréchet distance between the feature statistics of real and generated faces (recipe §4.4), in the face embedder's
-space (beyond the paper) and in the original's: pytorch-fid's port of the TF Inception graph (pool_3, 2048-d), from
-the user's weights file (`sf2f.weights.REGISTRY["fid_inception"]`). A few hundred faces against 512 or 2048
-dimensions leave the covariances rank-deficient, as in the original: compare FIDs on the same split only.
+"""Fréchet distance between real and generated faces' features (recipe §4.4), in the face embedder's space and in
+pytorch-fid's Inception (pool_3, 2048-d). A few hundred faces leave the covariances rank-deficient, as in the
+original: compare FIDs on the same split only.
 """
 
 from __future__ import annotations

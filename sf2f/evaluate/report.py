@@ -1,7 +1,5 @@
-"""The results table: one row per model and probe mode, the reference rows (`SplitEvaluator.reference_rows`), and
-`paper` rows, the VGGFace Scores of recipe §5, the only numbers the original repo reports. Columns follow the
-original's `test.py` (recipe §4.2), then what it lacked.
-"""
+"""The results table (columns as the original's `test.py`, recipe §4.2, then what it lacked), with `paper` rows: the
+VGGFace Scores of recipe §5, the only numbers the original repo reports."""
 
 from __future__ import annotations
 

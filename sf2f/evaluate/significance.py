@@ -1,11 +1,6 @@
-"""Is a model above chance, or better than another? Permutation tests on the probe x gallery table (beyond the paper).
-
-On the course's 30 test identities one more hit moves R@10 by 0.033. **Against chance** (`rank p`, `Cos p`): if the
-probes carry nothing about their identity, pairing probe i with entry i is as good as any pairing; p is the share of
-seeded random pairings whose mean score (the own entry's rank, ties against the probe; the cosine) is at least as
-good, counting the true one ((1 + hits) / (1 + P), Phipson & Smyth 2010). A constant probe gets p = 1.
-**One model against another**: :func:`paired_test`, a two-sided sign-flip test of the mean per-identity difference,
-which removes what the identities themselves contribute; :func:`paired_power`, its power with more identities.
+"""Is a model above chance, or better than another? Permutation tests on the probe x gallery table (beyond the paper):
+:func:`pairing_test` against random pairings of probes and identities ((1 + hits) / (1 + P), Phipson & Smyth 2010),
+:func:`paired_test`, a sign-flip test of one model against another per identity, and :func:`paired_power`, its power.
 """
 
 from __future__ import annotations
@@ -25,8 +20,9 @@ _ENTRIES_PER_BLOCK = 1 << 22
 
 
 def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, higher_is_better: bool = True) -> float:
-    """The p-value of the mean over i of `scores[i, i]` (the true pairing) against random pairings (module
-    docstring); `scores` (n, n), n >= 2: row i is probe i, column j gallery entry j. NaN when a score is not finite."""
+    """The p-value of the mean over i of `scores[i, i]` (the true pairing): the share of seeded random pairings that
+    score at least as well, counting the true one (a constant probe gets 1). `scores` (n, n), n >= 2: row i is probe
+    i, column j gallery entry j. NaN when a score is not finite."""
     scores = scores.double()
     n = scores.shape[0]
     if not scores.isfinite().all():  # non-finite faces: no p-value rather than a comparison that NaN always loses
