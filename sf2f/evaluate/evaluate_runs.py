@@ -48,8 +48,8 @@ def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, Exp
 
 
 def evaluation_data(cfg: ExperimentConfig, data: str | Path | None, run: Path) -> tuple[Path, Path]:
-    """(prepared folder, dataset root, where the synthetic traits are) to evaluate on: `data`, a prepared folder or a
-    dataset root (prepared on first use); without it the prepared folder the run trained on, else the config's."""
+    """(prepared folder, dataset root) to evaluate on: `data`, a prepared folder or a dataset root (prepared on first
+    use); without it the prepared folder the run trained on, else the config's."""
     dataset_root = project_path(cfg.data.root)
     if data:
         path = user_path(data)
