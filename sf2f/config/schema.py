@@ -370,7 +370,7 @@ class EvalConfig:
     # trained embedders: score with a second one (another seed), since a generator learns what its loss's embedder
     # reads (demo: R@10 0.53 with it, 0.37 with a second, chance 0.33); FaceNet runs use the loss's, as the paper, §4.2
     independent_embedder: bool = True
-    # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.significance)
+    # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.retrieval)
     chance_permutations: int = 10_000
 
     def validate(self) -> None:

@@ -20,13 +20,13 @@ from sf2f.evaluate.embeddings import face_batches, real_faces
 from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
 from sf2f.evaluate.retrieval import (
+    chance_tests,
     grouped_recall,
     inter_human_similarity,
     matching_accuracy,
     paired_similarity,
     whole_split_recall,
 )
-from sf2f.evaluate.significance import chance_tests
 from sf2f.evaluate.vggface_score import IdentityClassifier, VGGFaceClassifier, inception_score
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces

@@ -24,7 +24,7 @@ PAPER_NOTE = (
     "recall, cosine, L1 or FID numbers. An ID-classifier score (synthetic data) is not comparable with a VFS."
 )
 
-#: the permutation tests against chance (sf2f.evaluate.significance)
+#: the permutation tests against chance (sf2f.evaluate.retrieval)
 P_VALUE_COLUMNS = ("rank p", "Cos p")
 _LEADING = ["model", "config", "mode", "kind", "identities", "L2", "L1", "Cos", "Human"]
 _TRAILING = [
