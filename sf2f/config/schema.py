@@ -232,10 +232,10 @@ class DiscriminatorConfig:
 
 @dataclass
 class FaceEmbedderConfig:
-    """The face embedder of the perceptual loss (recipe §3.1) and the validation metrics (§4.2), not scaled by
-    `model.width_mult`. `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7; a trained embedder
-    stands in where they are missing, with a note). `trained`: a small CNN trained on the training identities' faces
-    (`python -m sf2f train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
+    """The face embedder of the perceptual loss (§3.1) and the metrics (§4.2), not scaled by `model.width_mult`:
+    `facenet`, InceptionResnetV1 with the VGGFace2 weights as in the paper (§2.7; without them a trained one stands
+    in, with a note), or `trained`, a small CNN trained on the training identities' faces (`python -m sf2f
+    train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
 
     kind: Literal["facenet", "trained"] = "facenet"
     # "" = facenet-pytorch's cache, $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt (sf2f.weights)

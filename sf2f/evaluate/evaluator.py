@@ -43,16 +43,10 @@ class SplitEvaluator:
                  image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
                  attribute_probe: AttributeProbe | None = None, inception: InceptionFeatures | None = None,
                  lpips: LpipsDistance | None = None, batch_size: int = 32) -> None:
-        self.split = split
-        self.cfg = cfg
-        self.embedder = face_embedder
-        self.image_classifier = image_classifier
-        self.attribute_probe = attribute_probe
-        self.inception = inception
-        self.lpips = lpips
-        self.batch_size = batch_size
-        self.box = tuple(cfg.eval.vgg_box)
-        self.norm = cfg.data.image_norm
+        self.split, self.cfg, self.embedder, self.batch_size = split, cfg, face_embedder, batch_size
+        self.image_classifier, self.attribute_probe = image_classifier, attribute_probe
+        self.inception, self.lpips = inception, lpips
+        self.box, self.norm = tuple(cfg.eval.vgg_box), cfg.data.image_norm
         self.notes: list[str] = []
         self.probes: dict[tuple[str, str], ProbeSet] = {}
         self.faces = real_faces(face_embedder, split, self.norm, self.box, batch_size)

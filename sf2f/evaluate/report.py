@@ -57,9 +57,8 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A table as Markdown for people to read: columns with no value left out, missing values blank, counts as
-    integers, other numbers to three decimals and p-values to two significant digits (at three decimals the smallest
-    ones, 1 / 10,001, would print as 0.000)."""
+    """A table as Markdown: empty columns left out, missing values blank, counts as integers, other numbers to three
+    decimals, p-values to two significant digits (at three decimals the smallest, 1 / 10,001, would print 0.000)."""
     present = table.dropna(axis=1, how="all")
     # tabulate leaves only None blank (a NaN prints as "nan")
     shown = present.astype(object).where(present.notna(), None)

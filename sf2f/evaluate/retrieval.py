@@ -60,8 +60,7 @@ def recall_at_k(table: Tensor, ks: Sequence[int]) -> dict[int, float]:
 def grouped_recall(probes: Tensor, gallery: Tensor, ks: Sequence[int], group_size: int = 100, groups: int = 3,
                    method: RecallMethod = "cos") -> dict[int, float]:
     """Recall at K within the consecutive groups [0, S), [S, 2S), ... of S = `group_size` identities (3 x 100 in the
-    paper, §4.2; identities past the last group are ignored), averaged over the groups. Chance is K / S; NaN when
-    there are fewer identities than the groups need."""
+    paper, §4.2; later identities ignored), averaged over the groups; chance K / S, NaN if the groups do not fit."""
     if len(probes) < group_size * groups:
         return {k: math.nan for k in ks}
     per_group = []
