@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sf2f.audio import pad_value
 from sf2f.config import (
     PAPER_CONFIGS,
     PROFILES,
@@ -41,7 +42,7 @@ def test_paper_numbers_match_the_reference() -> None:
     assert (audio.n_mels, audio.win_ms, audio.hop_ms, audio.n_fft, audio.preemphasis) == (40, 25.0, 10.0, 512, 0.97)
     assert (audio.window, audio.f_min, audio.f_max) == ("rectangular", 0.0, 8000.0)
     assert (audio.mel_mean, audio.mel_std) == (10.9915, 3.1661)
-    assert round(audio.normalised_zero, 4) == -3.4716
+    assert round(pad_value(audio), 4) == -3.4716
     # §1.6: crops and segments
     assert s1.data.crop_frames == [100, 150]
     assert (s1.data.segment_frames, s1.data.segment_stride, s1.data.max_segments) == (125, 125, 20)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from fixtures_data import Person, write_meta, write_person
 
-from sf2f.audio import normalize_mel
+from sf2f.audio import normalize_mel, pad_value
 from sf2f.config import AudioConfig
 from sf2f.data.datasets import (
     CropCollate,
@@ -27,7 +27,7 @@ from sf2f.data.segments import cut_segments
 from sf2f.faces import normalize_images
 
 AUDIO = AudioConfig()
-PAD = AUDIO.normalised_zero
+PAD = pad_value(AUDIO)
 
 
 @pytest.fixture(scope="module")

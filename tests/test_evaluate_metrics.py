@@ -12,19 +12,20 @@ import torch
 
 from sf2f.evaluate.embeddings import RealFaces, group_mean
 from sf2f.evaluate.fid import fid_from_features
-from sf2f.evaluate.inception_score import inception_score
 from sf2f.evaluate.report import PAPER_NOTE, PAPER_VFS, results_table, write_results
 from sf2f.evaluate.retrieval import (
+    chance_tests,
     column_ranks,
     grouped_recall,
     inter_human_similarity,
     matching_accuracy,
     paired_similarity,
+    pairing_test,
     recall_at_k,
     similarity_table,
     whole_split_recall,
 )
-from sf2f.evaluate.significance import chance_tests, pairing_test
+from sf2f.evaluate.vggface_score import inception_score
 
 # ---- Inception-Score formula ----------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import torchaudio.functional as AF
 from fixture_models import untrained_checkpoint
 from PIL import Image
 
-from sf2f.audio import load_audio
+from sf2f.audio import load_audio, pad_value
 from sf2f.checkpoints import load_generator
 from sf2f.cli import build_parser, main
 from sf2f.infer import FaceFromVoice, NoUsableSpeechError, generate_face, interpolate_faces, speech_segments
@@ -133,7 +133,7 @@ def test_a_file_with_one_to_one_and_a_quarter_seconds_of_speech_gives_one_padded
     segments = speech_segments([short], cfg.data)
     assert 1.0 <= segments.files[0].speech_seconds < 1.25
     assert len(segments) == 1 and segments.files[0].padded
-    assert segments.segments[0, :, -1].eq(cfg.data.audio.normalised_zero).all()
+    assert segments.segments[0, :, -1].eq(pad_value(cfg.data.audio)).all()
 
 
 def test_interpolation_endpoints_are_the_two_faces(fuser, singles) -> None:

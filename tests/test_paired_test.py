@@ -1,4 +1,4 @@
-"""Paired comparisons of two models on the same identities (sf2f.evaluate.significance): per-identity statistics,
+"""Paired comparisons of two models on the same identities (sf2f.evaluate.retrieval): per-identity statistics,
 the sign-flip test and its power."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sf2f.evaluate.significance import chance_tests, paired_power, paired_test, per_identity
+from sf2f.evaluate.retrieval import chance_tests, paired_power, paired_test, per_identity
 
 
 def _scores(seed: int, n: int = 30) -> torch.Tensor:

@@ -1,8 +1,6 @@
-"""YAML files to a checked :class:`ExperimentConfig`: `base:` chains, profiles, `--set` overrides, saved configs.
-
-A *profile* (`configs/profiles/*.yaml`) is a partial config applied on top of a paper config: it scales sizes, steps
-and batch, never the recipe; its `fuser_stage:` section applies to the fuser-stage configs only (the paper's fuser
-stage is 50 epochs against stage 1's 12,000). Every error is a :class:`ConfigError` naming the key and the file.
+"""YAML files to a checked :class:`ExperimentConfig`: `base:` chains, `--set` overrides, saved configs, and profiles
+(`configs/profiles/*.yaml`: partial configs that scale sizes, steps and batch, never the recipe; their `fuser_stage:`
+section applies to the fuser stage only, 50 epochs in the paper against stage 1's 12,000). Errors name key and file.
 """
 
 from __future__ import annotations

@@ -23,14 +23,10 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ValueProblem(key, message)
 
 
-def _positive(cfg: Any, *keys: str) -> None:
+def _positive(cfg: Any, *keys: str, or_zero: bool = False) -> None:
     for key in keys:
-        _require(getattr(cfg, key) > 0, key, "must be positive")
-
-
-def _not_negative(cfg: Any, *keys: str) -> None:
-    for key in keys:
-        _require(getattr(cfg, key) >= 0, key, "must be >= 0")
+        value = getattr(cfg, key)
+        _require(value > 0 or (or_zero and value == 0), key, "must be >= 0" if or_zero else "must be positive")
 
 
 @dataclass(frozen=True)
@@ -106,11 +102,6 @@ class AudioConfig:
         _require(0.0 <= self.preemphasis < 1.0, "preemphasis", "must lie in [0, 1)")
         _require(0.0 <= self.f_min < self.f_max <= self.sample_rate / 2, "f_max", "need 0 <= f_min < f_max <= sr/2")
 
-    @property
-    def normalised_zero(self) -> float:
-        """The padding value: a raw log-mel of 0 after global normalisation, -3.4716 for the original (§1.6)."""
-        return (0.0 - self.mel_mean) / self.mel_std
-
 
 @dataclass
 class SyntheticConfig:
@@ -124,7 +115,7 @@ class SyntheticConfig:
     def validate(self) -> None:
         _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
         _positive(self, "utterances", "faces")
-        _not_negative(self, "seed")
+        _positive(self, "seed", or_zero=True)
 
 
 @dataclass
@@ -164,7 +155,7 @@ class DataConfig:
         _require(len(fractions) == 3 and min(fractions) >= 0 and abs(sum(fractions) - 1.0) < 1e-6, "split_fractions",
                  "must be [train, val, test], non-negative, summing to 1")
         _require(self.max_identities is None or self.max_identities > 0, "max_identities", "must be positive")
-        _not_negative(self, "num_workers")
+        _positive(self, "num_workers", or_zero=True)
         _require(len(self.sub_datasets) > 0, "sub_datasets", "must name at least one sub-dataset")
 
 
@@ -187,7 +178,7 @@ class EncoderConfig:
         _require(self.kind != "inception" or all(c % 4 == 0 for c in self.channels), "channels",
                  "inception widths must divide by 4 (four equal branches)")
         _positive(self, "embed_dim")
-        _not_negative(self, "noise_std")
+        _positive(self, "noise_std", or_zero=True)
 
 
 @dataclass
@@ -241,10 +232,10 @@ class DiscriminatorConfig:
 
 @dataclass
 class FaceEmbedderConfig:
-    """The face embedder of the perceptual loss (recipe §3.1) and the validation metrics (§4.2), not scaled by
-    `model.width_mult`. `facenet`: InceptionResnetV1 with the VGGFace2 weights, as the paper (§2.7; a trained embedder
-    stands in where they are missing, with a note). `trained`: a small CNN trained on the training identities' faces
-    (`python -m sf2f train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
+    """The face embedder of the perceptual loss (§3.1) and the metrics (§4.2), not scaled by `model.width_mult`:
+    `facenet`, InceptionResnetV1 with the VGGFace2 weights as in the paper (§2.7; without them a trained one stands
+    in, with a note), or `trained`, a small CNN trained on the training identities' faces (`python -m sf2f
+    train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
 
     kind: Literal["facenet", "trained"] = "facenet"
     # "" = facenet-pytorch's cache, $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt (sf2f.weights)
@@ -304,7 +295,8 @@ class LossConfig:
     perceptual_cache_mb: int = 2048
 
     def validate(self) -> None:
-        _not_negative(self, "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight", "perceptual_cache_mb")
+        _positive(self, "l1_weight", "perceptual_weight", "d_loss_weight", "ac_loss_weight", "perceptual_cache_mb",
+                  or_zero=True)
         _require(len(self.perceptual_layer_weights) == 4, "perceptual_layer_weights", "needs 4 weights")
 
 
@@ -347,7 +339,7 @@ class OptimConfig:
         _positive(self, "lr", "lr_scale", "batch_size", "epochs", "eval_every_epochs", "visualize_every",
                   "checkpoint_every_epochs")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "need two values in [0, 1)")
-        _not_negative(self, "weight_decay", "checkpoint_every_steps")
+        _positive(self, "weight_decay", "checkpoint_every_steps", or_zero=True)
         _require(0 <= self.pixel_warmup_epochs < self.epochs, "pixel_warmup_epochs", "must be in [0, epochs)")
         # during the warm-up L1 is the generator's only loss: it must still be on
         _require(self.pixel_warmup_epochs <= self.disable_l1_after_epochs, "pixel_warmup_epochs",
@@ -378,7 +370,7 @@ class EvalConfig:
     # trained embedders: score with a second one (another seed), since a generator learns what its loss's embedder
     # reads (demo: R@10 0.53 with it, 0.37 with a second, chance 0.33); FaceNet runs use the loss's, as the paper, §4.2
     independent_embedder: bool = True
-    # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.significance)
+    # random pairings of probes and identities behind the table's p-values against chance (sf2f.evaluate.retrieval)
     chance_permutations: int = 10_000
 
     def validate(self) -> None:
@@ -409,7 +401,7 @@ class RunConfig:
     def validate(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), "device",
                  "must be auto, cpu, cuda, cuda:N or mps")
-        _not_negative(self, "threads")
+        _positive(self, "threads", or_zero=True)
         _positive(self, "log_every")
 
 

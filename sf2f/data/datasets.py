@@ -107,7 +107,7 @@ class CropCollate:
     """One crop length for the whole batch, uniform in [low, high] (both included); a random crop of each utterance
     that is long enough, right-padding with `pad` for the others (§1.6)."""
 
-    def __init__(self, crop_frames: Sequence[int] = (100, 150), pad: float = AudioConfig().normalised_zero) -> None:
+    def __init__(self, crop_frames: Sequence[int] = (100, 150), pad: float = pad_value(AudioConfig())) -> None:
         self.low, self.high = int(crop_frames[0]), int(crop_frames[1])
         self.pad = float(pad)
 
@@ -157,7 +157,7 @@ class SegmentCollate:
     """Pads every identity's segments to the batch's largest count: segments (B, N, n_mels, frames) and a boolean
     mask (B, N) that is True for real segments (padding segments hold `pad`)."""
 
-    def __init__(self, pad: float = AudioConfig().normalised_zero) -> None:
+    def __init__(self, pad: float = pad_value(AudioConfig())) -> None:
         self.pad = float(pad)
 
     def __call__(self, batch: Sequence[Sample]) -> Sample:

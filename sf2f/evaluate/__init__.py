@@ -3,9 +3,9 @@ here: `evaluate_runs`, python -m sf2f evaluate, which loads checkpoints and trai
 
 from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.evaluator import SplitEvaluator
-from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, make_probes
 from sf2f.evaluate.report import results_table, write_results
+from sf2f.evaluate.vggface_score import IdentityClassifier, inception_score
 
 __all__ = ["PROBE_MODES", "AttributeProbe", "IdentityClassifier", "SplitEvaluator", "inception_score", "make_probes",
            "results_table", "write_results"]

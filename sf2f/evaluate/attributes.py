@@ -1,11 +1,6 @@
-"""Do generated faces carry the speaker's sex, age and size? (synthetic data, whose shared traits shape both voice and
-face)
-
-Probes fitted on the training identities' real faces read the traits from one generated face per evaluation
-identity: sex by a logistic regression (accuracy; AUC of its score), age and size by ridge regressions (R^2; Pearson
-r). A face slightly off the real faces' colour scale shifts every reading alike while still ordering the speakers, so
-AUC and r use the raw outputs, accuracy and R^2 the clipped answers. Features: the face at 16x16 (`pixels`, which a
-generator cannot match through the face embedder without drawing the trait) or F(.) (`embedder`).
+"""Do generated faces carry the speaker's sex, age and size? Probes fitted on the training identities' real faces
+(synthetic data, whose shared traits shape both voice and face): a logistic regression for sex, ridge regressions for
+age and size, on the face at 16x16 (`pixels`) or on F(.) (`embedder`).
 """
 
 from __future__ import annotations
@@ -99,7 +94,8 @@ class AttributeProbe:
     def fit(cls, train_split: PreparedSplit, traits: pd.DataFrame, features: Literal["pixels", "embedder"] = "pixels",
             embedder: FaceEmbedder | None = None, image_norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
             batch_size: int = 64) -> AttributeProbe:
-        """Fit the three probes on every real face of the training split (each face carries its identity's traits)."""
+        """Fit the three probes on every real face of the training split (each face carries its identity's traits);
+        `pixels` features cannot be matched through the face embedder without drawing the trait."""
         if features not in ("pixels", "embedder"):
             raise ValueError(f"unknown attribute features '{features}' (pixels or embedder)")
         if features == "embedder" and embedder is None:
@@ -142,7 +138,9 @@ class AttributeProbe:
         })
 
     def score(self, images: Tensor, truth: pd.DataFrame) -> dict[str, float]:
-        """Agreement of the probes' reading of `images` (one per identity, label order) with the ground truth."""
+        """Agreement of the probes' reading of `images` (one per identity, label order) with the ground truth: AUC and
+        r from the raw outputs (a face off the real faces' colour scale shifts every reading alike, still ordering the
+        speakers), accuracy and R^2 from the clipped answers."""
         predicted = self.predict(images)
         if len(predicted) != len(truth):
             raise ValueError(f"{len(predicted)} images for {len(truth)} identities")

@@ -1,8 +1,5 @@
-"""LPIPS diversity between faces generated from different segments of one speaker (recipe §4.5).
-
-The original ships LPIPS v0.1 (AlexNet) but never calls it, nor says how to pair faces. Here the faces of the first
-and the second evaluation segment of every identity that has two form a pair; 0 means one face per speaker whatever
-is said. The AlexNet trunk is the user's torchvision file (`sf2f.weights.REGISTRY["lpips_alexnet"]`).
+"""LPIPS v0.1 (AlexNet) diversity between the faces of one speaker's first and second evaluation segments (recipe
+§4.5; the original ships LPIPS but never calls it): 0 means one face per speaker whatever is said.
 """
 
 from __future__ import annotations
@@ -11,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from sf2f.config import DataConfig
 from sf2f.data.prepared import PreparedSplit
@@ -31,15 +28,6 @@ class LpipsDistance(PixelNetwork):
         return self.run(lambda x: x / 127.5 - 1.0, a, b).flatten()
 
 
-def _copy_alexnet_trunk(lpips_net: nn.Module, state: dict[str, Tensor], source: Path) -> None:
-    """torchvision's `features.<i>.*` tensors into the lpips trunk, which names the same layers `slice<k>.<i>`."""
-    names = {key: "features." + key.split(".", 1)[1] for key in lpips_net.net.state_dict()}
-    missing = sorted(name for name in names.values() if name not in state)
-    if missing:
-        raise WeightsError(f"{source}: not torchvision's AlexNet (missing {missing[:3]})")
-    lpips_net.net.load_state_dict({key: state[name] for key, name in names.items()})
-
-
 def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
                entry: WeightFile = REGISTRY["lpips_alexnet"]) -> LpipsDistance:
     """LPIPS v0.1-alex with the user's AlexNet file (default: torch hub's checkpoint folder); a WeightsError with the
@@ -53,7 +41,12 @@ def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
         net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-    _copy_alexnet_trunk(net, state, file)
+    # torchvision's `features.<i>.*` tensors go into the lpips trunk, which names the same layers `slice<k>.<i>`
+    names = {key: "features." + key.split(".", 1)[1] for key in net.net.state_dict()}
+    missing = sorted(name for name in names.values() if name not in state)
+    if missing:
+        raise WeightsError(f"{file}: not torchvision's AlexNet (missing {missing[:3]})")
+    net.net.load_state_dict({key: state[name] for key, name in names.items()})
     return LpipsDistance(net.requires_grad_(False).eval(), image_norm)
 
 

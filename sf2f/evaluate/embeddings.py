@@ -1,7 +1,5 @@
-"""The real faces of a split through F(.) (recipe §4.2), and the gallery: per identity the mean of F over its faces,
-not re-normalised (`hq_emb_dict=True` in the original). And how the metrics' pretrained networks (VGGFace, FID
-Inception, LPIPS) see generated faces: :class:`PixelNetwork`.
-"""
+"""The real faces of a split through F(.) and their gallery (recipe §4.2), and :class:`PixelNetwork`, how the metrics'
+pretrained networks see generated faces."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Trained checkpoints to the results table (`python -m sf2f evaluate`), and the evaluator a config and data allow.
-
-The scoring embedder is the config's, or with `eval.independent_embedder` a second one trained on the data from
-another seed (a generator scored by the network its perceptual loss trained against games it). Synthetic data get
-the ID-classifier score (never called VFS) and the attribute probes, real data the VFS when its weights are there;
-FID Inception and LPIPS need theirs.
+"""Trained checkpoints to the results table (`python -m sf2f evaluate`), with every metric the data and the weights
+at hand allow (synthetic data: the ID-classifier score and the attribute probes; real data: the VFS).
 """
 
 from __future__ import annotations
@@ -27,10 +23,9 @@ from sf2f.evaluate.attributes import AttributeProbe
 from sf2f.evaluate.diversity import load_lpips
 from sf2f.evaluate.evaluator import SplitEvaluator
 from sf2f.evaluate.fid import load_fid_inception
-from sf2f.evaluate.inception_score import IdentityClassifier
 from sf2f.evaluate.probes import PROBE_MODES
 from sf2f.evaluate.report import results_table
-from sf2f.evaluate.vggface_score import VGGFaceClassifier, load_vggface_resnet50
+from sf2f.evaluate.vggface_score import IdentityClassifier, VGGFaceClassifier, load_vggface_resnet50
 from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 from sf2f.paths import project_path, user_path
@@ -53,8 +48,8 @@ def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, Exp
 
 
 def evaluation_data(cfg: ExperimentConfig, data: str | Path | None, run: Path) -> tuple[Path, Path]:
-    """(prepared folder, dataset root, where the synthetic traits are) to evaluate on: `data`, a prepared folder or a
-    dataset root (prepared on first use); without it the prepared folder the run trained on, else the config's."""
+    """(prepared folder, dataset root) to evaluate on: `data`, a prepared folder or a dataset root (prepared on first
+    use); without it the prepared folder the run trained on, else the config's."""
     dataset_root = project_path(cfg.data.root)
     if data:
         path = user_path(data)

@@ -1,10 +1,5 @@
-"""Evaluate generators on a prepared split: every metric of recipe §4 and the ones the paper lacked, as table rows.
-
-:class:`SplitEvaluator` is the original's `S2fEvaluator` made whole: built once per split (the real faces embedded
-once), it scores any generator deterministically for `cfg.eval.seed`, one row per probe mode:
-
-    evaluator = SplitEvaluator(test_split, cfg, face_embedder, image_classifier=..., attribute_probe=...)
-    table = results_table(evaluator.evaluate(generator, "sf2f_fuser") + evaluator.reference_rows(train_split))
+"""Every metric of recipe §4 and the ones the paper lacked, as table rows: :class:`SplitEvaluator`, the original's
+`S2fEvaluator` made whole, embeds a split's real faces once and scores any generator, one row per probe mode.
 """
 
 from __future__ import annotations
@@ -23,17 +18,16 @@ from sf2f.evaluate.attributes import AttributeProbe, shared_trait_faces, split_t
 from sf2f.evaluate.diversity import LpipsDistance, segment_face_pairs
 from sf2f.evaluate.embeddings import face_batches, real_faces
 from sf2f.evaluate.fid import InceptionFeatures, fid_from_features
-from sf2f.evaluate.inception_score import IdentityClassifier, inception_score
 from sf2f.evaluate.probes import PROBE_MODES, ProbeSet, make_probes
 from sf2f.evaluate.retrieval import (
+    chance_tests,
     grouped_recall,
     inter_human_similarity,
     matching_accuracy,
     paired_similarity,
     whole_split_recall,
 )
-from sf2f.evaluate.significance import chance_tests
-from sf2f.evaluate.vggface_score import VGGFaceClassifier
+from sf2f.evaluate.vggface_score import IdentityClassifier, VGGFaceClassifier, inception_score
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.models.generator import Generator
@@ -49,16 +43,10 @@ class SplitEvaluator:
                  image_classifier: IdentityClassifier | VGGFaceClassifier | None = None,
                  attribute_probe: AttributeProbe | None = None, inception: InceptionFeatures | None = None,
                  lpips: LpipsDistance | None = None, batch_size: int = 32) -> None:
-        self.split = split
-        self.cfg = cfg
-        self.embedder = face_embedder
-        self.image_classifier = image_classifier
-        self.attribute_probe = attribute_probe
-        self.inception = inception
-        self.lpips = lpips
-        self.batch_size = batch_size
-        self.box = tuple(cfg.eval.vgg_box)
-        self.norm = cfg.data.image_norm
+        self.split, self.cfg, self.embedder, self.batch_size = split, cfg, face_embedder, batch_size
+        self.image_classifier, self.attribute_probe = image_classifier, attribute_probe
+        self.inception, self.lpips = inception, lpips
+        self.box, self.norm = tuple(cfg.eval.vgg_box), cfg.data.image_norm
         self.notes: list[str] = []
         self.probes: dict[tuple[str, str], ProbeSet] = {}
         self.faces = real_faces(face_embedder, split, self.norm, self.box, batch_size)

@@ -1,7 +1,6 @@
-"""Fréchet distance between the feature statistics of real and generated faces (recipe §4.4), in the face embedder's
-space (beyond the paper) and in the original's: pytorch-fid's port of the TF Inception graph (pool_3, 2048-d), from
-the user's weights file (`sf2f.weights.REGISTRY["fid_inception"]`). A few hundred faces against 512 or 2048
-dimensions leave the covariances rank-deficient, as in the original: compare FIDs on the same split only.
+"""Fréchet distance between real and generated faces' features (recipe §4.4), in the face embedder's space and in
+pytorch-fid's Inception (pool_3, 2048-d). A few hundred faces leave the covariances rank-deficient, as in the
+original: compare FIDs on the same split only.
 """
 
 from __future__ import annotations
@@ -20,14 +19,10 @@ __all__ = ["InceptionFeatures", "fid_from_features", "load_fid_inception", "read
 
 
 def fid_from_features(real: Tensor | np.ndarray, generated: Tensor | np.ndarray) -> float:
-    """FID = |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) between two sets of feature rows (n, d).
-
-    Tr (S_r S_g)^(1/2) is the sum of the square roots of the eigenvalues of the symmetric S_r^(1/2) S_g S_r^(1/2):
-    the original's scipy `sqrtm` quantity, real by construction where `sqrtm` leaves imaginary noise on
-    rank-deficient covariances. With fewer generated rows n than dimensions (one face per identity against 512 or
-    2048), S_g = A^T A for the centred rows A / sqrt(n - 1), and the non-zero eigenvalues are those of the n x n
-    A S_r A^T: exact, and no d x d decomposition.
-    """
+    """FID = |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) between two sets of feature rows (n, d). The trace
+    is that of the symmetric S_r^(1/2) S_g S_r^(1/2), real where the original's `sqrtm` leaves imaginary noise; with
+    fewer generated rows n than dimensions, S_g = A^T A (A: the centred rows / sqrt(n - 1)) and the n x n A S_r A^T
+    has the same non-zero eigenvalues: exact, with no d x d decomposition."""
     real, generated = np.asarray(real, dtype=np.float64), np.asarray(generated, dtype=np.float64)
     if real.ndim != 2 or real.shape[1:] != generated.shape[1:] or min(len(real), len(generated)) < 2:
         raise ValueError(f"FID needs at least two feature rows (n, d) a side, got {real.shape} and {generated.shape}")

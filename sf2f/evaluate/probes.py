@@ -1,13 +1,6 @@
-"""Probes: one generated face and its embedding p_i per identity of a split, in the three modes of recipe §4.2.
-
-* `naive`: one crop of one utterance (one length for the split, in [100, 150] frames); a fuser generator fuses the
-  evaluation segments instead. p_i = F(face).
-* `average_facenet_embedding`: one face per evaluation segment (the first <= 20 non-overlapping 125-frame windows of
-  the sorted utterances); p_i = the mean of their F, not re-normalised (the images: the first segment's face).
-* `average_voice_embedding`: the segments' voice embeddings averaged, bypassing any fuser, then decoded; p_i = F(face).
-
-Every draw is seeded by `eval.seed` (the original's change on every evaluation, §6 item 16); faces are taken at the
-generator's largest scale.
+"""Probes: one generated face and its embedding p_i per identity of a split, in the three modes of recipe §4.2
+(`naive`: one crop, or the fuser over the evaluation segments; `average_facenet_embedding`: the mean F over the
+segments' faces; `average_voice_embedding`: one face from the mean voice embedding), seeded by `eval.seed` (§6 item 16).
 """
 
 from __future__ import annotations
@@ -112,7 +105,8 @@ def _naive_images(generator: Generator, split: PreparedSplit, data: DataConfig, 
 
 def make_probes(generator: Generator, split: PreparedSplit, data: DataConfig, embedder: FaceEmbedder, mode: str,
                 seed: int = 0, box: tuple[float, ...] = VGG_BOX, batch_size: int = 32) -> ProbeSet:
-    """The probes of one mode for every identity of `split`."""
+    """The probes of one mode for every identity of `split`, faces at the generator's largest scale; an averaged p_i
+    is not re-normalised, and its image is the first segment's face."""
     if mode not in PROBE_MODES:
         raise UsageError(f"unknown probe mode '{mode}' (known: {', '.join(PROBE_MODES)})")
     norm = data.image_norm

@@ -1,7 +1,5 @@
-"""The results table: one row per model and probe mode, the reference rows (`SplitEvaluator.reference_rows`), and
-`paper` rows, the VGGFace Scores of recipe §5, the only numbers the original repo reports. Columns follow the
-original's `test.py` (recipe §4.2), then what it lacked.
-"""
+"""The results table (columns as the original's `test.py`, recipe §4.2, then what it lacked), with `paper` rows: the
+VGGFace Scores of recipe §5, the only numbers the original repo reports."""
 
 from __future__ import annotations
 
@@ -26,7 +24,7 @@ PAPER_NOTE = (
     "recall, cosine, L1 or FID numbers. An ID-classifier score (synthetic data) is not comparable with a VFS."
 )
 
-#: the permutation tests against chance (sf2f.evaluate.significance)
+#: the permutation tests against chance (sf2f.evaluate.retrieval)
 P_VALUE_COLUMNS = ("rank p", "Cos p")
 _LEADING = ["model", "config", "mode", "kind", "identities", "L2", "L1", "Cos", "Human"]
 _TRAILING = [
@@ -59,9 +57,8 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A table as Markdown for people to read: columns with no value left out, missing values blank, counts as
-    integers, other numbers to three decimals and p-values to two significant digits (at three decimals the smallest
-    ones, 1 / 10,001, would print as 0.000)."""
+    """A table as Markdown: empty columns left out, missing values blank, counts as integers, other numbers to three
+    decimals, p-values to two significant digits (at three decimals the smallest, 1 / 10,001, would print 0.000)."""
     present = table.dropna(axis=1, how="all")
     # tabulate leaves only None blank (a NaN prints as "nan")
     shown = present.astype(object).where(present.notna(), None)

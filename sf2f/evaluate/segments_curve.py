@@ -1,9 +1,5 @@
-"""How much speech does a face need? The attention fuser's claim (recipe §2.2), measured.
-
-A speaker gives n of its evaluation segments (§4.6), whose voice embeddings become one face by their plain `mean` or
-the generator's own `attention` fuser, scored as any probe is. In draw d, each identity gives the first n of its
-segments permuted by a generator seeded with (seed, d, identity): nested sets, the same speech for every model and
-strategy. The metrics are averaged over the draws; a count no speaker exceeds needs one draw.
+"""How much speech does a face need? The attention fuser's claim (recipe §2.2), measured: n evaluation segments per
+speaker (§4.6), nested and seeded per draw, combined by their `mean` or the generator's `attention` fuser into one face.
 """
 
 from __future__ import annotations
@@ -62,7 +58,8 @@ class SegmentsCurve(NamedTuple):
 
 def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
                    draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
-    """Score `generator`'s faces on the evaluator's split for each strategy and segment count (module docstring).
+    """Score `generator`'s faces on the evaluator's split for each strategy and segment count, averaged over `draws`
+    (one where no speaker has more segments than the count): the same speech for every model and strategy.
     `strategies` defaults to both for a generator with a fuser, `mean` otherwise. Seeded by `eval.seed`."""
     if draws < 1:
         raise UsageError(f"draws must be >= 1, got {draws}")

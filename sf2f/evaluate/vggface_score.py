@@ -1,10 +1,7 @@
-"""The VGGFace Score (VFS, recipe §4.1): the Inception-Score formula with the VGGFace2 ResNet-50 `resnet50_ft`.
-
-Its weights are the user's `resnet50_ft_weight.pkl`, a Python-2 pickle of numpy arrays named like the state dict; a
-plain `pickle.load` runs whatever a file names, so :func:`load_numpy_pickle` resolves only the globals such a file
-needs ("Restricting Globals" in the pickle documentation), and every key and shape is checked (no SHA-256 is known).
-Input: the de-normalised generator output, full frame, minus the mean pixel, resized to 224. The Caffe model expects
-BGR, the original feeds RGB (`eval.vfs_channel_order`: `rgb` reproduces its numbers, §5).
+"""The VGGFace Score (VFS, recipe §4.1): the Inception-Score formula, seeded (§6 item 16), with the VGGFace2 ResNet-50
+`resnet50_ft` from the user's Python-2 weight pickle, read through an allow-list of globals ("Restricting Globals" in
+the pickle documentation: a plain `pickle.load` runs whatever a file names); the original feeds RGB to the BGR Caffe
+model (§5). On synthetic faces an identity classifier stands in for VGGFace: the ID-classifier score.
 """
 
 from __future__ import annotations
@@ -13,23 +10,80 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
 from torch import Tensor, nn
 
+from sf2f.data.prepared import PreparedSplit
 from sf2f.errors import SF2FError
-from sf2f.evaluate.embeddings import PixelNetwork
+from sf2f.evaluate.embeddings import PixelNetwork, real_faces
+from sf2f.faces import VGG_BOX
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
-__all__ = ["VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "UnsafePickleError", "VGGFaceClassifier", "load_numpy_pickle",
-           "load_vggface_resnet50", "vggface_input", "vggface_resnet50"]
+__all__ = ["VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "IdentityClassifier", "SplitScore", "UnsafePickleError",
+           "VGGFaceClassifier", "inception_score", "load_numpy_pickle", "load_vggface_resnet50", "vggface_input",
+           "vggface_resnet50"]
 
 VGGFACE_CLASSES = 8631
 # the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
 VGGFACE_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)
+
+
+class SplitScore(NamedTuple):
+    """Mean and standard deviation of the score over the splits."""
+
+    mean: float
+    std: float
+
+
+def inception_score(probs: np.ndarray, splits: int = 5, seed: int = 0) -> SplitScore:
+    """The rows of `probs` (n, classes), shuffled by `seed`, cut into `splits` parts at i n // splits; each part scores
+    exp(mean KL(p(y|x) || p(y))), p(y) its mean row: from 1 (one answer for all) to the part's size. A probability of
+    0 adds 0 (the original's 0 log 0 gave NaN)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    n = probs.shape[0]
+    if not 1 <= splits <= n:
+        raise ValueError(f"cannot cut {n} images into {splits} splits (need at least one image per split)")
+    probs = probs[np.random.default_rng(seed).permutation(n)]
+    scores = []
+    for i in range(splits):
+        part = probs[i * n // splits : (i + 1) * n // splits]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(part > 0, part * (np.log(part) - np.log(part.mean(axis=0, keepdims=True))), 0.0)
+        scores.append(float(np.exp(terms.sum(axis=1).mean())))
+    return SplitScore(float(np.mean(scores)), float(np.std(scores)))
+
+
+@dataclass
+class IdentityClassifier:
+    """p(training identity | image) from a logistic regression on face-embedder features: the "ID-classifier score",
+    never called VFS, comparable between models on the same data only."""
+
+    embedder: FaceEmbedder
+    model: LogisticRegression
+    image_norm: str = "imagenet"
+    box: tuple[float, ...] = VGG_BOX
+    batch_size: int = 64
+    label = "ID-classifier score"
+
+    @classmethod
+    def fit(cls, embedder: FaceEmbedder, train_split: PreparedSplit, image_norm: str = "imagenet",
+            box: tuple[float, ...] = VGG_BOX, batch_size: int = 64) -> IdentityClassifier:
+        """Fit on every real face of the training split, labelled by identity (deterministic: lbfgs, no sampling)."""
+        faces = real_faces(embedder, train_split, image_norm, box, batch_size)
+        model = LogisticRegression(max_iter=2000).fit(faces.embeddings.double().numpy(), faces.labels.numpy())
+        return cls(embedder, model, image_norm, tuple(box), batch_size)
+
+    def probabilities(self, images: Tensor) -> np.ndarray:
+        """(n, training identities) for generator-space images (n, 3, H, W)."""
+        features = embed_faces(self.embedder, images, self.image_norm, self.box, self.batch_size)
+        return self.model.predict_proba(features.double().numpy())
+
 
 
 def vggface_resnet50(num_classes: int = VGGFACE_CLASSES) -> nn.Module:
@@ -135,7 +189,8 @@ def load_vggface_resnet50(path: str | Path | None = None,
 
 
 def vggface_input(pixels: Tensor, channel_order: str = "rgb", size: int = 224) -> Tensor:
-    """uint8 (or [0, 255] float) RGB images (B, 3, H, W) to the network's input (B, 3, size, size) (§4.1)."""
+    """uint8 (or [0, 255] float) RGB images (B, 3, H, W), the full frame, to the network's input (B, 3, size, size)
+    (§4.1); `channel_order` is `eval.vfs_channel_order`, `rgb` reproducing the original's numbers."""
     x = pixels.to(torch.float32) - torch.tensor(VGGFACE_MEAN_RGB, device=pixels.device).view(1, 3, 1, 1)
     if channel_order == "bgr":
         x = x.flip(1)
