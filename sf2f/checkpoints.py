@@ -1,7 +1,6 @@
 """Checkpoints: atomic writes, safe loading, latest plus best-by-metric, the RNG state for exact resumes, and a trained
 generator back from a run. Unlike the original's (recipe §3.5, §6 item 17), a checkpoint holds plain data only (no
-validation samples) and is read with `torch.load(weights_only=True)`, so loading a downloaded file cannot run code.
-"""
+validation samples) and is read with `torch.load(weights_only=True)`, so loading a downloaded file cannot run code."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """`make demo`: the numbered notebooks run in order with papermill into `runs/<timestamp>/`, beside the paper configs
 resolved under the profile; the run stops at the first failing notebook (named with its cell) and ends with
-`summary.md`, `summary.json` and `results.md` (every `results/*.csv` the notebooks wrote).
-"""
+`summary.md`, `summary.json` and `results.md` (every `results/*.csv` the notebooks wrote)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The face embedder a run uses. FaceNet (recipe §2.7, §3.1, §4.2) knows nothing of the synthetic faces (and users
-may lack its VGGFace2 weights), so :func:`train_face_embedder` (`python -m sf2f train-face-embedder`) trains a
-:class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the training identities apart, as FaceNet was trained.
-"""
+"""The face embedder a run uses. FaceNet (recipe §2.7, §3.1, §4.2) knows nothing of the synthetic faces (and users may
+lack its VGGFace2 weights), so :func:`train_face_embedder` (`python -m sf2f train-face-embedder`) trains a
+:class:`~sf2f.models.face_embedders.SmallFaceEmbedder` to tell the training identities apart, as FaceNet was trained."""
 
 from __future__ import annotations
 

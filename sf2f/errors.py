@@ -1,6 +1,5 @@
 """The errors a user can act on, as opposed to bugs: all derive from :class:`SF2FError`, which the command line reports
-in one line (anything else keeps its traceback), and from the built-in exception a caller would expect.
-"""
+in one line (anything else keeps its traceback), and from the built-in exception a caller would expect."""
 
 from __future__ import annotations
 

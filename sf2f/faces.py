@@ -1,7 +1,6 @@
 """Face images: any image file to an RGB face crop at 64 or 128 px (HQ-VoxCeleb's are aligned already, recipe §1.1,
 §1.5; raw photos go through MTCNN, :class:`FaceAligner`), the ImageNet normalisation (§1.5), and the VGG box the FaceNet
-loss and metrics look at (§4.3).
-"""
+loss and metrics look at (§4.3)."""
 
 from __future__ import annotations
 

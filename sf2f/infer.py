@@ -1,7 +1,6 @@
 """A face from speech files with a trained generator (`python -m sf2f infer`, notebook 07): the checkpoint config's
 features (recipe §1.4) cut into 125-frame windows (§4.6, §1.6; 1 to 1.25 s gives one padded window), then fused by a
-fuser model (every window of every file) or, for a stage-1 model, the windows' embeddings averaged (§4.2).
-"""
+fuser model (every window of every file) or, for a stage-1 model, the windows' embeddings averaged (§4.2)."""
 
 from __future__ import annotations
 
@@ -138,12 +137,10 @@ class FaceFromVoice:
 @torch.inference_mode()
 def generate_face(generator: Generator, cfg: ExperimentConfig, paths: Sequence[str | Path],
                   stats: MelStats | None = None, renormalize_mean: bool = True) -> FaceFromVoice:
-    """One face from the speech in `paths`, fused over all their windows (`generator`, `cfg`: from `load_generator`).
-
-    A stage-1 model's mean embedding is scaled back to unit length when the encoder L2-normalises (§2.1), as the decoder
+    """One face from the speech in `paths`, fused over all their windows (`generator`, `cfg`: from `load_generator`). A
+    stage-1 model's mean embedding is scaled back to unit length when the encoder L2-normalises (§2.1), as the decoder
     only saw unit vectors: the mean of windows that disagree is shorter (about 0.7 for a demo speaker's 20) and decodes
-    to a fainter face. The original does not; `renormalize_mean=False` keeps its mean.
-    """
+    to a fainter face. The original does not; `renormalize_mean=False` keeps its mean."""
     speech = speech_segments(paths, cfg.data, stats)
     device = next(generator.parameters()).device
     segments = speech.segments.to(device)

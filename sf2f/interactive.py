@@ -1,7 +1,6 @@
 """The pieces of the interactive demo (notebook 07): figures of a generated face and its attention, a face morph, a
-speaker's recordings, and whether widgets can be shown (the notebook draws every figure statically too, so a batch
-run, which renders no widget, misses nothing).
-"""
+speaker's recordings, and whether widgets can be shown (the notebook draws every figure statically too, so a batch run,
+which renders no widget, misses nothing)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Training losses of SF2F and voice2face (recipe §3.1, weights in §3.3), put together in :mod:`sf2f.train.iteration`.
-Adversarial losses average over every logit (a patch map or one per image), as the original does.
-"""
+Adversarial losses average over every logit (a patch map or one per image), as the original does."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The first code cell of every notebook: one call gives each lesson the same set-up (fastbook's idea), seeded, on
-its device, with the plotting style, and a :class:`CourseContext` that knows where the notebook writes; and the
-pipeline figure notebook 00 and the README show.
-"""
+"""The first code cell of every notebook: one call gives each lesson the same set-up (fastbook's idea), seeded, on its
+device, with the plotting style, and a :class:`CourseContext` that knows where the notebook writes; and the pipeline
+figure notebook 00 and the README show."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Where the repository keeps things, what a relative path means (what a user types: from the working folder; paths in
-configs and defaults: from the repository root), a lock for processes sharing a folder, and atomic writes.
-"""
+configs and defaults: from the repository root), a lock for processes sharing a folder, and atomic writes."""
 
 from __future__ import annotations
 

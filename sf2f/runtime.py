@@ -1,7 +1,6 @@
-"""Seeding, device choice, thread count and determinism switches. The original seeds nothing and sets
-`cudnn.benchmark = True`, so no two of its runs agree (recipe §1.7, §6 item 16); sf2f passes seeds or generators
-explicitly, and the global seeds here serve code that does not (a notebook cell).
-"""
+"""Seeding, device choice, thread count and determinism switches. The original seeds nothing and sets `cudnn.benchmark =
+True`, so no two of its runs agree (recipe §1.7, §6 item 16); sf2f passes seeds or generators explicitly, and the global
+seeds here serve code that does not (a notebook cell)."""
 
 from __future__ import annotations
 

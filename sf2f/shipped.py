@@ -1,8 +1,7 @@
 """The trained weights in `trained_weights/`: how `make weights` builds them, how they are checked and loaded. The
 `long` profile's runs (about 19,600 iterations, an evening on a CPU) draw faces that resemble their speakers, so the
 course ships their three generators and notebook 06's scoring embedder as float32 state dicts (float16 moved one speaker
-in 30 across the sex probe's boundary), with a manifest.json of SHA-256, config, data fingerprint and provenance.
-"""
+in 30 across the sex probe's boundary), with a manifest.json of SHA-256, config, data fingerprint and provenance."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import platform
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -22,7 +21,6 @@ from sf2f.checkpoints import CheckpointError, load_checkpoint, load_generator, l
 from sf2f.config import (
     DataConfig,
     ExperimentConfig,
-    config_diff,
     config_from_dict,
     describe_diff,
     load_config,
@@ -37,7 +35,7 @@ from sf2f.errors import SF2FError
 from sf2f.models import build_generator
 from sf2f.paths import REPO_ROOT
 from sf2f.runtime import process_pool, select_device
-from sf2f.train.trainer import MACHINE_KEYS, TrainResult, course_run_dir, train_or_load
+from sf2f.train.trainer import TrainResult, course_run_dir, recipe_diff, train_or_load
 from sf2f.weights import sha256_of
 
 #: SF2F_TRAINED_WEIGHTS points the course (notebooks 06 and 07, `infer`) at another folder, e.g. a rebuilt set
@@ -80,11 +78,6 @@ def data_fingerprint(data: DataConfig) -> str:
                   "prepare": PrepareSettings.from_data_config(data).to_dict(),
                   "traits_sha256": hashlib.sha256(people.to_csv(index=False).encode("utf-8")).hexdigest()}
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def _recipe_diff(was: ExperimentConfig, now: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
-    """What differs in what two configs train, leaving out where and how fast they ran."""
-    return {k: v for k, v in config_diff(was, now).items() if k not in (*_NOT_RECIPE, *MACHINE_KEYS)}
 
 
 def _machine(device: str) -> dict[str, str]:
@@ -173,7 +166,7 @@ def stale_reasons(folder: Path | None = None) -> list[str]:
         if entry["data_fingerprint"] != data_fingerprint(cfg.data):
             reasons.append(f"{name}: trained on other synthetic data (generator version, size, seed, traits or "
                            "preparation settings differ)")
-        changed = _recipe_diff(config_from_dict(entry["config"], MANIFEST), cfg)
+        changed = recipe_diff(config_from_dict(entry["config"], MANIFEST), cfg, _NOT_RECIPE)
         if changed:
             reasons.append(f"{name}: trained with another recipe ({describe_diff(changed, 4)})")
         try:
@@ -224,10 +217,8 @@ def build_shipped(folder: Path | None = None, device: str = "auto", jobs: int | 
     return export_shipped(runs, scorer, folder, chosen, command)
 
 
-@dataclasses.dataclass
-class TrainedModel:
+class TrainedModel(NamedTuple):
     """A trained generator the course evaluates and shows, with where it came from in words."""
-
     generator: torch.nn.Module
     cfg: ExperimentConfig
     label: str
@@ -242,7 +233,7 @@ def trained_models(folder: Path | None = None) -> dict[str, TrainedModel]:
     for config, shown in names.items():
         own = course_run_dir(config, PROFILE)
         finished = (own / "done.json").is_file() and (own / "config.yaml").is_file()
-        if finished and not _recipe_diff(load_resolved_config(own / "config.yaml"), shipped_config(config)):
+        if finished and not recipe_diff(load_resolved_config(own / "config.yaml"), shipped_config(config), _NOT_RECIPE):
             source, label = own, f"your own long run, {TrainResult.read(own).steps:,} iterations ({own})"
         else:
             source, label = verify_shipped(config, folder), describe_shipped(config, folder)

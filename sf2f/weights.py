@@ -1,7 +1,6 @@
 """Pretrained weight files that users fetch themselves, registered with size and SHA-256, looked up at a path or in
-torch's hub folder and verified before loading; nothing downloads at run time as the original did (recipe §1.1, §6
-items 1 and 3). The synthetic course needs none of them.
-"""
+torch's hub folder and verified before loading; nothing downloads at run time as the original did (recipe §1.1, §6 items
+1 and 3). The synthetic course needs none of them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Build the networks of an experiment from its typed config, every channel width multiplied by ``model.width_mult``
-and rounded (Inception block widths to a multiple of 4, one per branch): 1.0 gives the paper's networks exactly; the
-``quick`` (1/8) and ``demo`` (1/4) profiles get the same classes, narrower, at the paper's depth.
-"""
+"""Build the networks of an experiment from its typed config, every channel width multiplied by ``model.width_mult`` and
+rounded (Inception block widths to a multiple of 4, one per branch): 1.0 gives the paper's networks exactly; the
+``quick`` (1/8) and ``demo`` (1/4) profiles get the same classes, narrower, at the paper's depth."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Discriminators built from arch strings, ``C{kernel}-{channels}-{stride}[-{padding}]`` per conv layer (recipe §2.5,
 §7.3 for voice2face's). :func:`build_cnn` follows sg2im's rule, which SF2F inherits: every conv **after the first** is
-preceded by the normalisation and the activation; nothing follows the last conv.
-"""
+preceded by the normalisation and the activation; nothing follows the last conv."""
 
 from __future__ import annotations
 

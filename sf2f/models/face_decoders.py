@@ -1,7 +1,6 @@
 """Face decoders, a voice embedding (B, D) to one image batch per output scale, smallest first, in the losses'
 normalised space (no output activation; recipe §2.3, §1.5): voice2face's transposed convs (:class:`V2FDecoder`, §7.3)
-and SF2F's up-blocks of nearest x2 upsampling, conv, BatchNorm, GLU (:class:`FaceGanDecoder`; notebook 03 says why).
-"""
+and SF2F's up-blocks of nearest x2 upsampling, conv, BatchNorm, GLU (:class:`FaceGanDecoder`; notebook 03 says why)."""
 
 from __future__ import annotations
 

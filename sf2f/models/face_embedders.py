@@ -1,7 +1,6 @@
 """Face embedders for the perceptual loss (recipe §3.1) and the retrieval metrics (§4.2), a face crop to hidden states
 and a 512-d L2-normalised identity embedding: SF2F's FaceNet with VGGFace2 weights (§2.7), or a small CNN trained on the
-training identities' faces for data FaceNet has never seen (the synthetic default).
-"""
+training identities' faces for data FaceNet has never seen (the synthetic default)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The generator: voice encoder (+ attention fuser) + face decoder (recipe §2.4, `EncoderDecoder`). Stage 2 trains the
-fuser alone (§3.4): :meth:`Generator.freeze_all_but_fuser` also keeps the encoder's and decoder's BatchNorm in eval
-mode whatever ``train()`` is called with (the original loses this after its first visualisation step, §6 item 12;
-``freeze_batchnorm=False`` reproduces that, for the trainer's ``bn_mode: as_original``).
-"""
+fuser alone (§3.4): :meth:`Generator.freeze_all_but_fuser` also keeps the encoder's and decoder's BatchNorm in eval mode
+whatever ``train()`` is called with (the original loses this after its first visualisation step, §6 item 12;
+``freeze_batchnorm=False`` reproduces that, for the trainer's ``bn_mode: as_original``)."""
 
 from __future__ import annotations
 

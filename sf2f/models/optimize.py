@@ -19,11 +19,9 @@ from sf2f.models.voice_encoders import ConvBlock1d
 
 
 def _phase_kernels(weight: Tensor) -> list[Tensor]:
-    """The four 2x2 kernels that make a 3x3 conv after nearest x2 upsampling, phases (0,0), (0,1), (1,0), (1,1).
-
-    An even output row 2i reads upsampled rows 2i-1, 2i, 2i+1 = small rows i-1, i, i: taps (w0, w1 + w2) on rows
-    (i-1, i). An odd row 2i+1 reads small rows i, i, i+1: taps (w0 + w1, w2) on rows (i, i+1). Columns alike.
-    """
+    """The four 2x2 kernels that make a 3x3 conv after nearest x2 upsampling, phases (0,0), (0,1), (1,0), (1,1). An even
+    output row 2i reads upsampled rows 2i-1, 2i, 2i+1 = small rows i-1, i, i: taps (w0, w1 + w2) on rows (i-1, i). An
+    odd row 2i+1 reads small rows i, i, i+1: taps (w0 + w1, w2) on rows (i, i+1). Columns alike."""
 
     def merge(w: Tensor, dim: int, phase: int) -> Tensor:
         a, b, c = w.unbind(dim)

@@ -1,7 +1,6 @@
 """`torchrun --nproc_per_node=N -m sf2f train ...`: one device per process (the original's `nn.DataParallel`, recipe
 §0.3). DDP averages G's gradients; the discriminators' optimisers average theirs before stepping, as a discriminator is
-called twice (fakes, then reals, §3.2) before its backward, which DDP forbids. BatchNorm statistics stay per replica.
-"""
+called twice (fakes, then reals, §3.2) before its backward, which DDP forbids. BatchNorm statistics stay per replica."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """What one training iteration costs (notebook 08 plans a GPU run with it): the parameters of the networks a config
 builds, and the tensors autograd saves in each backward pass of a real :class:`~sf2f.train.iteration.TrainingStep` at
-two batch sizes, extended linearly (activations scale with the batch); the face embedder has random weights.
-"""
+two batch sizes, extended linearly (activations scale with the batch); the face embedder has random weights."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """One SF2F training iteration (recipe §3.2), top to bottom in :meth:`TrainingStep.__call__`, and the schedule (§3.4).
 Changes from the original change only the time: the discriminators are frozen during G's pass (still in train mode, so
 their BatchNorm sees the fakes as in the original) and the real faces' perceptual targets are cached. A non-finite G
-loss skips the iteration (the original's `continue`) and also undoes its BatchNorm statistics updates.
-"""
+loss skips the iteration (the original's `continue`) and also undoes its BatchNorm statistics updates."""
 
 from __future__ import annotations
 

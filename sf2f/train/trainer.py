@@ -1,8 +1,7 @@
 """The two-stage trainer (recipe §3.2-3.5): the loop around :class:`~sf2f.train.iteration.TrainingStep`, evaluation,
 samples, checkpoints, and the notebooks' :func:`train_or_load`. Resumes are exact (on a GPU with `run.deterministic`):
 batches are re-drawn from (seed, epoch) and checkpoints carry every optimiser and random state. Under `torchrun` each
-process trains on its share of every epoch; rank 0 alone logs, evaluates and writes.
-"""
+process trains on its share of every epoch; rank 0 alone logs, evaluates and writes."""
 
 from __future__ import annotations
 
@@ -64,9 +63,10 @@ MACHINE_KEYS = ("run.device", "run.threads", "run.log_every", "run.compile", "ru
 Callback = Callable[["Trainer", int], None]
 
 
-def recipe_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
-    """:func:`~sf2f.config.config_diff` without :data:`MACHINE_KEYS`: what a resumed or reused run may not change."""
-    return {k: v for k, v in config_diff(a, b).items() if k not in MACHINE_KEYS}
+def recipe_diff(a: ExperimentConfig, b: ExperimentConfig, ignore: Sequence[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """:func:`~sf2f.config.config_diff` without :data:`MACHINE_KEYS` and `ignore`: what a resumed or reused run may
+    not change."""
+    return {k: v for k, v in config_diff(a, b).items() if k not in (*MACHINE_KEYS, *ignore)}
 
 
 @dataclass

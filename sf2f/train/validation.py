@@ -1,8 +1,7 @@
 """A cheap, deterministic check of the generator on the validation split, for best-by-metric checkpoints (the paper's
 metrics, recipe §3.5, are `python -m sf2f evaluate`'s): `l1`, `cosine` and `recall_at_k` against each identity's mean
 real-face embedding (§4.2), and `spread` (not in the paper: the generated faces' per-pixel deviation across speakers
-over the real faces'; 0 is one face for all, a collapse the others hide).
-"""
+over the real faces'; 0 is one face for all, a collapse the others hide)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """What a training run looks like: sample grids (real | generated per scale), loss curves, a live plot for notebooks.
 The original logs a "GT | low | pred" strip to TensorBoard (recipe §3.2 step 5); here the trainer writes the grids to
-`<run>/samples/`, and checkpoints hold weights only (§6 item 17).
-"""
+`<run>/samples/`, and checkpoints hold weights only (§6 item 17)."""
 
 from __future__ import annotations
 
