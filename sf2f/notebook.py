@@ -32,8 +32,7 @@ class CourseContext:
     runtime: RuntimeInfo
 
     def save_figure(self, fig: matplotlib.figure.Figure, name: str) -> Path:
-        """Save a figure as PNG into this notebook's output folder, and into the figures folder when one is set
-        (`make demo` sets the repository's `figures/`, which the README shows)."""
+        """A PNG in this notebook's output folder, and in the figures folder if set (`make demo`: `figures/`)."""
         target = self.output_dir / "figures" / f"{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(target, dpi=120, bbox_inches="tight")

@@ -35,8 +35,7 @@ class DistContext:
 
 
 def init_distributed(device: str = "auto") -> DistContext:
-    """Join the process group that torchrun describes in the environment (NCCL on CUDA, one GPU per process by
-    LOCAL_RANK; gloo on the CPU), or run as a single process."""
+    """Join torchrun's process group (NCCL, a GPU per LOCAL_RANK; gloo on CPUs), or run as a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return DistContext(0, 1, select_device(device))
@@ -69,8 +68,7 @@ def average_across_processes(tensors: Iterable[Tensor]) -> None:
 
 
 def average_gradients_before_steps(optimizer: torch.optim.Optimizer) -> None:
-    """From now on, `optimizer` averages its parameters' gradients over the processes before every step (what DDP
-    does for the generator during its backward pass)."""
+    """From now on `optimizer` averages its gradients over the processes before each step (as DDP does for G)."""
 
     def average(opt: torch.optim.Optimizer, args: object, kwargs: object) -> None:
         average_across_processes(p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None)

@@ -82,8 +82,7 @@ def _descend(total: Tensor, optimizers: Sequence[torch.optim.Optimizer]) -> None
 
 @dataclass
 class TrainingStep:
-    """What one iteration trains, and how; call it with a collated batch. `g_forward` runs the generator (its DDP
-    wrapper under torchrun); `perceptual` is None when the config has no perceptual loss."""
+    """What one iteration trains, and how; `g_forward`: G or its DDP wrapper; `perceptual`: None without that loss."""
 
     cfg: ExperimentConfig
     generator: Generator

@@ -20,8 +20,7 @@ COLUMNS = ("step", "epoch", "split", "name", "value")
 
 
 class RunLogger:
-    """Appends scalars to `<run>/metrics.csv` (and TensorBoard events in `<run>/tensorboard/`); with `enabled=False`
-    (the other processes of a distributed run) every call is a no-op."""
+    """Appends scalars to `<run>/metrics.csv` and `<run>/tensorboard/`; a no-op with `enabled=False` (other ranks)."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.csv"

@@ -64,8 +64,7 @@ Callback = Callable[["Trainer", int], None]
 
 
 def recipe_diff(a: ExperimentConfig, b: ExperimentConfig, ignore: Sequence[str] = ()) -> dict[str, tuple[Any, Any]]:
-    """:func:`~sf2f.config.config_diff` without :data:`MACHINE_KEYS` and `ignore`: what a resumed or reused run may
-    not change."""
+    """What a resumed or reused run may not change: config_diff less MACHINE_KEYS and `ignore`."""
     return {k: v for k, v in config_diff(a, b).items() if k not in (*MACHINE_KEYS, *ignore)}
 
 
@@ -139,8 +138,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
 
     def _build_networks(self, resume: bool) -> None:
-        """G and the discriminators (the fuser stage starts from `optim.pretrained`, §3.4), and the face embedder of
-        the perceptual loss."""
+        """G, the discriminators (the fuser stage starts from `optim.pretrained`, §3.4), the perceptual embedder."""
         cfg = self.cfg
         self.fuser_stage = cfg.optim.stage == "fuser"
         self.generator = build_generator(cfg).to(self.device)
@@ -275,8 +273,7 @@ class Trainer:
         self._log(f"epoch {epoch}: the generator's BatchNorm statistics recomputed before the eval-mode switch")
 
     def step(self, batch: Mapping[str, Tensor], epoch: int) -> dict[str, Tensor] | None:
-        """One iteration in the generator mode of this epoch and step: the detached loss terms, or None when it was
-        skipped (non-finite loss; counted)."""
+        """One iteration, G in the mode of this epoch and step: the loss terms, or None when skipped (non-finite)."""
         optim = self.cfg.optim
         # the original's wrapper flips the fuser stage's generator back to train mode at its first visualisation (§3.4)
         delayed = self.fuser_stage and optim.bn_mode == "as_original" and self.counters.step < optim.visualize_every
@@ -349,8 +346,7 @@ class Trainer:
             yield
 
     def evaluate(self) -> dict[str, float] | None:
-        """Quick metrics on the validation split (deterministic), logged; rank 0 only (others, and runs without one,
-        get None)."""
+        """Quick metrics on the validation split, logged; None on ranks other than 0 and without a split."""
         if self.validation is None:
             return None
         with self._evaluating():
@@ -393,10 +389,8 @@ class Trainer:
         return self.checkpoints.save(state, tracked)
 
 
-# the notebooks' "train or load": the course keeps its runs in `runs/course/<profile>/<config>/`, so notebook 05
-# trains what notebooks 02, 06 and 07 then load
 def course_run_dir(config_name: str, profile: str) -> Path:
-    """Where the course notebooks keep the run of a paper config under a profile."""
+    """The course's run of a paper config: notebook 05 trains what notebooks 02, 06 and 07 then load."""
     return RUNS_DIR / "course" / profile / config_name
 
 

@@ -70,8 +70,7 @@ def loss_curves(log: pd.DataFrame | str | Path, fig: Figure | None = None) -> Fi
 
 
 class LiveLossPlot:
-    """A trainer callback (`train_or_load(..., callbacks=[LiveLossPlot()])`) that redraws the loss curves in a notebook
-    every `every` steps and at the end."""
+    """A trainer callback that redraws the loss curves in a notebook every `every` steps and at the end."""
 
     def __init__(self, every: int = 20) -> None:
         self.every = every
