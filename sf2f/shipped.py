@@ -156,8 +156,7 @@ def load_shipped_scorer(folder: Path | None = None) -> torch.nn.Module:
 
 
 def stale_reasons(folder: Path | None = None) -> list[str]:
-    """Why the shipped generators no longer match this checkout (empty when they do): the synthetic data they were
-    trained on, the `long` recipe, or the generator's architecture (parameter names and shapes)."""
+    """Why the shipped generators no longer match this checkout (empty if they do): data, recipe or architecture."""
     reasons = []
     files = read_manifest(folder)["files"]
     for name in MODELS:

@@ -339,8 +339,7 @@ class Trainer:
 
     @contextmanager
     def _evaluating(self) -> Iterator[None]:
-        """The generator in eval mode on a forked, fixed random state (evaluating never shifts the training stream),
-        then back to its previous mode."""
+        """G in eval mode on a forked, fixed random state (evaluating never shifts the training stream)."""
         with self._forked_rng(), eval_mode(self.generator):
             torch.manual_seed(self.cfg.eval.seed)
             yield

@@ -77,8 +77,7 @@ def run_validation(
 
 
 class RunValidation:
-    """What a training run validates with (rank 0, a non-empty split): the scoring embedder, the validation
-    identities' gallery, and the fixed samples (up to 8 identities) of the sample grids."""
+    """What a run validates with (rank 0, a non-empty split): scoring embedder, gallery, fixed grid samples (<= 8)."""
 
     def __init__(self, cfg: ExperimentConfig, split: PreparedSplit, data: Path, embedder: FaceEmbedder,
                  device: torch.device, log: Callable[[str], object]) -> None:
