@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
@@ -81,7 +82,6 @@ class VoiceFaceDataset(_IdentityDataset):
 
 
 def _stack_faces(batch: Sequence[Sample]) -> Sample:
-    """The per-sample fields every collate stacks: images, labels and which face each image is."""
     return {
         "image": torch.stack([s["image"] for s in batch]),
         "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
@@ -159,13 +159,8 @@ class SegmentCollate:
     pad: float = pad_value(AudioConfig())
 
     def __call__(self, batch: Sequence[Sample]) -> Sample:
-        counts = [s["segments"].shape[0] for s in batch]
-        _, n_mels, frames = batch[0]["segments"].shape
-        segments = torch.full((len(batch), max(counts), n_mels, frames), self.pad, dtype=batch[0]["segments"].dtype)
-        mask = torch.zeros(len(batch), max(counts), dtype=torch.bool)
-        for i, (sample, n) in enumerate(zip(batch, counts)):
-            segments[i, :n] = sample["segments"]
-            mask[i, :n] = True
+        segments = pad_sequence([s["segments"] for s in batch], batch_first=True, padding_value=self.pad)
+        mask = torch.arange(segments.shape[1]) < torch.tensor([s["segments"].shape[0] for s in batch])[:, None]
         return {**_stack_faces(batch), "segments": segments, "mask": mask}
 
 

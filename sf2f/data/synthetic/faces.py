@@ -275,7 +275,6 @@ def _draw_mouth(cv: _Canvas, shape: FaceShape, my: float, smile: float, opening:
 
 
 def _draw_nose(cv: _Canvas, shape: FaceShape, eye_y: float) -> None:
-    """A shadow down one side of the bridge, the tip's shading and highlight, the nostrils."""
     nw, nl = shape.nose_width * shape.half_width, shape.nose_length * shape.half_height
     ny = _CY + nl
     shadow = _scaled(shape.skin, 0.72)
