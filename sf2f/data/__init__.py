@@ -10,8 +10,7 @@ from tqdm.auto import tqdm
 
 
 def run_jobs(work: Callable[[Any], object], jobs: Sequence[Any], workers: int, bar: tqdm) -> None:
-    """`work(job)` for every job, ticking `bar`: in this process when `workers` <= 1 (it can be debugged there), else in
-    `workers` spawned processes; the jobs are independent, so their order never changes what they write."""
+    """`work(job)` for every independent job, ticking `bar`, in `workers` processes (<= 1: this one, to debug it)."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             work(job)
@@ -19,7 +18,6 @@ def run_jobs(work: Callable[[Any], object], jobs: Sequence[Any], workers: int, b
         return
     # imported here: spawned workers import this package and must not pay for torch, which sf2f.runtime imports
     from sf2f.runtime import process_pool
-
     with process_pool(workers) as pool:
         for future in as_completed([pool.submit(work, job) for job in jobs]):
             future.result()

@@ -1,6 +1,5 @@
-"""Training-ready data for a config in one call: the dataset (generated when it is the synthetic one), then its cache
-in `data/prepared/<dataset folder>-<face type>-<image size>/` (faces are stored resized, §1.5; outside the dataset,
-which may sit on a read-only disk), where notebooks, the trainer and the CLI all look."""
+"""Training-ready data for a config in one call: the dataset (generated if synthetic), then its cache in
+`data/prepared/<dataset folder>-<face type>-<image size>/` (faces resized, §1.5; the dataset may be read-only)."""
 
 from __future__ import annotations
 
@@ -22,14 +21,12 @@ def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
 
 
 def prepared_data(data: DataConfig, root: str | Path | None = None, progress: bool = True) -> PreparedData:
-    """The prepared cache of a dataset, generating the synthetic dataset and preparing the cache on first use (later
-    calls only read a manifest). A `root` that is itself a prepared folder is used as it is."""
+    """The prepared cache of a dataset, made on first use; a `root` that is a prepared folder is used as it is."""
     base = Path(root).absolute() if root else project_path(data.root)
     if (base / "manifest.json").is_file():  # already a prepared folder (python -m sf2f prepare --out ...)
         return PreparedData(base)
     if data.kind == "synthetic":
         from sf2f.data.synthetic import ensure_synthetic_dataset
-
         ensure_synthetic_dataset(base, data.synthetic, progress=progress)
     elif not base.is_dir():
         raise MissingPathError(

@@ -1,16 +1,17 @@
-"""Torch datasets over a prepared split, with their collates and loader (recipe §1.6): stage 1 crops a random utterance
-per identity to one length per batch; the fuser stage pads up to 20 segments per identity to the batch's count with a
-mask (the original's collate fails on unequal counts, §6 item 15). Generators seeded by (seed, epoch, identity) give
-the same batches with any number of workers; evaluation draws the same samples every epoch (§6 item 16)."""
+"""Torch datasets, collates and loader over a prepared split (recipe §1.6). The fuser stage pads segment counts by a
+mask (the original's collate fails on unequal counts, §6 item 15); generators seeded by (seed, epoch, identity) give the
+same batches with any number of workers, and evaluation the same samples every epoch (§6 item 16)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from sf2f.audio import MelStats, normalize_mel, pad_value
@@ -70,8 +71,7 @@ class _IdentityDataset(Dataset):
 
 
 class VoiceFaceDataset(_IdentityDataset):
-    """Stage-1 items: {'image': (3, S, S), 'mel': (n_mels, T) whole utterance, 'label', 'face_row', 'flipped',
-    'key'}."""
+    """Stage-1 items: {'image': (3, S, S), 'mel': (n_mels, T) a whole utterance, 'label', 'face_row', ...}."""
 
     def __getitem__(self, index: int) -> Sample:
         rng = self._rng(index)
@@ -82,7 +82,6 @@ class VoiceFaceDataset(_IdentityDataset):
 
 
 def _stack_faces(batch: Sequence[Sample]) -> Sample:
-    """The per-sample fields every collate stacks: images, labels and which face each image is."""
     return {
         "image": torch.stack([s["image"] for s in batch]),
         "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
@@ -103,17 +102,17 @@ def generator_inputs(batch: Sample, device: torch.device | str = "cpu") -> tuple
     return batch["mel"].to(device), None
 
 
+@dataclass(frozen=True)
 class CropCollate:
-    """One crop length for the whole batch, uniform in [low, high] (both included); a random crop of each utterance
-    that is long enough, right-padding with `pad` for the others (§1.6)."""
+    """One crop length per batch, uniform in `crop_frames` (both ends included); a random crop of each utterance that
+    is long enough, right-padding with `pad` for the others (§1.6)."""
 
-    def __init__(self, crop_frames: Sequence[int] = (100, 150), pad: float = pad_value(AudioConfig())) -> None:
-        self.low, self.high = int(crop_frames[0]), int(crop_frames[1])
-        self.pad = float(pad)
+    crop_frames: Sequence[int] = (100, 150)
+    pad: float = pad_value(AudioConfig())
 
     def __call__(self, batch: Sequence[Sample]) -> Sample:
         rng = np.random.default_rng([int(s["key"]) for s in batch])
-        length = int(rng.integers(self.low, self.high + 1))
+        length = int(rng.integers(self.crop_frames[0], self.crop_frames[1] + 1))
         n_mels = batch[0]["mel"].shape[0]
         mels = torch.full((len(batch), n_mels, length), self.pad, dtype=batch[0]["mel"].dtype)
         for i, sample in enumerate(batch):
@@ -127,9 +126,8 @@ class CropCollate:
 
 
 class SegmentDataset(_IdentityDataset):
-    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label', 'face_row',
-    'flipped', 'key'}; `options` as for :class:`VoiceFaceDataset`. An identity without a full segment (the original
-    crashes on it, §6 item 15) gives one: its longest utterance right-padded with the normalised zero."""
+    """Fuser-stage items: {'image', 'segments': (N, n_mels, frames) with 1 <= N <= max_segments, 'label', ...}; an
+    identity without a full segment (the original crashes on it, §6 item 15) gets its longest utterance padded."""
 
     def __init__(self, split: PreparedSplit, audio: AudioConfig, segment_frames: int = 125, segment_stride: int = 125,
                  max_segments: int = 20, random_start: bool = True, **options: Any) -> None:
@@ -153,21 +151,16 @@ class SegmentDataset(_IdentityDataset):
         return {**face, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
 
 
+@dataclass(frozen=True)
 class SegmentCollate:
     """Pads every identity's segments to the batch's largest count: segments (B, N, n_mels, frames) and a boolean
     mask (B, N) that is True for real segments (padding segments hold `pad`)."""
 
-    def __init__(self, pad: float = pad_value(AudioConfig())) -> None:
-        self.pad = float(pad)
+    pad: float = pad_value(AudioConfig())
 
     def __call__(self, batch: Sequence[Sample]) -> Sample:
-        counts = [s["segments"].shape[0] for s in batch]
-        _, n_mels, frames = batch[0]["segments"].shape
-        segments = torch.full((len(batch), max(counts), n_mels, frames), self.pad, dtype=batch[0]["segments"].dtype)
-        mask = torch.zeros(len(batch), max(counts), dtype=torch.bool)
-        for i, (sample, n) in enumerate(zip(batch, counts)):
-            segments[i, :n] = sample["segments"]
-            mask[i, :n] = True
+        segments = pad_sequence([s["segments"] for s in batch], batch_first=True, padding_value=self.pad)
+        mask = torch.arange(segments.shape[1]) < torch.tensor([s["segments"].shape[0] for s in batch])[:, None]
         return {**_stack_faces(batch), "segments": segments, "mask": mask}
 
 
@@ -184,17 +177,15 @@ def dataset_for(cfg: ExperimentConfig, split: PreparedSplit, train: bool
     return crops, CropCollate(data.crop_frames, crops.pad_value)
 
 
-#: How DataLoader workers start. Fork on Linux: the trainer makes new workers every epoch, and spawned ones would import
-#: torch again, 12,000 times in a paper run; forking is safe here, as the workers run NumPy and one-thread torch on the
-#: CPU and never touch the GPU. Elsewhere spawn (macOS's libraries are not fork-safe, Windows has no fork).
+#: Fork on Linux: the trainer makes new workers every epoch (spawned ones would import torch 12,000 times in a paper
+#: run) and they never touch the GPU. Elsewhere spawn (macOS's libraries are not fork-safe, Windows has no fork).
 WORKER_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
                   ) -> list[list[int]]:
-    """The whole batches of one process in an epoch of `count` identities: a permutation seeded by (seed, epoch) that
-    every process shares, each taking its share (DistributedSampler's), incomplete batches dropped as in the original
-    (§3.4 "iterations"). The same arguments give the same batches, which is what makes a resume exact."""
+    """One process's share of an epoch's batches, from a permutation seeded by (seed, epoch) that makes a resume exact;
+    incomplete batches are dropped as in the original (§3.4 "iterations")."""
     sampler = DistributedSampler(range(count), world_size, rank, shuffle=True, seed=seed, drop_last=True)
     sampler.set_epoch(epoch)
     order = list(sampler)
@@ -203,9 +194,8 @@ def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int 
 
 def make_loader(dataset: Dataset, collate: Callable[[Sequence[Sample]], Sample], batches: Sequence[Sequence[int]],
                 seed: int = 0, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader of exactly `batches` (lists of dataset indices, in order): an epoch, the rest of an interrupted
-    epoch or the validation pass. Its own generator (`seed`) seeds the workers: without one DataLoader would draw from
-    torch's global random state, which an exact resume must find untouched."""
+    """A DataLoader of exactly `batches` (lists of dataset indices); its own generator (`seed`) seeds the workers, as an
+    exact resume must find torch's global random state untouched."""
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
                       generator=torch.Generator().manual_seed(seed), pin_memory=pin_memory,
                       multiprocessing_context=WORKER_START_METHOD if num_workers else None)

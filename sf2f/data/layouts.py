@@ -16,8 +16,7 @@ import pandas as pd
 from sf2f.errors import SF2FError
 from sf2f.paths import write_atomic
 
-__all__ = ["META", "SPLITS", "DatasetIndex", "LayoutError", "build_index", "load_or_create_split", "original_split",
-           "read_meta", "read_split", "seeded_split", "split_of_row"]
+__all__ = ["META", "SPLITS", "LayoutError", "build_index", "load_or_create_split", "split_of_row"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4")
@@ -95,8 +94,7 @@ class DatasetIndex:
 
 def build_index(root: str | Path, subs: Sequence[str] = ("vox1", "vox2"), face_type: str = "masked",
                 faces_root: str | Path | None = None) -> DatasetIndex:
-    """Index the sub-datasets of `root` that exist; `faces_root` holds the face tree when it is not `root` (HQ-VoxCeleb
-    unpacked as distributed)."""
+    """Index the sub-datasets of `root` that exist; `faces_root` holds the faces when not in `root` (as distributed)."""
     root = Path(root)
     faces_root = root if faces_root is None else Path(faces_root)
     for folder, what in ((root, "dataset"), (faces_root, "faces")):
@@ -159,8 +157,7 @@ def split_of_row(row: int) -> str:
 
 
 def original_split(meta: Mapping[str, pd.DataFrame]) -> Split:
-    """:func:`split_of_row` over every named meta row, with speech and faces or not, as the original's script does
-    (vox1: 1001/125/125 names)."""
+    """:func:`split_of_row` over every named meta row, used or not, as the original does (vox1: 1001/125/125 names)."""
     split: Split = {}
     for sub, table in meta.items():
         named = table[table["name"] != ""]

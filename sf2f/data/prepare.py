@@ -1,8 +1,6 @@
-"""Preparation (`python -m sf2f prepare`): a dataset folder to the packed cache of :mod:`sf2f.data.prepared`. Where
-the original opens a pickle and a face file per sample (§1.2, §1.6), each split becomes memory-mapped `mels.npy` and
-`faces_<S>.npy` indexed by CSV tables, beside `split.json`, `stats.json`, `report.csv` and `manifest.json` (last).
-Identities are featurised in workers into `parts/<hash>.npz`, reused while their inputs are unchanged: a killed run
-resumes and ends with the same bytes."""
+"""`python -m sf2f prepare`: a dataset folder to the cache of :mod:`sf2f.data.prepared` (memory-mapped arrays and CSV
+tables per split where the original opens a pickle and a face file per sample, §1.2, §1.6; manifest.json last). Parts
+`parts/<hash>.npz` are made in workers and reused while their inputs are unchanged: a killed run resumes, same bytes."""
 
 from __future__ import annotations
 
@@ -105,7 +103,6 @@ def single_thread() -> Iterator[None]:
 
 
 def _prepare_identity(root: Path, faces_root: Path, s: PrepareSettings, job: _Job) -> None:
-    """Featurise one identity's utterances and faces into its part file (atomically)."""
     report: list[tuple[str, str, str, str]] = []
     with single_thread():
         results = extract_log_mels([root / p for p in job.utterances], s.audio)
@@ -249,9 +246,8 @@ def _train_stats(out: Path) -> dict[str, float]:
 def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | None = None, workers: int = 0,
             progress: bool = True, overwrite: bool = False, keep_parts: bool = False,
             faces_root: str | Path | None = None) -> PrepareResult:
-    """Prepare, finish or confirm the packed cache of a dataset folder in `workers` processes (<= 1: this one); other
-    settings are refused unless `overwrite`; `keep_parts` makes a re-run after adding data incremental; `faces_root`
-    holds the face tree when it is not `data_root` (HQ-VoxCeleb unpacked as distributed)."""
+    """Prepare, finish or confirm the cache in `workers` processes (<= 1: this one); `keep_parts` makes a re-run after
+    adding data incremental; `faces_root` holds the faces when not in `data_root` (HQ-VoxCeleb as distributed)."""
     settings = settings or PrepareSettings()
     root, out = Path(data_root), Path(out)
     index = build_index(root, settings.sub_datasets, settings.face_type, faces_root)
@@ -274,7 +270,6 @@ def prepare(data_root: str | Path, out: str | Path, settings: PrepareSettings | 
         split_text = json.dumps(split, ensure_ascii=False, indent=1) + "\n"
         if split_source != out / "split.json":
             write_atomic(out / "split.json", split_text)
-
         report: list[tuple] = [("", sub, name, kind, path, "skipped", reason)
                                for sub, name, kind, path, reason in index.problems]
         where = {(sub, name): s for sub, parts in split.items() for s in SPLITS for name in parts[s]}

@@ -39,8 +39,7 @@ def open_array(path: Path) -> np.ndarray:
 
 
 class PreparedSplit:
-    """One split of a prepared cache: identity, utterance and face tables, and the memory-mapped arrays (opened
-    lazily). `max_identities` keeps the first identities (labels stay 0..n-1, as the profiles scale data)."""
+    """One split's tables and lazily opened arrays; `max_identities` keeps the first ones (labels stay 0..n-1)."""
 
     def __init__(self, root: Path, split: str, image_size: int, max_identities: int | None = None) -> None:
         self.root = root

@@ -12,9 +12,8 @@ __all__ = ["cut_segments", "pad_to_segment"]
 
 def cut_segments(mels: Sequence[torch.Tensor], frames: int = 125, stride: int = 125, max_segments: int = 20,
                  rng: np.random.Generator | None = None) -> list[torch.Tensor]:
-    """Windows of `frames` frames every `stride` frames from each mel in turn, at most `max_segments` in all (§1.6);
-    with `rng` each utterance first loses a random number of leading frames in [0, T - frames), as the original's
-    training sampler does. Utterances shorter than `frames` give no window."""
+    """Windows of `frames` every `stride` frames of each mel in turn, at most `max_segments` (§1.6); with `rng` each
+    utterance first loses [0, T - frames) leading frames, as in the original's training sampler."""
     segments: list[torch.Tensor] = []
     for mel in mels:
         total = mel.shape[1]
@@ -28,8 +27,8 @@ def cut_segments(mels: Sequence[torch.Tensor], frames: int = 125, stride: int = 
 
 
 def pad_to_segment(mel: torch.Tensor, frames: int, value: float) -> torch.Tensor:
-    """The mel right-padded with `value` (the normalised zero) to one segment: where the original crashed on speakers
-    without a full segment (§6 item 15), training and inference use this one."""
+    """The mel right-padded with `value` (the normalised zero) to one segment, for speakers without a full one (the
+    original crashes on them, §6 item 15)."""
     padded = torch.full((mel.shape[0], frames), value, dtype=mel.dtype)
     padded[:, : mel.shape[1]] = mel
     return padded

@@ -255,28 +255,6 @@ def _draw_eye(cv: _Canvas, shape: FaceShape, ex: float, ey: float, openness: flo
                 (30, 22, 20), 0.7)
 
 
-def _draw_wrinkles(cv: _Canvas, shape: FaceShape, eyes: list[tuple[float, float]]) -> None:
-    if shape.wrinkles <= 0.05:
-        return
-    w, h = shape.half_width, shape.half_height
-    line = (*_scaled(shape.skin, 0.62), int(255 * min(1.0, 0.25 + 0.7 * shape.wrinkles)))
-    for k in range(1 + int(3 * shape.wrinkles)):  # forehead lines
-        y = _CY - h * (0.52 + 0.07 * k)
-        cv.line(_arc(_CX - 0.42 * w, _CX + 0.42 * w, y, -1.0, 10), line, 0.5)
-    for ex, ey in eyes:  # eye bags and crow's feet
-        ew = shape.eye_size * w
-        cv.line(_arc(ex - 0.8 * ew, ex + 0.8 * ew, ey + 0.55 * ew, 0.25 * ew, 10), line, 0.45)
-        side = 1 if ex > _CX else -1
-        for dy in (-0.25, 0.0, 0.25):
-            x0 = ex + side * 1.15 * ew
-            cv.line(np.array([(x0, ey + dy * ew), (x0 + side * 0.35 * ew, ey + dy * 1.6 * ew)]), line, 0.4)
-    for side in (-1, 1):  # nasolabial folds
-        x0 = _CX + side * shape.nose_width * w * 1.1
-        pts = np.array([(x0, _CY + 0.22 * h), (x0 + side * 0.12 * w, _CY + 0.42 * h),
-                        (_CX + side * shape.mouth_width * w * 1.1, _CY + 0.6 * h)])
-        cv.line(pts, line, 0.6)
-
-
 def _draw_mouth(cv: _Canvas, shape: FaceShape, my: float, smile: float, opening: float) -> None:
     w = shape.mouth_width * shape.half_width * (1.0 + 0.12 * max(smile, 0))
     lip = 1.6 * shape.lip_fullness
@@ -297,7 +275,6 @@ def _draw_mouth(cv: _Canvas, shape: FaceShape, my: float, smile: float, opening:
 
 
 def _draw_nose(cv: _Canvas, shape: FaceShape, eye_y: float) -> None:
-    """A shadow down one side of the bridge, the tip's shading and highlight, the nostrils."""
     nw, nl = shape.nose_width * shape.half_width, shape.nose_length * shape.half_height
     ny = _CY + nl
     shadow = _scaled(shape.skin, 0.72)
@@ -309,24 +286,6 @@ def _draw_nose(cv: _Canvas, shape: FaceShape, eye_y: float) -> None:
     for side in (-1, 1):
         nostril = _ellipse(_CX + side * 0.42 * nw, ny + 0.05 * nw, 0.22 * nw, 0.13 * nw, 12)
         cv.polygon(nostril, _scaled(shape.skin, 0.45))
-
-
-def _draw_glasses(cv: _Canvas, shape: FaceShape, eyes: list[tuple[float, float]]) -> None:
-    lens = shape.eye_size * shape.half_width * 1.45
-    centres = [(ex, ey + 0.5) for ex, ey in eyes]
-    for gx, gy in centres:
-        if shape.round_glasses:
-            rim = _ellipse(gx, gy, lens, lens * 0.9, 36)
-        else:
-            top, bottom = gy - 0.75 * lens, gy + 0.7 * lens
-            x0, x1 = gx - lens, gx + lens
-            rim = np.array([(x0, top), (x1, top), (x1, bottom), (x0, bottom), (x0, top)])
-        cv.polygon(rim, (200, 220, 235, 40))
-        cv.line(rim, shape.frame, 1.1)
-        side = 1 if gx > _CX else -1  # the temple arm runs to the ear
-        arm = np.array([(gx + side * lens, gy - 0.2 * lens), (_CX + side * shape.half_width * 0.98, gy - 0.3 * lens)])
-        cv.line(arm, shape.frame, 1.0)
-    cv.line(_arc(centres[0][0] + lens, centres[1][0] - lens, centres[0][1] - 0.8, -1.0, 6), shape.frame, 1.0)
 
 
 def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random.Generator) -> None:
@@ -363,8 +322,22 @@ def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random
     eyes = [(_CX - shape.eye_spacing * w, eye_y), (_CX + shape.eye_spacing * w, eye_y)]
     for ex, _ in eyes:  # cheeks catch a little colour
         cv.polygon(_ellipse(ex, _CY + 0.22 * h, 0.2 * w, 0.12 * h, 16), (220, 90, 90, 28 if female else 14))
-    _draw_wrinkles(cv, shape, eyes)
     ew = shape.eye_size * w
+    if shape.wrinkles > 0.05:
+        line = (*_scaled(shape.skin, 0.62), int(255 * min(1.0, 0.25 + 0.7 * shape.wrinkles)))
+        for k in range(1 + int(3 * shape.wrinkles)):  # forehead lines
+            cv.line(_arc(_CX - 0.42 * w, _CX + 0.42 * w, _CY - h * (0.52 + 0.07 * k), -1.0, 10), line, 0.5)
+        for ex, ey in eyes:  # eye bags and crow's feet
+            cv.line(_arc(ex - 0.8 * ew, ex + 0.8 * ew, ey + 0.55 * ew, 0.25 * ew, 10), line, 0.45)
+            side = 1 if ex > _CX else -1
+            for dy in (-0.25, 0.0, 0.25):
+                x0 = ex + side * 1.15 * ew
+                cv.line(np.array([(x0, ey + dy * ew), (x0 + side * 0.35 * ew, ey + dy * 1.6 * ew)]), line, 0.4)
+        for side in (-1, 1):  # nasolabial folds
+            x0 = _CX + side * shape.nose_width * w * 1.1
+            pts = np.array([(x0, _CY + 0.22 * h), (x0 + side * 0.12 * w, _CY + 0.42 * h),
+                            (_CX + side * shape.mouth_width * w * 1.1, _CY + 0.6 * h)])
+            cv.line(pts, line, 0.6)
     for ex, ey in eyes:
         _draw_eye(cv, shape, ex, ey, openness, gaze, female)
         brow = _arc(ex - 1.15 * ew, ex + 1.2 * ew, ey - 0.95 * ew - 0.9 - 1.8 * brow_raise, -shape.brow_arch * 3.0, 10)
@@ -376,7 +349,21 @@ def _draw_person(cv: _Canvas, person: Identity, shape: FaceShape, rng: np.random
     _draw_mouth(cv, shape, _CY + 0.58 * h, smile, opening)
     _draw_front_hair(cv, person, shape, rng)
     if person.glasses:
-        _draw_glasses(cv, shape, eyes)
+        lens = ew * 1.45
+        centres = [(ex, ey + 0.5) for ex, ey in eyes]
+        for gx, gy in centres:
+            if shape.round_glasses:
+                rim = _ellipse(gx, gy, lens, lens * 0.9, 36)
+            else:
+                top, bottom = gy - 0.75 * lens, gy + 0.7 * lens
+                x0, x1 = gx - lens, gx + lens
+                rim = np.array([(x0, top), (x1, top), (x1, bottom), (x0, bottom), (x0, top)])
+            cv.polygon(rim, (200, 220, 235, 40))
+            cv.line(rim, shape.frame, 1.1)
+            side = 1 if gx > _CX else -1  # the temple arm runs to the ear
+            arm = np.array([(gx + side * lens, gy - 0.2 * lens), (_CX + side * w * 0.98, gy - 0.3 * lens)])
+            cv.line(arm, shape.frame, 1.0)
+        cv.line(_arc(centres[0][0] + lens, centres[1][0] - lens, centres[0][1] - 0.8, -1.0, 6), shape.frame, 1.0)
 
 
 def _scene(person: Identity, rng: np.random.Generator) -> np.ndarray:

@@ -1,6 +1,5 @@
-"""What a simple model recovers from a voice or a face (notebook 01): per identity the mean voiced log-mel spectrum or
-16x16 pixels, then cross-validated ridge or logistic regression; deliberately simple, so that what it finds is in the
-data. The shared traits come out well, the face-only ones from a voice at chance."""
+"""What a deliberately simple model (so that what it finds is in the data) recovers from a voice or a face (notebook
+01): cross-validated linear probes of each trait from the mean voiced log-mel spectrum or 16x16 pixels."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ _FOLDS = 5
 
 
 def voice_features(wav_paths: Sequence[str | Path]) -> np.ndarray:
-    """Mean 40-band log-mel spectrum over the voiced frames of each file (frames more than 35 dB below the loudest are
-    pauses): (files, 40)."""
+    """Mean 40-band log-mel over each file's voiced frames (pauses: 35 dB below the loudest): (files, 40)."""
     import soundfile
     import torch
     import torchaudio
@@ -60,7 +58,6 @@ def median_pitch(samples: np.ndarray, sample_rate: int = 16000, fmin: float = 60
 def face_features(image_paths: Sequence[str | Path]) -> np.ndarray:
     """The RGB pixels of each image at 16 x 16, in [0, 1]: (images, 3 * 16 * 16)."""
     from PIL import Image
-
     rows = []
     for path in image_paths:
         with Image.open(path) as img:
@@ -69,8 +66,7 @@ def face_features(image_paths: Sequence[str | Path]) -> np.ndarray:
 
 
 def identity_features(root: str | Path, modality: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The traits table of a synthetic dataset and one feature row per identity, the mean over its `voice` (wav) or
-    `face` (masked image) files."""
+    """The traits table and each identity's mean features over its `voice` (wav) or `face` (masked image) files."""
     traits = read_traits(root)
     rows = []
     for _, person in traits.iterrows():
@@ -100,7 +96,6 @@ def _probe_one(features: np.ndarray, target: pd.Series) -> dict[str, object]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-
     if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
         y = target.astype(str).to_numpy()
         counts = pd.Series(y).value_counts()

@@ -13,8 +13,7 @@ import pandas as pd
 
 from sf2f.data.layouts import split_of_row
 
-__all__ = ["FACE_ONLY_TRAITS", "SHARED_TRAITS", "VOICE_ONLY_TRAITS", "Identity", "draw_identities", "identity_rng",
-           "traits_table"]
+__all__ = ["FACE_ONLY_TRAITS", "SHARED_TRAITS", "VOICE_ONLY_TRAITS", "Identity", "draw_identities", "traits_table"]
 
 HAIR_COLOURS: tuple[str, ...] = ("black", "brown", "blonde", "red", "auburn")
 HAIR_COLOUR_P = (0.3, 0.3, 0.2, 0.1, 0.1)
@@ -97,9 +96,8 @@ def _invented_name(rng: np.random.Generator) -> str:
 
 
 def _voice_physiology(rng: np.random.Generator, sex: str, age: float, size: float) -> dict[str, float]:
-    """Pitch, vocal-tract length, jitter and shimmer from sex, age and size, with individual variation. Rough adult
-    norms: f0 about 110 Hz (young men) and 220 Hz (young women), converging with age; a vocal tract of about 17 and
-    14.5 cm, longer in larger bodies and with age (the larynx descends); jitter and shimmer grow with age."""
+    """Rough adult norms: f0 about 110 Hz (young men) and 220 Hz (young women), converging with age; vocal tracts of
+    about 17 and 14.5 cm, longer in larger bodies and with age (larynx descent); jitter and shimmer grow with age."""
     ageing = (age - AGE_RANGE[0]) / (AGE_RANGE[1] - AGE_RANGE[0])  # 0 .. 1
     f0, vtl = (110.0 + 35.0 * ageing, 17.0) if sex == "m" else (222.0 - 45.0 * ageing, 14.5)
     f0 *= (1.0 - 0.03 * size) * float(np.exp(rng.normal(0.0, 0.05)))
@@ -132,8 +130,7 @@ def _draw_identity(seed: int, index: int, n: int) -> Identity:
 
 
 def draw_identities(n: int, seed: int) -> list[Identity]:
-    """`n` identities for `seed` (SyntheticConfig.validate checks both); identity i's traits do not depend on `n` (its
-    layout position does)."""
+    """`n` identities for `seed`; identity i's traits do not depend on `n` (its layout position does)."""
     people = [_draw_identity(seed, i, n) for i in range(n)]
     # names must be unique (face folders are named by them), also on case-insensitive file systems
     seen: set[str] = set()

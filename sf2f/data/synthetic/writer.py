@@ -39,8 +39,7 @@ from sf2f.data.synthetic.voices import DURATION_RANGE, SAMPLE_RATE, draw_channel
 from sf2f.errors import SF2FError, UsageError
 from sf2f.paths import remove_partial_files, write_atomic
 
-__all__ = ["GENERATOR_VERSION", "MARKER", "SyntheticDatasetError", "dataset_status", "ensure_synthetic_dataset",
-           "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
+__all__ = ["ensure_synthetic_dataset", "face_dir", "generate_dataset", "read_traits", "speaker_dir"]
 
 #: Bump when the generator's output changes: an old dataset then fails the parameter check instead of mixing in.
 GENERATOR_VERSION = 1
@@ -55,8 +54,6 @@ class SyntheticDatasetError(SF2FError, RuntimeError):
 
 @dataclass(frozen=True)
 class GenerationReport:
-    """What `generate_dataset` did."""
-
     root: Path
     params: SyntheticConfig
     status: str  # generated | finished (a half-written dataset completed) | reused
@@ -200,8 +197,8 @@ def dataset_status(root: str | Path) -> str:
 
 def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0, *,
                      workers: int | None = None, progress: bool = True) -> GenerationReport:
-    """Create, finish (after a killed run) or reuse the synthetic dataset in `root`; other parameters or a foreign
-    non-empty folder are an error. `workers` processes generate identities (None: one per core for large jobs)."""
+    """Create, finish (after a killed run) or reuse the synthetic dataset in `root`, in `workers` processes (None: one
+    per core for large jobs)."""
     start = time.perf_counter()
     params = SyntheticConfig(identities=identities, utterances=utterances, faces=faces, seed=seed)
     try:
@@ -230,7 +227,6 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
     todo = [p for p in people if not all(f.exists() for f in _identity_files(root, p, params))]
     if status == "complete" and not todo:
         return GenerationReport(root, params, "reused", 0, time.perf_counter() - start)
-
     root.mkdir(parents=True, exist_ok=True)
     _write_marker(root, params, complete=False, people=people)
     remove_partial_files(root)
@@ -247,8 +243,7 @@ def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 
 
 def ensure_synthetic_dataset(root: str | Path, config: SyntheticConfig, *, progress: bool = True,
                              log: Callable[[str], object] | None = print) -> Path:
-    """The root of a complete synthetic dataset of `config`'s size and seed in `root` (relative: to the working folder),
-    generated on first use and reused afterwards (notebooks call this)."""
+    """The absolute `root` of a complete synthetic dataset of `config`, generated on first use (notebooks call this)."""
     report = generate_dataset(Path(root).absolute(), **dataclasses.asdict(config), progress=progress)
     if log is not None:
         log(report.describe())
