@@ -1,7 +1,6 @@
 """Speech to log-mel features, as the original SF2F prepares them (recipe §1.4), plus voice2face's variant (§7.2):
 :mod:`~sf2f.audio.decode` (to 16-bit mono PCM, step 1), :mod:`~sf2f.audio.vad` (webrtcvad and the original's ring
-buffer, step 2), :mod:`~sf2f.audio.mel` (``logfbank`` and its normalisation, steps 3-4; steps 1-3 over many files).
-"""
+buffer, step 2), :mod:`~sf2f.audio.mel` (``logfbank`` and its normalisation, steps 3-4; steps 1-3 over many files)."""
 
 from sf2f.audio.decode import AudioError, load_audio
 from sf2f.audio.mel import (

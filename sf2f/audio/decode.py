@@ -37,9 +37,8 @@ class Waveform:
 
 
 def _read_with_wave(path: Path, sample_rate: int) -> tuple[np.ndarray | None, int | None]:
-    """What Python's `wave`, the original's reader (and twice as fast as libsndfile), makes of a .wav: its samples if
-    they are 16-bit mono at `sample_rate`, else None; and the frame count its header declares, which tells a file cut
-    short during a download (None where `wave` cannot read the header, or a streaming encoder wrote 0xFFFFFFFF)."""
+    """A .wav's samples if 16-bit mono at `sample_rate` (else None) through `wave`, the original's reader and twice as
+    fast as libsndfile; and its header's frame count, which tells a file cut short (None if unreadable or streamed)."""
     try:
         with wave.open(str(path), "rb") as f:
             declared, frame_bytes = f.getnframes(), f.getsampwidth() * f.getnchannels()
@@ -99,9 +98,8 @@ def _decode_soundfile(path: Path, sample_rate: int, declared: int | None) -> tup
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000) -> Waveform:
-    """Decode an audio file to 16-bit mono PCM at `sample_rate`, or raise :class:`AudioError` with the reason. 16-bit
-    mono .wav files at that rate are read bit-exactly as the original reads them; anything else goes through soundfile
-    (m4a through ffmpeg) and is converted (to 16 bits, channels averaged, torchaudio's resampling), with notes."""
+    """An audio file as 16-bit mono PCM at `sample_rate`, or an AudioError with the reason: such a .wav read bit-exactly
+    as the original does, anything else through soundfile (m4a: ffmpeg), converted with notes of what was done."""
     path = Path(path)
     require_nonempty_file(path, AudioError)
     suffix = path.suffix.lower()

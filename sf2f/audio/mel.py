@@ -27,10 +27,8 @@ _CHUNK_FRAMES = 512
 
 
 def mel_filterbank(cfg: AudioConfig) -> np.ndarray:
-    """The (n_fft // 2 + 1, n_mels) filterbank matrix, float64: triangles on n_mels + 2 points equally spaced in mel,
-    rising from the left edge to the centre and falling to the right edge (excluded). `peak` (python_speech_features,
-    §1.4): FFT bin floor((n_fft + 1) * hz / sr), height 1. `area` (Sphinx, as voice2face uses it, §7.2): bins
-    round(hz / (sr / n_fft)), height 2 / width in Hz."""
+    """The (n_fft // 2 + 1, n_mels) float64 filterbank: triangles on n_mels + 2 points equally spaced in mel, the right
+    edge excluded, placed and scaled as `cfg.filterbank_norm` says (`peak`: §1.4, `area`: voice2face's Sphinx, §7.2)."""
     # the HTK mel scale, 2595 log10(1 + f / 700), of both python_speech_features and Sphinx
     low, high = 2595.0 * np.log10(1.0 + np.array([cfg.f_min, cfg.f_max]) / 700.0)
     hz_points = 700.0 * (10.0 ** (np.linspace(low, high, cfg.n_mels + 2) / 2595.0) - 1.0)
@@ -149,9 +147,8 @@ class MelStats:
 
 def normalize_mel(mel: torch.Tensor, cfg: AudioConfig, stats: MelStats | None = None,
                   out: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalise raw log-mels (n_mels, T) as `cfg.mel_norm` says: the original's global scalars (§1.4), the training
-    split's `stats`, or per mel bin over the utterance's frames (voice2face, §7.2); into a new tensor or into `out`,
-    which may be `mel` itself (no second array to fault in)."""
+    """Normalise raw log-mels (n_mels, T) by `cfg.mel_norm`: global scalars (§1.4), the training split's `stats`, or per
+    bin over the utterance (voice2face, §7.2); into `out` if given, which may be `mel` (no second array to fault in)."""
     if cfg.mel_norm == "utterance":
         # both statistics are taken before `out` (possibly `mel`) is overwritten
         mean, std = mel.mean(dim=-1, keepdim=True), mel.std(dim=-1, unbiased=False, keepdim=True)
@@ -200,9 +197,8 @@ def _voiced(path: str | Path, cfg: AudioConfig) -> tuple[np.ndarray, float, tupl
 
 def extract_log_mels(paths: Sequence[str | Path], cfg: AudioConfig,
                      batch_samples: int = 4_000_000) -> list[Utterance | AudioError]:
-    """Decode, VAD and featurise many files; a file that gives no features (unreadable, too short, no speech found:
-    the original crashes or writes a single log(eps) frame, §1.4) yields an :class:`AudioError` in its place. About
-    `batch_samples` voiced samples (4M: about 4 minutes of audio) are featurised at once."""
+    """Decode, VAD and featurise files, `batch_samples` voiced samples (4M: about 4 minutes) at once; a file giving none
+    (unreadable, too short, silent: the original crashes or writes one log(eps) frame, §1.4) yields an AudioError."""
     results: list[Utterance | AudioError | None] = [None] * len(paths)
     pending: list[tuple[int, np.ndarray, float, tuple[str, ...]]] = []
     waiting = 0

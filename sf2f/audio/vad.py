@@ -38,8 +38,7 @@ class VadResult:
         return np.pad(kept, (0, n_samples - len(kept)))
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
-        """The kept frames, concatenated as the original joins its voiced segments; a view of `samples` where they are
-        one run (most utterances)."""
+        """The kept frames, joined as the original joins its voiced segments (a view of `samples` if one run)."""
         # where `keep` switches on, and off again
         edges = np.flatnonzero(np.diff(self.keep, prepend=False, append=False)) * self.frame_samples
         runs = [samples[start:stop] for start, stop in zip(edges[::2], edges[1::2])]
@@ -47,10 +46,9 @@ class VadResult:
 
 
 def ring_buffer_keep(speech: Sequence[bool], ring: int, ratio: float) -> np.ndarray:
-    """Which frames the original's collector keeps, given webrtcvad's decisions (§1.4 step 2): not triggered, it holds
-    the last `ring` frames (since it was last emptied) and triggers when more than `ratio` of `ring` are voiced,
-    keeping them and every later frame until more than that many of the last frames are unvoiced; the buffer empties
-    at every trigger and release."""
+    """The frames the original's collector keeps of webrtcvad's decisions (§1.4 step 2): it triggers when more than
+    `ratio` of the last `ring` frames (since it was last emptied) are voiced, keeping them and every later frame until
+    as many of the last frames are unvoiced; the buffer empties at every trigger and release."""
     need = math.floor(ratio * ring) + 1  # "more than ratio * ring" frames, a whole number of them
     keep = [False] * len(speech)
     start, voiced, triggered = 0, 0, False  # the buffer holds frames k - held + 1 .. k, `voiced` of them
@@ -71,8 +69,7 @@ def ring_buffer_keep(speech: Sequence[bool], ring: int, ratio: float) -> np.ndar
 
 
 def voice_activity(samples: np.ndarray, sample_rate: int, cfg: AudioConfig) -> VadResult:
-    """webrtcvad's decision on every frame (aggressiveness and frame length from `cfg`), and the frames the original's
-    ring buffer keeps, for int16 `samples` at `sample_rate`."""
+    """webrtcvad's verdict on every frame of int16 `samples` at `sample_rate`, and the frames the ring buffer keeps."""
     if sample_rate not in (8000, 16000, 32000, 48000):
         raise ValueError(f"webrtcvad works at 8000, 16000, 32000 or 48000 Hz, not {sample_rate} Hz")
     frame = sample_rate * cfg.vad_frame_ms // 1000

@@ -1,7 +1,6 @@
 """Typed experiment configuration, loaded from YAML: `schema.py` holds the dataclasses with every number of the
 original recipe ("recipe §N"), `loader.py` reads config files, profiles and `--set` overrides into one checked
-:class:`ExperimentConfig`, and saves and reloads the resolved config every run keeps.
-"""
+:class:`ExperimentConfig`, and saves and reloads the resolved config every run keeps."""
 
 from sf2f.config.loader import (
     PAPER_CONFIGS,

@@ -1,7 +1,6 @@
 """YAML files to a checked :class:`ExperimentConfig`: `base:` chains, `--set` overrides, saved configs, and profiles
 (`configs/profiles/*.yaml`: partial configs that scale sizes, steps and batch, never the recipe; their `fuser_stage:`
-section applies to the fuser stage only, 50 epochs in the paper against stage 1's 12,000). Errors name key and file.
-"""
+section applies to the fuser stage only, 50 epochs in the paper against stage 1's 12,000). Errors name key and file."""
 
 from __future__ import annotations
 
@@ -46,8 +45,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _find(name: str | Path, shipped: Path, what: str, near: Path | None = None) -> Path:
-    """The YAML file `name` means: a path (for a `base:`, next to the naming file `near`, where a stem will do), else a
-    shipped file of that name or stem in `shipped`."""
+    """The YAML file `name` means: a path (for a `base:`, also a stem next to `near`), else one in `shipped`."""
     here = [Path(name)] if near is None else [near / name, near / f"{name}.yaml"]
     for candidate in [*here, shipped / name, shipped / f"{name}.yaml"]:
         if candidate.is_file():
@@ -100,8 +98,8 @@ def _schema() -> DictConfig:
 
 
 def _merge(layers: Sequence[Layer], onto: DictConfig | None = None) -> DictConfig:
-    """Set every key of `layers`, in order, in `onto` (in place; a copy of the schema's defaults when None), one key at
-    a time so that an error names the key and the layer's file (OmegaConf suggests the nearest key)."""
+    """Set the keys of `layers`, in order, in `onto` (default: a copy of the defaults) one at a time, so that an error
+    names the key and the layer's file."""
     merged = copy.deepcopy(_schema()) if onto is None else onto
     for source, data in layers:
         for key, value in _leaves(data):

@@ -1,7 +1,6 @@
-"""The typed experiment configuration: every number of the SF2F and voice2face recipes, each citing its section of
-docs/original_recipe.md ("recipe §N"). Types and ``Literal`` choices are OmegaConf's to check (sf2f.config.loader);
-`validate()` checks what a type cannot say (ranges, values that must agree), :func:`check_tree` over a whole config.
-"""
+"""The typed experiment configuration: every number of the SF2F and voice2face recipes, citing docs/original_recipe.md
+("recipe §N"). OmegaConf checks types and ``Literal`` choices (sf2f.config.loader); `validate()` what a type cannot say
+(ranges, values that must agree), :func:`check_tree` over a whole config."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ class ConvSpec:
 
 
 def parse_arch(arch: str, key: str = "arch") -> list[ConvSpec]:
-    """A discriminator arch string (recipe §2.5), ``"C4-64-2,C1-32-1-0"``, as its layers; a malformed layer is a
-    :class:`ValueProblem` (a ValueError) under `key`."""
+    """A discriminator arch string (recipe §2.5), ``"C4-64-2,C1-32-1-0"``, as its layers; ValueProblem under `key`."""
     specs = []
     for layer in arch.split(","):
         parts = layer.strip().split("-")
@@ -232,10 +230,9 @@ class DiscriminatorConfig:
 
 @dataclass
 class FaceEmbedderConfig:
-    """The face embedder of the perceptual loss (§3.1) and the metrics (§4.2), not scaled by `model.width_mult`:
-    `facenet`, InceptionResnetV1 with the VGGFace2 weights as in the paper (§2.7; without them a trained one stands
-    in, with a note), or `trained`, a small CNN trained on the training identities' faces (`python -m sf2f
-    train-face-embedder`), for data FaceNet has never seen (the synthetic default)."""
+    """The face embedder of the perceptual loss (§3.1) and the metrics (§4.2), unscaled by `model.width_mult`: `facenet`
+    (InceptionResnetV1, VGGFace2 weights, §2.7; without them a trained one stands in, with a note) or `trained`, a small
+    CNN on the training faces (`python -m sf2f train-face-embedder`) for data FaceNet never saw (synthetic default)."""
 
     kind: Literal["facenet", "trained"] = "facenet"
     # "" = facenet-pytorch's cache, $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt (sf2f.weights)

@@ -1,7 +1,6 @@
 """Do generated faces carry the speaker's sex, age and size? Probes fitted on the training identities' real faces
 (synthetic data, whose shared traits shape both voice and face): a logistic regression for sex, ridge regressions for
-age and size, on the face at 16x16 (`pixels`) or on F(.) (`embedder`).
-"""
+age and size, on the face at 16x16 (`pixels`) or on F(.) (`embedder`)."""
 
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import face_batches
 from sf2f.faces import VGG_BOX, normalize_images, to_pixel_range
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
-
-__all__ = ["AttributeProbe", "shared_trait_faces", "split_traits"]
 
 
 def split_traits(split: PreparedSplit, traits: pd.DataFrame) -> pd.DataFrame:
@@ -61,8 +58,7 @@ def shared_trait_faces(train_split: PreparedSplit, train_truth: pd.DataFrame, tr
 
 
 def _pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:
-    """Generator-space images (n, 3, H, W) as [0, 1] pixels (clamped like the displayed image), averaged down to
-    size x size and flattened: (n, 3 size^2)."""
+    """Images (n, 3, H, W) as displayed [0, 1] pixels, averaged down to size x size and flattened: (n, 3 size^2)."""
     pixels = to_pixel_range(images.float(), image_norm) / 255.0
     return F.adaptive_avg_pool2d(pixels, size).flatten(1).double().numpy()
 

@@ -1,6 +1,5 @@
 """LPIPS v0.1 (AlexNet) diversity between the faces of one speaker's first and second evaluation segments (recipe
-§4.5; the original ships LPIPS but never calls it): 0 means one face per speaker whatever is said.
-"""
+§4.5; the original ships LPIPS but never calls it): 0 means one face per speaker whatever is said."""
 
 from __future__ import annotations
 
@@ -18,8 +17,6 @@ from sf2f.evaluate.probes import evaluation_segments, generating
 from sf2f.models.generator import Generator
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
-__all__ = ["LpipsDistance", "load_lpips", "segment_face_pairs"]
-
 
 class LpipsDistance(PixelNetwork):
     """LPIPS v0.1 (AlexNet) between two batches of generator-space images: one distance per pair (n,)."""
@@ -30,8 +27,7 @@ class LpipsDistance(PixelNetwork):
 
 def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
                entry: WeightFile = REGISTRY["lpips_alexnet"]) -> LpipsDistance:
-    """LPIPS v0.1-alex with the user's AlexNet file (default: torch hub's checkpoint folder); a WeightsError with the
-    link when it is missing or is not AlexNet."""
+    """LPIPS v0.1-alex with the user's AlexNet file (default: torch hub's checkpoint folder), or a WeightsError."""
     file = locate(entry, path)
     import lpips  # after the weights are found: importing it imports torchvision, seconds for a skipped metric
 

@@ -14,8 +14,6 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.faces import VGG_BOX, denormalize_images, normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 
-__all__ = ["PixelNetwork", "RealFaces", "face_batches", "group_mean", "real_faces"]
-
 
 def group_mean(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
     """The mean of the rows of `values` that share a label, for labels 0..n_groups-1 (each must occur)."""

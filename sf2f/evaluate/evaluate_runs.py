@@ -1,6 +1,5 @@
 """Trained checkpoints to the results table (`python -m sf2f evaluate`), with every metric the data and the weights
-at hand allow (synthetic data: the ID-classifier score and the attribute probes; real data: the VFS).
-"""
+at hand allow (synthetic data: the ID-classifier score and the attribute probes; real data: the VFS)."""
 
 from __future__ import annotations
 
@@ -30,8 +29,6 @@ from sf2f.models.face_embedders import FaceEmbedder
 from sf2f.models.generator import Generator
 from sf2f.paths import project_path, user_path
 from sf2f.weights import WeightsError
-
-__all__ = ["evaluate_checkpoints", "split_evaluator"]
 
 
 def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, ExperimentConfig, Path]]:
@@ -81,9 +78,8 @@ def check_fits(cfg: ExperimentConfig, source: Path, data: PreparedData) -> None:
 def split_evaluator(cfg: ExperimentConfig, data: str | Path, split: str = "test",
                     dataset_root: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 32,
                     scorer: tuple[FaceEmbedder, str] | None = None) -> SplitEvaluator:
-    """Every metric of `split` of a prepared folder that the data and the weights at hand allow; the evaluator's
-    `notes` say which embedder looks at the faces and what is skipped. `scorer` (an embedder and a line naming it)
-    replaces the config's: the shipped weights are scored by the one shipped with them, the same on every machine."""
+    """Every metric of `split` that the data and weights allow (`notes`: the embedder, what is skipped); `scorer`
+    (an embedder, a line naming it) replaces the config's: shipped weights are scored by the one shipped with them."""
     prepared = PreparedData(data)
     if scorer is None:
         embedder, which = resolve_face_embedder(cfg, data)

@@ -1,6 +1,5 @@
 """Every metric of recipe §4 and the ones the paper lacked, as table rows: :class:`SplitEvaluator`, the original's
-`S2fEvaluator` made whole, embeds a split's real faces once and scores any generator, one row per probe mode.
-"""
+`S2fEvaluator` made whole, embeds a split's real faces once and scores any generator, one row per probe mode."""
 
 from __future__ import annotations
 
@@ -31,8 +30,6 @@ from sf2f.evaluate.vggface_score import IdentityClassifier, VGGFaceClassifier, i
 from sf2f.faces import normalize_images
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.models.generator import Generator
-
-__all__ = ["SplitEvaluator"]
 
 
 class SplitEvaluator:
@@ -141,9 +138,8 @@ class SplitEvaluator:
         return ProbeSet("mean face", embeddings, images, embeddings)
 
     def reference_rows(self, train_split: PreparedSplit | None = None) -> list[dict[str, Any]]:
-        """Chance (K / S within groups, K / n over the split, 1:2 matching 0.5, a score of 1), the ground-truth-faces
-        upper bound (the ceiling for this embedder) and, given the training split, the mean-face lower bound and on
-        synthetic data the shared-trait mean face (the ceiling for a voice: :func:`shared_trait_faces`)."""
+        """Chance, the ground-truth faces (this embedder's ceiling) and, given the training split, the mean-face lower
+        bound and on synthetic data the shared-trait mean face (the ceiling for a voice: :func:`shared_trait_faces`)."""
         ev, n = self.cfg.eval, len(self.split)
         chance: dict[str, Any] = {"model": "chance", "mode": "", "kind": "chance", "identities": n, "1:2 match": 0.5}
         chance.update({f"R@{k}": k / ev.recall_group_size if k <= ev.recall_group_size else math.nan

@@ -1,7 +1,6 @@
 """Fréchet distance between real and generated faces' features (recipe §4.4), in the face embedder's space and in
 pytorch-fid's Inception (pool_3, 2048-d). A few hundred faces leave the covariances rank-deficient, as in the
-original: compare FIDs on the same split only.
-"""
+original: compare FIDs on the same split only."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from torch import Tensor, nn
 
 from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
-
-__all__ = ["InceptionFeatures", "fid_from_features", "load_fid_inception", "read_state_dict"]
 
 
 def fid_from_features(real: Tensor | np.ndarray, generated: Tensor | np.ndarray) -> float:
@@ -77,8 +74,8 @@ class InceptionFeatures(PixelNetwork):
 
 def load_fid_inception(path: str | Path | None = None, image_norm: str = "imagenet",
                        entry: WeightFile = REGISTRY["fid_inception"]) -> InceptionFeatures:
-    """The FID Inception network with the user's `pt_inception-2015-12-05-6726825d.pth` (default place: torch hub's
-    checkpoint folder, where pytorch-fid caches it). Raises WeightsError with the link when it is missing or foreign."""
+    """The FID Inception network with the user's `pt_inception-2015-12-05-6726825d.pth` (default: torch hub's checkpoint
+    folder, where pytorch-fid caches it); a WeightsError with the link when it is missing or foreign."""
     file = locate(entry, path)
     net = _fid_inception_network()
     try:

@@ -1,7 +1,6 @@
 """Probes: one generated face and its embedding p_i per identity of a split, in the three modes of recipe §4.2
 (`naive`: one crop, or the fuser over the evaluation segments; `average_facenet_embedding`: the mean F over the
-segments' faces; `average_voice_embedding`: one face from the mean voice embedding), seeded by `eval.seed` (§6 item 16).
-"""
+segments' faces; `average_voice_embedding`: one face from the mean voice embedding), seeded (§6 item 16)."""
 
 from __future__ import annotations
 
@@ -20,9 +19,6 @@ from sf2f.evaluate.embeddings import group_mean
 from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces, eval_mode
 from sf2f.models.generator import Generator
-
-__all__ = ["PROBE_MODES", "ProbeSet", "decode_voices", "evaluation_segments", "generating", "make_probes",
-           "segment_voices"]
 
 PROBE_MODES: tuple[str, ...] = ("naive", "average_facenet_embedding", "average_voice_embedding")
 
@@ -55,8 +51,7 @@ def evaluation_segments(split: PreparedSplit, data: DataConfig, seed: int = 0) -
 
 
 def _segment_batches(dataset: SegmentDataset, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """Every identity's segments in batches of about `batch_size` (whole identities per batch): segments
-    (m, n_mels, frames) and the identity each one belongs to (m,), in identity order."""
+    """Segments (m, n_mels, frames) and their identities (m,), whole identities in order, about `batch_size` a batch."""
     batch: list[tuple[int, Tensor]] = []
     for index in range(len(dataset)):
         batch.append((index, dataset[index]["segments"]))
@@ -66,8 +61,7 @@ def _segment_batches(dataset: SegmentDataset, batch_size: int) -> Iterator[tuple
 
 
 def segment_voices(generator: Generator, segments: SegmentDataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
-    """The encoder's embedding of every segment (m, D) and the identity each one belongs to (m,), on the CPU (call
-    inside :func:`generating`)."""
+    """The encoder's embedding of every segment (m, D) and its identity (m,), on the CPU (call inside `generating`)."""
     device = next(generator.parameters()).device
     voices, owners = [], []
     for stack, owner in _segment_batches(segments, batch_size):

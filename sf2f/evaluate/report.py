@@ -9,8 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["PAPER_NOTE", "PAPER_VFS", "markdown_table", "results_table", "write_results"]
-
 # recipe §5, README "Released Models" (HQ-VoxCeleb, VGGFace Score, mean +/- std over the 5 splits)
 PAPER_VFS: dict[str, tuple[float, float]] = {
     "v2f": (15.47, 0.67),

@@ -1,11 +1,6 @@
-"""Similarity, retrieval and matching between probes and the gallery (recipe §4.2, the original's `S2fEvaluator`), and
-permutation tests on that table (beyond the paper): is a model above chance (:func:`pairing_test`, (1 + hits) / (1 + P),
-Phipson & Smyth 2010), or better than another (:func:`paired_test`, a sign-flip test per identity; its power)?
-
-Row i of `probes` and of `gallery` belong to the same identity. Ties count against the probe (a column that scores as
-well as the right one ranks before it), so a probe set that scores every column alike cannot rise above chance; K
-larger than the table gives NaN (a recall of 1 that says nothing).
-"""
+"""Similarity, retrieval and matching between probes and the gallery (recipe §4.2, the original's `S2fEvaluator`), row i
+of both for identity i, and permutation tests beyond the paper: above chance (:func:`pairing_test`, (1 + hits) / (1 +
+P), Phipson & Smyth 2010) or better than another (:func:`paired_test`, a sign-flip test per identity; its power)?"""
 
 from __future__ import annotations
 
@@ -16,10 +11,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-__all__ = ["chance_tests", "column_ranks", "grouped_recall", "inter_human_similarity", "matching_accuracy",
-           "paired_power", "paired_similarity", "paired_test", "pairing_test", "per_identity", "recall_at_k",
-           "similarity_table", "whole_split_recall"]
 
 RecallMethod = Literal["cos", "l1"]
 
@@ -43,16 +34,16 @@ def similarity_table(probes: Tensor, gallery: Tensor, method: RecallMethod = "co
 
 
 def column_ranks(table: Tensor) -> Tensor:
-    """(n, m) ranks: entry (i, j) counts the other columns of row i that score at least as high as column j, so 0 is
-    the best and ties count against column j. A NaN score (a generator that drew non-finite faces) ranks below every
-    number, so it never counts as a hit."""
+    """(n, m) ranks: entry (i, j) counts the other columns of row i scoring at least as high as column j (0 is best).
+    Ties count against column j, so probes that score every column alike cannot rise above chance; NaN ranks last."""
     table = torch.where(table.isnan(), float("-inf"), table)
     below = torch.searchsorted(table.sort(dim=1).values, table.contiguous())  # entries of the row strictly below
     return table.shape[1] - below - 1
 
 
 def recall_at_k(table: Tensor, ks: Sequence[int]) -> dict[int, float]:
-    """Share of rows whose own (diagonal) column is among the K best of the square table's row, for each K."""
+    """Share of rows whose own (diagonal) column is among the K best of the square table's row, for each K; NaN for a K
+    larger than the table (a recall of 1 that says nothing)."""
     rank, n = column_ranks(table).diagonal(), table.shape[0]
     return {k: float((rank < k).double().mean()) if k <= n else math.nan for k in ks}
 
@@ -86,9 +77,8 @@ def inter_human_similarity(probes: Tensor, gallery: Tensor) -> float:
 
 
 def matching_accuracy(probes: Tensor, faces: Tensor) -> float:
-    """1:2 voice-to-face matching (voice2face's forced choice, beyond the SF2F paper): over all ordered pairs (i, j),
-    i != j, the share in which real face i is closer to probe i than real face j is, by cosine; a tie counts one half,
-    chance is 0.5. `faces` (n, D) holds one real face's embedding per identity."""
+    """1:2 matching (voice2face's forced choice, beyond the paper): the share of pairs i != j in which real face i (of
+    `faces`, one per identity) is closer by cosine to probe i than face j; a tie counts one half, chance is 0.5."""
     n = probes.shape[0]
     if n < 2:
         raise ValueError("1:2 matching needs at least two identities")
@@ -103,9 +93,8 @@ _ENTRIES_PER_BLOCK = 1 << 22
 
 
 def pairing_test(scores: Tensor, permutations: int = 10_000, seed: int = 0, higher_is_better: bool = True) -> float:
-    """The p-value of the mean over i of `scores[i, i]` (the true pairing): the share of seeded random pairings that
-    score at least as well, counting the true one (a constant probe gets 1). `scores` (n, n), n >= 2: row i is probe
-    i, column j gallery entry j. NaN when a score is not finite."""
+    """The p-value of the true pairing's mean `scores[i, i]` (n, n), n >= 2: the share of seeded random pairings that
+    score at least as well, counting the true one (a constant probe gets 1); NaN when a score is not finite."""
     scores = scores.double()
     n = scores.shape[0]
     if not scores.isfinite().all():  # non-finite faces: no p-value rather than a comparison that NaN always loses
@@ -165,9 +154,8 @@ def _sign_flip_p(differences: Tensor, permutations: int, seed: int) -> Tensor:
 
 
 def paired_test(a: Tensor, b: Tensor, permutations: int = 10_000, seed: int = 0) -> dict[str, float]:
-    """Sign-flip test of model a against model b on the per-identity scores d_i = a_i - b_i: their mean (`a better
-    by`), how many identities have d_i > 0 and d_i < 0 (`speakers a better`, `speakers b better`), and `p` = (1 +
-    flips whose |mean| reaches the observed one) / (1 + permutations), the same when a and b swap, 1 when a = b."""
+    """Sign-flip test of model a against b on per-identity d_i = a_i - b_i: their mean, the counts of d_i > 0 and < 0,
+    and `p` = (1 + flips whose |mean| reaches the observed one) / (1 + permutations), symmetric in a and b."""
     a, b = a.double().flatten(), b.double().flatten()
     if a.shape != b.shape or len(a) < 1:
         raise ValueError(f"a paired test needs two equal-length, non-empty sets of scores, got {len(a)} and {len(b)}")

@@ -1,6 +1,5 @@
 """How much speech does a face need? The attention fuser's claim (recipe §2.2), measured: n evaluation segments per
-speaker (§4.6), nested and seeded per draw, combined by their `mean` or the generator's `attention` fuser into one face.
-"""
+speaker (§4.6), nested and seeded per draw, combined by their `mean` or the generator's `attention` fuser."""
 
 from __future__ import annotations
 
@@ -17,8 +16,6 @@ from sf2f.evaluate.evaluator import SplitEvaluator
 from sf2f.evaluate.probes import decode_voices, evaluation_segments, generating, segment_voices
 from sf2f.models.face_embedders import embed_faces
 from sf2f.models.generator import Generator
-
-__all__ = ["SEGMENT_COUNTS", "STRATEGIES", "SegmentsCurve", "combine_segments", "drawn_segments", "segments_curve"]
 
 SEGMENT_COUNTS: tuple[int, ...] = (1, 2, 5, 10, 20)
 STRATEGIES: tuple[str, ...] = ("mean", "attention")
@@ -58,9 +55,8 @@ class SegmentsCurve(NamedTuple):
 
 def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
                    draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
-    """Score `generator`'s faces on the evaluator's split for each strategy and segment count, averaged over `draws`
-    (one where no speaker has more segments than the count): the same speech for every model and strategy.
-    `strategies` defaults to both for a generator with a fuser, `mean` otherwise. Seeded by `eval.seed`."""
+    """Scores for each strategy (default: both with a fuser, else `mean`) and count, averaged over `draws` (one where no
+    speaker has more segments than the count), seeded by `eval.seed`: the same speech for every model and strategy."""
     if draws < 1:
         raise UsageError(f"draws must be >= 1, got {draws}")
     if strategies is None:

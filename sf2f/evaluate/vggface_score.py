@@ -1,8 +1,7 @@
 """The VGGFace Score (VFS, recipe §4.1): the Inception-Score formula, seeded (§6 item 16), with the VGGFace2 ResNet-50
 `resnet50_ft` from the user's Python-2 weight pickle, read through an allow-list of globals ("Restricting Globals" in
 the pickle documentation: a plain `pickle.load` runs whatever a file names); the original feeds RGB to the BGR Caffe
-model (§5). On synthetic faces an identity classifier stands in for VGGFace: the ID-classifier score.
-"""
+model (§5). On synthetic faces an identity classifier stands in for VGGFace: the ID-classifier score."""
 
 from __future__ import annotations
 
@@ -25,10 +24,6 @@ from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
-__all__ = ["VGGFACE_CLASSES", "VGGFACE_MEAN_RGB", "IdentityClassifier", "SplitScore", "UnsafePickleError",
-           "VGGFaceClassifier", "inception_score", "load_numpy_pickle", "load_vggface_resnet50", "vggface_input",
-           "vggface_resnet50"]
-
 VGGFACE_CLASSES = 8631
 # the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
 VGGFACE_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)
@@ -42,9 +37,8 @@ class SplitScore(NamedTuple):
 
 
 def inception_score(probs: np.ndarray, splits: int = 5, seed: int = 0) -> SplitScore:
-    """The rows of `probs` (n, classes), shuffled by `seed`, cut into `splits` parts at i n // splits; each part scores
-    exp(mean KL(p(y|x) || p(y))), p(y) its mean row: from 1 (one answer for all) to the part's size. A probability of
-    0 adds 0 (the original's 0 log 0 gave NaN)."""
+    """`probs` (n, classes) shuffled by `seed` and cut into `splits` parts, each scoring exp(mean KL(p(y|x) || p(y))),
+    from 1 (one answer for all) to the part's size; a probability of 0 adds 0 (the original's 0 log 0 gave NaN)."""
     probs = np.asarray(probs, dtype=np.float64)
     n = probs.shape[0]
     if not 1 <= splits <= n:
@@ -83,7 +77,6 @@ class IdentityClassifier:
         """(n, training identities) for generator-space images (n, 3, H, W)."""
         features = embed_faces(self.embedder, images, self.image_norm, self.box, self.batch_size)
         return self.model.predict_proba(features.double().numpy())
-
 
 
 def vggface_resnet50(num_classes: int = VGGFACE_CLASSES) -> nn.Module:
@@ -173,13 +166,11 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
 
 def load_vggface_resnet50(path: str | Path | None = None,
                           entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]) -> nn.Module:
-    """The ResNet-50 with the user's `resnet50_ft_weight.pkl` (default: `$TORCH_HOME/checkpoints/`), in eval mode; a
-    WeightsError with the download link when it is missing or its keys or shapes are not `resnet50_ft`'s."""
+    """The ResNet-50 in eval mode with the user's `resnet50_ft_weight.pkl` (default: `$TORCH_HOME/checkpoints/`)."""
     file = locate(entry, path)
     arrays = load_numpy_pickle(file)
     fc = arrays.get("fc.weight")
-    # built on the meta device and then given empty storage: every tensor comes from the file, so initialising 41M
-    # weights first would be wasted work
+    # on the meta device: every tensor comes from the file, so initialising 41M weights first would be wasted work
     with torch.device("meta"):
         model = vggface_resnet50(fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
     state = _checked_state(arrays, model, file)
@@ -189,8 +180,8 @@ def load_vggface_resnet50(path: str | Path | None = None,
 
 
 def vggface_input(pixels: Tensor, channel_order: str = "rgb", size: int = 224) -> Tensor:
-    """uint8 (or [0, 255] float) RGB images (B, 3, H, W), the full frame, to the network's input (B, 3, size, size)
-    (§4.1); `channel_order` is `eval.vfs_channel_order`, `rgb` reproducing the original's numbers."""
+    """[0, 255] RGB images (B, 3, H, W), the full frame, to the network's input (B, 3, size, size), §4.1; `rgb` order
+    (`eval.vfs_channel_order`) reproduces the original's numbers."""
     x = pixels.to(torch.float32) - torch.tensor(VGGFACE_MEAN_RGB, device=pixels.device).view(1, 3, 1, 1)
     if channel_order == "bgr":
         x = x.flip(1)
