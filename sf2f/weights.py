@@ -52,7 +52,8 @@ REGISTRY: dict[str, WeightFile] = {
     # SHA-256 prefix
     "fid_inception": WeightFile(
         name="fid_inception", filename="pt_inception-2015-12-05-6726825d.pth", size=None, sha256="6726825d",
-        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
         hub_subdir="hub/checkpoints", purpose="FID with the Inception network of the original (recipe §4.4)"),
     # torchvision's AlexNet, the backbone of LPIPS v0.1 (the lpips wheel ships only the linear heads, §4.5)
     "lpips_alexnet": WeightFile(
