@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -39,12 +41,11 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-class _Usage:
-    """Samples a process tree every 0.5 s: the peak summed anonymous and resident memory, the CPU seconds."""
+class _PeakMemory:
+    """Samples a process tree every 0.5 s: the peak summed anonymous and resident memory."""
 
     def __init__(self, process: psutil.Process) -> None:
         self.peak_anon = self.peak_rss = 0
-        self.cpu: dict[int, float] = {}
         self._root, self._done = process, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -54,12 +55,11 @@ class _Usage:
             anon = rss = 0
             for p in _tree(self._root):
                 try:
-                    mem, times = p.memory_info(), p.cpu_times()
+                    mem = p.memory_info()
                 except psutil.NoSuchProcess:
                     continue
                 anon += mem.rss - mem.shared  # Linux: shared = file-backed + shmem pages
                 rss += mem.rss
-                self.cpu[p.pid] = times.user + times.system
             self.peak_anon, self.peak_rss = max(self.peak_anon, anon), max(self.peak_rss, rss)
 
     def stop(self) -> None:
@@ -67,22 +67,27 @@ class _Usage:
         self._thread.join()
 
 
-def _sf2f(args: list[str], kill_when: Callable[[], bool] | None = None) -> tuple[float, _Usage, bool]:
+def _sf2f(args: list[str], kill_when: Callable[[], bool] | None = None) -> tuple[float, float, _PeakMemory, bool]:
     """Run `python -m sf2f ARGS` in its own process group, killing the group once `kill_when()` holds; wall seconds,
-    usage, and whether it was killed."""
+    CPU seconds of it and every process it waited for (its workers), peak memory, and whether it was killed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "sf2f", *args], start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    usage, killed = _Usage(psutil.Process(child.pid)), False
-    while child.poll() is None:
-        if kill_when is not None and not killed and kill_when():
-            os.killpg(child.pid, signal.SIGKILL)
-            killed = True
-        time.sleep(0.1)
-    usage.stop()
-    if child.returncode != 0 and not killed:
-        raise SystemExit(f"python -m sf2f {' '.join(args)} failed:\n{child.stderr.read()}")
-    return time.perf_counter() - start, usage, killed
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe nobody reads while the run goes on
+        child = subprocess.Popen([sys.executable, "-m", "sf2f", *args], start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        memory, killed = _PeakMemory(psutil.Process(child.pid)), False
+        while child.poll() is None:
+            if kill_when is not None and not killed and kill_when():
+                os.killpg(child.pid, signal.SIGKILL)
+                killed = True
+            time.sleep(0.1)
+        memory.stop()
+        if child.returncode != 0 and not killed:
+            stderr.seek(0)
+            raise SystemExit(f"python -m sf2f {' '.join(args)} failed:\n{stderr.read()}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time.perf_counter() - start, cpu, memory, killed
 
 
 def _size(folder: Path) -> int:
@@ -110,18 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     per_k = 1000.0 / args.identities
 
     reused = (raw / "synthetic.json").is_file()  # the generator then only checks it
-    wall, usage, _ = _sf2f(["data", "synthetic", "--out", str(raw), "--identities", str(args.identities),
-                            "--utterances", str(args.utterances), "--workers", str(args.workers), "--no-progress"])
-    print(f"generate{' (reused)' if reused else ''}: {wall:.0f} s wall, {sum(usage.cpu.values()):.0f} CPU-s, raw data "
-          f"{_size(raw) / 1e9:.2f} GB ({_size(raw) / 1e9 * per_k:.2f} GB per 1,000 identities)")
+    wall, cpu, _, _ = _sf2f(["data", "synthetic", "--out", str(raw), "--identities", str(args.identities),
+                             "--utterances", str(args.utterances), "--workers", str(args.workers), "--no-progress"])
+    raw_gb = _size(raw) / 1e9
+    print(f"generate{' (reused)' if reused else ''}: {wall:.0f} s wall, {cpu:.0f} CPU-s, raw data {raw_gb:.2f} GB "
+          f"({raw_gb * per_k:.2f} GB per 1,000 identities)")
 
     prepare = ["prepare", "--data-root", str(raw), "--workers", str(args.workers), "--no-progress", "--out"]
-    wall, usage, _ = _sf2f([*prepare, str(full)])
-    cpu = sum(usage.cpu.values())
+    wall, cpu, memory, _ = _sf2f([*prepare, str(full)])
+    cache_gb = _size(full) / 1e9
     print(f"prepare: {wall:.0f} s wall ({wall * per_k:.0f} s per 1,000 identities), {cpu:.0f} CPU-s "
-          f"({cpu * per_k:.0f} per 1,000), peak memory {usage.peak_anon / 2**30:.2f} GiB anonymous, "
-          f"{usage.peak_rss / 2**30:.2f} GiB resident with mapped files; cache {_size(full) / 1e9:.2f} GB "
-          f"({_size(full) / 1e9 * per_k:.2f} GB per 1,000 identities)")
+          f"({cpu * per_k:.0f} per 1,000), peak memory {memory.peak_anon / 2**30:.2f} GiB anonymous, "
+          f"{memory.peak_rss / 2**30:.2f} GiB resident with mapped files; cache {cache_gb:.2f} GB "
+          f"({cache_gb * per_k:.2f} GB per 1,000 identities)")
 
     # killed once while featurising (half the identities' parts written) and once while packing (a split's file
     # half-written: the temporary files of sf2f.paths.atomic_path)
@@ -129,9 +135,9 @@ def main(argv: list[str] | None = None) -> None:
               "packing": lambda: any(any((resumed / split).glob(".*.part")) for split in ("train", "val", "test"))}
     for stage, moment in stages.items():
         shutil.rmtree(resumed, ignore_errors=True)
-        _, _, killed = _sf2f([*prepare, str(resumed)], kill_when=moment)
+        _, _, _, killed = _sf2f([*prepare, str(resumed)], kill_when=moment)
         parts = len(list((resumed / "parts").glob("*.npz")))
-        wall, _, _ = _sf2f([*prepare, str(resumed)])
+        wall, _, _, _ = _sf2f([*prepare, str(resumed)])
         same = _same_tree(full, resumed)
         print(f"killed while {stage}: {killed}, with {parts} of {args.identities} identities' parts written; the "
               f"resumed run took {wall:.0f} s and its cache is {'byte-identical to' if same else 'DIFFERENT from'} "
