@@ -158,7 +158,8 @@ def _add_prepare(sub: Subparsers) -> None:
     p.add_argument("--faces-root", default="", help="folder of the face tree <sub>/<type>_faces/<name>/ if not in "
                    "--data-root (HQ-VoxCeleb as unpacked)")
     p.add_argument("--out", default="", help="output folder (default: data/prepared/<data-root name>-<face type>-<px>)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores; 0: none)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes (default: all cores; 0 or 1: this one)")
     p.add_argument("--image-size", type=int, default=64, choices=(64, 128), help="face size in pixels")
     p.add_argument("--face-type", default="masked", choices=("masked", "origin"), help="HQ-VoxCeleb face folders")
     p.add_argument("--align-faces", action="store_true", help="raw photos: detect and align faces with MTCNN")
