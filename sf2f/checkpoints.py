@@ -93,8 +93,7 @@ class CheckpointManager:
     "max" or "min"). The best values travel inside each checkpoint, so a resumed run compares against the true best."""
 
     def __init__(self, folder: str | Path, metrics: Mapping[str, Literal["max", "min"]]) -> None:
-        self.folder = Path(folder)
-        self.metrics = dict(metrics)
+        self.folder, self.metrics = Path(folder), dict(metrics)
         self.best: dict[str, float] = {}
 
     @property

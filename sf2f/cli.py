@@ -112,8 +112,7 @@ def _add_data(sub: Subparsers) -> None:
                  "dataset with the same parameters is reused, a half-written one finished, another one an error.",
                  ["python -m sf2f data synthetic --out data/synthetic   # the demo profile's, about a minute",
                   "python -m sf2f data synthetic --out data/synthetic_quick --identities 80 --utterances 5 --faces 3"
-                  "   # the quick profile's"],
-                 _cmd_data_synthetic, progress=True)
+                  "   # the quick profile's"], _cmd_data_synthetic, progress=True)
     s.add_argument("--out", required=True, help="dataset folder (created; relative paths from the current folder)")
     s.add_argument("--identities", type=int, default=defaults.identities, help="number of people (default %(default)s)")
     s.add_argument("--utterances", type=int, default=defaults.utterances, help="wavs per person (default %(default)s)")
@@ -306,8 +305,7 @@ def _add_infer(sub: Subparsers) -> None:
     p = _command(sub, "infer", "a face from speech files with a trained generator",
                  "Generate a face from recordings (wav, flac, ogg, m4a; 1 s of speech or more) cut into 1.25 s "
                  "windows, fused by a fuser model's attention or averaged. Writes face_<size>.png and face.json.",
-                 ["python -m sf2f infer --checkpoint runs/s2 --wav a.flac b.wav --out faces/ab"],
-                 _cmd_infer)
+                 ["python -m sf2f infer --checkpoint runs/s2 --wav a.flac b.wav --out faces/ab"], _cmd_infer)
     p.add_argument("--checkpoint", default="", help="a run folder or a checkpoint file (.pt); default: the shipped "
                    "SF2F (trained_weights/sf2f_fuser.pt)")
     p.add_argument("--which", default="latest", help="checkpoint of a run folder: latest or best_<metric>")
@@ -376,8 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

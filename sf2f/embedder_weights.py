@@ -78,8 +78,7 @@ def _val_top1(embedder: FaceEmbedder, split: PreparedSplit, norm: str) -> tuple[
     sim.fill_diagonal_(-math.inf)
     owners_t = torch.tensor(owners)
     top1 = float((owners_t[sim.argmax(dim=1)] == owners_t).float().mean())
-    same = np.bincount(owners)
-    chance = float(sum(n * (n - 1) for n in same) / (len(owners) * (len(owners) - 1)))
+    chance = float(sum(n * (n - 1) for n in np.bincount(owners)) / (len(owners) * (len(owners) - 1)))
     return top1, chance
 
 

@@ -27,8 +27,7 @@ class BadInputError(SF2FError, ValueError):
 
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
+        self.path, self.reason = str(path), reason
 
 
 def require_nonempty_file(path: Path, error: type[BadInputError]) -> None:

@@ -31,8 +31,7 @@ def widgets_available() -> bool:
 
 def speaker_recordings(split: PreparedSplit, label: int, data_root: str | Path) -> list[Path]:
     """The audio files of identity `label` of a prepared split (its table's paths are relative to `data_root`)."""
-    rows = split.utterances.iloc[list(split.utterance_rows(label))]
-    return [Path(data_root) / p for p in rows["path"]]
+    return [Path(data_root) / p for p in split.utterances.iloc[list(split.utterance_rows(label))]["path"]]
 
 
 def _show(ax: plt.Axes, pixels: np.ndarray, title: str) -> None:

@@ -69,8 +69,7 @@ class PerceptualLoss(nn.Module):
 
     def features(self, images: Tensor) -> list[Tensor]:
         """Hidden states of generator-space images (differentiable with respect to the images)."""
-        x = embedder_input(images, self.embedder.input_size, self.image_norm)
-        return self.embedder.hidden_states(x)
+        return self.embedder.hidden_states(embedder_input(images, self.embedder.input_size, self.image_norm))
 
     @torch.no_grad()
     def target_features(self, images: Tensor) -> list[Tensor]:

@@ -18,14 +18,7 @@ from typing import Any, NamedTuple
 import torch
 
 from sf2f.checkpoints import CheckpointError, load_checkpoint, load_generator, load_state_checked, save_checkpoint
-from sf2f.config import (
-    DataConfig,
-    ExperimentConfig,
-    config_from_dict,
-    describe_diff,
-    load_config,
-    load_resolved_config,
-)
+from sf2f.config import DataConfig, ExperimentConfig, config_from_dict, describe_diff, load_config, load_resolved_config
 from sf2f.data.course_data import prepared_data
 from sf2f.data.prepare import PrepareSettings
 from sf2f.data.synthetic.traits import draw_identities, traits_table
@@ -107,13 +100,12 @@ def export_shipped(runs: Mapping[str, Any], scorer: Path, folder: Path | None = 
         cfg = config_from_dict(state["config"], str(run.checkpoint))
         path = save_checkpoint({k: state[k] for k in ("format", "config", "generator")}, folder / f"{name}.pt")
         weights = [v for k, v in state["generator"].items() if v.is_floating_point() and "running_" not in k]
-        files[path.name] = {
-            "kind": "generator", "config_name": name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
-            "parameters": sum(v.numel() for v in weights), "config": state["config"],
-            "data_fingerprint": data_fingerprint(cfg.data), "iterations": run.steps, "seed": cfg.run.seed,
-            "train_seconds": round(run.seconds, 1), "trained_by_this_command": not run.reused,
-            "validation": {k: round(float(v), 4) for k, v in run.metrics.items()},
-        }
+        files[path.name] = {"kind": "generator", "config_name": name, "sha256": sha256_of(path),
+                            "bytes": path.stat().st_size, "parameters": sum(v.numel() for v in weights),
+                            "config": state["config"], "data_fingerprint": data_fingerprint(cfg.data),
+                            "iterations": run.steps, "seed": cfg.run.seed, "train_seconds": round(run.seconds, 1),
+                            "trained_by_this_command": not run.reused,
+                            "validation": {k: round(float(v), 4) for k, v in run.metrics.items()}}
     embedder = load_checkpoint(scorer)
     path = save_checkpoint(embedder, folder / f"{SCORER}.pt")  # load_checkpoint mapped it to the CPU
     files[path.name] = {"kind": "face embedder", "sha256": sha256_of(path), "bytes": path.stat().st_size,

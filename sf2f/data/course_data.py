@@ -11,8 +11,6 @@ from sf2f.data.prepared import PreparedData
 from sf2f.errors import MissingPathError
 from sf2f.paths import DATA_DIR, project_path
 
-__all__ = ["prepared_data", "prepared_dir"]
-
 
 def prepared_dir(data: DataConfig, root: str | Path | None = None) -> Path:
     """Where the cache of a data config lives (`root` overrides `data.root`, e.g. a notebook's data_root)."""
@@ -29,9 +27,8 @@ def prepared_data(data: DataConfig, root: str | Path | None = None, progress: bo
         from sf2f.data.synthetic import ensure_synthetic_dataset
         ensure_synthetic_dataset(base, data.synthetic, progress=progress)
     elif not base.is_dir():
-        raise MissingPathError(
-            f"{base}: no dataset here; put VoxCeleb audio and HQ-VoxCeleb faces there in the layout of data/README.md"
-        )
+        raise MissingPathError(f"{base}: no dataset here; put VoxCeleb audio and HQ-VoxCeleb faces there in the "
+                               "layout of data/README.md")
     out = prepared_dir(data, base)
     prepare(base, out, PrepareSettings.from_data_config(data), progress=progress)
     return PreparedData(out)

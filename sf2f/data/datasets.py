@@ -20,9 +20,6 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.data.segments import cut_segments, pad_to_segment
 from sf2f.faces import normalize_images
 
-__all__ = ["CropCollate", "SegmentCollate", "SegmentDataset", "VoiceFaceDataset", "dataset_for", "epoch_batches",
-           "face_keys", "generator_inputs", "make_loader"]
-
 Sample = dict[str, Any]
 
 
@@ -31,11 +28,7 @@ class _IdentityDataset(Dataset):
 
     def __init__(self, split: PreparedSplit, audio: AudioConfig, image_norm: str = "imagenet", train: bool = True,
                  seed: int = 0, hflip: bool = False) -> None:
-        self.split = split
-        self.audio = audio
-        self.image_norm = image_norm
-        self.train = train
-        self.seed = seed
+        self.split, self.audio, self.image_norm, self.train, self.seed = split, audio, image_norm, train, seed
         # the original's image_random_hflip (p = 0.5, training only), off in every paper config (§1.5)
         self.hflip = hflip and train
         self.epoch = 0
@@ -77,17 +70,14 @@ class VoiceFaceDataset(_IdentityDataset):
         rng = self._rng(index)
         rows = self.split.utterance_rows(index)
         mel = self._mel(rows[int(rng.integers(len(rows)))])
-        face = self._face(index, rng)
-        return {**face, "mel": mel, "label": index, "key": int(rng.integers(2**62))}
+        return {**self._face(index, rng), "mel": mel, "label": index, "key": int(rng.integers(2**62))}
 
 
 def _stack_faces(batch: Sequence[Sample]) -> Sample:
-    return {
-        "image": torch.stack([s["image"] for s in batch]),
-        "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
-        "face_row": torch.tensor([s["face_row"] for s in batch], dtype=torch.long),
-        "flipped": torch.tensor([s["flipped"] for s in batch], dtype=torch.bool),
-    }
+    return {"image": torch.stack([s["image"] for s in batch]),
+            "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
+            "face_row": torch.tensor([s["face_row"] for s in batch], dtype=torch.long),
+            "flipped": torch.tensor([s["flipped"] for s in batch], dtype=torch.bool)}
 
 
 def face_keys(batch: Sample) -> list[int]:
@@ -132,9 +122,7 @@ class SegmentDataset(_IdentityDataset):
     def __init__(self, split: PreparedSplit, audio: AudioConfig, segment_frames: int = 125, segment_stride: int = 125,
                  max_segments: int = 20, random_start: bool = True, **options: Any) -> None:
         super().__init__(split, audio, **options)
-        self.segment_frames = segment_frames
-        self.segment_stride = segment_stride
-        self.max_segments = max_segments
+        self.segment_frames, self.segment_stride, self.max_segments = segment_frames, segment_stride, max_segments
         self.random_start = random_start and self.train
 
     def __getitem__(self, index: int) -> Sample:
@@ -147,8 +135,8 @@ class SegmentDataset(_IdentityDataset):
                                 rng if self.random_start else None)
         if not segments:
             segments = [pad_to_segment(max(mels, key=lambda m: m.shape[1]), self.segment_frames, self.pad_value)]
-        face = self._face(index, rng)
-        return {**face, "segments": torch.stack(segments), "label": index, "key": int(rng.integers(2**62))}
+        return {**self._face(index, rng), "segments": torch.stack(segments), "label": index,
+                "key": int(rng.integers(2**62))}
 
 
 @dataclass(frozen=True)

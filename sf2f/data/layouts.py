@@ -62,11 +62,9 @@ def read_meta(path: str | Path, sub: str) -> pd.DataFrame:
     missing = [c for c in required if c not in table.columns]
     if missing:
         sep_name = "TAB" if spec.sep == "\t" else "COMMA"
-        raise LayoutError(
-            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found {list(table.columns)}. "
-            f"A {sub} meta file is {sep_name}-separated with the columns {', '.join(required)} (and "
-            f"{spec.gender_column}, {spec.set_column}); see data/README.md"
-        )
+        raise LayoutError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found "
+                          f"{list(table.columns)}. A {sub} meta file is {sep_name}-separated with the columns "
+                          f"{', '.join(required)} (and {spec.gender_column}, {spec.set_column}); see data/README.md")
     names = {spec.id_column: "speaker_id", spec.name_column: "name", spec.gender_column: "gender",
              spec.set_column: "set"}  # gender and set may be missing: empty then
     meta = table.reindex(columns=list(names), fill_value="").rename(columns=names).apply(lambda c: c.str.strip())

@@ -29,8 +29,6 @@ from sf2f.data.prepared import PrepareError, open_array, read_manifest
 from sf2f.faces import FaceAligner, FaceImageError, load_image, resize_face
 from sf2f.paths import atomic_path, folder_lock, remove_partial_files, write_atomic
 
-__all__ = ["PrepareResult", "PrepareSettings", "prepare", "single_thread"]
-
 CACHE_VERSION = 1
 REPORT_COLUMNS = ["split", "sub", "identity", "kind", "path", "action", "reason"]
 
@@ -127,16 +125,14 @@ def _prepare_identity(root: Path, faces_root: Path, s: PrepareSettings, job: _Jo
         face_paths.append(rel)
     dtype = np.dtype(s.audio.dtype)
     with atomic_path(Path(job.part)) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f, fingerprint=np.array(job.fingerprint),
-            mels=np.concatenate(mels).astype(dtype, copy=False) if mels else np.zeros((0, s.audio.n_mels), dtype),
-            mel_frames=np.array([len(m) for m in mels], dtype=np.int64),
-            utt_paths=np.array([rel for rel, _ in kept], dtype=str),
-            utt_seconds=np.array([r.seconds for _, r in kept], dtype=np.float64),
-            utt_voiced=np.array([r.voiced_seconds for _, r in kept], dtype=np.float64),
-            faces=np.stack(faces) if faces else np.zeros((0, s.image_size, s.image_size, 3), np.uint8),
-            face_paths=np.array(face_paths, dtype=str), report=np.array(report, dtype=str).reshape(-1, 4),
-        )
+        np.savez(f, fingerprint=np.array(job.fingerprint),
+                 mels=np.concatenate(mels).astype(dtype, copy=False) if mels else np.zeros((0, s.audio.n_mels), dtype),
+                 mel_frames=np.array([len(m) for m in mels], dtype=np.int64),
+                 utt_paths=np.array([rel for rel, _ in kept], dtype=str),
+                 utt_seconds=np.array([r.seconds for _, r in kept], dtype=np.float64),
+                 utt_voiced=np.array([r.voiced_seconds for _, r in kept], dtype=np.float64),
+                 faces=np.stack(faces) if faces else np.zeros((0, s.image_size, s.image_size, 3), np.uint8),
+                 face_paths=np.array(face_paths, dtype=str), report=np.array(report, dtype=str).reshape(-1, 4))
 
 
 def _part_is_current(job: _Job) -> bool:

@@ -15,8 +15,6 @@ from sf2f.audio import MelStats
 from sf2f.data.layouts import SPLITS
 from sf2f.errors import SF2FError, UsageError
 
-__all__ = ["PrepareError", "PreparedData", "PreparedSplit", "open_array", "read_manifest"]
-
 
 class PrepareError(SF2FError, RuntimeError):
     """The output folder holds a preparation with other settings, or is not a prepared dataset."""
@@ -42,9 +40,7 @@ class PreparedSplit:
     """One split's tables and lazily opened arrays; `max_identities` keeps the first ones (labels stay 0..n-1)."""
 
     def __init__(self, root: Path, split: str, image_size: int, max_identities: int | None = None) -> None:
-        self.root = root
-        self.split = split
-        self.image_size = image_size
+        self.root, self.split, self.image_size = root, split, image_size
         folder = root / split
         self.identities = pd.read_csv(folder / "identities.csv", keep_default_na=False)
         if max_identities is not None:

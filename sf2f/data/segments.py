@@ -7,8 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["cut_segments", "pad_to_segment"]
-
 
 def cut_segments(mels: Sequence[torch.Tensor], frames: int = 125, stride: int = 125, max_segments: int = 20,
                  rng: np.random.Generator | None = None) -> list[torch.Tensor]:

@@ -59,8 +59,7 @@ def shared_trait_faces(train_split: PreparedSplit, train_truth: pd.DataFrame, tr
 
 def _pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:
     """Images (n, 3, H, W) as displayed [0, 1] pixels, averaged down to size x size and flattened: (n, 3 size^2)."""
-    pixels = to_pixel_range(images.float(), image_norm) / 255.0
-    return F.adaptive_avg_pool2d(pixels, size).flatten(1).double().numpy()
+    return F.adaptive_avg_pool2d(to_pixel_range(images.float(), image_norm) / 255.0, size).flatten(1).double().numpy()
 
 
 def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -127,11 +126,10 @@ class AttributeProbe:
         # clipped to the training identities' range: a face far outside the real faces' distribution (an untrained
         # generator's) would otherwise extrapolate to ages of thousands of years
         ages, sizes = self.train["age"].astype(float), self.train["size"].astype(float)
-        return pd.DataFrame({
-            "sex": np.where(score > 0, self.sex_positive, str(self.sex.classes_[0])),
-            "age": np.clip(age, ages.min(), ages.max()), "size": np.clip(size, sizes.min(), sizes.max()),
-            "sex score": score, "age raw": age, "size raw": size,
-        })
+        return pd.DataFrame({"sex": np.where(score > 0, self.sex_positive, str(self.sex.classes_[0])),
+                             "age": np.clip(age, ages.min(), ages.max()),
+                             "size": np.clip(size, sizes.min(), sizes.max()),
+                             "sex score": score, "age raw": age, "size raw": size})
 
     def score(self, images: Tensor, truth: pd.DataFrame) -> dict[str, float]:
         """Agreement of the probes' reading of `images` (one per identity, label order) with the ground truth: AUC and
@@ -142,23 +140,18 @@ class AttributeProbe:
             raise ValueError(f"{len(predicted)} images for {len(truth)} identities")
         is_positive = truth["sex"].to_numpy() == self.sex_positive
         both = 0 < is_positive.sum() < len(is_positive)
-        return {
-            "sex acc": float((predicted["sex"].to_numpy() == truth["sex"].to_numpy()).mean()),
-            "sex AUC": float(roc_auc_score(is_positive, predicted["sex score"])) if both else math.nan,
-            "age R2": _r2(truth["age"].to_numpy(float), predicted["age"].to_numpy()),
-            "age r": _pearson(truth["age"].to_numpy(float), predicted["age raw"].to_numpy()),
-            "size R2": _r2(truth["size"].to_numpy(float), predicted["size"].to_numpy()),
-            "size r": _pearson(truth["size"].to_numpy(float), predicted["size raw"].to_numpy()),
-        }
+        return {"sex acc": float((predicted["sex"].to_numpy() == truth["sex"].to_numpy()).mean()),
+                "sex AUC": float(roc_auc_score(is_positive, predicted["sex score"])) if both else math.nan,
+                "age R2": _r2(truth["age"].to_numpy(float), predicted["age"].to_numpy()),
+                "age r": _pearson(truth["age"].to_numpy(float), predicted["age raw"].to_numpy()),
+                "size R2": _r2(truth["size"].to_numpy(float), predicted["size"].to_numpy()),
+                "size r": _pearson(truth["size"].to_numpy(float), predicted["size raw"].to_numpy())}
 
     def chance(self, truth: pd.DataFrame) -> dict[str, float]:
         """What a constant answer scores on these identities: the training majority sex, the training mean age and
         size (r is 0 by convention)."""
-        return {
-            "sex acc": float((truth["sex"] == str(self.train["sex"].mode().iloc[0])).mean()),
-            "sex AUC": 0.5,
-            "age R2": _r2(truth["age"].to_numpy(float), np.full(len(truth), float(self.train["age"].mean()))),
-            "age r": 0.0,
-            "size R2": _r2(truth["size"].to_numpy(float), np.full(len(truth), float(self.train["size"].mean()))),
-            "size r": 0.0,
-        }
+        return {"sex acc": float((truth["sex"] == str(self.train["sex"].mode().iloc[0])).mean()), "sex AUC": 0.5,
+                "age R2": _r2(truth["age"].to_numpy(float), np.full(len(truth), float(self.train["age"].mean()))),
+                "age r": 0.0,
+                "size R2": _r2(truth["size"].to_numpy(float), np.full(len(truth), float(self.train["size"].mean()))),
+                "size r": 0.0}

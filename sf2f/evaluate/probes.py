@@ -78,8 +78,7 @@ def decode_voices(generator: Generator, voices: Tensor, batch_size: int = 32) ->
 
 def _generate(generator: Generator, mel: Tensor, mask: Tensor | None = None) -> Tensor:
     device = next(generator.parameters()).device
-    out = generator(mel.to(device), None if mask is None else mask.to(device))
-    return out.images[-1].float().cpu()
+    return generator(mel.to(device), None if mask is None else mask.to(device)).images[-1].float().cpu()
 
 
 def _naive_images(generator: Generator, split: PreparedSplit, data: DataConfig, seed: int, batch_size: int) -> Tensor:

@@ -18,11 +18,9 @@ RecallMethod = Literal["cos", "l1"]
 def paired_similarity(probes: Tensor, gallery: Tensor) -> dict[str, float]:
     """Means over identities of the L2 and L1 distances and the cosine similarity between p_i and r_i."""
     p, r = probes.double(), gallery.double()
-    return {
-        "L2": float(F.pairwise_distance(r, p, p=2, eps=1e-6).mean()),
-        "L1": float(F.pairwise_distance(r, p, p=1, eps=1e-6).mean()),
-        "Cos": float(F.cosine_similarity(r, p, dim=1).mean()),
-    }
+    return {"L2": float(F.pairwise_distance(r, p, p=2, eps=1e-6).mean()),
+            "L1": float(F.pairwise_distance(r, p, p=1, eps=1e-6).mean()),
+            "Cos": float(F.cosine_similarity(r, p, dim=1).mean())}
 
 
 def similarity_table(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos") -> Tensor:
@@ -128,10 +126,8 @@ def chance_tests(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos", 
     """The table's `rank p` (ranks of the recall table by `method`) and `Cos p` for probes (n, D) or (draws, n, D)
     against their gallery (n, D), row i for identity i; several draws test the draw-averaged tables."""
     ranks, cosines = _mean_tables(probes, gallery, method)
-    return {
-        "rank p": pairing_test(ranks, permutations, seed, higher_is_better=False),
-        "Cos p": pairing_test(cosines, permutations, seed),
-    }
+    return {"rank p": pairing_test(ranks, permutations, seed, higher_is_better=False),
+            "Cos p": pairing_test(cosines, permutations, seed)}
 
 
 def per_identity(probes: Tensor, gallery: Tensor, method: RecallMethod = "cos") -> dict[str, Tensor]:

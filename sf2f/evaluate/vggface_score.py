@@ -121,10 +121,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) == ("_codecs", "encode"):
             return _latin1_bytes
         if (module, name) not in _ALLOWED:
-            raise UnsafePickleError(
-                f"{self.source}: refuses to load '{module}.{name}': only numpy arrays and plain containers are "
-                "admitted in a weight pickle (this file may carry code; it was not run)"
-            )
+            raise UnsafePickleError(f"{self.source}: refuses to load '{module}.{name}': only numpy arrays and plain "
+                                    "containers are admitted in a weight pickle (this file may carry code; it was not "
+                                    "run)")
         return super().find_class(module, name)
 
 

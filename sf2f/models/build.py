@@ -30,10 +30,9 @@ def count_parameters(module: nn.Module) -> int:
 def build_encoder(cfg: ExperimentConfig) -> VoiceEncoder:
     enc, w = cfg.model.encoder, cfg.model.width_mult
     multiple = len(INCEPTION_KERNELS) if enc.kind == "inception" else 1
-    return VoiceEncoder(
-        cfg.data.audio.n_mels, [scale_width(c, w, multiple) for c in enc.channels], scale_width(enc.embed_dim, w),
-        enc.kind, enc.normalize_embedding, enc.add_noise, enc.noise_std, enc.noise_in_eval,
-    )
+    return VoiceEncoder(cfg.data.audio.n_mels, [scale_width(c, w, multiple) for c in enc.channels],
+                        scale_width(enc.embed_dim, w), enc.kind, enc.normalize_embedding, enc.add_noise, enc.noise_std,
+                        enc.noise_in_eval)
 
 
 def build_decoder(cfg: ExperimentConfig, embed_dim: int) -> FaceGanDecoder | V2FDecoder:
@@ -45,10 +44,9 @@ def build_decoder(cfg: ExperimentConfig, embed_dim: int) -> FaceGanDecoder | V2F
         mid = scale_width(dec.mid_channels, w) if dec.kind == "gan_multires" else None
         decoder = FaceGanDecoder(embed_dim, channels, dec.leaky_slope, mid)
     if decoder.image_sizes[-1] != cfg.data.image_size:
-        raise ConfigError(
-            f"model.decoder.channels {dec.channels} give {decoder.image_sizes[-1]} px images, but data.image_size is "
-            f"{cfg.data.image_size} (the 4x4 start doubles once per entry after the first: 5 entries give 64 px)"
-        )
+        raise ConfigError(f"model.decoder.channels {dec.channels} give {decoder.image_sizes[-1]} px images, but "
+                          f"data.image_size is {cfg.data.image_size} (the 4x4 start doubles once per entry after the "
+                          "first: 5 entries give 64 px)")
     return decoder
 
 

@@ -19,13 +19,8 @@ def activation_layer(name: str) -> nn.Module:
     return nn.LeakyReLU(float(name.split("-", 1)[1])) if "-" in name else nn.LeakyReLU()
 
 
-def build_cnn(
-    specs: Sequence[ConvSpec],
-    in_channels: int = 3,
-    normalization: str = "batch",
-    activation: str = "leakyrelu-0.1",
-    padding: str = "valid",
-) -> tuple[nn.Sequential, int]:
+def build_cnn(specs: Sequence[ConvSpec], in_channels: int = 3, normalization: str = "batch",
+              activation: str = "leakyrelu-0.1", padding: str = "valid") -> tuple[nn.Sequential, int]:
     """The conv stack of an arch and its output channel count (sg2im's `build_cnn`). A layer without its own padding
     gets 0 (`valid`) or k // 2 (`same`, odd kernels only)."""
     layers: list[nn.Module] = []

@@ -32,13 +32,8 @@ class FaceGanDecoder(nn.Module):
     then after each up-block; `leaky_slope`: the RGB heads' (the YAML's activation keys are ignored, §2.3);
     `mid_channels`: an extra up-block to twice the resolution with its own head (`FaceGanDecoder_v2`, 64 + 128 px)."""
 
-    def __init__(
-        self,
-        embed_dim: int = 512,
-        channels: Sequence[int] = (512, 256, 128, 64, 32),
-        leaky_slope: float = 0.01,
-        mid_channels: int | None = None,
-    ) -> None:
+    def __init__(self, embed_dim: int = 512, channels: Sequence[int] = (512, 256, 128, 64, 32),
+                 leaky_slope: float = 0.01, mid_channels: int | None = None) -> None:
         super().__init__()
         self.base_channels = channels[0]
         # Linear(D -> 2 * C * 16) + BatchNorm1d + GLU gives C x 4 x 4

@@ -16,15 +16,9 @@ from torch import Tensor, nn
 from sf2f.faces import VGG_BOX, crop_vgg_box, facenet_pytorch, to_pixel_range
 from sf2f.weights import REGISTRY, WeightFile, locate
 
-__all__ = ["FaceNetEmbedder", "SmallFaceEmbedder", "FaceEmbedder", "embed_faces", "embedder_input", "eval_mode"]
 
-
-def embedder_input(
-    images: Tensor,
-    size: int,
-    norm: Literal["imagenet", "standard"] = "imagenet",
-    box: tuple[float, ...] = VGG_BOX,
-) -> Tensor:
+def embedder_input(images: Tensor, size: int, norm: Literal["imagenet", "standard"] = "imagenet",
+                   box: tuple[float, ...] = VGG_BOX) -> Tensor:
     """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2): [0, 255]
     pixels, facenet-pytorch's (x - 127.5) / 128, the VGG-box crop, then a bilinear resize (align_corners=True) to
     `size`, which stretches the non-square box as the original does (§6 item 21)."""
@@ -65,13 +59,8 @@ class FaceEmbedder(nn.Module):
 
 
 @torch.no_grad()
-def embed_faces(
-    embedder: FaceEmbedder,
-    images: Tensor,
-    norm: str = "imagenet",
-    box: tuple[float, ...] = VGG_BOX,
-    batch_size: int = 256,
-) -> Tensor:
+def embed_faces(embedder: FaceEmbedder, images: Tensor, norm: str = "imagenet", box: tuple[float, ...] = VGG_BOX,
+                batch_size: int = 256) -> Tensor:
     """F(.) of generator-space faces (n, 3, H, W), in batches on the embedder's device: (n, D) float32 on the CPU."""
     device = next(embedder.parameters()).device
     out = []
@@ -132,8 +121,7 @@ class SmallFaceEmbedder(FaceEmbedder):
 
     def __init__(self, input_size: int = 64, width: int = 32, embed_dim: int = 512) -> None:
         super().__init__()
-        self.input_size = input_size
-        self.embed_dim = embed_dim
+        self.input_size, self.embed_dim = input_size, embed_dim
         self.stem = _conv_block(3, width)
         self.stages = nn.ModuleList([_conv_block(width * 2**i, width * 2 ** (i + 1)) for i in range(3)])
         self.head = nn.Sequential(nn.Linear(width * 8, embed_dim, bias=False), nn.BatchNorm1d(embed_dim))

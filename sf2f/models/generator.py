@@ -29,9 +29,7 @@ class Generator(nn.Module):
     def __init__(self, encoder: VoiceEncoder, decoder: FaceGanDecoder | V2FDecoder,
                  fuser: AttentionFuser | None = None) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.fuser = fuser
-        self.decoder = decoder
+        self.encoder, self.fuser, self.decoder = encoder, fuser, decoder
         self.batchnorm_frozen = False
 
     @property

@@ -48,17 +48,9 @@ class VoiceEncoder(nn.Module):
     """The V2F1DCNN of §2.1. `in_channels`: mel bins (40 in SF2F, 64 in voice2face, §7.3); `channels`: the four blocks'
     widths (``inception``: four equal branches each); `embed_dim`: the final conv's width."""
 
-    def __init__(
-        self,
-        in_channels: int = 40,
-        channels: Sequence[int] = (256, 384, 576, 864),
-        embed_dim: int = 512,
-        kind: str = "inception",
-        normalize: bool = True,
-        add_noise: bool = False,
-        noise_std: float = 0.05,
-        noise_in_eval: bool = False,
-    ) -> None:
+    def __init__(self, in_channels: int = 40, channels: Sequence[int] = (256, 384, 576, 864), embed_dim: int = 512,
+                 kind: str = "inception", normalize: bool = True, add_noise: bool = False, noise_std: float = 0.05,
+                 noise_in_eval: bool = False) -> None:
         super().__init__()
         self.kind, self.in_channels, self.embed_dim, self.normalize = kind, in_channels, embed_dim, normalize
         self.add_noise, self.noise_std, self.noise_in_eval = add_noise, noise_std, noise_in_eval

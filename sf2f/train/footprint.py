@@ -37,14 +37,12 @@ def module_parameters(cfg: ExperimentConfig, num_ids: int) -> dict[str, int]:
     with torch.device("meta"):
         generator, discriminators = build_generator(cfg), build_discriminators(cfg, num_ids)
         embedder = _face_embedder(cfg) if cfg.loss.perceptual_weight > 0 else None
-    return {
-        "voice encoder": count_parameters(generator.encoder),
-        "fuser": count_parameters(generator.fuser) if generator.fuser is not None else 0,
-        "face decoder": count_parameters(generator.decoder),
-        "image discriminators": count_parameters(discriminators.image),
-        "AC discriminators": count_parameters(discriminators.ac),
-        "face embedder (frozen)": count_parameters(embedder) if embedder is not None else 0,
-    }
+    return {"voice encoder": count_parameters(generator.encoder),
+            "fuser": count_parameters(generator.fuser) if generator.fuser is not None else 0,
+            "face decoder": count_parameters(generator.decoder),
+            "image discriminators": count_parameters(discriminators.image),
+            "AC discriminators": count_parameters(discriminators.ac),
+            "face embedder (frozen)": count_parameters(embedder) if embedder is not None else 0}
 
 
 def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int = 0) -> dict[str, Tensor]:
@@ -52,12 +50,9 @@ def synthetic_batch(cfg: ExperimentConfig, batch: int, num_ids: int, seed: int =
     `data.max_segments` segments for the fuser stage (every segment real), faces at `data.image_size`."""
     g = torch.Generator().manual_seed(seed)
     n_mels, frames, size = cfg.data.audio.n_mels, cfg.data.segment_frames, cfg.data.image_size
-    out = {
-        "image": torch.randn(batch, 3, size, size, generator=g).clamp(-2, 2),
-        "label": torch.randint(0, num_ids, (batch,), generator=g),
-        "face_row": torch.arange(batch),
-        "flipped": torch.zeros(batch, dtype=torch.bool),
-    }
+    out = {"image": torch.randn(batch, 3, size, size, generator=g).clamp(-2, 2),
+           "label": torch.randint(0, num_ids, (batch,), generator=g), "face_row": torch.arange(batch),
+           "flipped": torch.zeros(batch, dtype=torch.bool)}
     if cfg.model.fuser.enabled:
         segments = cfg.data.max_segments
         out["segments"] = torch.randn(batch, segments, n_mels, frames, generator=g)
@@ -119,13 +114,8 @@ def _saved_bytes(step: TrainingStep, batch: dict[str, Tensor], parameters: Seque
     return {p: totals.get(p, 0) for p in PASSES}
 
 
-def measure_step(
-    cfg: ExperimentConfig,
-    batches: tuple[int, int] = (2, 3),
-    num_ids: int = 3200,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-) -> StepFootprint:
+def measure_step(cfg: ExperimentConfig, batches: tuple[int, int] = (2, 3), num_ids: int = 3200,
+                 device: str | torch.device = "cpu", seed: int = 0) -> StepFootprint:
     """Run one real training iteration of `cfg` (at its own width) at each of two batch sizes on `device`, counting
     what autograd saves, and time the second. `num_ids`: training identities (about 3,200 on HQ-VoxCeleb, §1.3)."""
     small, large = batches

@@ -125,9 +125,8 @@ class TrainingStep:
             return torch.autocast(next(self.generator.parameters()).device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def __call__(
-        self, batch: Mapping[str, Tensor], l1_on: bool = True, adversarial_on: bool = True
-    ) -> dict[str, Tensor] | None:
+    def __call__(self, batch: Mapping[str, Tensor], l1_on: bool = True,
+                 adversarial_on: bool = True) -> dict[str, Tensor] | None:
         """One iteration: the detached loss terms and totals, or None when it was skipped. `l1_on=False` drops the pixel
         terms (`optim.disable_l1_after_epochs`); `adversarial_on=False` (the pixel warm-up) trains G on L1 alone."""
         loss, d = self.cfg.loss, self.discriminators

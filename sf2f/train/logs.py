@@ -23,8 +23,7 @@ class RunLogger:
     """Appends scalars to `<run>/metrics.csv` and `<run>/tensorboard/`; a no-op with `enabled=False` (other ranks)."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.csv"
-        self.enabled = enabled
+        self.path, self.enabled = Path(run_dir) / "metrics.csv", enabled
         self._writer: Any = None
         if not enabled:
             return

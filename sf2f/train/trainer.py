@@ -30,14 +30,7 @@ from sf2f.checkpoints import (
     load_state_checked,
     restore_rng_state,
 )
-from sf2f.config import (
-    ExperimentConfig,
-    config_diff,
-    config_to_dict,
-    describe_diff,
-    load_resolved_config,
-    save_config,
-)
+from sf2f.config import ExperimentConfig, config_diff, config_to_dict, describe_diff, load_resolved_config, save_config
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
@@ -82,17 +75,9 @@ class Trainer:
     `<run.output_root>/<run.name>-<timestamp>`); `resume` continues the run there from its latest checkpoint;
     `callbacks` are called as `callback(trainer, step)` after every iteration (live plots, tests that stop a run)."""
 
-    def __init__(
-        self,
-        cfg: ExperimentConfig,
-        data: str | Path,
-        run_dir: str | Path | None = None,
-        *,
-        resume: bool = False,
-        progress: bool = True,
-        callbacks: Sequence[Callback] = (),
-        log: Callable[[str], object] = print,
-    ) -> None:
+    def __init__(self, cfg: ExperimentConfig, data: str | Path, run_dir: str | Path | None = None, *,
+                 resume: bool = False, progress: bool = True, callbacks: Sequence[Callback] = (),
+                 log: Callable[[str], object] = print) -> None:
         self.cfg, self.data, self.progress, self.callbacks = cfg, Path(data), progress, list(callbacks)
         self.ctx = init_distributed(cfg.run.device)
         self.device = self.ctx.device
@@ -118,10 +103,8 @@ class Trainer:
         prepared = PreparedData(self.data)
         prepared_size = int(prepared.manifest["settings"]["image_size"])
         if prepared_size != cfg.data.image_size:
-            raise UsageError(
-                f"{self.data}: faces prepared at {prepared_size} px, but {cfg.name} trains on {cfg.data.image_size} "
-                f"px; prepare the data with --image-size {cfg.data.image_size}"
-            )
+            raise UsageError(f"{self.data}: faces prepared at {prepared_size} px, but {cfg.name} trains on "
+                             f"{cfg.data.image_size} px; prepare the data with --image-size {cfg.data.image_size}")
         self.train_split = prepared.split("train", cfg.data.max_identities)
         self.val_split = prepared.split("val", cfg.data.max_identities)
         self.train_set, self.collate = dataset_for(cfg, self.train_split, train=True)
@@ -131,10 +114,8 @@ class Trainer:
         self.batch_size = cfg.optim.batch_size // world
         self.steps_per_epoch = (len(self.train_set) // world) // self.batch_size
         if self.steps_per_epoch == 0:
-            raise UsageError(
-                f"{self.data}: {len(self.train_set)} training identities give no full batch of "
-                f"{cfg.optim.batch_size} (batches are whole, as in the original): lower optim.batch_size"
-            )
+            raise UsageError(f"{self.data}: {len(self.train_set)} training identities give no full batch of "
+                             f"{cfg.optim.batch_size} (batches are whole, as in the original): lower optim.batch_size")
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
 
     def _build_networks(self, resume: bool) -> None:
@@ -211,11 +192,9 @@ class Trainer:
             raise MissingPathError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
         diff = recipe_diff(load_resolved_config(saved), self.cfg)
         if diff:
-            raise CheckpointError(
-                f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A resume continues "
-                f"the run's own recipe to the weights an uninterrupted run reaches, so only {', '.join(MACHINE_KEYS)} "
-                "may change; train other settings as a new run"
-            )
+            raise CheckpointError(f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A "
+                                  "resume continues the run's own recipe to the weights an uninterrupted run reaches, "
+                                  f"so only {', '.join(MACHINE_KEYS)} may change; train other settings as a new run")
         state = self.checkpoints.resume()
         if state is None:  # stopped before its first checkpoint: start again, which gives the same run
             self._log(f"{self.run_dir}: no checkpoint yet, starting from the beginning")
@@ -372,20 +351,13 @@ class Trainer:
         resume needs, as plain data (read back with weights_only=True)."""
         if not self.ctx.is_main:
             return []
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "config": config_to_dict(self.cfg),
-            "num_ids": len(self.train_split),
-            "generator": self.generator.state_dict(),
-            "discriminators": self.discriminators.state_dict(),
-            "g_optimizer": self.iteration.g_optimizer.state_dict(),
-            "d_optimizers": [o.state_dict() for o in self.iteration.d_optimizers],
-            "counters": dict(self.counters.__dict__),
-            "rng": capture_rng_state(),
-            "metrics": dict(self.last_metrics),
-        }
-        tracked = {k: v for k, v in (values or {}).items() if k in self.track}
-        return self.checkpoints.save(state, tracked)
+        state = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(self.cfg), "num_ids": len(self.train_split),
+                 "generator": self.generator.state_dict(), "discriminators": self.discriminators.state_dict(),
+                 "g_optimizer": self.iteration.g_optimizer.state_dict(),
+                 "d_optimizers": [o.state_dict() for o in self.iteration.d_optimizers],
+                 "counters": dict(self.counters.__dict__), "rng": capture_rng_state(),
+                 "metrics": dict(self.last_metrics)}
+        return self.checkpoints.save(state, {k: v for k, v in (values or {}).items() if k in self.track})
 
 
 def course_run_dir(config_name: str, profile: str) -> Path:
@@ -393,14 +365,8 @@ def course_run_dir(config_name: str, profile: str) -> Path:
     return RUNS_DIR / "course" / profile / config_name
 
 
-def train_or_load(
-    cfg: ExperimentConfig,
-    data: str | Path,
-    run_dir: str | Path,
-    progress: bool = True,
-    callbacks: Sequence[Callback] = (),
-    **trainer_options: Any,
-) -> TrainResult:
+def train_or_load(cfg: ExperimentConfig, data: str | Path, run_dir: str | Path, progress: bool = True,
+                  callbacks: Sequence[Callback] = (), **trainer_options: Any) -> TrainResult:
     """The finished run in `run_dir` if it ran this recipe; else resume it, or train it from the start. A folder of
     another recipe is an error, not overwritten. Processes that need the same run take turns (notebooks open at once):
     the second waits, then loads the run the first finished."""

@@ -54,14 +54,9 @@ def validation_loader(cfg: ExperimentConfig, split: PreparedSplit, batch_size: i
 
 
 @torch.no_grad()
-def run_validation(
-    generator: Generator,
-    batches: Iterable[Mapping[str, Tensor]],
-    embedder: FaceEmbedder,
-    gallery: Tensor,
-    image_norm: str = "imagenet",
-    autocast: Callable[[], AbstractContextManager] = nullcontext,
-) -> ValidationResult:
+def run_validation(generator: Generator, batches: Iterable[Mapping[str, Tensor]], embedder: FaceEmbedder,
+                   gallery: Tensor, image_norm: str = "imagenet",
+                   autocast: Callable[[], AbstractContextManager] = nullcontext) -> ValidationResult:
     """Generate a face for every validation sample (the generator must already be in eval mode) and embed it."""
     device = next(generator.parameters()).device
     labels, real, scales = [], [], []

@@ -33,8 +33,7 @@ def sample_grid(real: Tensor, generated: Sequence[Tensor], image_norm: str = "im
 
 def sample_grid_files(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, file) of every sample grid a run saved, in step order."""
-    files = sorted(Path(run_dir, "samples").glob("step_*.png"))
-    return [(int(p.stem.split("_")[1]), p) for p in files]
+    return [(int(p.stem.split("_")[1]), p) for p in sorted(Path(run_dir, "samples").glob("step_*.png"))]
 
 
 def _wide(log: pd.DataFrame, split: str) -> pd.DataFrame:
