@@ -109,8 +109,7 @@ class SyntheticConfig:
     utterances: int = 8  # per identity, 2-8 s each
     faces: int = 4  # per identity, each as masked_faces and origin_faces
     seed: int = 0
-    # the share of utterances with distractor stretches (noise, music, laughter...: issue 24); 0 = clean speech, the
-    # data the shipped weights were trained on
+    # share of utterances with distractor stretches (noise, music...: issue 24); 0: clean, as the shipped weights'
     distractors: float = 0.0
 
     def validate(self) -> None:

@@ -154,8 +154,7 @@ def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> No
 
 
 def _write_distractor_table(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
-    """distractors.csv: every stretch with its file and kind. The plans are drawn again (cheap, no sound), so a resumed
-    run lists the utterances an earlier one wrote."""
+    """distractors.csv: every stretch, its file and kind (plans redrawn, no sound: a resume lists the earlier run's)."""
     stretches = [(path.relative_to(root).as_posix(), d.kind, d.start_s, d.end_s) for p in people
                  for u, (_, path) in enumerate(_utterances(root, p, params))
                  for d in _utterance_draws(params, p, u)[2]]
