@@ -11,7 +11,7 @@ claim, measured")
 3. runs the segments curve (1 to 20 segments, 3 draws) of each trained fuser and of the fuser in `trained_weights/`
    (trained on clean speech) on the unseen speakers, all their splits pooled, scored by the shipped evaluation
    embedder; prints, per segment count, attention against the original's plain mean and against the unit-length
-   mean, with the paired sign-flip test over speakers.
+   mean, and the two means against each other, with the paired sign-flip test over speakers.
 
 The stage-1 checkpoint (with its discriminators) comes from `make weights`, which trains it into
 runs/course/long/sf2f_1st_stage; the shipped files hold the generators only. About 15 minutes on 2 CPU cores.
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             row = {"fuser": name, "segments": n}
             for statistic, sign in (("rank", -1), ("cos", 1)):  # a lower rank is better
                 row |= {f"{statistic} {s}": float(v[statistic].double().mean()) for s, v in scores.items()}
-                for baseline in ("mean", "unit mean"):
-                    test = paired_test(sign * scores["attention"][statistic].double(),
+                for better, baseline in (("attention", "mean"), ("attention", "unit mean"), ("unit mean", "mean")):
+                    test = paired_test(sign * scores[better][statistic].double(),
                                        sign * scores[baseline][statistic].double(), PERMUTATIONS, cfg.eval.seed)
-                    row[f"{statistic} p vs {baseline}"] = test["p"]
+                    row[f"{statistic} p {better} vs {baseline}"] = test["p"]
             rows.append(row)
         print(f"evaluated {name}, {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.DataFrame(rows)
