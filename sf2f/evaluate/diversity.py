@@ -13,8 +13,8 @@ from sf2f.config import DataConfig
 from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import PixelNetwork
 from sf2f.evaluate.fid import read_state_dict
-from sf2f.evaluate.probes import evaluation_segments, generating
-from sf2f.models.generator import Generator
+from sf2f.evaluate.probes import evaluation_segments
+from sf2f.models.generator import Generator, generating
 from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
 from sf2f.errors import MissingPathError, UsageError
 from sf2f.models import build_discriminators, build_generator
-from sf2f.models.face_embedders import eval_mode
+from sf2f.models.generator import generating
 from sf2f.paths import RUNS_DIR, folder_lock, project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.distributed import (
@@ -237,15 +236,11 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = ac_lr if optimizer in self.iteration.ac_d_optimizers else lr
 
-    def _forked_rng(self) -> AbstractContextManager:
-        """Inside: torch's random state (the CPU's and this run's GPU's) may be drawn from; on exit it is as before."""
-        return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
-
     def _precise_generator_bn(self, epoch: int) -> None:
         """G's BatchNorm statistics recomputed over this epoch's batches (`optim.precise_bn_at_switch`), averaged
         over the processes, on a forked random state so that the run goes on as it would have without this pass."""
         voices = (generator_inputs(batch, self.device)[0] for batch in self._batches(epoch, 0))  # stage 1: no mask
-        with self._forked_rng(), self.iteration.autocast():
+        with torch.random.fork_rng([self.device] if self.device.type == "cuda" else []), self.iteration.autocast():
             update_bn(voices, self.generator)
         stats = (b for name, b in self.generator.named_buffers() if name.endswith(("running_mean", "running_var")))
         average_across_processes(stats)
@@ -316,18 +311,11 @@ class Trainer:
 
     # ---- evaluation, samples, checkpoints ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """G in eval mode on a forked, fixed random state (evaluating never shifts the training stream)."""
-        with self._forked_rng(), eval_mode(self.generator):
-            torch.manual_seed(self.cfg.eval.seed)
-            yield
-
     def evaluate(self) -> dict[str, float] | None:
         """Quick metrics on the validation split, logged; None on ranks other than 0 and without a split."""
         if self.validation is None:
             return None
-        with self._evaluating():
+        with generating(self.generator, self.cfg.eval.seed):
             result = self.validation(self.generator, self.batch_size, self.iteration.autocast)
         values = quick_metrics(result, self.cfg.eval.recall_ks)
         self.logger.log(self.counters.step, self.counters.epoch, values, "val")
@@ -340,7 +328,7 @@ class Trainer:
             return
         samples = self.validation.samples
         voice, mask = generator_inputs(samples, self.device)
-        with self._evaluating(), torch.no_grad(), self.iteration.autocast():
+        with generating(self.generator, self.cfg.eval.seed), self.iteration.autocast():
             images = self.generator(voice, mask).images
         path = self.run_dir / "samples" / f"step_{self.counters.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
