@@ -33,7 +33,7 @@ from sf2f.config import ExperimentConfig, config_diff, config_to_dict, describe_
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
-from sf2f.errors import MissingPathError, UsageError
+from sf2f.errors import UsageError
 from sf2f.models import build_discriminators, build_generator
 from sf2f.models.generator import generating
 from sf2f.paths import RUNS_DIR, folder_lock, project_path
@@ -186,10 +186,7 @@ class Trainer:
         self._log(f"started from {path} (step {state['counters']['step']})")
 
     def _resume(self) -> None:
-        saved = self.run_dir / "config.yaml"
-        if not saved.exists():
-            raise MissingPathError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
-        diff = recipe_diff(load_resolved_config(saved), self.cfg)
+        diff = recipe_diff(load_resolved_config(self.run_dir / "config.yaml"), self.cfg)
         if diff:
             raise CheckpointError(f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A "
                                   "resume continues the run's own recipe to the weights an uninterrupted run reaches, "
