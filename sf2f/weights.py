@@ -78,7 +78,7 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool = True) -> Path:
+def locate(entry: WeightFile | str, path: str | Path | None = None) -> Path:
     """The verified path of a registered weight file, or a WeightsError that says how to get it."""
     entry = REGISTRY[entry] if isinstance(entry, str) else entry
     target = Path(path).expanduser() if path else default_path(entry)
@@ -87,15 +87,14 @@ def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool
         raise WeightsError(f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. "
                            f"Download {entry.url}{size} as {entry.filename} and put it there, or pass its path. The "
                            "synthetic course does not need them.")
-    if verify:
-        size = target.stat().st_size
-        if entry.size is not None and size != entry.size:
-            raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
-        if entry.sha256:
-            digest = sha256_of(target)
-            if not digest.startswith(entry.sha256):
-                raise WeightsError(f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; "
-                                   "re-download it")
+    size = target.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
+    if entry.sha256:
+        digest = sha256_of(target)
+        if not digest.startswith(entry.sha256):
+            raise WeightsError(f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; "
+                               "re-download it")
     return target
 
 
