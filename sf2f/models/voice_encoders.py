@@ -71,14 +71,6 @@ class VoiceEncoder(nn.Module):
             lengths.append(_halved(lengths[-1]))
         return lengths[1:]
 
-    def min_frames(self, batch: int) -> int:
-        """The shortest input for a batch of ``batch``: 1 frame, but in training mode BatchNorm needs batch x (steps
-        after the last block) > 1, so a single utterance needs two steps after four halvings (17 frames)."""
-        frames = 1
-        while self.training and batch == 1 and self.output_lengths(frames)[-2] < 2:
-            frames += 1
-        return frames
-
     def receptive_field(self) -> int:
         """Frames of input that one step of the final conv's output can see (the widest branch counts)."""
         field, jump = 1, 1
@@ -91,7 +83,11 @@ class VoiceEncoder(nn.Module):
         """The feature sequence before pooling, (B, D, T'): what `return_seq` gives in the original."""
         if mel.shape[-2] != self.in_channels:
             raise ValueError(f"voice encoder expects {self.in_channels} mel bins on dim -2, got {tuple(mel.shape)}")
-        needed = self.min_frames(mel.shape[0])
+        # in training mode BatchNorm needs batch x (steps after the last block) > 1: a single utterance needs two steps
+        # after four halvings (17 frames)
+        needed = 1
+        while self.training and mel.shape[0] == 1 and self.output_lengths(needed)[-2] < 2:
+            needed += 1
         if mel.shape[-1] < needed:
             why = " in training mode (BatchNorm needs more than one value per channel)" if needed > 1 else ""
             raise ValueError(f"voice encoder needs at least {needed} frame(s) for a batch of {mel.shape[0]}{why}, "
