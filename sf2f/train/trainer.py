@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from sf2f.checkpoints import (
     load_state_checked,
     restore_rng_state,
 )
-from sf2f.config import ExperimentConfig, config_diff, config_to_dict, describe_diff, load_resolved_config, save_config
+from sf2f.config import ExperimentConfig, config_diff, describe_diff, load_resolved_config, save_config
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
@@ -211,7 +211,7 @@ class Trainer:
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
         """This rank's batches of an epoch, the first `skip` left out (they were done before an interruption)."""
         cfg, ctx = self.cfg, self.ctx
-        self.train_set.set_epoch(epoch)
+        self.train_set.epoch = epoch
         batches = epoch_batches(len(self.train_set), self.batch_size, cfg.run.seed, epoch, ctx.rank, ctx.world_size)
         if not batches[skip:]:
             return iter(())
@@ -336,7 +336,7 @@ class Trainer:
         resume needs, as plain data (read back with weights_only=True)."""
         if not self.ctx.is_main:
             return []
-        state = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(self.cfg), "num_ids": len(self.train_split),
+        state = {"format": CHECKPOINT_FORMAT, "config": asdict(self.cfg), "num_ids": len(self.train_split),
                  "generator": self.generator.state_dict(), "discriminators": self.discriminators.state_dict(),
                  "g_optimizer": self.iteration.g_optimizer.state_dict(),
                  "d_optimizers": [o.state_dict() for o in self.iteration.d_optimizers],
