@@ -91,8 +91,7 @@ _ARROWS = [
 def pipeline_figure() -> Figure:
     """The SF2F pipeline as a block diagram: speech to face on top, the training signals below."""
     fig, ax = plt.subplots(figsize=(13, 4.6))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
     ax.axis("off")
     w, h = 0.1, 0.19
     for label, detail, x, y, colour in _BOXES.values():

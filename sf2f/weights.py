@@ -41,15 +41,13 @@ REGISTRY: dict[str, WeightFile] = {
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         purpose="FaceNet (InceptionResnetV1, VGGFace2) for the perceptual loss and the retrieval metrics (§2.7, §4.2)"),
-    # cydonia999's conversion of the Caffe VGGFace2 ResNet-50 (MS-Celeb-1M, fine-tuned on VGGFace2): a pickle of numpy
-    # arrays. Its size and digest are not known here; sf2f.evaluate.vggface_score checks every key and shape instead.
+    # cydonia999's conversion of the Caffe VGGFace2 ResNet-50 (MS-Celeb-1M, fine-tuned on VGGFace2): a numpy pickle
     "vggface2_resnet50_ft": WeightFile(
         name="vggface2_resnet50_ft", filename="resnet50_ft_weight.pkl", size=None, sha256=None,
         url="https://drive.google.com/file/d/1A94PAAnwk6L7hXdBXLFosB_s0SzEhAFU (Google Drive, recipe §1.1)",
         hub_subdir="checkpoints",
         purpose="the VGGFace Score (ResNet-50 resnet50_ft, 8631 VGGFace2 identities, recipe §4.1)"),
-    # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4); torch hub's name carries the
-    # SHA-256 prefix
+    # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4)
     "fid_inception": WeightFile(
         name="fid_inception", filename="pt_inception-2015-12-05-6726825d.pth", size=None, sha256="6726825d",
         url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

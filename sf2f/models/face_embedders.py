@@ -82,9 +82,8 @@ class FaceNetEmbedder(FaceEmbedder):
         self.net = net
 
     @classmethod
-    def from_vggface2(
-        cls, path: str | Path | None = None, entry: WeightFile = REGISTRY["facenet_vggface2"]
-    ) -> FaceNetEmbedder:
+    def from_vggface2(cls, path: str | Path | None = None,
+                      entry: WeightFile = REGISTRY["facenet_vggface2"]) -> FaceNetEmbedder:
         """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
         net = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1(pretrained=None, classify=False)
         state = torch.load(locate(entry, path), map_location="cpu", weights_only=True)
@@ -107,13 +106,8 @@ class FaceNetEmbedder(FaceEmbedder):
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class SmallFaceEmbedder(FaceEmbedder):

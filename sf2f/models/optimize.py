@@ -1,8 +1,7 @@
 """A faster, inference-only copy of a trained generator (:func:`optimize_for_inference`), the same function to float
 rounding: BatchNorm folded into the conv or linear before it, the decoders on channels-last memory, and each up-block
 (nearest x2, 3x3 conv) as four 2x2 convs on the small image, one per output phase (sub-pixel convolution, Shi et al.
-2016): upsampling by repetition makes neighbouring taps read one pixel, so they are summed beforehand (4 MACs, not 9).
-"""
+2016): upsampling by repetition makes neighbouring taps read one pixel, so they are pre-summed (4 MACs, not 9)."""
 
 from __future__ import annotations
 

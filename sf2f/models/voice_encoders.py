@@ -1,7 +1,6 @@
 """Voice encoders, log-mels (B, F, T) to a speaker embedding (recipe §2.1): voice2face's plain 1D CNN (`cnn`) and
 SF2F's 1D-Inception (`inception`: stride-2 branches of kernels 2, 3, 5, 7, four time scales), both pooled over time and
-L2-normalised. Segment stacks (B, N, F, T) with a mask encode only the real segments (padding never reaches BatchNorm).
-"""
+L2-normalised. Segment stacks (B, N, F, T) with a mask encode only the real segments (no padding reaches BatchNorm)."""
 
 from __future__ import annotations
 
@@ -24,11 +23,8 @@ class ConvBlock1d(nn.Sequential):
     """Conv1d (no bias: BatchNorm's shift replaces it) + BatchNorm1d + ReLU: the `CNN1DBlock` of §2.1."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int) -> None:
-        super().__init__(
-            nn.Conv1d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2, bias=False),
-            nn.BatchNorm1d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(nn.Conv1d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2, bias=False),
+                         nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True))
 
 
 class InceptionBlock1d(nn.Module):
