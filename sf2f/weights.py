@@ -10,6 +10,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -108,3 +109,11 @@ def torch_load_failure(path: Path, exc: Exception) -> str:
         return (f"it holds objects other than tensors and plain containers ({detail}); they were not unpickled, so no "
                 "code in the file ran")
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
+def torch_load(path: Path, error: type[SF2FError], what: str) -> Any:
+    """`torch.load(path, weights_only=True)` onto the CPU, or `error` naming the file, what it is not, and why."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
+        raise error(f"{path}: not a readable {what}: {torch_load_failure(path, exc)}") from None
