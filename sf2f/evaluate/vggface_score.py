@@ -172,8 +172,7 @@ def load_vggface_resnet50(path: str | Path | None = None) -> nn.Module:
     with torch.device("meta"):
         model = vggface_resnet50(fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
     state = _checked_state(arrays, model, file)
-    model = model.to_empty(device="cpu")
-    model.load_state_dict(state)
+    model.to_empty(device="cpu").load_state_dict(state)
     return model.requires_grad_(False).eval()
 
 

@@ -22,8 +22,7 @@ def embedder_input(images: Tensor, size: int, norm: Literal["imagenet", "standar
     """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2): [0, 255]
     pixels, facenet-pytorch's (x - 127.5) / 128, the VGG-box crop, then a bilinear resize (align_corners=True) to
     `size`, which stretches the non-square box as the original does (§6 item 21)."""
-    x = (to_pixel_range(images, norm) - 127.5) / 128.0
-    x = crop_vgg_box(x, box)
+    x = crop_vgg_box((to_pixel_range(images, norm) - 127.5) / 128.0, box)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
 
 

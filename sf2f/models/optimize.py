@@ -58,8 +58,7 @@ class SubPixelUpBlock(nn.Module):
 def _refuse_training(module: nn.Module, inputs: object) -> None:
     """A forward pre-hook: folded BatchNorm has no batch statistics left to train with."""
     if module.training:
-        raise RuntimeError("an optimize_for_inference() copy cannot train; train the original generator and optimise "
-                           "it again")
+        raise RuntimeError("an optimize_for_inference() copy cannot train: train the original, then optimise it again")
 
 
 @torch.no_grad()

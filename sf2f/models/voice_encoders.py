@@ -50,15 +50,11 @@ class VoiceEncoder(nn.Module):
         super().__init__()
         self.kind, self.in_channels, self.embed_dim, self.normalize = kind, in_channels, embed_dim, normalize
         self.add_noise, self.noise_std, self.noise_in_eval = add_noise, noise_std, noise_in_eval
-        blocks: list[nn.Module] = []
-        width = in_channels
-        for out in channels:
-            blocks.append(InceptionBlock1d(width, out // len(INCEPTION_KERNELS)) if kind == "inception"
-                          else ConvBlock1d(width, out, 3))
-            width = out
-        self.blocks = nn.Sequential(*blocks)
+        widths = [in_channels, *channels]
+        self.blocks = nn.Sequential(*(InceptionBlock1d(a, b // len(INCEPTION_KERNELS)) if kind == "inception"
+                                      else ConvBlock1d(a, b, 3) for a, b in zip(widths[:-1], widths[1:])))
         # the last layer has a bias and neither norm nor activation (§2.1 layer 5)
-        self.final = nn.Conv1d(width, embed_dim, 3, stride=2, padding=1)
+        self.final = nn.Conv1d(widths[-1], embed_dim, 3, stride=2, padding=1)
 
     def output_lengths(self, frames: int) -> list[int]:
         """Time steps after each block and after the final conv: 125 -> [63, 32, 16, 8, 4]."""
