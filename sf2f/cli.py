@@ -66,7 +66,8 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> int | None:
     from sf2f.data.synthetic import generate_dataset
 
     report = generate_dataset(args.out, identities=args.identities, utterances=args.utterances, faces=args.faces,
-                              seed=args.seed, workers=args.workers, progress=not args.no_progress)
+                              seed=args.seed, distractors=args.distractors, workers=args.workers,
+                              progress=not args.no_progress)
     print(report.describe())
 
 
@@ -117,6 +118,9 @@ def _add_data(sub: Subparsers) -> None:
     s.add_argument("--utterances", type=int, default=defaults.utterances, help="wavs per person (default %(default)s)")
     s.add_argument("--faces", type=int, default=defaults.faces, help="face images per person (default %(default)s)")
     s.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
+    s.add_argument("--distractors", type=float, default=defaults.distractors,
+                   help="share of utterances with noise, music, laughter, telephone or a second voice in a stretch "
+                        "(default %(default)s: clean speech; notebook 04 uses 0.8)")
     s.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core when useful)")
 
 

@@ -67,7 +67,10 @@ def data_fingerprint(data: DataConfig) -> str:
     if data.kind != "synthetic":
         raise ShippedWeightsError(f"data.kind is '{data.kind}': only the synthetic data is defined by its parameters")
     people = traits_table(draw_identities(data.synthetic.identities, data.synthetic.seed))
-    definition = {"generator_version": GENERATOR_VERSION, "synthetic": dataclasses.asdict(data.synthetic),
+    synthetic = dataclasses.asdict(data.synthetic)
+    if not synthetic["distractors"]:  # clean data is defined as before the option existed
+        del synthetic["distractors"]
+    definition = {"generator_version": GENERATOR_VERSION, "synthetic": synthetic,
                   "prepare": PrepareSettings.from_data_config(data).to_dict(),
                   "traits_sha256": hashlib.sha256(people.to_csv(index=False).encode("utf-8")).hexdigest()}
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()

@@ -11,7 +11,7 @@ from sf2f.config import load_config
 from sf2f.errors import UsageError
 from sf2f.evaluate import SplitEvaluator, make_probes
 from sf2f.evaluate.probes import evaluation_segments
-from sf2f.evaluate.segments_curve import combine_segments, drawn_segments, segments_curve
+from sf2f.evaluate.segments_curve import STRATEGIES, combine_segments, drawn_segments, segments_curve
 from sf2f.models import build_generator
 from sf2f.models.face_embedders import SmallFaceEmbedder
 
@@ -55,11 +55,15 @@ def test_drawn_segments_are_seeded_nested_and_capped() -> None:
         drawn_segments(available, 0, draw=0)
 
 
-def test_the_mean_strategy_averages_and_attention_needs_a_fuser(world) -> None:
+def test_the_mean_strategies_average_and_attention_needs_a_fuser(world) -> None:
     plain, fuser = world["generators"]["sf2f_1st_stage"], world["generators"]["sf2f_fuser"].eval()
     width = fuser.fuser.linear_in.in_features
     voices = [torch.randn(3, width), torch.randn(1, width)]
-    assert torch.allclose(combine_segments(plain, voices, "mean")[0], voices[0].mean(dim=0))
+    mean = combine_segments(plain, voices, "mean")
+    assert torch.allclose(mean[0], voices[0].mean(dim=0))
+    unit = combine_segments(plain, voices, "unit mean")
+    assert torch.allclose(unit.norm(dim=1), torch.ones(2))
+    assert torch.allclose(unit * mean.norm(dim=1, keepdim=True), mean)
     with pytest.raises(UsageError, match="fuser"):
         combine_segments(plain, voices, "attention")
     with pytest.raises(UsageError, match="unknown strategy"):
@@ -75,7 +79,7 @@ def test_rows_per_strategy_and_count_with_growing_segment_counts(world) -> None:
     curve = segments_curve(evaluator, generator, "tiny", COUNTS, draws=2)
     assert generator.training  # eval mode only while it runs
     table = pd.DataFrame(curve.rows)
-    assert list(zip(table["strategy"], table["segments"])) == [(s, n) for n in COUNTS for s in ("mean", "attention")]
+    assert list(zip(table["strategy"], table["segments"])) == [(s, n) for n in COUNTS for s in STRATEGIES]
     identities = len(evaluator.split)
     segments = evaluation_segments(evaluator.split, world["cfg"].data)
     available = [len(segments[i]["segments"]) for i in range(identities)]
@@ -92,7 +96,7 @@ def test_rows_per_strategy_and_count_with_growing_segment_counts(world) -> None:
     again = segments_curve(evaluator, generator, "tiny", COUNTS, draws=2)
     pd.testing.assert_frame_equal(table, pd.DataFrame(again.rows))
     plain = pd.DataFrame(segments_curve(evaluator, world["generators"]["sf2f_1st_stage"], "plain", (1,)).rows)
-    assert list(plain["strategy"]) == ["mean"]
+    assert list(plain["strategy"]) == ["mean", "unit mean"]
 
 
 def test_all_segments_give_the_evaluations_probes(world) -> None:

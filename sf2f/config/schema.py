@@ -109,11 +109,14 @@ class SyntheticConfig:
     utterances: int = 8  # per identity, 2-8 s each
     faces: int = 4  # per identity, each as masked_faces and origin_faces
     seed: int = 0
+    # share of utterances with distractor stretches (noise, music...: issue 24); 0: clean, as the shipped weights'
+    distractors: float = 0.0
 
     def validate(self) -> None:
         _require(2 <= self.identities <= 18_000, "identities", "must lie in [2, 18000] (the VoxCeleb id ranges)")
         _positive(self, "utterances", "faces")
         _positive(self, "seed", or_zero=True)
+        _require(0 <= self.distractors <= 1, "distractors", "is a share of the utterances, in [0, 1]")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """How much speech does a face need? The attention fuser's claim (recipe §2.2), measured: n evaluation segments per
-speaker (§4.6), nested and seeded per draw, combined by their `mean` or the generator's `attention` fuser."""
+speaker (§4.6), nested and seeded per draw, combined by their `mean` (as the original's `average_voice_embedding`),
+their `unit mean` (the mean L2-normalised, as the fuser's output is) or the generator's `attention` fuser."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
@@ -18,7 +20,7 @@ from sf2f.models.face_embedders import embed_faces
 from sf2f.models.generator import Generator
 
 SEGMENT_COUNTS: tuple[int, ...] = (1, 2, 5, 10, 20)
-STRATEGIES: tuple[str, ...] = ("mean", "attention")
+STRATEGIES: tuple[str, ...] = ("mean", "unit mean", "attention")
 
 
 def drawn_segments(available: Sequence[int], n: int, draw: int, seed: int = 0) -> list[Tensor]:
@@ -32,8 +34,10 @@ def drawn_segments(available: Sequence[int], n: int, draw: int, seed: int = 0) -
 
 def combine_segments(generator: Generator, voices: Sequence[Tensor], strategy: str) -> Tensor:
     """One voice embedding per identity (identities, D) from the embeddings of its chosen segments (k_i, D)."""
-    if strategy == "mean":
-        return torch.stack([v.mean(dim=0) for v in voices])
+    if strategy in ("mean", "unit mean"):
+        # a mean of unit vectors is shorter the more they disagree; the decoder only ever saw unit-length embeddings
+        mean = torch.stack([v.mean(dim=0) for v in voices])
+        return F.normalize(mean, dim=1) if strategy == "unit mean" else mean
     if strategy != "attention":
         raise UsageError(f"unknown strategy '{strategy}' (known: {', '.join(STRATEGIES)})")
     if generator.fuser is None:
@@ -55,12 +59,12 @@ class SegmentsCurve(NamedTuple):
 
 def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
                    draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
-    """Scores for each strategy (default: both with a fuser, else `mean`) and count, averaged over `draws` (one where no
+    """Scores for each strategy (default: all three with a fuser, else the two means) and count, averaged over `draws` (one where no
     speaker has more segments than the count), seeded by `eval.seed`: the same speech for every model and strategy."""
     if draws < 1:
         raise UsageError(f"draws must be >= 1, got {draws}")
     if strategies is None:
-        strategies = STRATEGIES if generator.fuser is not None else ("mean",)
+        strategies = STRATEGIES if generator.fuser is not None else STRATEGIES[:2]
     cfg, batch = evaluator.cfg, evaluator.batch_size
     seed, identities = cfg.eval.seed, len(evaluator.split)
     rows: list[dict[str, Any]] = []

@@ -31,7 +31,7 @@ AGE_RANGE = (18.0, 80.0)
 
 # Random streams of one identity: every stream is seeded by (seed, index, stream[, item]) so that nothing depends on
 # the order in which identities, utterances or faces are generated.
-STREAM_TRAITS, STREAM_FACES, STREAM_VOICES, STREAM_CHANNELS, STREAM_LAYOUT = range(5)
+STREAM_TRAITS, STREAM_FACES, STREAM_VOICES, STREAM_CHANNELS, STREAM_LAYOUT, STREAM_DISTRACTORS = range(6)
 
 _FIRST_ONSETS = ("", "b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "ch")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "io", "y")

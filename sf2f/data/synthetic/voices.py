@@ -1,10 +1,12 @@
 """A source-filter speech synthesiser: babble that carries a speaker's sex, age and size, and nothing about the face.
 A **score** of syllables and pauses drives (1) a Rosenberg **glottal source** at f0 with jitter, shimmer, intonation and
 breathiness, (2) five cascaded **formants** in the STFT domain, scaled by the vocal-tract length and gliding to
-consonant loci, plus noise bands, (3) a recording **channel**: EQ, a small room, background noise, gain, 16-bit PCM."""
+consonant loci, plus noise bands, (3) a recording **channel**: EQ, a small room, background noise, gain, 16-bit PCM.
+The same machinery laughs; `distractors` overlays laughter, music, noise and others on stretches of speech."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +15,7 @@ from scipy.signal import istft, oaconvolve, stft
 
 from sf2f.data.synthetic.traits import AGE_RANGE, Identity
 
-__all__ = ["SAMPLE_RATE", "Channel", "draw_channel", "synthesize_utterance", "DURATION_RANGE"]
+__all__ = ["DURATION_RANGE", "SAMPLE_RATE", "Channel", "coloured_noise", "draw_channel", "synthesize_utterance"]
 
 SAMPLE_RATE = 16_000
 DURATION_RANGE = (2.0, 8.0)
@@ -200,6 +202,24 @@ def _write_score(person: Identity, rng: np.random.Generator, n_samples: int) -> 
     return score
 
 
+def _write_laughter(person: Identity, rng: np.random.Generator, n_samples: int) -> _Score:
+    """Bouts of aspirated "ha" calls about five a second, each bout falling in pitch, a breath between bouts (the
+    acoustics of laughter: Bachorowski, Smoski & Owren 2001, JASA 110(3))."""
+    score, t = _Score(n_samples), 0.0
+    vowel = _VOWELS[rng.choice([4, 5, 10])] * _REFERENCE_TRACT_CM / person.vocal_tract_cm  # æ, ɑ or ʌ
+    _add_key(score.pitch, 0.0, 0.0)
+    while t < n_samples / SAMPLE_RATE - 0.25:
+        period = float(rng.uniform(0.17, 0.24))
+        for call in range(int(rng.integers(3, 8))):
+            score.ramp(score.aspiration, t, t + 0.35 * period, 0.8, ramp_s=0.01)
+            score.ramp(score.voicing, t + 0.25 * period, t + 0.8 * period, 1.0 - 0.08 * call, ramp_s=0.015)
+            _add_key(score.formants, t + 0.5 * period, vowel)
+            _add_key(score.pitch, t + 0.5 * period, 4.0 - 1.5 * call + float(rng.normal(0.0, 1.0)))
+            t += period
+        t += float(rng.uniform(0.1, 0.35))  # a breath in
+    return score
+
+
 def _consonant(score: _Score, rng: np.random.Generator, c: _Consonant, start: float, syllable: float,
                scale: np.ndarray, coda: bool = False) -> float:
     """Write one consonant into the score; returns when the vowel after it starts."""
@@ -291,7 +311,7 @@ def _room(x: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarr
     return oaconvolve(x, ir)[: x.size]
 
 
-def _coloured_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+def coloured_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     """Background noise between white and brown, unit RMS."""
     size = next_fast_len(n, real=True)  # an FFT of a prime length would take 100x longer
     spectrum = np.fft.rfft(rng.standard_normal(size))
@@ -300,10 +320,13 @@ def _coloured_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return noise / (noise.std() + 1e-12)
 
 
-def synthesize_utterance(person: Identity, channel: Channel, rng: np.random.Generator, duration_s: float) -> np.ndarray:
-    """One utterance of `person` recorded through `channel`: int16 samples at 16 kHz, `duration_s` long."""
+def synthesize_utterance(person: Identity, channel: Channel, rng: np.random.Generator, duration_s: float,
+                         laughing: bool = False, overlay: Callable[[np.ndarray, float], np.ndarray] | None = None
+                         ) -> np.ndarray:
+    """One utterance (or laugh) of `person` recorded through `channel`: int16 samples at 16 kHz, `duration_s` long.
+    `overlay(speech, speech_rms)` may rewrite stretches of what reaches the microphone (see `distractors`)."""
     n = int(round(duration_s * SAMPLE_RATE))
-    score = _write_score(person, rng, n)
+    score = (_write_laughter if laughing else _write_score)(person, rng, n)
     derivative, flow = _glottal_source(person, score, rng)
     # breathy voices leak turbulent noise through the glottis, pulsed with the flow
     breath = score.voicing * (0.03 + 0.4 * person.breathiness) * (0.4 + 0.6 * flow)
@@ -319,8 +342,9 @@ def synthesize_utterance(person: Identity, channel: Channel, rng: np.random.Gene
     # background noise at a random SNR relative to the active speech, then a random recording level
     active = (score.voicing + score.frication) > 0.05
     speech_rms = float(np.sqrt(np.mean(speech[active] ** 2))) if active.any() else 1.0
+    speech = speech if overlay is None else overlay(speech, speech_rms)  # the background noise goes on
     snr_db = float(rng.uniform(15.0, 40.0))
-    signal = speech + _coloured_noise(rng, n) * speech_rms * 10.0 ** (-snr_db / 20.0)
+    signal = speech + coloured_noise(rng, n) * speech_rms * 10.0 ** (-snr_db / 20.0)
     level = 32768.0 * 10.0 ** (float(rng.uniform(-30.0, -18.0)) / 20.0)
     signal *= level / speech_rms
     peak = np.abs(signal).max()

@@ -1,6 +1,7 @@
-"""Writes the synthetic dataset in the real data's layout (data/README.md, recipe §1.2), plus `traits.csv` and
-`synthetic.json` (the parameters; `"complete": false` until the rest is written). Files are written whole from streams
-seeded by (seed, index): any number of workers gives the same bytes, and a rerun finishes a killed run."""
+"""Writes the synthetic dataset in the real data's layout (data/README.md, recipe §1.2), plus `traits.csv`,
+`distractors.csv` (if asked for) and `synthetic.json` (the parameters; `"complete": false` until the rest is written).
+Files are written whole from streams seeded by (seed, index): any number of workers gives the same bytes, and a rerun
+finishes a killed run."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from sf2f.config import SyntheticConfig
 from sf2f.config.schema import ValueProblem
 from sf2f.data import run_jobs
 from sf2f.data.layouts import META, SPLITS
+from sf2f.data.synthetic.distractors import Distractor, distract, plan_distractors
 from sf2f.data.synthetic.faces import face_shape, render_face
 from sf2f.data.synthetic.traits import (
     STREAM_CHANNELS,
+    STREAM_DISTRACTORS,
     STREAM_FACES,
     STREAM_LAYOUT,
     STREAM_VOICES,
@@ -63,6 +66,7 @@ class GenerationReport:
     def describe(self) -> str:
         p = self.params
         what = f"{p.identities} identities x ({p.utterances} utterances, {p.faces} faces), seed {p.seed}"
+        what += f", distractors in {p.distractors:.0%} of utterances" if p.distractors else ""
         if self.status == "reused":
             return f"reused the complete synthetic dataset in {self.root}: {what}"
         return f"{self.status} {self.root}: {what}; wrote {self.identities_written} identities in {self.seconds:.1f} s"
@@ -124,15 +128,24 @@ def _jpeg_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
+def _utterance_draws(params: SyntheticConfig, person: Identity, u: int
+                     ) -> tuple[np.random.Generator, float, list[Distractor], np.random.Generator]:
+    """Utterance `u`'s speech stream, its length, and its distractors with the stream their sounds come from."""
+    rng = identity_rng(params.seed, person.index, STREAM_VOICES, u)
+    distractor_rng = identity_rng(params.seed, person.index, STREAM_DISTRACTORS, u)
+    duration = float(rng.uniform(*DURATION_RANGE))
+    return rng, duration, plan_distractors(distractor_rng, duration, params.distractors), distractor_rng
+
+
 def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> None:
     seed = params.seed
     utterances = _utterances(root, person, params)
     channels = {clip: draw_channel(identity_rng(seed, person.index, STREAM_CHANNELS, i))
                 for i, clip in enumerate(dict.fromkeys(clip for clip, _ in utterances))}
     for u, (clip, path) in enumerate(utterances):
-        rng = identity_rng(seed, person.index, STREAM_VOICES, u)
-        duration = float(rng.uniform(*DURATION_RANGE))
-        write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration)))
+        rng, duration, plan, distractor_rng = _utterance_draws(params, person, u)
+        overlay = distract(plan, person, channels[clip], distractor_rng)
+        write_atomic(path, _wav_bytes(synthesize_utterance(person, channels[clip], rng, duration, overlay=overlay)))
     shape = face_shape(person, identity_rng(seed, person.index, STREAM_FACES))
     for k, (masked_path, origin_path) in enumerate(_face_paths(root, person, params.faces)):
         masked, origin = render_face(person, shape, identity_rng(seed, person.index, STREAM_FACES, k))
@@ -140,9 +153,20 @@ def _write_identity(root: Path, person: Identity, params: SyntheticConfig) -> No
         write_atomic(origin_path, _jpeg_bytes(origin))
 
 
+def _write_distractor_table(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
+    """distractors.csv: every stretch, its file and kind (plans redrawn, no sound: a resume lists the earlier run's)."""
+    stretches = [(path.relative_to(root).as_posix(), d.kind, d.start_s, d.end_s) for p in people
+                 for u, (_, path) in enumerate(_utterances(root, p, params))
+                 for d in _utterance_draws(params, p, u)[2]]
+    table = pd.DataFrame(stretches, columns=["file", "kind", "start_s", "end_s"])
+    write_atomic(root / "distractors.csv", table.to_csv(index=False, lineterminator="\n"))
+
+
 def _write_tables(root: Path, people: list[Identity], params: SyntheticConfig) -> None:
-    """traits.csv, the two meta files in their real formats, and split.json (recipe §1.3)."""
+    """traits.csv, distractors.csv (if any), the two meta files in their real formats, and split.json (recipe §1.3)."""
     write_atomic(root / "traits.csv", traits_table(people).to_csv(index=False, lineterminator="\n"))
+    if params.distractors:
+        _write_distractor_table(root, people, params)
     by_sub = {sub: [p for p in people if p.sub == sub] for sub in META}
     rows = {
         "vox1": [("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")]
@@ -175,7 +199,9 @@ def _read_marker(root: Path) -> dict | None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        record["params"] = {k: int(record["params"][k]) for k in ("identities", "utterances", "faces", "seed")}
+        found = record["params"]
+        record["params"] = {k: int(found[k]) for k in ("identities", "utterances", "faces", "seed")}
+        record["params"]["distractors"] = float(found.get("distractors", 0.0))  # (datasets made before the option)
         return record
     except (ValueError, KeyError, TypeError) as exc:
         raise SyntheticDatasetError(f"{path}: not a valid synthetic-dataset marker ({exc}); delete the folder"
@@ -195,12 +221,13 @@ def dataset_status(root: str | Path) -> str:
     return "complete" if record.get("complete") is True else "partial"
 
 
-def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0, *,
-                     workers: int | None = None, progress: bool = True) -> GenerationReport:
+def generate_dataset(root: str | Path, identities: int = 300, utterances: int = 8, faces: int = 4, seed: int = 0,
+                     distractors: float = 0.0, *, workers: int | None = None, progress: bool = True
+                     ) -> GenerationReport:
     """Create, finish (after a killed run) or reuse the synthetic dataset in `root`, in `workers` processes (None: one
-    per core for large jobs)."""
+    per core for large jobs); `distractors`: the share of utterances with distractor stretches (`distractors.py`)."""
     start = time.perf_counter()
-    params = SyntheticConfig(identities=identities, utterances=utterances, faces=faces, seed=seed)
+    params = SyntheticConfig(identities, utterances, faces, seed, distractors)
     try:
         params.validate()
     except ValueProblem as problem:
