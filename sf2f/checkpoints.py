@@ -18,7 +18,7 @@ from sf2f.errors import MissingPathError, SF2FError
 from sf2f.models import build_generator
 from sf2f.models.generator import Generator
 from sf2f.paths import atomic_path
-from sf2f.weights import torch_load_failure
+from sf2f.weights import torch_load
 
 #: what a training checkpoint says it is (the trainer writes it, :func:`load_generator` checks it)
 CHECKPOINT_FORMAT = "sf2f-train-v1"
@@ -42,10 +42,7 @@ def load_checkpoint(path: str | Path, expected_format: str = "", writer: str = "
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
-        raise CheckpointError(f"{path}: not a readable sf2f checkpoint: {torch_load_failure(path, exc)}") from None
+    state = torch_load(path, CheckpointError, "sf2f checkpoint")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict of states, found {type(state).__name__}")
     if expected_format and state.get("format") != expected_format:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sf2f.config import PAPER_CONFIGS, PROFILES, SyntheticConfig, config_to_dict, load_config, save_config
+from sf2f.config import PAPER_CONFIGS, PROFILES, SyntheticConfig, load_config, save_config
 from sf2f.errors import MissingPathError, SF2FError, UsageError
 from sf2f.paths import RUNS_DIR, project_path, user_path
 
@@ -46,7 +46,7 @@ def _cmd_config(args: argparse.Namespace) -> int | None:
     if args.out:
         print(f"wrote {save_config(cfg, args.out)}")
     else:
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), end="")
 
 
 def _cmd_course(args: argparse.Namespace) -> int | None:

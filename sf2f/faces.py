@@ -62,9 +62,8 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.I
     return img.convert("RGB"), [] if mode in ("RGB", "P") else [f"{mode} image converted to RGB"]
 
 
-def load_image(
-    path: str | Path, background: tuple[int, int, int] = (255, 255, 255)
-) -> tuple[Image.Image, tuple[str, ...]]:
+def load_image(path: str | Path,
+               background: tuple[int, int, int] = (255, 255, 255)) -> tuple[Image.Image, tuple[str, ...]]:
     """Any image PIL reads as RGB (EXIF orientation applied, transparency composited on `background`), with notes of
     what was converted (colour mode, rotation); :class:`FaceImageError` for empty, unreadable or truncated files."""
     path = Path(path)
@@ -148,8 +147,7 @@ class FaceAligner:
 
     def __init__(self, margin: float = 0.25, min_probability: float = 0.9, device: str = "cpu") -> None:
         mtcnn = facenet_pytorch("aligning faces with MTCNN (--align-faces)").MTCNN  # a 4 s import: only when used
-        self.margin = margin
-        self.min_probability = min_probability
+        self.margin, self.min_probability = margin, min_probability
         self._mtcnn = mtcnn(keep_all=True, device=device)
 
     def detect(self, img: Image.Image) -> list[FaceDetection]:

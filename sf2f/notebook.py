@@ -34,11 +34,9 @@ class CourseContext:
     def save_figure(self, fig: matplotlib.figure.Figure, name: str) -> Path:
         """A PNG in this notebook's output folder, and in the figures folder if set (`make demo`: `figures/`)."""
         target = self.output_dir / "figures" / f"{name}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=120, bbox_inches="tight")
-        if self.figures_dir is not None:
-            self.figures_dir.mkdir(parents=True, exist_ok=True)
-            fig.savefig(self.figures_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+        for path in [target] + ([self.figures_dir / target.name] if self.figures_dir is not None else []):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120, bbox_inches="tight")
         return target
 
     def results_path(self, name: str) -> Path:
@@ -93,8 +91,7 @@ _ARROWS = [
 def pipeline_figure() -> Figure:
     """The SF2F pipeline as a block diagram: speech to face on top, the training signals below."""
     fig, ax = plt.subplots(figsize=(13, 4.6))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
     ax.axis("off")
     w, h = 0.1, 0.19
     for label, detail, x, y, colour in _BOXES.values():

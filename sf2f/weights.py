@@ -10,6 +10,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,15 +42,13 @@ REGISTRY: dict[str, WeightFile] = {
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         purpose="FaceNet (InceptionResnetV1, VGGFace2) for the perceptual loss and the retrieval metrics (§2.7, §4.2)"),
-    # cydonia999's conversion of the Caffe VGGFace2 ResNet-50 (MS-Celeb-1M, fine-tuned on VGGFace2): a pickle of numpy
-    # arrays. Its size and digest are not known here; sf2f.evaluate.vggface_score checks every key and shape instead.
+    # cydonia999's conversion of the Caffe VGGFace2 ResNet-50 (MS-Celeb-1M, fine-tuned on VGGFace2): a numpy pickle
     "vggface2_resnet50_ft": WeightFile(
         name="vggface2_resnet50_ft", filename="resnet50_ft_weight.pkl", size=None, sha256=None,
         url="https://drive.google.com/file/d/1A94PAAnwk6L7hXdBXLFosB_s0SzEhAFU (Google Drive, recipe §1.1)",
         hub_subdir="checkpoints",
         purpose="the VGGFace Score (ResNet-50 resnet50_ft, 8631 VGGFace2 identities, recipe §4.1)"),
-    # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4); torch hub's name carries the
-    # SHA-256 prefix
+    # pytorch-fid's port of the TF Inception graph that the original's FID uses (§4.4)
     "fid_inception": WeightFile(
         name="fid_inception", filename="pt_inception-2015-12-05-6726825d.pth", size=None, sha256="6726825d",
         url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -78,7 +77,7 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool = True) -> Path:
+def locate(entry: WeightFile | str, path: str | Path | None = None) -> Path:
     """The verified path of a registered weight file, or a WeightsError that says how to get it."""
     entry = REGISTRY[entry] if isinstance(entry, str) else entry
     target = Path(path).expanduser() if path else default_path(entry)
@@ -87,15 +86,14 @@ def locate(entry: WeightFile | str, path: str | Path | None = None, verify: bool
         raise WeightsError(f"{target}: the {entry.name} weights are missing. They are needed for {entry.purpose}. "
                            f"Download {entry.url}{size} as {entry.filename} and put it there, or pass its path. The "
                            "synthetic course does not need them.")
-    if verify:
-        size = target.stat().st_size
-        if entry.size is not None and size != entry.size:
-            raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
-        if entry.sha256:
-            digest = sha256_of(target)
-            if not digest.startswith(entry.sha256):
-                raise WeightsError(f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; "
-                                   "re-download it")
+    size = target.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise WeightsError(f"{target}: {size:,} bytes, but {entry.filename} has {entry.size:,}; re-download it")
+    if entry.sha256:
+        digest = sha256_of(target)
+        if not digest.startswith(entry.sha256):
+            raise WeightsError(f"{target}: SHA-256 {digest} does not match {entry.sha256} of {entry.filename}; "
+                               "re-download it")
     return target
 
 
@@ -111,3 +109,11 @@ def torch_load_failure(path: Path, exc: Exception) -> str:
         return (f"it holds objects other than tensors and plain containers ({detail}); they were not unpickled, so no "
                 "code in the file ran")
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
+def torch_load(path: Path, error: type[SF2FError], what: str) -> Any:
+    """`torch.load(path, weights_only=True)` onto the CPU, or `error` naming the file, what it is not, and why."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
+        raise error(f"{path}: not a readable {what}: {torch_load_failure(path, exc)}") from None

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from sf2f.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
-from sf2f.config import config_to_dict, load_config
+from sf2f.config import load_config
 from sf2f.models import build_generator
 
 
@@ -22,5 +23,5 @@ def untrained_checkpoint(folder: Path, config: str) -> Path:
     for module in generator.decoder.modules():
         if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
             module.running_var.fill_(0.05)
-    state = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg), "generator": generator.state_dict()}
+    state = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(cfg), "generator": generator.state_dict()}
     return save_checkpoint(state, folder / config / "checkpoints" / "latest.pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from sf2f.config import (
     ExperimentConfig,
     config_diff,
     config_from_dict,
-    config_to_dict,
     flatten_config,
     load_config,
     load_resolved_config,
@@ -283,7 +283,7 @@ def test_saved_config_round_trips(tmp_path: Path, name: str) -> None:
 def test_retired_keys_of_saved_configs_are_dropped_and_other_unknown_keys_are_errors(tmp_path: Path) -> None:
     """Runs, checkpoints and trained_weights/manifest.json saved before a key retired keep loading."""
     cfg = load_config("sf2f_fuser", profile="quick")
-    saved = config_to_dict(cfg)
+    saved = dataclasses.asdict(cfg)
     saved["model"]["fuser"]["attention"] = "general"  # as every run saved it until the key retired
     assert "model.fuser.attention" in RETIRED_KEYS
     assert config_from_dict(saved) == cfg and saved["model"]["fuser"]["attention"] == "general"  # input left as it was

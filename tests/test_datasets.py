@@ -65,7 +65,7 @@ def test_stage1_item(split) -> None:
 def draws(ds, index: int, epochs: range) -> set:
     out = set()
     for e in epochs:
-        ds.set_epoch(e)
+        ds.epoch = e
         item = ds[index]
         out.add((item["mel"].shape[1], float(item["mel"].sum()), float(item["image"].sum())))
     return out
@@ -199,7 +199,7 @@ def test_hflip(split) -> None:
     face = normalize_images(split.face(row))
     seen = []
     for epoch in range(20):
-        ds.set_epoch(epoch)
+        ds.epoch = epoch
         item = ds[0]
         image = item["image"]
         seen.append("flipped" if torch.equal(image, face.flip(-1)) else "plain" if torch.equal(image, face) else "other")

@@ -16,7 +16,7 @@ import torch
 from fixtures_data import build_dataset
 
 from sf2f.checkpoints import CHECKPOINT_FORMAT, load_generator, save_checkpoint
-from sf2f.config import FaceEmbedderConfig, config_to_dict
+from sf2f.config import FaceEmbedderConfig
 from sf2f.data.prepare import prepare
 from sf2f.embedder_weights import train_face_embedder
 from sf2f.models import build_generator
@@ -38,7 +38,7 @@ def _fake_run(folder: Path, name: str) -> SimpleNamespace:
     cfg = shipped_config(name, device="cpu")
     torch.manual_seed(0)
     generator = build_generator(cfg)
-    path = save_checkpoint({"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg),
+    path = save_checkpoint({"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(cfg),
                             "generator": generator.state_dict()}, folder / name / "checkpoints" / "latest.pt")
     return SimpleNamespace(checkpoint=path, steps=7, seconds=1.5, reused=False, metrics={"recall_at_10": 0.5})
 

@@ -18,8 +18,6 @@ from sf2f.audio.mel import (
 )
 from sf2f.audio.vad import voice_activity
 
-__all__ = [
-    "LOG_MEL_FLOAT32_TOLERANCE", "AudioError", "MelStats", "Utterance", "extract_log_mels", "frame_count", "load_audio",
-    "log_mel", "log_mel_batch", "mel_filterbank", "normalize_mel", "pad_value", "voice2face_audio_config",
-    "voice_activity",
-]
+__all__ = ["LOG_MEL_FLOAT32_TOLERANCE", "AudioError", "MelStats", "Utterance", "extract_log_mels", "frame_count",
+           "load_audio", "log_mel", "log_mel_batch", "mel_filterbank", "normalize_mel", "pad_value",
+           "voice2face_audio_config", "voice_activity"]

@@ -8,7 +8,6 @@ from sf2f.config.loader import (
     ConfigError,
     config_diff,
     config_from_dict,
-    config_to_dict,
     describe_diff,
     flatten_config,
     load_config,
@@ -25,8 +24,6 @@ from sf2f.config.schema import (
     SyntheticConfig,
 )
 
-__all__ = [
-    "PAPER_CONFIGS", "PROFILES", "AudioConfig", "ConfigError", "DataConfig", "ExperimentConfig", "FaceEmbedderConfig",
-    "LossConfig", "OptimConfig", "SyntheticConfig", "config_diff", "config_from_dict", "config_to_dict",
-    "describe_diff", "flatten_config", "load_config", "load_resolved_config", "save_config",
-]
+__all__ = ["PAPER_CONFIGS", "PROFILES", "AudioConfig", "ConfigError", "DataConfig", "ExperimentConfig",
+           "FaceEmbedderConfig", "LossConfig", "OptimConfig", "SyntheticConfig", "config_diff", "config_from_dict",
+           "describe_diff", "flatten_config", "load_config", "load_resolved_config", "save_config"]

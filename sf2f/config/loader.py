@@ -155,21 +155,16 @@ def load_config(config: str | Path, profile: str | Path | None = None,
     return cfg
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain-YAML view of a config tree."""
-    return dataclasses.asdict(cfg)
-
-
 def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
     """Write the fully resolved config, so a run records exactly what it ran with."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), encoding="utf-8")
     return path
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentConfig:
-    """A config from the plain mapping :func:`config_to_dict` made (for example the copy inside a checkpoint)."""
+    """A config from its `dataclasses.asdict` mapping (for example the copy inside a checkpoint)."""
     return _instantiate(_merge([(source, dict(data))]), source)
 
 
@@ -180,7 +175,7 @@ def load_resolved_config(path: str | Path) -> ExperimentConfig:
 
 def flatten_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
     """`{'optim.lr': 5e-4, ...}`: every leaf of a config tree (a dataclass or YAML data) under its dotted key."""
-    return dict(_leaves(config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, prefix))
+    return dict(_leaves(dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg, prefix))
 
 
 def config_diff(a: ExperimentConfig, b: ExperimentConfig) -> dict[str, tuple[Any, Any]]:

@@ -394,7 +394,7 @@ class RunConfig:
     deterministic: bool = False
     output_root: str = "runs"
     amp: Literal["none", "bf16"] = "none"
-    # torch.compile the networks with fixed input shapes (sf2f.train.trainer.Trainer._compile_fixed_shape_modules)
+    # torch.compile the networks with fixed input shapes (sf2f.train.trainer.Trainer._build_iteration)
     compile: bool = False
     log_every: int = 10
 

@@ -31,15 +31,11 @@ class _IdentityDataset(Dataset):
         self.split, self.audio, self.image_norm, self.train, self.seed = split, audio, image_norm, train, seed
         # the original's image_random_hflip (p = 0.5, training only), off in every paper config (§1.5)
         self.hflip = hflip and train
-        self.epoch = 0
+        self.epoch = 0  # the trainer sets it: new draws every epoch in training, the same samples in evaluation
         self.stats: MelStats | None = split.stats() if audio.mel_norm == "dataset" else None
 
     def __len__(self) -> int:
         return len(self.split)
-
-    def set_epoch(self, epoch: int) -> None:
-        """New draws for a new epoch (training only: evaluation draws the same samples every time)."""
-        self.epoch = epoch
 
     @property
     def pad_value(self) -> float:

@@ -16,8 +16,6 @@ import pandas as pd
 from sf2f.errors import SF2FError
 from sf2f.paths import write_atomic
 
-__all__ = ["META", "SPLITS", "LayoutError", "build_index", "load_or_create_split", "split_of_row"]
-
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")

@@ -57,11 +57,6 @@ def shared_trait_faces(train_split: PreparedSplit, train_truth: pd.DataFrame, tr
     return torch.stack(out)
 
 
-def _pixel_features(images: Tensor, image_norm: str = "imagenet", size: int = 16) -> np.ndarray:
-    """Images (n, 3, H, W) as displayed [0, 1] pixels, averaged down to size x size and flattened: (n, 3 size^2)."""
-    return F.adaptive_avg_pool2d(to_pixel_range(images.float(), image_norm) / 255.0, size).flatten(1).double().numpy()
-
-
 def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
     residual = np.sum((truth - predicted) ** 2)
     total = np.sum((truth - truth.mean()) ** 2)
@@ -97,8 +92,9 @@ class AttributeProbe:
             raise ValueError("features='embedder' needs a face embedder")
 
         def featurize(images: Tensor) -> np.ndarray:
-            if features == "pixels":
-                return _pixel_features(images, image_norm)
+            if features == "pixels":  # as displayed, [0, 1], averaged down to 16 x 16 and flattened: (n, 3 * 256)
+                pixels = to_pixel_range(images.float(), image_norm) / 255.0
+                return F.adaptive_avg_pool2d(pixels, 16).flatten(1).double().numpy()
             return embed_faces(embedder, images, image_norm, box, batch_size).double().numpy()
 
         truth = split_traits(train_split, traits)

@@ -12,10 +12,9 @@ from torch import Tensor
 from sf2f.config import DataConfig
 from sf2f.data.prepared import PreparedSplit
 from sf2f.evaluate.embeddings import PixelNetwork
-from sf2f.evaluate.fid import read_state_dict
-from sf2f.evaluate.probes import evaluation_segments, generating
-from sf2f.models.generator import Generator
-from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
+from sf2f.evaluate.probes import evaluation_segments
+from sf2f.models.generator import Generator, generating
+from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load
 
 
 class LpipsDistance(PixelNetwork):
@@ -31,7 +30,7 @@ def load_lpips(path: str | Path | None = None, image_norm: str = "imagenet",
     file = locate(entry, path)
     import lpips  # after the weights are found: importing it imports torchvision, seconds for a skipped metric
 
-    state = read_state_dict(file)
+    state = torch_load(file, WeightsError, "state dict")
     # a random trunk first (pnet_rand: nothing is fetched), then the user's weights; the linear heads come with lpips,
     # which still asks torchvision in its pre-0.13 words (pretrained=False) and would warn about it
     with warnings.catch_warnings():

@@ -34,11 +34,7 @@ from sf2f.weights import WeightsError
 def load_models(sources: Sequence[str | Path]) -> list[tuple[str, Generator, ExperimentConfig, Path]]:
     """(name in the table, generator, config, path) of run folders or checkpoint files, named by config (by config
     and path when two share one)."""
-    loaded = []
-    for path in map(user_path, sources):
-        if not path.exists():
-            raise MissingPathError(f"{path}: no such run folder or checkpoint file")
-        loaded.append((*load_generator(path), path))
+    loaded = [(*load_generator(path), path) for path in map(user_path, sources)]
     names = [cfg.name for _, cfg, _ in loaded]
     return [(f"{cfg.name} ({path})" if names.count(cfg.name) > 1 else cfg.name, generator, cfg, path)
             for generator, cfg, path in loaded]

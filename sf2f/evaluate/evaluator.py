@@ -62,8 +62,7 @@ class SplitEvaluator:
                               f"{group * groups}, the split has {n} (set eval.recall_group_size / eval.recall_groups "
                               "to fit; the paper's 3 x 100 needs 300)")
         if image_classifier is not None and n < cfg.eval.vfs_splits:
-            self.notes.append(f"{image_classifier.label} not computed: {cfg.eval.vfs_splits} splits need as many "
-                              "images")
+            self.notes.append(f"{image_classifier.label} not computed: fewer images than {cfg.eval.vfs_splits} splits")
 
     def embedding_scores(self, embeddings: Tensor, gallery: Tensor | None = None) -> dict[str, Any]:
         """The metrics of probe embeddings (n, D) that need no image, against `gallery` (default the split's); for

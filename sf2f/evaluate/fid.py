@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sf2f.evaluate.embeddings import PixelNetwork
-from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load_failure
+from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate, torch_load
 
 
 def fid_from_features(real: Tensor | np.ndarray, generated: Tensor | np.ndarray) -> float:
@@ -36,14 +35,6 @@ def fid_from_features(real: Tensor | np.ndarray, generated: Tensor | np.ndarray)
     trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(product), 0.0, None)).sum()
     diff = mu_real - mu_generated
     return float(diff @ diff + np.trace(sigma_real) + trace_generated - 2.0 * trace_root)
-
-
-def read_state_dict(file: Path) -> dict[str, Tensor]:
-    """A user's weights file through `torch.load(weights_only=True)`, a WeightsError naming the file if unreadable."""
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated, foreign or code-carrying files
-        raise WeightsError(f"{file}: not a readable state dict: {torch_load_failure(file, exc)}") from None
 
 
 def _fid_inception_network() -> nn.Module:
@@ -79,7 +70,7 @@ def load_fid_inception(path: str | Path | None = None, image_norm: str = "imagen
     file = locate(entry, path)
     net = _fid_inception_network()
     try:
-        net.load_state_dict(read_state_dict(file))
+        net.load_state_dict(torch_load(file, WeightsError, "state dict"))
     except (RuntimeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{file}: not the FID Inception weights ({str(exc).splitlines()[0]})") from None
     # torchvision's forward runs the blocks in pytorch-fid's order; without the classifier it ends at pool_3

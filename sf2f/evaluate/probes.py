@@ -5,7 +5,6 @@ segments' faces; `average_voice_embedding`: one face from the mean voice embeddi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -17,8 +16,8 @@ from sf2f.data.prepared import PreparedSplit
 from sf2f.errors import UsageError
 from sf2f.evaluate.embeddings import group_mean
 from sf2f.faces import VGG_BOX
-from sf2f.models.face_embedders import FaceEmbedder, embed_faces, eval_mode
-from sf2f.models.generator import Generator
+from sf2f.models.face_embedders import FaceEmbedder, embed_faces
+from sf2f.models.generator import Generator, generating
 
 PROBE_MODES: tuple[str, ...] = ("naive", "average_facenet_embedding", "average_voice_embedding")
 
@@ -30,16 +29,6 @@ class ProbeSet(NamedTuple):
     embeddings: Tensor
     images: Tensor
     image_embeddings: Tensor
-
-
-@contextmanager
-def generating(generator: Generator, seed: int) -> Iterator[None]:
-    """No gradients, eval mode and torch's generators seeded for the duration, all restored after: a generator that
-    adds noise in eval mode (the original v2f's habit, §6 item 13) draws the same noise on every evaluation."""
-    device = next(generator.parameters()).device
-    with torch.no_grad(), eval_mode(generator), torch.random.fork_rng([device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 def evaluation_segments(split: PreparedSplit, data: DataConfig, seed: int = 0) -> SegmentDataset:

@@ -22,7 +22,7 @@ from sf2f.errors import SF2FError
 from sf2f.evaluate.embeddings import PixelNetwork, real_faces
 from sf2f.faces import VGG_BOX
 from sf2f.models.face_embedders import FaceEmbedder, embed_faces
-from sf2f.weights import REGISTRY, WeightFile, WeightsError, locate
+from sf2f.weights import WeightsError, locate
 
 VGGFACE_CLASSES = 8631
 # the Caffe model's mean pixel, per colour (recipe §4.1); its own order is BGR (91.4953, 103.8827, 131.0912)
@@ -163,18 +163,16 @@ def _checked_state(arrays: dict[str, np.ndarray], model: nn.Module, source: Path
             else torch.zeros_like(v, device="cpu") for k, v in model.state_dict().items()}
 
 
-def load_vggface_resnet50(path: str | Path | None = None,
-                          entry: WeightFile = REGISTRY["vggface2_resnet50_ft"]) -> nn.Module:
+def load_vggface_resnet50(path: str | Path | None = None) -> nn.Module:
     """The ResNet-50 in eval mode with the user's `resnet50_ft_weight.pkl` (default: `$TORCH_HOME/checkpoints/`)."""
-    file = locate(entry, path)
+    file = locate("vggface2_resnet50_ft", path)
     arrays = load_numpy_pickle(file)
     fc = arrays.get("fc.weight")
     # on the meta device: every tensor comes from the file, so initialising 41M weights first would be wasted work
     with torch.device("meta"):
         model = vggface_resnet50(fc.shape[0] if fc is not None and fc.ndim == 2 else VGGFACE_CLASSES)
     state = _checked_state(arrays, model, file)
-    model = model.to_empty(device="cpu")
-    model.load_state_dict(state)
+    model.to_empty(device="cpu").load_state_dict(state)
     return model.requires_grad_(False).eval()
 
 

@@ -5,7 +5,5 @@ from sf2f.models.build import build_decoder, build_discriminators, build_encoder
 from sf2f.models.fuser import AttentionFuser
 from sf2f.models.voice_encoders import VoiceEncoder
 
-__all__ = [
-    "AttentionFuser", "VoiceEncoder", "build_decoder", "build_discriminators", "build_encoder", "build_generator",
-    "count_parameters",
-]
+__all__ = ["AttentionFuser", "VoiceEncoder", "build_decoder", "build_discriminators", "build_encoder",
+           "build_generator", "count_parameters"]

@@ -12,13 +12,6 @@ from torch import Tensor, nn
 from sf2f.config.schema import ConvSpec
 
 
-def activation_layer(name: str) -> nn.Module:
-    """``relu``, ``leakyrelu`` (torch's default slope 0.01) or ``leakyrelu-<slope>`` (sg2im's `get_activation`)."""
-    if name == "relu":
-        return nn.ReLU()
-    return nn.LeakyReLU(float(name.split("-", 1)[1])) if "-" in name else nn.LeakyReLU()
-
-
 def build_cnn(specs: Sequence[ConvSpec], in_channels: int = 3, normalization: str = "batch",
               activation: str = "leakyrelu-0.1", padding: str = "valid") -> tuple[nn.Sequential, int]:
     """The conv stack of an arch and its output channel count (sg2im's `build_cnn`). A layer without its own padding
@@ -28,7 +21,9 @@ def build_cnn(specs: Sequence[ConvSpec], in_channels: int = 3, normalization: st
     for i, spec in enumerate(specs):
         if i > 0:
             layers += [nn.BatchNorm2d(width)] if normalization == "batch" else []
-            layers.append(activation_layer(activation))
+            # sg2im's `get_activation`: relu, leakyrelu (torch's default slope 0.01) or leakyrelu-<slope>
+            slope = float(activation.split("-", 1)[1]) if "-" in activation else 0.01
+            layers.append(nn.ReLU() if activation == "relu" else nn.LeakyReLU(slope))
         pad = spec.padding
         if pad is None:
             if padding == "same" and spec.kernel % 2 == 0:

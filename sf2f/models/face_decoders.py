@@ -13,12 +13,9 @@ class UpBlock(nn.Sequential):
     """Nearest x2 upsampling, Conv2d(in -> 2 out, k3, no bias), BatchNorm2d, GLU to ``out`` channels (§2.3)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * out_channels),
-            nn.GLU(dim=1),
-        )
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"),
+                         nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(2 * out_channels), nn.GLU(dim=1))
 
 
 def rgb_head(channels: int, leaky_slope: float) -> nn.Sequential:

@@ -22,8 +22,7 @@ def embedder_input(images: Tensor, size: int, norm: Literal["imagenet", "standar
     """Generator-space images (B, 3, H, W) to a face embedder's input, differentiably (§3.1 steps 1-3, §4.2): [0, 255]
     pixels, facenet-pytorch's (x - 127.5) / 128, the VGG-box crop, then a bilinear resize (align_corners=True) to
     `size`, which stretches the non-square box as the original does (§6 item 21)."""
-    x = (to_pixel_range(images, norm) - 127.5) / 128.0
-    x = crop_vgg_box(x, box)
+    x = crop_vgg_box((to_pixel_range(images, norm) - 127.5) / 128.0, box)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
 
 
@@ -82,9 +81,8 @@ class FaceNetEmbedder(FaceEmbedder):
         self.net = net
 
     @classmethod
-    def from_vggface2(
-        cls, path: str | Path | None = None, entry: WeightFile = REGISTRY["facenet_vggface2"]
-    ) -> FaceNetEmbedder:
+    def from_vggface2(cls, path: str | Path | None = None,
+                      entry: WeightFile = REGISTRY["facenet_vggface2"]) -> FaceNetEmbedder:
         """Load the VGGFace2 weights from `path` (default: facenet-pytorch's cache), verified by size and SHA-256."""
         net = facenet_pytorch("the FaceNet face embedder").InceptionResnetV1(pretrained=None, classify=False)
         state = torch.load(locate(entry, path), map_location="cpu", weights_only=True)
@@ -107,13 +105,8 @@ class FaceNetEmbedder(FaceEmbedder):
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class SmallFaceEmbedder(FaceEmbedder):

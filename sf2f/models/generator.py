@@ -5,11 +5,15 @@ whatever ``train()`` is called with (the original loses this after its first vis
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from sf2f.models.face_decoders import FaceGanDecoder, V2FDecoder
+from sf2f.models.face_embedders import eval_mode
 from sf2f.models.fuser import AttentionFuser
 from sf2f.models.voice_encoders import VoiceEncoder
 
@@ -67,3 +71,14 @@ class Generator(nn.Module):
             self.encoder.eval()
             self.decoder.eval()
         return self
+
+
+@contextmanager
+def generating(generator: Generator, seed: int) -> Iterator[None]:
+    """No gradients, eval mode and torch's generators seeded for the duration, all restored after: a generator that
+    adds noise in eval mode (the original v2f's habit, §6 item 13) draws the same noise on every evaluation, and
+    evaluating during training never shifts the training's random stream."""
+    device = next(generator.parameters()).device
+    with torch.no_grad(), eval_mode(generator), torch.random.fork_rng([device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield

@@ -1,8 +1,7 @@
 """A faster, inference-only copy of a trained generator (:func:`optimize_for_inference`), the same function to float
 rounding: BatchNorm folded into the conv or linear before it, the decoders on channels-last memory, and each up-block
 (nearest x2, 3x3 conv) as four 2x2 convs on the small image, one per output phase (sub-pixel convolution, Shi et al.
-2016): upsampling by repetition makes neighbouring taps read one pixel, so they are summed beforehand (4 MACs, not 9).
-"""
+2016): upsampling by repetition makes neighbouring taps read one pixel, so they are pre-summed (4 MACs, not 9)."""
 
 from __future__ import annotations
 
@@ -59,8 +58,7 @@ class SubPixelUpBlock(nn.Module):
 def _refuse_training(module: nn.Module, inputs: object) -> None:
     """A forward pre-hook: folded BatchNorm has no batch statistics left to train with."""
     if module.training:
-        raise RuntimeError("an optimize_for_inference() copy cannot train; train the original generator and optimise "
-                           "it again")
+        raise RuntimeError("an optimize_for_inference() copy cannot train: train the original, then optimise it again")
 
 
 @torch.no_grad()

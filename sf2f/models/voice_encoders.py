@@ -1,7 +1,6 @@
 """Voice encoders, log-mels (B, F, T) to a speaker embedding (recipe §2.1): voice2face's plain 1D CNN (`cnn`) and
 SF2F's 1D-Inception (`inception`: stride-2 branches of kernels 2, 3, 5, 7, four time scales), both pooled over time and
-L2-normalised. Segment stacks (B, N, F, T) with a mask encode only the real segments (padding never reaches BatchNorm).
-"""
+L2-normalised. Segment stacks (B, N, F, T) with a mask encode only the real segments (no padding reaches BatchNorm)."""
 
 from __future__ import annotations
 
@@ -24,11 +23,8 @@ class ConvBlock1d(nn.Sequential):
     """Conv1d (no bias: BatchNorm's shift replaces it) + BatchNorm1d + ReLU: the `CNN1DBlock` of §2.1."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int) -> None:
-        super().__init__(
-            nn.Conv1d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2, bias=False),
-            nn.BatchNorm1d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(nn.Conv1d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2, bias=False),
+                         nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True))
 
 
 class InceptionBlock1d(nn.Module):
@@ -54,15 +50,11 @@ class VoiceEncoder(nn.Module):
         super().__init__()
         self.kind, self.in_channels, self.embed_dim, self.normalize = kind, in_channels, embed_dim, normalize
         self.add_noise, self.noise_std, self.noise_in_eval = add_noise, noise_std, noise_in_eval
-        blocks: list[nn.Module] = []
-        width = in_channels
-        for out in channels:
-            blocks.append(InceptionBlock1d(width, out // len(INCEPTION_KERNELS)) if kind == "inception"
-                          else ConvBlock1d(width, out, 3))
-            width = out
-        self.blocks = nn.Sequential(*blocks)
+        widths = [in_channels, *channels]
+        self.blocks = nn.Sequential(*(InceptionBlock1d(a, b // len(INCEPTION_KERNELS)) if kind == "inception"
+                                      else ConvBlock1d(a, b, 3) for a, b in zip(widths[:-1], widths[1:])))
         # the last layer has a bias and neither norm nor activation (§2.1 layer 5)
-        self.final = nn.Conv1d(width, embed_dim, 3, stride=2, padding=1)
+        self.final = nn.Conv1d(widths[-1], embed_dim, 3, stride=2, padding=1)
 
     def output_lengths(self, frames: int) -> list[int]:
         """Time steps after each block and after the final conv: 125 -> [63, 32, 16, 8, 4]."""
@@ -70,14 +62,6 @@ class VoiceEncoder(nn.Module):
         for _ in range(len(self.blocks) + 1):
             lengths.append(_halved(lengths[-1]))
         return lengths[1:]
-
-    def min_frames(self, batch: int) -> int:
-        """The shortest input for a batch of ``batch``: 1 frame, but in training mode BatchNorm needs batch x (steps
-        after the last block) > 1, so a single utterance needs two steps after four halvings (17 frames)."""
-        frames = 1
-        while self.training and batch == 1 and self.output_lengths(frames)[-2] < 2:
-            frames += 1
-        return frames
 
     def receptive_field(self) -> int:
         """Frames of input that one step of the final conv's output can see (the widest branch counts)."""
@@ -91,7 +75,11 @@ class VoiceEncoder(nn.Module):
         """The feature sequence before pooling, (B, D, T'): what `return_seq` gives in the original."""
         if mel.shape[-2] != self.in_channels:
             raise ValueError(f"voice encoder expects {self.in_channels} mel bins on dim -2, got {tuple(mel.shape)}")
-        needed = self.min_frames(mel.shape[0])
+        # in training mode BatchNorm needs batch x (steps after the last block) > 1: a single utterance needs two steps
+        # after four halvings (17 frames)
+        needed = 1
+        while self.training and mel.shape[0] == 1 and self.output_lengths(needed)[-2] < 2:
+            needed += 1
         if mel.shape[-1] < needed:
             why = " in training mode (BatchNorm needs more than one value per channel)" if needed > 1 else ""
             raise ValueError(f"voice encoder needs at least {needed} frame(s) for a batch of {mel.shape[0]}{why}, "

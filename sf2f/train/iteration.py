@@ -177,8 +177,7 @@ class TrainingStep:
             return logged
 
         # 4. image discriminators: real faces towards 1, G's (detached) towards 0, in separate calls, fakes first
-        # (sg2im's order) so that BatchNorm sees one kind at a time; weight 1 unless scale_discriminator_update (§6
-        # item 14)
+        # (sg2im's order) so that BatchNorm sees one kind at a time; `scaled`: loss.scale_discriminator_update
         fakes = [f.detach() for f in fakes]
         scaled = loss.scale_discriminator_update
         image_terms: list[Term] = []

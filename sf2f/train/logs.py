@@ -1,6 +1,5 @@
 """Training logs: every loss and metric to a long-form CSV (step, epoch, split, name, value: new losses can appear
-mid-run without rewriting a header) and to TensorBoard when installed; a finished run's record (:class:`TrainResult`).
-"""
+mid-run without rewriting a header) and to TensorBoard when installed; a finished run's record, :class:`TrainResult`."""
 
 from __future__ import annotations
 

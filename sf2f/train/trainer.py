@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,13 @@ from sf2f.checkpoints import (
     load_state_checked,
     restore_rng_state,
 )
-from sf2f.config import ExperimentConfig, config_diff, config_to_dict, describe_diff, load_resolved_config, save_config
+from sf2f.config import ExperimentConfig, config_diff, describe_diff, load_resolved_config, save_config
 from sf2f.data.datasets import dataset_for, epoch_batches, generator_inputs, make_loader
 from sf2f.data.prepared import PreparedData
 from sf2f.embedder_weights import resolve_face_embedder
-from sf2f.errors import MissingPathError, UsageError
+from sf2f.errors import UsageError
 from sf2f.models import build_discriminators, build_generator
-from sf2f.models.face_embedders import eval_mode
+from sf2f.models.generator import generating
 from sf2f.paths import RUNS_DIR, folder_lock, project_path
 from sf2f.runtime import seed_everything, set_determinism, set_threads
 from sf2f.train.distributed import (
@@ -187,10 +186,7 @@ class Trainer:
         self._log(f"started from {path} (step {state['counters']['step']})")
 
     def _resume(self) -> None:
-        saved = self.run_dir / "config.yaml"
-        if not saved.exists():
-            raise MissingPathError(f"{saved}: nothing to resume (no config.yaml in the run folder)")
-        diff = recipe_diff(load_resolved_config(saved), self.cfg)
+        diff = recipe_diff(load_resolved_config(self.run_dir / "config.yaml"), self.cfg)
         if diff:
             raise CheckpointError(f"{self.run_dir}: the run was made with another config ({describe_diff(diff)}). A "
                                   "resume continues the run's own recipe to the weights an uninterrupted run reaches, "
@@ -215,7 +211,7 @@ class Trainer:
     def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, Tensor]]:
         """This rank's batches of an epoch, the first `skip` left out (they were done before an interruption)."""
         cfg, ctx = self.cfg, self.ctx
-        self.train_set.set_epoch(epoch)
+        self.train_set.epoch = epoch
         batches = epoch_batches(len(self.train_set), self.batch_size, cfg.run.seed, epoch, ctx.rank, ctx.world_size)
         if not batches[skip:]:
             return iter(())
@@ -237,15 +233,11 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = ac_lr if optimizer in self.iteration.ac_d_optimizers else lr
 
-    def _forked_rng(self) -> AbstractContextManager:
-        """Inside: torch's random state (the CPU's and this run's GPU's) may be drawn from; on exit it is as before."""
-        return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
-
     def _precise_generator_bn(self, epoch: int) -> None:
         """G's BatchNorm statistics recomputed over this epoch's batches (`optim.precise_bn_at_switch`), averaged
         over the processes, on a forked random state so that the run goes on as it would have without this pass."""
         voices = (generator_inputs(batch, self.device)[0] for batch in self._batches(epoch, 0))  # stage 1: no mask
-        with self._forked_rng(), self.iteration.autocast():
+        with torch.random.fork_rng([self.device] if self.device.type == "cuda" else []), self.iteration.autocast():
             update_bn(voices, self.generator)
         stats = (b for name, b in self.generator.named_buffers() if name.endswith(("running_mean", "running_var")))
         average_across_processes(stats)
@@ -316,18 +308,11 @@ class Trainer:
 
     # ---- evaluation, samples, checkpoints ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """G in eval mode on a forked, fixed random state (evaluating never shifts the training stream)."""
-        with self._forked_rng(), eval_mode(self.generator):
-            torch.manual_seed(self.cfg.eval.seed)
-            yield
-
     def evaluate(self) -> dict[str, float] | None:
         """Quick metrics on the validation split, logged; None on ranks other than 0 and without a split."""
         if self.validation is None:
             return None
-        with self._evaluating():
+        with generating(self.generator, self.cfg.eval.seed):
             result = self.validation(self.generator, self.batch_size, self.iteration.autocast)
         values = quick_metrics(result, self.cfg.eval.recall_ks)
         self.logger.log(self.counters.step, self.counters.epoch, values, "val")
@@ -340,7 +325,7 @@ class Trainer:
             return
         samples = self.validation.samples
         voice, mask = generator_inputs(samples, self.device)
-        with self._evaluating(), torch.no_grad(), self.iteration.autocast():
+        with generating(self.generator, self.cfg.eval.seed), self.iteration.autocast():
             images = self.generator(voice, mask).images
         path = self.run_dir / "samples" / f"step_{self.counters.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
@@ -351,7 +336,7 @@ class Trainer:
         resume needs, as plain data (read back with weights_only=True)."""
         if not self.ctx.is_main:
             return []
-        state = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(self.cfg), "num_ids": len(self.train_split),
+        state = {"format": CHECKPOINT_FORMAT, "config": asdict(self.cfg), "num_ids": len(self.train_split),
                  "generator": self.generator.state_dict(), "discriminators": self.discriminators.state_dict(),
                  "g_optimizer": self.iteration.g_optimizer.state_dict(),
                  "d_optimizers": [o.state_dict() for o in self.iteration.d_optimizers],
