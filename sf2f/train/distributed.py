@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -97,7 +98,11 @@ def replica_hashes(ctx: DistContext, *modules: nn.Module) -> list[str]:
 
 def shutdown(ctx: DistContext) -> None:
     """Leave the process group once every rank is done: destroying it while another rank is still on its way can hang
-    (pytorch/pytorch#75097, seen here once on a loaded 2-core machine), so the ranks meet at a barrier first."""
+    (pytorch/pytorch#75097), so the ranks meet at a barrier first. Then a pause without the GIL: gloo's worker thread
+    frees the barrier's work, and the tensors of the collectives it waited for, just after the barrier returns, and
+    needs the GIL to; tearing the group down joins that thread with the GIL held (a deadlock seen, under heavy load,
+    with gdb: ProcessGroupGloo's destructor against ~AsyncBarrierWork)."""
     if ctx.distributed and dist.is_initialized():
         dist.barrier()
+        time.sleep(1.0)
         dist.destroy_process_group()
