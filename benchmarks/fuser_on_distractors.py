@@ -63,9 +63,9 @@ def _train_fuser(cfg, data: Path, run_dir: Path, mean_init: bool) -> Path:
     return run_dir / "checkpoints" / "latest.pt"
 
 
-def _pooled_probes(generator, cfg, splits, scorer) -> dict[tuple[str, int], torch.Tensor]:
+def _pooled_probes(generator, evaluators: list[SplitEvaluator]) -> dict[tuple[str, int], torch.Tensor]:
     """Each (strategy, count)'s probes (draws, speakers, D), the splits concatenated in speaker order."""
-    curves = [segments_curve(SplitEvaluator(s, cfg, scorer), generator, "", SEGMENT_COUNTS, draws=3) for s in splits]
+    curves = [segments_curve(e, generator, "", SEGMENT_COUNTS, draws=3) for e in evaluators]
     pooled = {}
     for key in curves[0].probes:
         parts = [c.probes[key] for c in curves]
@@ -105,10 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     splits = [PreparedData(unseen).split(s) for s in ("train", "val", "test")]
     # the curve's per-split rows test against chance too; only the pooled paired tests below are read here
     cfg = load_config("sf2f_fuser", profile=PROFILE, overrides=[*machine, "eval.chance_permutations=100"])
-    gallery = torch.cat([SplitEvaluator(s, cfg, scorer).gallery for s in splits])
+    evaluators = [SplitEvaluator(s, cfg, scorer) for s in splits]  # the real faces embedded once for every fuser
+    gallery = torch.cat([e.gallery for e in evaluators])
     rows = []
     for name, checkpoint in fusers.items():
-        probes = _pooled_probes(load_generator(checkpoint)[0], cfg, splits, scorer)
+        probes = _pooled_probes(load_generator(checkpoint)[0], evaluators)
         for n in SEGMENT_COUNTS:
             scores = {s: per_identity(probes[s, n], gallery, cfg.eval.recall_method)
                       for s in ("mean", "unit mean", "attention")}

@@ -59,8 +59,9 @@ class SegmentsCurve(NamedTuple):
 
 def segments_curve(evaluator: SplitEvaluator, generator: Generator, model: str, counts: Sequence[int] = SEGMENT_COUNTS,
                    draws: int = 3, strategies: Sequence[str] | None = None) -> SegmentsCurve:
-    """Scores for each strategy (default: all three with a fuser, else the two means) and count, averaged over `draws` (one where no
-    speaker has more segments than the count), seeded by `eval.seed`: the same speech for every model and strategy."""
+    """Scores for each strategy (default: all three with a fuser, else the two means) and count, averaged over `draws`
+    (one where no speaker has more segments than the count), seeded by `eval.seed`: the same speech for every model and
+    strategy."""
     if draws < 1:
         raise UsageError(f"draws must be >= 1, got {draws}")
     if strategies is None:
